@@ -1,0 +1,1 @@
+//! Cleaning: HTML to text, and the one Unicode normaliser both search modes share.

@@ -1,0 +1,40 @@
+//! sealdex: fast full-text search for end-to-end-encrypted mail, chat, drive
+//! and calendar clients, whose index never leaves the device and is
+//! encrypted at rest.
+//!
+//! An E2EE client cannot let its server search, because the server holds only
+//! ciphertext. sealdex lets the client search itself: it fetches messages
+//! through a [`Source`], decrypts them with a [`Decryptor`], cleans HTML and
+//! normalises text ([`clean`]), and seals every record with AES-256-GCM
+//! ([`seal`]) into a local sled store ([`store`]) under a data key wrapped by
+//! the user's passphrase (Argon2id) or a key the app supplies ([`keys`]).
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//!  Source ──fetch──► Decryptor ──► Cleaner ──► Sealer ──► Store (sled)
+//!  source, backends  decrypt, mime  clean      seal        store
+//!                        └──────────── pipeline ────────────┘
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backends;
+pub mod clean;
+pub mod decrypt;
+mod error;
+pub mod keys;
+pub mod mime;
+pub mod pipeline;
+pub mod query;
+pub mod record;
+pub mod seal;
+pub mod source;
+pub mod store;
+
+pub use decrypt::{Body, DecryptError, Decryptor, Message};
+pub use error::{Error, Result};
+pub use keys::{Credential, KdfParams, SecretKey};
+pub use record::{ContentKind, Field, Flags, Record};
+pub use source::{Change, Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken};
+

@@ -1,0 +1,1 @@
+//! The indexing pipeline: fetch, decrypt, clean, seal and write, resumable.
