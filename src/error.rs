@@ -29,6 +29,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `create` was asked for a directory that already holds an index.
+    #[error("an index already exists at {path}; open it instead")]
+    AlreadyExists {
+        /// Directory of the index.
+        path: PathBuf,
+    },
+
     /// The directory exists and holds something that is not a sealdex index.
     #[error("{path} is not empty and holds no sealdex index; choose another directory")]
     NotAnIndex {

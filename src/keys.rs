@@ -195,10 +195,6 @@ impl KekSpec {
         postcard::to_allocvec(self).expect("serialising a KekSpec cannot fail")
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        postcard::from_bytes(bytes).map_err(|_| Error::Corrupt("unreadable KDF parameters".into()))
-    }
-
     /// Derives the key-encryption key. A credential of the other kind than
     /// the one the index was made with is a wrong key.
     fn kek(&self, cred: &Credential) -> Result<SecretKey> {

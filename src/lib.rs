@@ -38,3 +38,4 @@ pub use keys::{Credential, KdfParams, SecretKey};
 pub use record::{ContentKind, Field, Flags, Record};
 pub use source::{Change, Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken};
 
+pub use store::Store;

@@ -1,1 +1,676 @@
-//! The sealed store on sled.
+//! The sealed store: one sled database per index, holding clear key-wrapping
+//! parameters and sealed everything else.
+//!
+//! # Layout
+//!
+//! * `keyring`, a small file in clear, holds only what must be read before
+//!   the index is unlocked: the format version, the key-derivation spec
+//!   (Argon2id parameters and salt, or "app key") and the wrapped data key.
+//!   It lives outside sled because sled writes to its files whenever it
+//!   opens them; keeping the keyring apart means a wrong passphrase is
+//!   rejected before the database is touched, so it changes nothing on
+//!   disk. It is replaced atomically (write, fsync, rename, fsync).
+//! * `db/`, the sled database, whose tree `sealed` holds every other
+//!   record, each sealed with [`crate::seal`] under a purpose key, at a key
+//!   made of one kind byte and a keyed MAC:
+//!
+//! | kind byte | key                     | value (sealed)                      |
+//! |-----------|-------------------------|-------------------------------------|
+//! | `D`       | MAC(source, message id) | the [`Record`]                      |
+//! | `F`       | MAC(source, message id) | a [`Failure`] awaiting retry        |
+//! | `C`       | MAC(label, source)      | a [`Checkpoint`] of a source        |
+//! | `M`       | `manifest`              | the [`Manifest`]: counts, generation|
+//!
+//! Why one tree rather than one per kind: sled applies a batch atomically
+//! only within one tree, and a batch of documents must land together with
+//! its checkpoint, its failures and the manifest's count. A crash then
+//! leaves either all of a batch or none of it, so the manifest always
+//! agrees with the records and a mismatch means tampering, not a torn write.
+//!
+//! Message ids and source names never reach the disk in clear: the keys are
+//! HMACs, and the records themselves carry the ids sealed.
+//!
+//! # Concurrency
+//!
+//! A `Store` is `Send + Sync`; readers (searches) run while one writer (the
+//! pipeline) applies batches. Another process, or a second `Store` on the same
+//! directory in this process, gets [`Error::InUse`] from an OS file lock.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+use crate::error::{Error, Result};
+use crate::keys::{Credential, DOC_KEY_LEN, KdfParams, KekSpec, Keys, SecretKey};
+use crate::record::{self, Record};
+use crate::seal::RecordKind;
+use crate::source::{Cursor, MessageRef, SyncToken};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+const KEYRING_FILE: &str = "keyring";
+const KEYRING_MAGIC: &[u8; 8] = b"SEALDEX\0";
+const LOCK_FILE: &str = "sealdex.lock";
+const DB_DIR: &str = "db";
+
+const P_DOC: u8 = b'D';
+const P_FAILURE: u8 = b'F';
+const P_CHECKPOINT: u8 = b'C';
+const P_MANIFEST: u8 = b'M';
+const MANIFEST_KEY: &[u8] = b"Mmanifest";
+
+/// The key of a document in the store: a kind byte and a keyed MAC of its
+/// source and id. Opaque; get one from [`Store::doc_key`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocKey([u8; 1 + DOC_KEY_LEN]);
+
+impl DocKey {
+    /// The raw bytes, as stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn with_prefix(prefix: u8, mac: [u8; DOC_KEY_LEN]) -> Self {
+        let mut k = [0u8; 1 + DOC_KEY_LEN];
+        k[0] = prefix;
+        k[1..].copy_from_slice(&mac);
+        DocKey(k)
+    }
+
+    fn failure_key(&self) -> DocKey {
+        let mut k = self.0;
+        k[0] = P_FAILURE;
+        DocKey(k)
+    }
+
+    /// Reads a document key back from stored bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 1 + DOC_KEY_LEN] = bytes.try_into().ok()?;
+        (arr[0] == P_DOC).then_some(DocKey(arr))
+    }
+}
+
+/// A message that could not be indexed, kept (sealed) for retry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Source name.
+    pub source: String,
+    /// The reference to fetch it again.
+    pub message: MessageRef,
+    /// Stable reason name (`malformed`, `fetch`, `too-large`, ...).
+    pub reason: String,
+    /// Human-readable detail.
+    pub detail: String,
+    /// How many times it failed so far.
+    pub attempts: u32,
+    /// Unix seconds of the last attempt.
+    pub last_attempt: i64,
+    /// Unix seconds before which it is not retried.
+    pub retry_after: i64,
+}
+
+/// Where indexing of one source stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Listing position after the last stored batch; `None` before the first.
+    pub cursor: Option<Cursor>,
+    /// The source's state when the full listing began; once the listing is
+    /// done, changes are asked for since this token.
+    pub token_at_start: Option<SyncToken>,
+    /// Set once a full listing has completed: later runs ask for changes.
+    pub synced: Option<SyncToken>,
+    /// Messages stored from this source so far in the current listing.
+    pub done: u64,
+}
+
+/// Counts that let `verify` notice records that vanished.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Number of documents.
+    pub documents: u64,
+    /// Number of recorded failures.
+    pub failures: u64,
+    /// Incremented with every applied batch.
+    pub generation: u64,
+}
+
+/// A set of changes applied atomically and durably by [`Store::apply`].
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    puts: Vec<(DocKey, Vec<u8>)>,
+    deletes: Vec<DocKey>,
+    failures: Vec<(DocKey, Failure)>,
+    checkpoint: Option<(String, Checkpoint)>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Upserts a sealed document (from [`Store::seal_record`]); clears any failure recorded for it.
+    pub fn put(&mut self, key: DocKey, sealed: Vec<u8>) {
+        self.puts.push((key, sealed));
+    }
+    /// Deletes a document and any failure recorded for it.
+    pub fn delete(&mut self, key: DocKey) {
+        self.deletes.push(key);
+    }
+    /// Records a failure for the message (replacing an earlier one).
+    pub fn fail(&mut self, key: DocKey, failure: Failure) {
+        self.failures.push((key, failure));
+    }
+    /// Saves a source's checkpoint with this batch.
+    pub fn checkpoint(&mut self, source: &str, cp: Checkpoint) {
+        self.checkpoint = Some((source.to_owned(), cp));
+    }
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.failures.is_empty()
+            && self.checkpoint.is_none()
+    }
+    /// Number of document upserts.
+    pub fn puts(&self) -> usize {
+        self.puts.len()
+    }
+}
+
+/// What [`Store::verify`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Documents that authenticated and decoded.
+    pub documents_ok: u64,
+    /// Other sealed records (failures, checkpoints, manifest) that authenticated.
+    pub other_ok: u64,
+    /// One line per problem; empty when the store is intact.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every record authenticated and the counts agree.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// An open, unlocked index store.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    sealed: sled::Tree,
+    keys: Keys,
+    // Held for the store's lifetime: the OS lock that keeps other processes out.
+    _lock: File,
+    // Serialises writers, so the manifest's read-modify-write is consistent.
+    write_lock: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+fn is_index_dir(path: &Path) -> bool {
+    path.join(KEYRING_FILE).is_file()
+}
+
+fn open_db(path: &Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(path.join(DB_DIR))
+        .cache_capacity(64 << 20)
+        .open()
+        .map_err(Error::from)
+}
+
+/// The clear part of an index: what unlocking needs.
+#[derive(Serialize, Deserialize)]
+struct Keyring {
+    format: u32,
+    kek: KekSpec,
+    wrapped: Vec<u8>,
+}
+
+impl Keyring {
+    fn read(path: &Path) -> Result<Keyring> {
+        let file = path.join(KEYRING_FILE);
+        let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        let body = bytes
+            .strip_prefix(KEYRING_MAGIC)
+            .ok_or_else(|| Error::Corrupt("the keyring file has no sealdex header".into()))?;
+        // The format version leads the body, so that a future layout can be
+        // told apart from a damaged one.
+        let format = body
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| Error::Corrupt("the keyring file is truncated".into()))?;
+        if format != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                found: format,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let (kek, wrapped): (KekSpec, Vec<u8>) = postcard::from_bytes(&body[4..])
+            .map_err(|_| Error::Corrupt("the keyring file is unreadable".into()))?;
+        Ok(Keyring {
+            format,
+            kek,
+            wrapped,
+        })
+    }
+
+    /// Replaces the keyring file atomically and durably.
+    fn write(&self, path: &Path) -> Result<()> {
+        let mut bytes = KEYRING_MAGIC.to_vec();
+        bytes.extend_from_slice(&self.format.to_le_bytes());
+        bytes.extend_from_slice(
+            &postcard::to_allocvec(&(&self.kek, &self.wrapped))
+                .map_err(|e| Error::Corrupt(format!("cannot encode the keyring: {e}")))?,
+        );
+        let tmp = path.join(format!("{KEYRING_FILE}.tmp"));
+        let dst = path.join(KEYRING_FILE);
+        {
+            use std::io::Write;
+            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        if let Ok(d) = File::open(path) {
+            // Make the rename itself durable; not all platforms allow this.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Creates a new index in `path` (created if missing, or empty) and
+    /// unlocks it with `cred`. Fails if an index is already there.
+    pub fn create(path: &Path, cred: &Credential, kdf: KdfParams) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let lock = lock_dir(path)?;
+        if is_index_dir(path) {
+            return Err(Error::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        let foreign = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name() != LOCK_FILE && e.file_name() != DB_DIR);
+        if foreign {
+            return Err(Error::NotAnIndex {
+                path: path.to_owned(),
+            });
+        }
+        // A `db` directory without a keyring is a creation that crashed
+        // before its keyring landed: nothing in it can ever be unlocked.
+        let stale = path.join(DB_DIR);
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+        }
+        let data_key = SecretKey::random()?;
+        let kek = KekSpec::new_for(cred, kdf)?;
+        let wrapped = kek.wrap(cred, &data_key)?;
+        let db = open_db(path)?;
+        Keyring {
+            format: FORMAT_VERSION,
+            kek,
+            wrapped,
+        }
+        .write(path)?;
+        info!(path = %path.display(), "created index");
+        Self::finish_open(path, db, data_key, lock)
+    }
+
+    /// Opens and unlocks the index in `path`.
+    ///
+    /// A wrong credential gives [`Error::WrongKey`] before the database is
+    /// opened, so it changes nothing on disk.
+    pub fn open(path: &Path, cred: &Credential) -> Result<Store> {
+        if !is_index_dir(path) {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let lock = lock_dir(path)?;
+        let keyring = Keyring::read(path)?;
+        let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
+        let db = open_db(path)?;
+        debug!(path = %path.display(), "unlocked index");
+        Self::finish_open(path, db, data_key, lock)
+    }
+
+    /// Opens the index in `path`, creating it first if there is none.
+    /// Returns the store and whether it was created.
+    pub fn open_or_create(path: &Path, cred: &Credential, kdf: KdfParams) -> Result<(Store, bool)> {
+        if is_index_dir(path) {
+            Ok((Self::open(path, cred)?, false))
+        } else {
+            Ok((Self::create(path, cred, kdf)?, true))
+        }
+    }
+
+    fn finish_open(path: &Path, db: sled::Db, data_key: SecretKey, lock: File) -> Result<Store> {
+        let sealed = db.open_tree("sealed")?;
+        Ok(Store {
+            path: path.to_owned(),
+            db,
+            sealed,
+            keys: Keys::derive(data_key),
+            _lock: lock,
+            write_lock: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The index directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-wraps the data key under a new credential. Nothing else is
+    /// re-encrypted; the old credential stops working once this returns.
+    pub fn change_credential(&self, new: &Credential, kdf: KdfParams) -> Result<()> {
+        let kek = KekSpec::new_for(new, kdf)?;
+        let wrapped = kek.wrap(new, &self.keys.data)?;
+        Keyring {
+            format: FORMAT_VERSION,
+            kek,
+            wrapped,
+        }
+        .write(&self.path)?;
+        info!("credential changed; data key re-wrapped");
+        Ok(())
+    }
+
+    /// The store key of a message.
+    pub fn doc_key(&self, source: &str, id: &str) -> DocKey {
+        DocKey::with_prefix(P_DOC, self.keys.id_mac.doc_key(source, id))
+    }
+
+    /// Encodes and seals a record: the CPU-heavy part of a write, safe to run
+    /// on many threads at once.
+    pub fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
+        let key = self.doc_key(&record.source, &record.id);
+        let sealed = self
+            .keys
+            .documents
+            .seal(RecordKind::Document, key.as_bytes(), &record::encode(record));
+        (key, sealed)
+    }
+
+    /// Authenticates and decodes one stored document.
+    pub fn open_record(&self, key: &[u8], sealed: &[u8]) -> Result<Record> {
+        let plain = self
+            .keys
+            .documents
+            .open(RecordKind::Document, key, sealed)
+            .map_err(|e| e.into_error(RecordKind::Document))?;
+        record::decode(&plain)
+    }
+
+    /// Reads one message's record.
+    pub fn get(&self, source: &str, id: &str) -> Result<Option<Record>> {
+        let key = self.doc_key(source, id);
+        self.get_by_key(&key)
+    }
+
+    /// Reads a record by its store key.
+    pub fn get_by_key(&self, key: &DocKey) -> Result<Option<Record>> {
+        match self.sealed.get(key.as_bytes())? {
+            Some(v) => self.open_record(key.as_bytes(), &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Iterates over the sealed documents, unopened: `(key, envelope)` pairs
+    /// to open with [`Store::open_record`], for example in parallel.
+    pub fn sealed_documents(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
+        self.sealed
+            .scan_prefix([P_DOC])
+            .map(|r| r.map_err(Error::from))
+    }
+
+    /// Iterates over every record, authenticating each.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record>> + '_ {
+        self.sealed_documents()
+            .map(move |r| r.and_then(|(k, v)| self.open_record(&k, &v)))
+    }
+
+    /// Number of stored documents, from the sealed manifest.
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.manifest()?.documents)
+    }
+
+    /// Whether no document is stored.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The sealed manifest (all zero in a new store).
+    pub fn manifest(&self) -> Result<Manifest> {
+        match self.sealed.get(MANIFEST_KEY)? {
+            None => Ok(Manifest::default()),
+            Some(v) => self.open_state(RecordKind::Manifest, MANIFEST_KEY, &v),
+        }
+    }
+
+    fn open_state<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: RecordKind,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<T> {
+        let plain = self
+            .keys
+            .state
+            .open(kind, key, sealed)
+            .map_err(|e| e.into_error(kind))?;
+        postcard::from_bytes(&plain)
+            .map_err(|_| Error::Corrupt(format!("undecodable {} record", kind.name())))
+    }
+
+    fn seal_state<T: Serialize>(&self, kind: RecordKind, key: &[u8], value: &T) -> Vec<u8> {
+        let plain = postcard::to_allocvec(value).expect("serialising state cannot fail");
+        self.keys.state.seal(kind, key, &plain)
+    }
+
+    fn checkpoint_key(&self, source: &str) -> Vec<u8> {
+        let mut k = vec![P_CHECKPOINT];
+        k.extend_from_slice(&self.keys.id_mac.state_key("checkpoint", source));
+        k
+    }
+
+    /// The checkpoint of a source, if it has one.
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Checkpoint>> {
+        let key = self.checkpoint_key(source);
+        match self.sealed.get(&key)? {
+            None => Ok(None),
+            Some(v) => self.open_state(RecordKind::Checkpoint, &key, &v).map(Some),
+        }
+    }
+
+    /// The failure recorded for a message, if any.
+    pub fn failure(&self, key: &DocKey) -> Result<Option<Failure>> {
+        let fk = key.failure_key();
+        match self.sealed.get(fk.as_bytes())? {
+            None => Ok(None),
+            Some(v) => self
+                .open_state(RecordKind::Failure, fk.as_bytes(), &v)
+                .map(Some),
+        }
+    }
+
+    /// Every recorded failure.
+    pub fn failures(&self) -> Result<Vec<Failure>> {
+        self.sealed
+            .scan_prefix([P_FAILURE])
+            .map(|r| {
+                let (k, v) = r?;
+                self.open_state(RecordKind::Failure, &k, &v)
+            })
+            .collect()
+    }
+
+    /// Applies a batch atomically, then flushes it to disk: once this
+    /// returns, the batch survives a crash.
+    pub fn apply(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut manifest = self.manifest()?;
+        let mut b = sled::Batch::default();
+        for (key, sealed) in batch.puts {
+            if !self.sealed.contains_key(key.as_bytes())? {
+                manifest.documents += 1;
+            }
+            let fk = key.failure_key();
+            if self.sealed.contains_key(fk.as_bytes())? {
+                manifest.failures = manifest.failures.saturating_sub(1);
+                b.remove(fk.as_bytes());
+            }
+            b.insert(key.as_bytes(), sealed);
+        }
+        for key in batch.deletes {
+            if self.sealed.contains_key(key.as_bytes())? {
+                manifest.documents = manifest.documents.saturating_sub(1);
+                b.remove(key.as_bytes());
+            }
+            let fk = key.failure_key();
+            if self.sealed.contains_key(fk.as_bytes())? {
+                manifest.failures = manifest.failures.saturating_sub(1);
+                b.remove(fk.as_bytes());
+            }
+        }
+        for (key, failure) in batch.failures {
+            let fk = key.failure_key();
+            if !self.sealed.contains_key(fk.as_bytes())? {
+                manifest.failures += 1;
+            }
+            b.insert(
+                fk.as_bytes(),
+                self.seal_state(RecordKind::Failure, fk.as_bytes(), &failure),
+            );
+        }
+        if let Some((source, cp)) = batch.checkpoint {
+            let key = self.checkpoint_key(&source);
+            let sealed = self.seal_state(RecordKind::Checkpoint, &key, &cp);
+            b.insert(key, sealed);
+        }
+        manifest.generation += 1;
+        b.insert(
+            MANIFEST_KEY,
+            self.seal_state(RecordKind::Manifest, MANIFEST_KEY, &manifest),
+        );
+        self.sealed.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Authenticates every sealed record and checks the manifest's counts.
+    pub fn verify(&self) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        let manifest = match self.manifest() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                report.problems.push(format!("manifest: {e}"));
+                None
+            }
+        };
+        let (mut docs, mut failures) = (0u64, 0u64);
+        for item in self.sealed.iter() {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    report.problems.push(format!("database: {e}"));
+                    break;
+                }
+            };
+            let result = match k.first() {
+                Some(&P_DOC) => {
+                    docs += 1;
+                    self.open_record(&k, &v).map(|_| true)
+                }
+                Some(&P_FAILURE) => {
+                    failures += 1;
+                    self.open_state::<Failure>(RecordKind::Failure, &k, &v)
+                        .map(|_| false)
+                }
+                Some(&P_CHECKPOINT) => self
+                    .open_state::<Checkpoint>(RecordKind::Checkpoint, &k, &v)
+                    .map(|_| false),
+                Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
+                _ => Err(Error::Corrupt("record with an unknown key".into())),
+            };
+            match result {
+                Ok(true) => report.documents_ok += 1,
+                Ok(false) => report.other_ok += 1,
+                Err(e) => report.problems.push(e.to_string()),
+            }
+        }
+        if let Some(m) = manifest {
+            report.other_ok += 1;
+            if m.documents != docs {
+                report.problems.push(format!(
+                    "the manifest counts {} documents but {} are stored: records were removed or added outside sealdex",
+                    m.documents, docs
+                ));
+            }
+            if m.failures != failures {
+                report.problems.push(format!(
+                    "the manifest counts {} failures but {} are stored",
+                    m.failures, failures
+                ));
+            }
+        }
+        report
+    }
+
+    /// Bytes the index occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            rd.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.path)
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

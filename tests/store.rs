@@ -1,0 +1,274 @@
+//! The sealed store: unlocking, re-wrapping, exclusive access, and tamper
+//! detection at the level of sled's own trees (an attacker who can rewrite
+//! the database consistently, not just flip bytes in its files).
+
+use std::path::Path;
+
+use sealdex::store::{DocKey, WriteBatch};
+use sealdex::{Credential, Error, Flags, KdfParams, Record, SecretKey, Store};
+
+fn record(id: &str, body: &str) -> Record {
+    Record {
+        id: id.into(),
+        source: "test".into(),
+        timestamp: Some(1_700_000_000),
+        subject: format!("subject of {id}"),
+        body: body.into(),
+        from: "Alice <alice@example.org>".into(),
+        to: "Bob <bob@example.org>".into(),
+        folders: vec!["INBOX".into()],
+        flags: Flags::UNREAD,
+        ..Record::default()
+    }
+}
+
+fn fast() -> KdfParams {
+    KdfParams::insecure_fast()
+}
+
+fn put(store: &Store, records: &[Record]) {
+    let mut b = WriteBatch::new();
+    for r in records {
+        let (k, v) = store.seal_record(r);
+        b.put(k, v);
+    }
+    store.apply(b).unwrap();
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        if e.ends_with("sealdex.lock") {
+            continue;
+        }
+        out.push((e.display().to_string(), std::fs::read(&e).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn create_open_round_trip_and_upsert() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    put(&store, &[record("a", "one"), record("b", "two")]);
+    put(&store, &[record("a", "one, edited")]);
+    assert_eq!(store.len().unwrap(), 2);
+    drop(store);
+
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert_eq!(store.get("test", "a").unwrap().unwrap().body, "one, edited");
+    assert_eq!(store.records().count(), 2);
+    assert!(store.verify().is_ok());
+}
+
+#[test]
+fn wrong_passphrase_is_typed_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path(), &Credential::passphrase("right"), fast()).unwrap();
+    put(&store, &[record("a", "one")]);
+    drop(store);
+    let before = snapshot(dir.path());
+    let err = Store::open(dir.path(), &Credential::passphrase("wrong")).unwrap_err();
+    assert!(matches!(err, Error::WrongKey), "{err:?}");
+    let err = Store::open(
+        dir.path(),
+        &Credential::AppKey(SecretKey::from_bytes([1; 32])),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::WrongKey), "{err:?}");
+    assert!(!err.to_string().contains("right"));
+    assert!(before == snapshot(dir.path()), "a failed unlock wrote to disk");
+}
+
+#[test]
+fn change_credential_rewraps_without_reencrypting() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = Credential::passphrase("old");
+    let store = Store::create(dir.path(), &old, fast()).unwrap();
+    put(&store, &[record("a", "one")]);
+    let sealed_before: Vec<_> = store.sealed_documents().map(|r| r.unwrap()).collect();
+    let new = Credential::passphrase("new");
+    store.change_credential(&new, fast()).unwrap();
+    let sealed_after: Vec<_> = store.sealed_documents().map(|r| r.unwrap()).collect();
+    assert_eq!(sealed_before, sealed_after, "documents were re-encrypted");
+    drop(store);
+    assert!(matches!(Store::open(dir.path(), &old), Err(Error::WrongKey)));
+    let store = Store::open(dir.path(), &new).unwrap();
+    assert_eq!(store.get("test", "a").unwrap().unwrap().body, "one");
+    // And to an app key.
+    let app = Credential::AppKey(SecretKey::from_bytes([7; 32]));
+    store.change_credential(&app, fast()).unwrap();
+    drop(store);
+    assert!(matches!(Store::open(dir.path(), &new), Err(Error::WrongKey)));
+    assert!(Store::open(dir.path(), &app).is_ok());
+}
+
+#[test]
+fn second_open_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let _store = Store::create(dir.path(), &cred, fast()).unwrap();
+    let err = Store::open(dir.path(), &cred).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+}
+
+#[test]
+fn missing_foreign_and_future_format_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let err = Store::open(&dir.path().join("nope"), &cred).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("thesis.txt"), b"precious").unwrap();
+    let err = Store::create(foreign.path(), &cred, fast()).unwrap_err();
+    assert!(matches!(err, Error::NotAnIndex { .. }), "{err:?}");
+
+    drop(Store::create(dir.path(), &cred, fast()).unwrap());
+    {
+        let keyring = dir.path().join("keyring");
+        let mut bytes = std::fs::read(&keyring).unwrap();
+        bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+        std::fs::write(&keyring, bytes).unwrap();
+    }
+    let err = Store::open(dir.path(), &cred).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedFormat {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// Rewrites the sealed tree behind the store's back.
+fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir.join("db")).unwrap();
+    let t = db.open_tree("sealed").unwrap();
+    f(&t);
+    db.flush().unwrap();
+}
+
+fn doc_entries(t: &sled::Tree) -> Vec<(sled::IVec, sled::IVec)> {
+    t.scan_prefix(b"D").map(|r| r.unwrap()).collect()
+}
+
+fn tampered_store(f: impl FnOnce(&sled::Tree)) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    put(
+        &store,
+        &[
+            record("a", "alpha body"),
+            record("b", "bravo body"),
+            record("c", "charlie"),
+        ],
+    );
+    drop(store);
+    tamper(dir.path(), f);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    (dir, store)
+}
+
+fn assert_tampered(store: &Store) {
+    let report = store.verify();
+    assert!(!report.is_ok(), "verify missed the tampering");
+    let errors: Vec<_> = store.records().filter_map(|r| r.err()).collect();
+    assert!(!errors.is_empty(), "reads missed the tampering");
+    for e in errors {
+        assert!(matches!(e, Error::Tampered { .. }), "{e:?}");
+    }
+}
+
+#[test]
+fn swapped_values_fail_authentication() {
+    let (_d, store) = tampered_store(|t| {
+        let e = doc_entries(t);
+        t.insert(&e[0].0, e[1].1.clone()).unwrap();
+        t.insert(&e[1].0, e[0].1.clone()).unwrap();
+    });
+    assert_tampered(&store);
+}
+
+#[test]
+fn flipped_byte_fails_authentication() {
+    for pos in [0usize, 5, 20, usize::MAX] {
+        let (_d, store) = tampered_store(|t| {
+            let e = doc_entries(t);
+            let mut v = e[0].1.to_vec();
+            let i = pos.min(v.len() - 1);
+            v[i] ^= 0x01;
+            t.insert(&e[0].0, v).unwrap();
+        });
+        assert_tampered(&store);
+    }
+}
+
+#[test]
+fn truncated_value_fails_authentication() {
+    for keep in [0usize, 10, 29, 40] {
+        let (_d, store) = tampered_store(|t| {
+            let e = doc_entries(t);
+            let v = e[0].1.to_vec();
+            t.insert(&e[0].0, &v[..keep.min(v.len() - 1)]).unwrap();
+        });
+        assert_tampered(&store);
+    }
+}
+
+#[test]
+fn removed_or_replayed_record_is_noticed_by_verify() {
+    // A record deleted behind the store's back: every remaining record
+    // authenticates, but the sealed manifest's count disagrees.
+    let (_d, store) = tampered_store(|t| {
+        let e = doc_entries(t);
+        t.remove(&e[0].0).unwrap();
+    });
+    let report = store.verify();
+    assert!(!report.is_ok());
+    assert!(report.problems[0].contains("manifest"), "{report:?}");
+
+    // A record copied to a key that never held it.
+    let (_d, store) = tampered_store(|t| {
+        let e = doc_entries(t);
+        let mut k = e[0].0.to_vec();
+        k[5] ^= 0xff;
+        t.insert(k, e[0].1.clone()).unwrap();
+    });
+    assert!(!store.verify().is_ok());
+}
+
+#[test]
+fn delete_and_failure_bookkeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path(), &Credential::passphrase("pw"), fast()).unwrap();
+    put(&store, &[record("a", "one"), record("b", "two")]);
+    let mut b = WriteBatch::new();
+    b.delete(store.doc_key("test", "a"));
+    b.delete(store.doc_key("test", "never-stored"));
+    store.apply(b).unwrap();
+    assert_eq!(store.len().unwrap(), 1);
+    assert!(store.get("test", "a").unwrap().is_none());
+    let k: DocKey = store.doc_key("test", "b");
+    assert_eq!(DocKey::from_bytes(k.as_bytes()), Some(k));
+    assert!(store.verify().is_ok());
+}
