@@ -109,11 +109,7 @@ impl Tree {
         let rel = locator_path(&r.locator).ok_or_else(|| fail("invalid locator".to_string()))?;
         let (bytes, version) =
             read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
-        let folder = rel
-            .parent()
-            .map(relative_bytes)
-            .filter(|p| !p.is_empty())
-            .map(|p| String::from_utf8_lossy(&p).into_owned());
+        let folder = parent_folder(&rel);
         Ok(RawMessage {
             id: r.id.clone(),
             bytes,
@@ -199,11 +195,7 @@ fn scan(root: &Path) -> Result<Snapshot, SourceError> {
         };
         let locator = relative_bytes(rel);
         let id = String::from_utf8_lossy(&locator).into_owned();
-        let folder = rel
-            .parent()
-            .map(relative_bytes)
-            .filter(|p| !p.is_empty())
-            .map(|p| String::from_utf8_lossy(&p).into_owned());
+        let folder = parent_folder(rel);
         entries.push(Entry {
             key: locator.clone(),
             id,
@@ -222,4 +214,12 @@ fn scan(root: &Path) -> Result<Snapshot, SourceError> {
         format!("{}#{hex}", e.id)
     });
     Ok(Snapshot::new(entries))
+}
+
+/// The folder of a file: its relative parent directory, `None` at the root.
+fn parent_folder(rel: &Path) -> Option<String> {
+    rel.parent()
+        .map(relative_bytes)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
 }
