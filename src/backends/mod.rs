@@ -1,1 +1,228 @@
 //! Real message sources: Maildir, mbox and a directory tree of RFC 822 files.
+//!
+//! Each backend implements [`Source`] over local files:
+//!
+//! | backend | message id | version | folder | flags |
+//! |---|---|---|---|---|
+//! | [`Tree`] | path relative to the root | size + mtime | parent directory | none |
+//! | [`Maildir`] | the Maildir unique name | size + mtime | `INBOX`, `Sent`, `Archive/2020` | from the file name |
+//! | [`Mbox`] | the Message-ID | content hash | none | none (in the headers) |
+//!
+//! [`open_path`] picks the right one for a path.
+//!
+//! # How listing, tokens and changes work
+//!
+//! A backend walks its files once per listing pass (a [`Source::list`] call
+//! without a cursor), sorts what it found by a stable key and caches that
+//! snapshot; later pages are cut from the cache, so paging through 6,000 files
+//! 256 at a time walks the tree once, not 24 times. The cursor is the key of
+//! the last message handed out, so a pass resumed in a new process (with no
+//! cache) walks once and continues exactly after it.
+//!
+//! [`Source::sync_token`] is the same snapshot (id, locator, version, folder,
+//! flags of every message), postcard-encoded; [`Source::changes`] takes a
+//! fresh snapshot and diffs the two with one rule set shared by all three
+//! backends (see `snapshot.rs`). Files have no change journal, so a full
+//! comparison is the only way to see deletions and renames; it costs one
+//! directory walk (or one read of the mbox), which is cheap next to indexing.
+//!
+//! # Failure policy
+//!
+//! A message that cannot be read (vanished, unreadable, larger than
+//! `max_message_bytes`) is an `Err` entry of [`Source::fetch`], never a failed
+//! batch. A listing that cannot be completed (root missing, a directory that
+//! cannot be read) fails as a whole instead of returning a partial list:
+//! a partial list would make [`Source::changes`] report every missing message
+//! as deleted, and an unmounted disk would empty the index.
+
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use crate::source::{Source, SourceError};
+
+pub mod maildir;
+pub mod mbox;
+mod snapshot;
+pub mod tree;
+
+pub use maildir::Maildir;
+pub use mbox::Mbox;
+pub use tree::Tree;
+
+/// The default largest message a backend will fetch: 64 MiB.
+///
+/// Mail servers commonly cap messages at 25–50 MB; anything bigger in a mail
+/// store is almost certainly not text worth indexing, and reading it whole
+/// into memory (as the decryptor needs) could exhaust a phone's RAM. Each
+/// backend has `with_max_message_bytes` to change it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
+/// Opens the right backend for `path`:
+///
+/// - a directory with `cur/` and `new/` subdirectories: [`Maildir`];
+/// - a regular file: [`Mbox`];
+/// - any other directory: [`Tree`].
+///
+/// The source's [`Source::name`] is the backend kind and the canonical
+/// absolute path (`maildir:/home/me/Maildir`), so the same mailbox reached
+/// through a different relative path or symlink keeps its name, and with it
+/// its records and checkpoints in the index.
+///
+/// ```no_run
+/// use sealdex::Source;
+///
+/// let mut source = sealdex::backends::open_path(std::path::Path::new("/home/me/Maildir"))?;
+/// let page = source.list(None, 256)?;
+/// let messages = source.fetch(&page.refs);
+/// println!("{}: {} of {:?} messages", source.name(), messages.len(), page.total);
+/// # Ok::<(), sealdex::SourceError>(())
+/// ```
+pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
+    let meta = fs::metadata(path).map_err(|e| io_error("cannot open", path, &e))?;
+    if meta.is_file() {
+        Ok(Box::new(Mbox::open(path)?))
+    } else if meta.is_dir() {
+        if path.join("cur").is_dir() && path.join("new").is_dir() {
+            Ok(Box::new(Maildir::open(path)?))
+        } else {
+            Ok(Box::new(Tree::open(path)?))
+        }
+    } else {
+        Err(SourceError(format!(
+            "{} is neither a regular file nor a directory",
+            path.display()
+        )))
+    }
+}
+
+/// A [`SourceError`] naming the path and the operation.
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> SourceError {
+    SourceError(format!("{what} {}: {e}", path.display()))
+}
+
+/// Canonicalises `path` and checks it is what the backend expects, for
+/// `open`. Returns the canonical path and the source name `"{kind}:{path}"`.
+fn canonical_root(
+    kind: &str,
+    path: &Path,
+    want_dir: bool,
+) -> Result<(PathBuf, String), SourceError> {
+    let root = fs::canonicalize(path).map_err(|e| io_error("cannot open", path, &e))?;
+    let meta = fs::metadata(&root).map_err(|e| io_error("cannot open", &root, &e))?;
+    if want_dir && !meta.is_dir() {
+        return Err(SourceError(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    if !want_dir && !meta.is_file() {
+        return Err(SourceError(format!(
+            "{} is not a regular file",
+            root.display()
+        )));
+    }
+    let name = format!("{kind}:{}", root.display());
+    Ok((root, name))
+}
+
+/// Fails when the root of a listing has gone (see the module's failure
+/// policy: an empty listing would read as "everything deleted").
+fn check_root(root: &Path, want_dir: bool) -> Result<(), SourceError> {
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() == want_dir => Ok(()),
+        Ok(_) => Err(SourceError(format!("{} changed type", root.display()))),
+        Err(e) => Err(io_error("cannot list", root, &e)),
+    }
+}
+
+/// The version of a file: its size and modification time in nanoseconds.
+/// Writing a file changes one or the other; renaming it (a Maildir flag
+/// change, a move) changes neither, which is what lets a move be told from
+/// an edit.
+fn file_version(meta: &Metadata) -> String {
+    let nanos: i128 = match meta.modified() {
+        Ok(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        },
+        Err(_) => 0,
+    };
+    format!("{}-{nanos}", meta.len())
+}
+
+/// The raw bytes of a relative path, components joined by `/`, for keys and
+/// locators. Exact even when a name is not UTF-8.
+fn relative_bytes(rel: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, c) in rel.components().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(c.as_os_str().as_encoded_bytes());
+    }
+    out
+}
+
+/// The relative path a locator names, refusing anything that could leave
+/// the root (absolute paths, `..`): locators come back from storage, and a
+/// source must never read outside the directory it was given.
+fn locator_path(locator: &[u8]) -> Option<PathBuf> {
+    #[cfg(unix)]
+    let path = {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(locator))
+    };
+    #[cfg(not(unix))]
+    let path = PathBuf::from(std::str::from_utf8(locator).ok()?);
+    let safe = !locator.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
+    safe.then_some(path)
+}
+
+/// Reads a whole message file, refusing non-regular files and files larger
+/// than `max` without reading them. Returns the bytes and the version of the
+/// file that was read.
+fn read_file_limited(path: &Path, max: u64) -> Result<(Vec<u8>, String), String> {
+    // Stat before opening: opening a FIFO that replaced a message would block.
+    let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(too_large(meta.len(), max));
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    let mut bytes = Vec::with_capacity(meta.len().min(max) as usize);
+    // `take` bounds the read even if the file grows after the size check.
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64, max));
+    }
+    Ok((bytes, file_version(&meta)))
+}
+
+/// The reason given for a message over the size limit.
+fn too_large(size: u64, max: u64) -> String {
+    format!("message of {size} bytes exceeds the {max}-byte limit (max_message_bytes); not read")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_cannot_escape_the_root() {
+        assert!(locator_path(b"a/b.eml").is_some());
+        assert!(locator_path(b"").is_none());
+        assert!(locator_path(b"../etc/passwd").is_none());
+        assert!(locator_path(b"a/../../b").is_none());
+        assert!(locator_path(b"/etc/passwd").is_none());
+        assert!(locator_path(b"./a").is_none());
+    }
+}

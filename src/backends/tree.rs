@@ -1,0 +1,225 @@
+//! The directory-tree backend: every regular file under a root is one RFC 822
+//! message, whatever its extension.
+//!
+//! This is the shape of exported mail (a folder of `.eml` files) and of test
+//! corpora such as SpamAssassin's (`<group>/<n>.<md5>.txt`). Files may start
+//! with an mbox `From ` line; the message parser deals with that, this
+//! backend only delivers bytes.
+//!
+//! - **id**: the path relative to the root, with `/` separators
+//!   (`spam-2/00001.7ce3307b56dbc6e7d3ef2e3e3fb01e1f.txt`). A name that is not
+//!   UTF-8 appears lossily converted in the id, while the locator keeps the
+//!   exact bytes so the file can still be read; should two such names convert
+//!   to the same id, the later one gets `#` and the hex of its raw path
+//!   appended.
+//! - **order**: by relative path, byte order, so it is the same on every run
+//!   and every platform.
+//! - **folder**: the relative parent directory (`spam-2`); none at the root.
+//! - **version**: size and modification time; **flags**: none.
+//!
+//! Hidden files and directories (a name starting with `.`) are skipped: they
+//! are editor backups, `.DS_Store`, VCS metadata, never mail. Symbolic links
+//! are followed, so a tree assembled from links works, but a link that loops
+//! back to an ancestor is skipped (the walker detects it) and a dangling link
+//! is ignored. Other non-regular files (FIFOs, sockets, devices) are skipped.
+//! Moving a file to another directory changes its id: it is reported as a
+//! deletion and a creation.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use super::snapshot::{Entry, Listing, Snapshot, make_ids_unique};
+use super::{
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, file_version, locator_path,
+    read_file_limited, relative_bytes,
+};
+use crate::source::{
+    Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
+};
+
+/// The kind tag of this backend's names and sync tokens.
+const KIND: &str = "tree";
+
+/// A directory tree of RFC 822 files as a [`Source`]. See the [module
+/// documentation](self) for ids, order and what is skipped.
+///
+/// ```no_run
+/// use sealdex::Source;
+/// use sealdex::backends::Tree;
+///
+/// let mut tree = Tree::open("/data/spamassassin")?.with_max_message_bytes(10 << 20);
+/// let mut cursor = None;
+/// loop {
+///     let page = tree.list(cursor.as_ref(), 256)?;
+///     for message in tree.fetch(&page.refs) {
+///         match message {
+///             Ok(m) => println!("{} in {:?}: {} bytes", m.id, m.folder, m.bytes.len()),
+///             Err(e) => eprintln!("{e}"),
+///         }
+///     }
+///     match page.next {
+///         Some(next) => cursor = Some(next),
+///         None => break,
+///     }
+/// }
+/// # Ok::<(), sealdex::SourceError>(())
+/// ```
+#[derive(Debug)]
+pub struct Tree {
+    root: PathBuf,
+    name: String,
+    max_message_bytes: u64,
+    listing: Listing,
+}
+
+impl Tree {
+    /// Opens the tree rooted at `root`, which must be a directory. Nothing
+    /// is walked until the first listing.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, SourceError> {
+        let (root, name) = canonical_root(KIND, root.as_ref(), true)?;
+        Ok(Tree {
+            root,
+            name,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            listing: Listing::default(),
+        })
+    }
+
+    /// Sets the largest file [`Source::fetch`] will read; larger ones are
+    /// refused with a [`FetchError`] without being read. Default:
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`].
+    pub fn with_max_message_bytes(mut self, max: u64) -> Self {
+        self.max_message_bytes = max;
+        self
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads one message.
+    fn fetch_one(&self, r: &MessageRef) -> Result<RawMessage, FetchError> {
+        let fail = |reason: String| FetchError {
+            id: r.id.clone(),
+            reason,
+        };
+        let rel = locator_path(&r.locator).ok_or_else(|| fail("invalid locator".to_string()))?;
+        let (bytes, version) =
+            read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
+        let folder = parent_folder(&rel);
+        Ok(RawMessage {
+            id: r.id.clone(),
+            bytes,
+            folder,
+            labels: Vec::new(),
+            flags: None,
+            version: Some(version),
+        })
+    }
+}
+
+impl Source for Tree {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
+        self.listing.list(cursor, limit, || scan(&self.root))
+    }
+
+    fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
+        refs.iter().map(|r| self.fetch_one(r)).collect()
+    }
+
+    fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
+        self.listing.sync_token(KIND, || scan(&self.root))
+    }
+
+    fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
+        self.listing.changes(KIND, since, || scan(&self.root))
+    }
+}
+
+/// Walks the tree once and returns the sorted snapshot.
+fn scan(root: &Path) -> Result<Snapshot, SourceError> {
+    check_root(root, true)?;
+    let walker = WalkDir::new(root)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
+    let mut entries = Vec::new();
+    for item in walker {
+        let dirent = match item {
+            Ok(d) => d,
+            // A symlink back to an ancestor: skipping it is what keeps
+            // the walk finite.
+            Err(e) if e.loop_ancestor().is_some() => {
+                tracing::warn!(path = ?e.path(), "skipping a symbolic link loop");
+                continue;
+            }
+            // Vanished during the walk, or a dangling symlink: not there.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                let path = e.path().unwrap_or(root).display().to_string();
+                return Err(SourceError(format!("cannot list {path}: {e}")));
+            }
+        };
+        if !dirent.file_type().is_file() {
+            continue;
+        }
+        let meta = match dirent.metadata() {
+            Ok(m) => m,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                return Err(SourceError(format!(
+                    "cannot stat {}: {e}",
+                    dirent.path().display()
+                )));
+            }
+        };
+        let Ok(rel) = dirent.path().strip_prefix(root) else {
+            continue;
+        };
+        let locator = relative_bytes(rel);
+        let id = String::from_utf8_lossy(&locator).into_owned();
+        let folder = parent_folder(rel);
+        entries.push(Entry {
+            key: locator.clone(),
+            id,
+            locator,
+            version: Some(file_version(&meta)),
+            size: Some(meta.len()),
+            folder,
+            flags: None,
+        });
+    }
+    // Ids collide only when two non-UTF-8 names convert to the same string;
+    // in key order the first keeps its id.
+    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    make_ids_unique(&mut entries, |e| {
+        let hex: String = e.locator.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}#{hex}", e.id)
+    });
+    Ok(Snapshot::new(entries))
+}
+
+/// The folder of a file: its relative parent directory, `None` at the root.
+fn parent_folder(rel: &Path) -> Option<String> {
+    rel.parent()
+        .map(relative_bytes)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+}

@@ -1,0 +1,662 @@
+//! Integration tests of the real message sources: Tree, Maildir and Mbox,
+//! on fixtures built in temporary directories.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use sealdex::backends::{self, Maildir, Mbox, Tree};
+use sealdex::{Change, Cursor, Flags, MessageRef, Source, SyncToken};
+use tempfile::TempDir;
+
+/// Lists the whole source in pages of `limit`, checking the page invariants.
+fn list_all(src: &mut dyn Source, limit: usize) -> Vec<MessageRef> {
+    let mut out = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = src.list(cursor.as_ref(), limit).unwrap();
+        assert!(
+            page.refs.len() <= limit.max(1),
+            "page larger than the limit"
+        );
+        out.extend(page.refs);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(out.len() < 1_000_000, "paging does not terminate");
+    }
+    out
+}
+
+fn ids(refs: &[MessageRef]) -> Vec<String> {
+    refs.iter().map(|r| r.id.clone()).collect()
+}
+
+/// Checks that every page size lists the same ids, each exactly once.
+fn check_paging(src: &mut dyn Source, expected: &[&str]) {
+    for limit in [1, 2, 3, 5, 256] {
+        let got = ids(&list_all(src, limit));
+        assert_eq!(got, expected, "limit {limit}");
+        let unique: HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "duplicate ids at limit {limit}");
+    }
+    let page = src.list(None, 1).unwrap();
+    assert_eq!(page.total, Some(expected.len() as u64));
+}
+
+/// Checks that a fresh source resumes from a mid cursor of another one.
+fn check_resume(first: &mut dyn Source, second: &mut dyn Source, expected: &[&str]) {
+    let page = first.list(None, 2).unwrap();
+    let cursor = page.next.expect("more than one page");
+    let mut got = ids(&page.refs);
+    let mut cursor = Some(cursor);
+    while let Some(c) = cursor {
+        let page = second.list(Some(&c), 2).unwrap();
+        got.extend(ids(&page.refs));
+        cursor = page.next;
+    }
+    assert_eq!(got, expected);
+}
+
+/// The changes as short strings: `+id` created, `~id` content updated, `>id`
+/// moved, `*id` metadata updated, `-id` deleted.
+fn summarise(changes: &[Change]) -> Vec<String> {
+    let mut out: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Created(r) => format!("+{}", r.id),
+            Change::ContentUpdated(r) => format!("~{}", r.id),
+            Change::Moved(r) => format!(">{}", r.id),
+            Change::MetadataUpdated(r) => format!("*{}", r.id),
+            Change::Deleted { id } => format!("-{id}"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+fn mail(subject: &str) -> Vec<u8> {
+    format!("From: a@example.org\r\nSubject: {subject}\r\n\r\nBody of {subject}\r\n").into_bytes()
+}
+
+// ---------------------------------------------------------------- Tree
+
+const TREE_IDS: [&str; 6] = [
+    "a.eml",
+    "ham/1.txt",
+    "ham/2.txt",
+    "ham/sub/3",
+    "spam-2/00001.7ce3307b56dbc6e7d3ef2e3e3fb01e1f.txt",
+    "z",
+];
+
+fn tree_fixture() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    for id in TREE_IDS {
+        write(&root.join(id), &mail(id));
+    }
+    // Hidden files and directories are not mail.
+    write(&root.join(".DS_Store"), b"junk");
+    write(&root.join("ham/.1.txt.swp"), b"junk");
+    write(&root.join(".git/objects/x"), b"junk");
+    fs::create_dir_all(root.join("empty/dir")).unwrap();
+    dir
+}
+
+#[test]
+fn tree_lists_everything_once_in_path_order() {
+    let dir = tree_fixture();
+    let mut tree = Tree::open(dir.path()).unwrap();
+    check_paging(&mut tree, &TREE_IDS);
+    let refs = list_all(&mut tree, 10);
+    assert_eq!(refs[1].locator, b"ham/1.txt");
+    assert!(refs.iter().all(|r| r.version.is_some() && r.size.is_some()));
+}
+
+#[test]
+fn tree_resumes_from_a_mid_cursor() {
+    let dir = tree_fixture();
+    let mut first = Tree::open(dir.path()).unwrap();
+    let mut second = Tree::open(dir.path()).unwrap();
+    check_resume(&mut first, &mut second, &TREE_IDS);
+}
+
+#[test]
+fn tree_fetch_returns_bytes_and_folders() {
+    let dir = tree_fixture();
+    let mut tree = Tree::open(dir.path()).unwrap();
+    let refs = list_all(&mut tree, 100);
+    let fetched = tree.fetch(&refs);
+    assert_eq!(fetched.len(), refs.len());
+    for (r, m) in refs.iter().zip(&fetched) {
+        let m = m.as_ref().unwrap();
+        assert_eq!(m.id, r.id);
+        assert_eq!(m.bytes, mail(&r.id));
+        assert_eq!(m.flags, None);
+        assert_eq!(m.version, r.version);
+    }
+    let folders: Vec<Option<&str>> = fetched
+        .iter()
+        .map(|m| m.as_ref().unwrap().folder.as_deref())
+        .collect();
+    assert_eq!(
+        folders,
+        [
+            None,
+            Some("ham"),
+            Some("ham"),
+            Some("ham/sub"),
+            Some("spam-2"),
+            None
+        ]
+    );
+}
+
+#[test]
+fn tree_vanished_and_oversized_files_are_err_entries() {
+    let dir = tree_fixture();
+    write(&dir.path().join("big.eml"), &vec![b'x'; 5000]);
+    let mut tree = Tree::open(dir.path()).unwrap().with_max_message_bytes(1000);
+    let refs = list_all(&mut tree, 100);
+    fs::remove_file(dir.path().join("ham/2.txt")).unwrap();
+    let fetched = tree.fetch(&refs);
+    assert_eq!(fetched.len(), refs.len());
+    for (r, m) in refs.iter().zip(&fetched) {
+        match r.id.as_str() {
+            "ham/2.txt" => assert_eq!(m.as_ref().unwrap_err().id, "ham/2.txt"),
+            "big.eml" => {
+                let e = m.as_ref().unwrap_err();
+                assert!(e.reason.contains("limit"), "{}", e.reason);
+            }
+            _ => assert!(m.is_ok()),
+        }
+    }
+    // A forged locator cannot leave the root.
+    let evil = MessageRef {
+        id: "x".into(),
+        locator: b"../../etc/passwd".to_vec(),
+        ..MessageRef::default()
+    };
+    assert!(tree.fetch(&[evil])[0].is_err());
+}
+
+#[test]
+fn tree_changes() {
+    let dir = tree_fixture();
+    let root = dir.path();
+    let mut tree = Tree::open(root).unwrap();
+    let token = tree.sync_token().unwrap();
+    let same = tree.changes(&token).unwrap();
+    assert!(same.changes.is_empty());
+
+    write(&root.join("new/4.eml"), &mail("four"));
+    write(
+        &root.join("ham/1.txt"),
+        &mail("a longer subject than before"),
+    );
+    fs::remove_file(root.join("z")).unwrap();
+    // A rename to another directory is a new id.
+    fs::rename(root.join("ham/sub/3"), root.join("spam-2/3")).unwrap();
+    let changes = tree.changes(&same.token).unwrap();
+    assert_eq!(
+        summarise(&changes.changes),
+        ["+new/4.eml", "+spam-2/3", "-ham/sub/3", "-z", "~ham/1.txt"]
+    );
+    assert!(tree.changes(&changes.token).unwrap().changes.is_empty());
+}
+
+#[test]
+fn malformed_tokens_are_errors() {
+    let dir = tree_fixture();
+    let mut tree = Tree::open(dir.path()).unwrap();
+    for bad in [
+        vec![],
+        vec![0xff; 3],
+        vec![1, 4, b't', b'r', b'e', b'e', 9, 9],
+    ] {
+        assert!(tree.changes(&SyncToken(bad)).is_err());
+    }
+    // A token of another backend is refused too.
+    let mbox_dir = TempDir::new().unwrap();
+    let path = mbox_dir.path().join("box.mbox");
+    write(&path, MBOX.as_bytes());
+    let token = Mbox::open(&path).unwrap().sync_token().unwrap();
+    assert!(tree.changes(&token).is_err());
+    let mut truncated = tree.sync_token().unwrap();
+    truncated.0.pop();
+    assert!(tree.changes(&truncated).is_err());
+}
+
+#[cfg(unix)]
+#[test]
+fn tree_keeps_non_utf8_names_exact_and_survives_symlink_loops() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    write(
+        &root.join(OsStr::from_bytes(b"caf\xe9.eml")),
+        b"Subject: x\r\n\r\nlatin-1\r\n",
+    );
+    write(
+        &root.join(OsStr::from_bytes(b"caf\xe8.eml")),
+        b"Subject: y\r\n\r\nother\r\n",
+    );
+    write(&root.join("d/m.eml"), b"Subject: z\r\n\r\n\r\n");
+    std::os::unix::fs::symlink("..", root.join("d/loop")).unwrap();
+    std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+
+    let mut tree = Tree::open(root).unwrap();
+    let refs = list_all(&mut tree, 1);
+    let got = ids(&refs);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0], "caf\u{fffd}.eml");
+    assert_eq!(got[1], "caf\u{fffd}.eml#636166e92e656d6c");
+    assert_eq!(got[2], "d/m.eml");
+    assert_eq!(refs[0].locator, b"caf\xe8.eml");
+    let fetched = tree.fetch(&refs);
+    assert_eq!(
+        fetched[0].as_ref().unwrap().bytes,
+        b"Subject: y\r\n\r\nother\r\n"
+    );
+    assert_eq!(
+        fetched[1].as_ref().unwrap().bytes,
+        b"Subject: x\r\n\r\nlatin-1\r\n"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever the file names and page size, the pages together list every
+    /// file exactly once, sorted by relative path.
+    #[test]
+    fn tree_pages_cover_every_file_once_in_order(
+        paths in proptest::collection::btree_set("[a-c]{1,2}(/[a-c_.-]{1,3}){0,2}", 1..40),
+        limit in 1usize..12,
+    ) {
+        let dir = TempDir::new().unwrap();
+        // A path can't be both a file and a directory: keep the ones that fit,
+        // and skip hidden names, which the tree ignores by design.
+        let mut files: BTreeMap<Vec<u8>, PathBuf> = BTreeMap::new();
+        for p in &paths {
+            if p.split('/').any(|c| c.starts_with('.')) {
+                continue;
+            }
+            let path = dir.path().join(p);
+            if path.parent().is_some_and(|d| d.is_file()) || path.exists() {
+                continue;
+            }
+            if fs::create_dir_all(path.parent().unwrap()).is_err() || fs::write(&path, p).is_err() {
+                continue;
+            }
+            files.insert(p.as_bytes().to_vec(), path);
+        }
+        // Files that later became a directory's name are gone from `files`.
+        files.retain(|_, path| path.is_file());
+        let expected: Vec<String> = files.keys().map(|k| String::from_utf8(k.clone()).unwrap()).collect();
+        let mut tree = Tree::open(dir.path()).unwrap();
+        let got = ids(&list_all(&mut tree, limit));
+        prop_assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn spamassassin_corpus() {
+    let Some(corpora) = std::env::var_os("SEALDEX_CORPORA") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("SEALDEX_CORPORA is not set on CI");
+        }
+        eprintln!(
+            "SKIPPED spamassassin_corpus: set SEALDEX_CORPORA to the corpora directory to run it"
+        );
+        return;
+    };
+    let root = Path::new(&corpora).join("spamassassin");
+    let mut tree = Tree::open(&root).unwrap();
+    let refs = list_all(&mut tree, 256);
+    assert_eq!(refs.len(), 6046);
+    assert_eq!(
+        refs[0].id,
+        "easy-ham-1/00001.7c53336b37003a9286aba55d2945844c.txt"
+    );
+    let unique: HashSet<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(unique.len(), refs.len());
+    let fetched = tree.fetch(&refs[..10]);
+    let first = fetched[0].as_ref().unwrap();
+    assert_eq!(first.folder.as_deref(), Some("easy-ham-1"));
+    assert!(!first.bytes.is_empty());
+}
+
+// ---------------------------------------------------------------- Maildir
+
+/// The messages of the Maildir fixture, as (relative path, folder, flags).
+const MAILDIR: [(&str, &str, u8); 7] = [
+    ("new/1000.A.host", "INBOX", 1),
+    ("cur/1001.B.host:2,S", "INBOX", 0),
+    ("cur/1002.C.host:2,FS", "INBOX", 2),
+    ("cur/1003.D.host:2,", "INBOX", 1),
+    ("cur/1004.E.host:2,FRS", "INBOX", 2),
+    (".Sent/cur/2000.F.host:2,S", "Sent", 0),
+    (".Archive.2020/new/3000.G.host", "Archive/2020", 1),
+];
+const MAILDIR_IDS: [&str; 7] = [
+    "1000.A.host",
+    "1001.B.host",
+    "1002.C.host",
+    "1003.D.host",
+    "1004.E.host",
+    "2000.F.host",
+    "3000.G.host",
+];
+
+fn maildir_fixture() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    for sub in ["cur", "new", "tmp", ".Sent/tmp", ".Archive.2020/cur"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for (path, _, _) in MAILDIR {
+        write(&root.join(path), &mail(path));
+    }
+    write(&root.join("tmp/1005.being-delivered"), &mail("tmp"));
+    write(&root.join("cur/.hidden:2,S"), b"junk");
+    write(&root.join("dovecot-uidlist"), b"junk");
+    dir
+}
+
+#[test]
+fn maildir_lists_by_unique_name_with_folders_and_flags() {
+    let dir = maildir_fixture();
+    let mut md = Maildir::open(dir.path()).unwrap();
+    check_paging(&mut md, &MAILDIR_IDS);
+    let refs = list_all(&mut md, 3);
+    let fetched = md.fetch(&refs);
+    for ((path, folder, flags), m) in MAILDIR.iter().zip(&fetched) {
+        let m = m.as_ref().unwrap();
+        assert_eq!(m.bytes, mail(path), "{path}");
+        assert_eq!(m.folder.as_deref(), Some(*folder), "{path}");
+        assert_eq!(m.flags, Some(Flags::from_bits(*flags)), "{path}");
+        assert!(m.version.is_some());
+    }
+}
+
+#[test]
+fn maildir_resumes_from_a_mid_cursor() {
+    let dir = maildir_fixture();
+    let mut first = Maildir::open(dir.path()).unwrap();
+    let mut second = Maildir::open(dir.path()).unwrap();
+    check_resume(&mut first, &mut second, &MAILDIR_IDS);
+}
+
+#[test]
+fn maildir_fetch_follows_renames_and_reports_vanished_and_oversized() {
+    let dir = maildir_fixture();
+    let root = dir.path();
+    write(&root.join("cur/1006.big.host:2,S"), &vec![b'x'; 5000]);
+    let mut md = Maildir::open(root).unwrap().with_max_message_bytes(1000);
+    let refs = list_all(&mut md, 100);
+    // Read by another client: new/ to cur/ with the seen flag.
+    fs::rename(
+        root.join("new/1000.A.host"),
+        root.join("cur/1000.A.host:2,S"),
+    )
+    .unwrap();
+    fs::remove_file(root.join("cur/1001.B.host:2,S")).unwrap();
+    let fetched = md.fetch(&refs);
+    assert_eq!(fetched.len(), refs.len());
+    let read = fetched[0].as_ref().unwrap();
+    assert_eq!(read.id, "1000.A.host");
+    assert_eq!(read.flags, Some(Flags::empty()));
+    assert_eq!(fetched[1].as_ref().unwrap_err().id, "1001.B.host");
+    let big = fetched
+        .iter()
+        .find(|m| m.as_ref().is_err_and(|e| e.id == "1006.big.host"));
+    assert!(big.unwrap().as_ref().unwrap_err().reason.contains("limit"));
+}
+
+#[test]
+fn maildir_changes() {
+    let dir = maildir_fixture();
+    let root = dir.path();
+    let mut md = Maildir::open(root).unwrap();
+    let token = md.sync_token().unwrap();
+    assert!(md.changes(&token).unwrap().changes.is_empty());
+
+    // Read: new/ to cur/ with flags; same folder, so only metadata changed.
+    fs::rename(
+        root.join("new/1000.A.host"),
+        root.join("cur/1000.A.host:2,S"),
+    )
+    .unwrap();
+    // Moved to another folder, keeping its unique name.
+    fs::rename(
+        root.join("cur/1001.B.host:2,S"),
+        root.join(".Sent/cur/1001.B.host:2,S"),
+    )
+    .unwrap();
+    // Flags only.
+    fs::rename(
+        root.join("cur/1003.D.host:2,"),
+        root.join("cur/1003.D.host:2,F"),
+    )
+    .unwrap();
+    // New content.
+    write(
+        &root.join("cur/1002.C.host:2,FS"),
+        &mail("rewritten with a new body"),
+    );
+    // Deleted, and a new message.
+    fs::remove_file(root.join("cur/1004.E.host:2,FRS")).unwrap();
+    write(&root.join("new/1007.H.host"), &mail("new"));
+
+    let changes = md.changes(&token).unwrap();
+    assert_eq!(
+        summarise(&changes.changes),
+        [
+            "*1000.A.host",
+            "*1003.D.host",
+            "+1007.H.host",
+            "-1004.E.host",
+            ">1001.B.host",
+            "~1002.C.host"
+        ]
+    );
+    let moved = changes.changes.iter().find_map(|c| match c {
+        Change::Moved(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(moved.unwrap().locator, b".Sent/cur/1001.B.host:2,S");
+    let fetched = md.fetch(std::slice::from_ref(moved.unwrap()));
+    assert_eq!(fetched[0].as_ref().unwrap().folder.as_deref(), Some("Sent"));
+    assert!(md.changes(&changes.token).unwrap().changes.is_empty());
+}
+
+#[test]
+fn maildir_duplicate_unique_names_get_distinct_ids() {
+    let dir = maildir_fixture();
+    let root = dir.path();
+    write(&root.join(".Sent/cur/1001.B.host:2,S"), &mail("copy"));
+    let mut md = Maildir::open(root).unwrap();
+    let got = ids(&list_all(&mut md, 1));
+    assert_eq!(got.len(), MAILDIR_IDS.len() + 1);
+    assert!(got.contains(&"1001.B.host".to_string()));
+    assert!(got.contains(&"1001.B.host#cur/1001.B.host:2,S".to_string()));
+}
+
+// ---------------------------------------------------------------- Mbox
+
+const MBOX: &str = "\
+From alice@example.org Sat Jan  3 01:05:34 1996
+Message-ID: <one@example.org>
+Subject: one
+
+first
+From bob@example.org Sat Jan  3 01:05:35 1996
+Subject: no id
+Status: RO
+
+second
+>From here on, this line was escaped
+>>From and this one twice
+
+From alice@example.org Sat Jan  3 01:05:36 1996
+Message-ID: <one@example.org>
+Subject: one again
+
+duplicate
+From carol@example.org Sat Jan  3 01:05:37 1996
+Message-Id:   <four@example.org>
+X-Status: F
+
+fourth
+";
+
+const MBOX_IDS: [&str; 4] = [
+    "one@example.org",
+    "box.mbox#2",
+    "one@example.org#3",
+    "four@example.org",
+];
+
+fn mbox_fixture() -> (TempDir, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("box.mbox");
+    write(&path, MBOX.as_bytes());
+    (dir, path)
+}
+
+#[test]
+fn mbox_lists_by_message_id() {
+    let (_dir, path) = mbox_fixture();
+    let mut mbox = Mbox::open(&path).unwrap();
+    check_paging(&mut mbox, &MBOX_IDS);
+}
+
+#[test]
+fn mbox_resumes_from_a_mid_cursor() {
+    let (_dir, path) = mbox_fixture();
+    let mut first = Mbox::open(&path).unwrap();
+    let mut second = Mbox::open(&path).unwrap();
+    check_resume(&mut first, &mut second, &MBOX_IDS);
+}
+
+#[test]
+fn mbox_fetch_returns_unescaped_messages() {
+    let (_dir, path) = mbox_fixture();
+    let mut mbox = Mbox::open(&path).unwrap();
+    let refs = list_all(&mut mbox, 2);
+    let fetched: Vec<_> = mbox.fetch(&refs).into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        fetched[0].bytes,
+        b"Message-ID: <one@example.org>\nSubject: one\n\nfirst\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&fetched[1].bytes),
+        "Subject: no id\nStatus: RO\n\nsecond\nFrom here on, this line was escaped\n>From and this one twice\n\n"
+    );
+    assert!(fetched[3].bytes.starts_with(b"Message-Id:"));
+    for (r, m) in refs.iter().zip(&fetched) {
+        assert_eq!(m.id, r.id);
+        assert_eq!(m.version, r.version);
+        assert_eq!(m.folder, None);
+        assert_eq!(m.flags, None);
+    }
+    // Every byte of the file belongs to exactly one message.
+    let total: u64 = refs.iter().map(|r| r.size.unwrap()).sum();
+    assert_eq!(total, MBOX.len() as u64);
+}
+
+#[test]
+fn mbox_vanished_rewritten_and_oversized() {
+    let (_dir, path) = mbox_fixture();
+    let mut mbox = Mbox::open(&path).unwrap().with_max_message_bytes(120);
+    let refs = list_all(&mut mbox, 10);
+    let fetched = mbox.fetch(&refs);
+    assert!(fetched[0].is_ok());
+    let big = fetched[1].as_ref().unwrap_err();
+    assert!(big.reason.contains("limit"), "{}", big.reason);
+
+    // Rewritten under our feet: the hash check refuses to hand out the wrong
+    // message under an old id.
+    write(&path, MBOX.replace("first", "FIRST").as_bytes());
+    assert!(mbox.fetch(&refs[..1])[0].is_err());
+
+    fs::remove_file(&path).unwrap();
+    let fetched = mbox.fetch(&refs);
+    assert_eq!(fetched.len(), refs.len());
+    assert!(fetched.iter().all(Result::is_err));
+    assert!(
+        mbox.list(None, 10).is_err(),
+        "a vanished mbox is an error, not an empty one"
+    );
+}
+
+#[test]
+fn mbox_changes() {
+    let (_dir, path) = mbox_fixture();
+    let mut mbox = Mbox::open(&path).unwrap();
+    let token = mbox.sync_token().unwrap();
+    assert!(mbox.changes(&token).unwrap().changes.is_empty());
+
+    // Drop the duplicate, edit the last one, append a new one.
+    let start = MBOX
+        .find("From alice@example.org Sat Jan  3 01:05:36")
+        .unwrap();
+    let end = MBOX.find("From carol").unwrap();
+    let edited = format!(
+        "{}{}From dave@example.org Sat Jan  3 01:05:38 1996\nMessage-ID: <five@example.org>\n\nfifth\n",
+        &MBOX[..start],
+        MBOX[end..].replace("X-Status: F", "X-Status: A")
+    );
+    write(&path, edited.as_bytes());
+    let changes = mbox.changes(&token).unwrap();
+    assert_eq!(
+        summarise(&changes.changes),
+        [
+            "+five@example.org",
+            "-one@example.org#3",
+            "~four@example.org"
+        ]
+    );
+    // Offsets moved for the edited message; the new locator fetches it.
+    let updated = changes.changes.iter().find_map(|c| match c {
+        Change::ContentUpdated(r) => Some(r.clone()),
+        _ => None,
+    });
+    let m = mbox.fetch(&[updated.unwrap()]).remove(0).unwrap();
+    assert!(m.bytes.ends_with(b"X-Status: A\n\nfourth\n"));
+    assert!(mbox.changes(&changes.token).unwrap().changes.is_empty());
+}
+
+// ---------------------------------------------------------------- open_path
+
+#[test]
+fn open_path_detects_the_backend() {
+    let md = maildir_fixture();
+    let tree = tree_fixture();
+    let (_mbox_dir, mbox) = mbox_fixture();
+    let cases: [(&Path, &str, usize); 3] = [
+        (md.path(), "maildir:", MAILDIR_IDS.len()),
+        (tree.path(), "tree:", TREE_IDS.len()),
+        (&mbox, "mbox:", MBOX_IDS.len()),
+    ];
+    for (path, prefix, count) in cases {
+        let mut src = backends::open_path(path).unwrap();
+        let canonical = fs::canonicalize(path).unwrap();
+        assert_eq!(src.name(), format!("{prefix}{}", canonical.display()));
+        assert_eq!(list_all(src.as_mut(), 4).len(), count);
+    }
+    assert!(backends::open_path(Path::new("/nonexistent/sealdex")).is_err());
+}
