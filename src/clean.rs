@@ -103,8 +103,9 @@ fn html_config() -> HtmlConfig {
 /// Dropped: `<script>` and `<style>` content, comments, elements with the
 /// `hidden` attribute or an inline `display:none` or `visibility:hidden`
 /// style, elements hidden by `display:none` rules of the document's own
-/// style sheets, images without `alt` text (including inline `data:`
-/// images), link targets, and all markup decoration. Lines are not wrapped.
+/// style sheets, the content of `<iframe>`, `<noframes>` and `<template>`,
+/// images without `alt` text (including inline `data:` images), link
+/// targets, and all markup decoration. Lines are not wrapped.
 ///
 /// Broken HTML is parsed the way browsers parse it (html5ever) and never
 /// panics. If html2text still cannot render the document, which happens
@@ -136,9 +137,11 @@ pub fn html_to_text(html: &str) -> String {
     })
 }
 
-/// Removes from the DOM the elements that html2text's CSS support would
-/// not hide by itself: the `hidden` attribute and inline
-/// `visibility:hidden`. Iterative, because a hostile message may nest
+/// Removes from the DOM the elements that html2text would render although a
+/// browser would not show them: the `hidden` attribute, inline
+/// `visibility:hidden` (html2text's CSS support does not know the
+/// property), and the raw-text fallback content of `<iframe>` and
+/// `<noframes>`. Iterative, because a hostile message may nest
 /// elements deeply enough to overflow a recursive walk.
 fn drop_invisible(root: &html2text::Handle) {
     let mut stack = vec![root.clone()];
@@ -150,9 +153,14 @@ fn drop_invisible(root: &html2text::Handle) {
 }
 
 fn is_invisible(node: &html2text::Handle) -> bool {
-    let html2text::Element { attrs, .. } = &node.data else {
+    let html2text::Element { name, attrs, .. } = &node.data else {
         return false;
     };
+    // `<iframe>` and `<noframes>` hold fallback markup as raw text that no
+    // browser shows; `<template>` content is never rendered.
+    if matches!(&*name.local, "iframe" | "noframes" | "template") {
+        return true;
+    }
     attrs.borrow().iter().any(|attr| match &*attr.name.local {
         "hidden" => true,
         "style" => style_hides(&attr.value),

@@ -30,11 +30,19 @@
 //!   with neither is treated as *read*: most files without status headers
 //!   are archives or exports, and marking thousands of old messages unread
 //!   would make `is:unread` useless.
+//! - **Parser panics.** mail-parser is written not to panic, but it has
+//!   `debug_assert!`s that some malformed mail reaches (seen on files of its
+//!   own test corpus), and one bad message must never stop an indexing run.
+//!   The call is therefore wrapped in `catch_unwind` and a panic becomes
+//!   [`DecryptError::Malformed`]. This is a safety net for builds with
+//!   `panic = "unwind"` (the default), not a licence: the panic message
+//!   still reaches the panic hook, so it is seen and can be reported.
 //! - **Addresses.** Each address is `Name <address>`, or just one of the two
 //!   when the other is missing; members of an address group are listed, the
 //!   group's own name is not (it is usually a placeholder such as
 //!   `undisclosed-recipients`).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
 
 use mail_parser::{Addr, Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -91,8 +99,8 @@ pub fn parse_rfc822(raw: &RawMessage, max_bytes: usize) -> Result<Message, Decry
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DecryptError::Empty);
     }
-    let parsed = PARSER
-        .parse(bytes)
+    let parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(bytes)))
+        .map_err(|_| DecryptError::Malformed("mail-parser failed on this message".into()))?
         .ok_or_else(|| DecryptError::Malformed("no header or body found".into()))?;
     let Some(root) = parsed.parts.first() else {
         return Err(DecryptError::Malformed("no MIME part found".into()));
