@@ -152,12 +152,12 @@ fn attachment_names_are_found() {
     let mut names = Vec::new();
     for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"] {
         for path in files(&root.join("spamassassin").join(group), ".txt") {
-            if let Ok((msg, rec)) = index_file(&path) {
-                if !msg.attachments.is_empty() {
-                    assert!(msg.flags.contains(Flags::HAS_ATTACHMENT));
-                    assert_eq!(rec.attachments, msg.attachments.join("\n"));
-                    names.extend(msg.attachments);
-                }
+            if let Ok((msg, rec)) = index_file(&path)
+                && !msg.attachments.is_empty()
+            {
+                assert!(msg.flags.contains(Flags::HAS_ATTACHMENT));
+                assert_eq!(rec.attachments, msg.attachments.join("\n"));
+                names.extend(msg.attachments);
             }
         }
     }
