@@ -45,8 +45,9 @@
 //! - **Negation**: `-` directly followed by an operand (`-spam`, `-"a b"`,
 //!   `-from:bob`, `-(a OR b)`, `-is:unread`). A `-` followed by whitespace,
 //!   `)` or the end is the word `-` (so `cats - dogs` is three words, not an
-//!   error; the planner drops words that normalise to nothing). A `-` inside a
-//!   word (`e-mail`) is part of the word.
+//!   error; like `!!!`, it normalises to no token, and the planner must treat
+//!   such words as matching everything). A `-` inside a word (`e-mail`) is
+//!   part of the word.
 //! - **Fields and filters**: `NAME:` where NAME is one or more ASCII letters,
 //!   any case (`From:alice`), and the value follows the colon directly. A
 //!   known NAME with nothing after the colon (`from: alice`, `from:(a b)`) is
