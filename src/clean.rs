@@ -354,6 +354,10 @@ pub fn is_word_char(c: char) -> bool {
 /// assert!(!is_single_char_token('a') && !is_single_char_token('・'));
 /// ```
 pub fn is_single_char_token(c: char) -> bool {
+    in_single_char_blocks(c) && c.is_alphanumeric()
+}
+
+fn in_single_char_blocks(c: char) -> bool {
     matches!(c,
         '\u{3040}'..='\u{309F}'       // Hiragana
         | '\u{30A0}'..='\u{30FF}'     // Katakana
@@ -367,7 +371,26 @@ pub fn is_single_char_token(c: char) -> bool {
         | '\u{2A700}'..='\u{2EE5F}'   // Extensions C, D, E, F, I
         | '\u{2F800}'..='\u{2FA1F}'   // CJK Compatibility Ideographs Supplement
         | '\u{30000}'..='\u{323AF}'   // Extensions G, H
-    ) && c.is_alphanumeric()
+    )
+}
+
+/// How a non-ASCII character takes part in tokens; one Unicode table
+/// lookup per character, which dominates tokenising non-Latin text.
+#[derive(PartialEq, Eq)]
+enum Class {
+    Separator,
+    Word,
+    Single,
+}
+
+fn classify(c: char) -> Class {
+    if !c.is_alphanumeric() {
+        Class::Separator
+    } else if in_single_char_blocks(c) {
+        Class::Single
+    } else {
+        Class::Word
+    }
 }
 
 /// Splits text into tokens: `(byte offset, token)` pairs, in order, never
@@ -413,15 +436,15 @@ impl<'a> Iterator for Tokens<'a> {
                 self.pos += 1;
             } else {
                 let c = self.char_at(self.pos)?;
-                if is_word_char(c) {
-                    if is_single_char_token(c) {
+                match classify(c) {
+                    Class::Separator => self.pos += c.len_utf8(),
+                    Class::Word => break self.pos,
+                    Class::Single => {
                         let start = self.pos;
                         self.pos += c.len_utf8();
                         return Some((start, &self.s[start..self.pos]));
                     }
-                    break self.pos;
                 }
-                self.pos += c.len_utf8();
             }
         };
         // Extend over word characters up to the next separator or
@@ -436,7 +459,7 @@ impl<'a> Iterator for Tokens<'a> {
                 let Some(c) = self.char_at(self.pos) else {
                     break;
                 };
-                if !is_word_char(c) || is_single_char_token(c) {
+                if classify(c) != Class::Word {
                     break;
                 }
                 self.pos += c.len_utf8();
