@@ -173,7 +173,10 @@ impl KdfParams {
 /// key, and bound into the wrap's associated data so it cannot be swapped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum KekSpec {
-    Argon2id { params: KdfParams, salt: [u8; SALT_LEN] },
+    Argon2id {
+        params: KdfParams,
+        salt: [u8; SALT_LEN],
+    },
     AppKey,
 }
 
@@ -302,7 +305,10 @@ mod tests {
         let wrapped = spec.wrap(&cred, &data).unwrap();
         assert!(spec.unwrap(&cred, &wrapped).unwrap() == data);
         let wrong = Credential::passphrase("hunter3");
-        assert!(matches!(spec.unwrap(&wrong, &wrapped), Err(Error::WrongKey)));
+        assert!(matches!(
+            spec.unwrap(&wrong, &wrapped),
+            Err(Error::WrongKey)
+        ));
         let app = Credential::AppKey(SecretKey::from_bytes([0; 32]));
         assert!(matches!(spec.unwrap(&app, &wrapped), Err(Error::WrongKey)));
     }
@@ -314,7 +320,10 @@ mod tests {
         let spec = KekSpec::new_for(&cred, KdfParams::insecure_fast()).unwrap();
         let wrapped = spec.wrap(&cred, &data).unwrap();
         let other = KekSpec::new_for(&cred, KdfParams::insecure_fast()).unwrap();
-        assert!(matches!(other.unwrap(&cred, &wrapped), Err(Error::WrongKey)));
+        assert!(matches!(
+            other.unwrap(&cred, &wrapped),
+            Err(Error::WrongKey)
+        ));
     }
 
     #[test]
@@ -327,6 +336,9 @@ mod tests {
         let dbg = format!("{keys:?} {:?}", keys.data);
         assert!(!dbg.contains('9'));
         assert_ne!(keys.id_mac.doc_key("s", "a"), keys.id_mac.doc_key("s", "b"));
-        assert_ne!(keys.id_mac.doc_key("s", "ab"), keys.id_mac.doc_key("sa", "b"));
+        assert_ne!(
+            keys.id_mac.doc_key("s", "ab"),
+            keys.id_mac.doc_key("sa", "b")
+        );
     }
 }

@@ -20,9 +20,11 @@
 #![warn(missing_docs)]
 
 pub mod backends;
+mod cache;
 pub mod clean;
 pub mod decrypt;
 mod error;
+mod index;
 pub mod keys;
 pub mod mime;
 pub mod pipeline;
@@ -34,8 +36,13 @@ pub mod store;
 
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
 pub use error::{Error, Result};
+pub use index::{Hit, Index, IndexConfig, Order, PageCursor, SearchOptions, SearchResults};
 pub use keys::{Credential, KdfParams, SecretKey};
+pub use query::snippet::Snippet;
 pub use record::{ContentKind, Field, Flags, Record};
-pub use source::{Change, Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken};
+pub use source::{
+    Change, Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError,
+    SyncToken,
+};
 
 pub use store::Store;

@@ -1,1 +1,813 @@
-//! The indexing pipeline: fetch, decrypt, clean, seal and write, resumable.
+//! The indexing pipeline: fetch, decrypt, clean, seal and write, overlapped,
+//! bounded in memory, resumable after a crash, and controllable while it runs.
+//!
+//! ```text
+//!  fetch thread ──work──► process thread ──batches──► writer (caller's thread)
+//!  Source::list/fetch  (2) rayon: decrypt, clean,  (2) Store::apply: one atomic,
+//!  pause/cancel checks      encode, seal               flushed batch + checkpoint
+//! ```
+//!
+//! Each stage runs on its own thread and hands over through a bounded
+//! channel of two items, so fetching the next batch, sealing the current one
+//! and writing the previous one overlap, and at most a handful of batches
+//! (each capped in messages and in bytes) are in memory whatever the size of
+//! the mailbox.
+//!
+//! # Resuming
+//!
+//! Every batch is written together with the source's [`Checkpoint`] in one
+//! atomic, flushed [`Store::apply`]. A crash or `kill -9` therefore loses at
+//! most the batches in flight; the next run resumes from the checkpoint.
+//! Documents are keyed by a MAC of their id, so writing a message twice is an
+//! upsert and nothing is ever duplicated.
+//!
+//! A source goes through two phases. First a full listing, page by page,
+//! from the checkpoint's cursor; a sync token taken *before* the listing
+//! began is kept in the checkpoint. When the listing ends, the pipeline asks
+//! the source for the changes since that token (which catches whatever
+//! changed while listing) and from then on each run applies only changes.
+//!
+//! # Failures
+//!
+//! A message that cannot be fetched or decrypted is recorded, sealed, with
+//! its reason, and retried on later runs with exponential backoff; it never
+//! stops the run. A failure is cleared when the message is later stored or
+//! deleted.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use rayon::prelude::*;
+use tracing::{debug, info};
+
+use crate::clean;
+use crate::decrypt::Decryptor;
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::source::{Change, FetchError, MessageRef, RawMessage, Source};
+use crate::store::{Checkpoint, DocKey, Failure, Store, WriteBatch};
+
+/// How failed messages are retried on later runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure; doubles with each further failure.
+    pub base_delay: Duration,
+    /// The longest delay between two attempts.
+    pub max_delay: Duration,
+    /// After this many attempts a message is no longer retried until the
+    /// source reports it changed.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(24 * 3600),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(30));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Tuning of an indexing run. The defaults suit a desktop.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// Most messages per batch (and per listing page).
+    pub batch_messages: usize,
+    /// Most raw bytes fetched per batch (a single larger message still goes
+    /// alone in its own batch).
+    pub batch_bytes: usize,
+    /// Retry of failed messages.
+    pub retry: RetryPolicy,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            batch_messages: 512,
+            batch_bytes: 32 << 20,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What the pipeline is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Retrying messages that failed on earlier runs.
+    Retrying,
+    /// Working through the full listing of the source.
+    Listing,
+    /// Applying changes reported by the source.
+    Syncing,
+    /// Finished.
+    Done,
+}
+
+/// A progress event, sent after every written batch.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Current phase.
+    pub phase: Phase,
+    /// Messages handled (stored, deleted or failed), including those of
+    /// earlier, interrupted runs of the same listing.
+    pub done: u64,
+    /// The total, when the source knows it.
+    pub total: Option<u64>,
+    /// Messages that failed in this run.
+    pub failed: u64,
+    /// Raw bytes processed in this run.
+    pub bytes: u64,
+    /// Time since this run began.
+    pub elapsed: Duration,
+    /// Messages per second in this run.
+    pub rate: f64,
+    /// Estimated time left, when the total is known.
+    pub eta: Option<Duration>,
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Messages stored (new or updated).
+    pub stored: u64,
+    /// Messages deleted because the source no longer has them.
+    pub deleted: u64,
+    /// Messages that failed in this run (recorded for retry).
+    pub failed: u64,
+    /// Raw bytes processed.
+    pub bytes: u64,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+const RUNNING: u8 = 0;
+const PAUSED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Pauses, resumes or cancels a running pipeline from another thread.
+/// Cheap to clone; every clone controls the same run.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    inner: Arc<ControlInner>,
+}
+
+#[derive(Debug, Default)]
+struct ControlInner {
+    state: AtomicU8,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Control {
+    /// A control for a new run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Pauses after the batch being fetched; the run waits until resumed or cancelled.
+    pub fn pause(&self) {
+        let _ =
+            self.inner
+                .state
+                .compare_exchange(RUNNING, PAUSED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    /// Resumes a paused run.
+    pub fn resume(&self) {
+        let _g = self.inner.lock.lock();
+        let _ =
+            self.inner
+                .state
+                .compare_exchange(PAUSED, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
+        self.inner.wake.notify_all();
+    }
+    /// Cancels the run; it stops after the batch being written and returns
+    /// [`Error::Cancelled`]. Everything written so far stays.
+    pub fn cancel(&self) {
+        let _g = self.inner.lock.lock();
+        self.inner.state.store(CANCELLED, Ordering::SeqCst);
+        self.inner.wake.notify_all();
+    }
+    /// Whether the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.state.load(Ordering::SeqCst) == CANCELLED
+    }
+    /// Whether the run is paused.
+    pub fn is_paused(&self) -> bool {
+        self.inner.state.load(Ordering::SeqCst) == PAUSED
+    }
+    /// Blocks while paused; returns false when cancelled.
+    fn wait_while_paused(&self) -> bool {
+        let mut guard = self
+            .inner
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            match self.inner.state.load(Ordering::SeqCst) {
+                RUNNING => return true,
+                CANCELLED => return false,
+                _ => {
+                    guard = self
+                        .inner
+                        .wake
+                        .wait_timeout(guard, Duration::from_millis(200))
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// Unix seconds now.
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// One unit of work from the fetch thread.
+struct Work {
+    phase: Phase,
+    fetched: Vec<(MessageRef, Result<RawMessage, FetchError>)>,
+    deletes: Vec<String>,
+    /// Checkpoint to write with this batch (the last batch of a page).
+    checkpoint: Option<Checkpoint>,
+    total: Option<u64>,
+}
+
+/// A sealed batch ready to write.
+struct Sealed {
+    phase: Phase,
+    batch: WriteBatch,
+    /// The plaintext records of the batch, kept only for an observer.
+    records: Vec<(DocKey, Arc<Record>)>,
+    deleted_keys: Vec<DocKey>,
+    stored: u64,
+    deleted: u64,
+    failed: u64,
+    bytes: u64,
+    done_after: Option<u64>,
+    total: Option<u64>,
+}
+
+/// Runs the pipeline for one source until the source is fully indexed and
+/// its changes applied, calling `on_progress` after every batch.
+///
+/// Blocking; the fetch and seal stages run on their own threads meanwhile.
+/// Use [`spawn`] to run it in the background with a handle.
+///
+/// ```no_run
+/// use sealdex::{Credential, KdfParams, Store};
+/// use sealdex::decrypt::PassThrough;
+/// use sealdex::pipeline::{self, Control, IndexOptions};
+///
+/// let store = Store::create("/tmp/idx".as_ref(), &Credential::passphrase("pw"), KdfParams::default())?;
+/// let mut source = sealdex::backends::open_path("/home/me/Maildir".as_ref())?;
+/// let report = pipeline::run(&store, source.as_mut(), &PassThrough::default(),
+///     &IndexOptions::default(), &Control::new(), &mut |p| eprintln!("{} done", p.done))?;
+/// println!("stored {}, failed {}", report.stored, report.failed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run(
+    store: &Store,
+    source: &mut dyn Source,
+    decryptor: &dyn Decryptor,
+    options: &IndexOptions,
+    control: &Control,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Report> {
+    run_observed(
+        store,
+        source,
+        decryptor,
+        options,
+        control,
+        on_progress,
+        None,
+    )
+}
+
+/// Called after each batch is durably committed, with the records it stored
+/// and the keys it deleted: how the index keeps its cache in step.
+pub type CommitObserver<'a> = &'a (dyn Fn(&[(DocKey, Arc<Record>)], &[DocKey]) + Sync);
+
+/// [`run`], calling `observer` after every committed batch.
+pub fn run_observed(
+    store: &Store,
+    source: &mut dyn Source,
+    decryptor: &dyn Decryptor,
+    options: &IndexOptions,
+    control: &Control,
+    on_progress: &mut dyn FnMut(&Progress),
+    observer: Option<CommitObserver<'_>>,
+) -> Result<Report> {
+    let start = Instant::now();
+    let name = source.name().to_owned();
+    let checkpoint = store.checkpoint(&name)?.unwrap_or_default();
+    let retries = due_failures(store, &name, options.retry.max_attempts)?;
+    info!(
+        source = %name,
+        resume = checkpoint.cursor.is_some(),
+        synced = checkpoint.synced.is_some(),
+        retries = retries.len(),
+        "indexing"
+    );
+
+    let (work_tx, work_rx) = bounded::<Work>(2);
+    let (sealed_tx, sealed_rx) = bounded::<Sealed>(2);
+    let mut report = Report::default();
+    let mut done = checkpoint.done;
+    let mut total: Option<u64> = None;
+    let mut phase = Phase::Listing;
+
+    let name = name.as_str();
+    let outcome: Result<()> = std::thread::scope(|scope| {
+        let fetcher = scope.spawn(move || {
+            fetch_stage(source, name, checkpoint, retries, options, control, work_tx)
+        });
+        let keep = observer.is_some();
+        let processor = scope.spawn(move || {
+            process_stage(store, name, decryptor, options, keep, work_rx, sealed_tx)
+        });
+
+        let mut write_result = Ok(());
+        for sealed in sealed_rx.iter() {
+            if control.is_cancelled() {
+                break;
+            }
+            if let Err(e) = store.apply(sealed.batch) {
+                write_result = Err(e);
+                // Wake a paused fetcher so that every stage ends.
+                control.cancel();
+                break;
+            }
+            if let Some(observe) = observer {
+                observe(&sealed.records, &sealed.deleted_keys);
+            }
+            report.stored += sealed.stored;
+            report.deleted += sealed.deleted;
+            report.failed += sealed.failed;
+            report.bytes += sealed.bytes;
+            let handled = sealed.stored + sealed.deleted + sealed.failed;
+            done = sealed.done_after.unwrap_or(done + handled);
+            total = sealed.total.or(total);
+            phase = sealed.phase;
+            let elapsed = start.elapsed();
+            let run_handled = report.stored + report.deleted + report.failed;
+            let rate = run_handled as f64 / elapsed.as_secs_f64().max(1e-6);
+            let eta = total.and_then(|t| {
+                (rate > 0.0).then(|| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate))
+            });
+            on_progress(&Progress {
+                phase,
+                done,
+                total,
+                failed: report.failed,
+                bytes: report.bytes,
+                elapsed,
+                rate,
+                eta,
+            });
+        }
+        // Dropping the receiver stops the upstream stages at their next send.
+        drop(sealed_rx);
+        let processed = processor
+            .join()
+            .unwrap_or_else(|_| Err(Error::Corrupt("the sealing stage panicked".into())));
+        let fetched = fetcher
+            .join()
+            .unwrap_or_else(|_| Err(Error::Corrupt("the fetch stage panicked".into())));
+        write_result?;
+        if control.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        fetched?;
+        processed
+    });
+    outcome?;
+    report.elapsed = start.elapsed();
+    on_progress(&Progress {
+        phase: Phase::Done,
+        done,
+        total,
+        failed: report.failed,
+        bytes: report.bytes,
+        elapsed: report.elapsed,
+        rate: (report.stored + report.deleted + report.failed) as f64
+            / report.elapsed.as_secs_f64().max(1e-6),
+        eta: Some(Duration::ZERO),
+    });
+    info!(
+        stored = report.stored,
+        deleted = report.deleted,
+        failed = report.failed,
+        secs = report.elapsed.as_secs_f64(),
+        "indexing finished"
+    );
+    Ok(report)
+}
+
+/// Failures of this source whose retry time has come.
+fn due_failures(store: &Store, source: &str, max_attempts: u32) -> Result<Vec<MessageRef>> {
+    let now = now_secs();
+    Ok(store
+        .failures()?
+        .into_iter()
+        .filter(|f| f.source == source && f.retry_after <= now && f.attempts < max_attempts)
+        .map(|f| f.message)
+        .collect())
+}
+
+/// Sends work downstream; false when the run is over (cancelled or the
+/// writer stopped).
+fn send(tx: &Sender<Work>, control: &Control, work: Work) -> bool {
+    control.wait_while_paused() && tx.send(work).is_ok()
+}
+
+fn source_err(name: &str, e: impl std::fmt::Display) -> Error {
+    Error::Source {
+        source_name: name.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// Splits refs into groups within the batch limits and fetches each group.
+/// The last group carries `checkpoint`.
+#[allow(clippy::too_many_arguments)]
+fn fetch_refs(
+    source: &mut dyn Source,
+    refs: Vec<MessageRef>,
+    phase: Phase,
+    checkpoint: Option<Checkpoint>,
+    total: Option<u64>,
+    options: &IndexOptions,
+    control: &Control,
+    tx: &Sender<Work>,
+) -> bool {
+    let mut groups: Vec<Vec<MessageRef>> = Vec::new();
+    let mut bytes = 0u64;
+    for r in refs {
+        let size = r.size.unwrap_or(0);
+        let start_new = match groups.last() {
+            None => true,
+            Some(g) => {
+                g.len() >= options.batch_messages.max(1)
+                    || (bytes + size > options.batch_bytes as u64 && !g.is_empty())
+            }
+        };
+        if start_new {
+            groups.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(g) = groups.last_mut() {
+            g.push(r);
+        }
+    }
+    if groups.is_empty() {
+        // Still send the checkpoint, so an empty page advances the cursor.
+        return checkpoint.is_none()
+            || send(
+                tx,
+                control,
+                Work {
+                    phase,
+                    fetched: Vec::new(),
+                    deletes: Vec::new(),
+                    checkpoint,
+                    total,
+                },
+            );
+    }
+    let last = groups.len() - 1;
+    let mut checkpoint = checkpoint;
+    for (i, group) in groups.into_iter().enumerate() {
+        if !control.wait_while_paused() {
+            return false;
+        }
+        let fetched = source.fetch(&group);
+        let mut pairs = Vec::with_capacity(group.len());
+        let mut fetched = fetched.into_iter();
+        for r in group {
+            let item = fetched.next().unwrap_or_else(|| {
+                Err(FetchError {
+                    id: r.id.clone(),
+                    reason: "the source returned fewer messages than asked for".into(),
+                })
+            });
+            pairs.push((r, item));
+        }
+        let work = Work {
+            phase,
+            fetched: pairs,
+            deletes: Vec::new(),
+            checkpoint: if i == last { checkpoint.take() } else { None },
+            total,
+        };
+        if !send(tx, control, work) {
+            return false;
+        }
+    }
+    true
+}
+
+fn fetch_stage(
+    source: &mut dyn Source,
+    name: &str,
+    mut cp: Checkpoint,
+    retries: Vec<MessageRef>,
+    options: &IndexOptions,
+    control: &Control,
+    tx: Sender<Work>,
+) -> Result<()> {
+    if !retries.is_empty() {
+        debug!(count = retries.len(), "retrying failed messages");
+        let n = retries.len() as u64;
+        if !fetch_refs(
+            source,
+            retries,
+            Phase::Retrying,
+            None,
+            Some(n),
+            options,
+            control,
+            &tx,
+        ) {
+            return Ok(());
+        }
+    }
+    if cp.synced.is_none() {
+        if cp.token_at_start.is_none() {
+            cp.token_at_start = Some(source.sync_token().map_err(|e| source_err(name, e))?);
+        }
+        loop {
+            let page = source
+                .list(cp.cursor.as_ref(), options.batch_messages.max(1))
+                .map_err(|e| source_err(name, e))?;
+            let n = page.refs.len() as u64;
+            cp.done += n;
+            let finished = page.next.is_none();
+            cp.cursor = page.next;
+            if finished {
+                // The listing is complete: from now on, only changes.
+                cp.synced = cp.token_at_start.take();
+                cp.cursor = None;
+            }
+            let mut page_cp = cp.clone();
+            if finished {
+                page_cp.done = 0;
+            }
+            if !fetch_refs(
+                source,
+                page.refs,
+                Phase::Listing,
+                Some(page_cp),
+                page.total,
+                options,
+                control,
+                &tx,
+            ) {
+                return Ok(());
+            }
+            if finished {
+                break;
+            }
+        }
+    }
+    // Apply whatever changed since the last sync (or since the listing began).
+    let since = cp.synced.clone().unwrap_or_default();
+    let changes = source.changes(&since).map_err(|e| source_err(name, e))?;
+    let mut refetch = Vec::new();
+    let mut deletes = Vec::new();
+    for change in changes.changes {
+        match change {
+            Change::Created(r)
+            | Change::ContentUpdated(r)
+            | Change::MetadataUpdated(r)
+            | Change::Moved(r) => refetch.push(r),
+            Change::Deleted { id } => deletes.push(id),
+        }
+    }
+    let total = Some((refetch.len() + deletes.len()) as u64);
+    if !refetch.is_empty() || !deletes.is_empty() {
+        info!(
+            updates = refetch.len(),
+            deletes = deletes.len(),
+            "applying source changes"
+        );
+    }
+    if !deletes.is_empty() {
+        let work = Work {
+            phase: Phase::Syncing,
+            fetched: Vec::new(),
+            deletes,
+            checkpoint: None,
+            total,
+        };
+        if !send(&tx, control, work) {
+            return Ok(());
+        }
+    }
+    let final_cp = Checkpoint {
+        cursor: None,
+        token_at_start: None,
+        synced: Some(changes.token),
+        done: 0,
+    };
+    fetch_refs(
+        source,
+        refetch,
+        Phase::Syncing,
+        Some(final_cp),
+        total,
+        options,
+        control,
+        &tx,
+    );
+    Ok(())
+}
+
+enum Outcome {
+    Stored(DocKey, Vec<u8>, Option<Arc<Record>>),
+    Failed(DocKey, Failure),
+}
+
+fn process_stage(
+    store: &Store,
+    name: &str,
+    decryptor: &dyn Decryptor,
+    options: &IndexOptions,
+    keep: bool,
+    rx: Receiver<Work>,
+    tx: Sender<Sealed>,
+) -> Result<()> {
+    for work in rx.iter() {
+        let now = now_secs();
+        let bytes: u64 = work
+            .fetched
+            .iter()
+            .map(|(_, r)| r.as_ref().map(|m| m.bytes.len() as u64).unwrap_or(0))
+            .sum();
+        let outcomes: Vec<Outcome> = work
+            .fetched
+            .into_par_iter()
+            .map(|(mref, fetched)| {
+                let key = store.doc_key(name, &mref.id);
+                let result = fetched.map_err(|e| ("fetch", e.reason)).and_then(|raw| {
+                    decryptor
+                        .decrypt(&raw)
+                        .map(|msg| (msg, raw.version))
+                        .map_err(|e| (e.reason(), e.to_string()))
+                });
+                match result {
+                    Ok((msg, version)) => {
+                        let record = clean::clean(msg, name, version.or(mref.version.clone()));
+                        let (key, sealed) = store.seal_record(&record);
+                        Outcome::Stored(key, sealed, keep.then(|| Arc::new(record)))
+                    }
+                    Err((reason, detail)) => {
+                        let attempts = previous_attempts(store, &key) + 1;
+                        debug!(reason, attempts, "message failed; recorded for retry");
+                        let delay = options.retry.delay(attempts);
+                        Outcome::Failed(
+                            key,
+                            Failure {
+                                source: name.to_owned(),
+                                message: mref,
+                                reason: reason.to_owned(),
+                                detail,
+                                attempts,
+                                last_attempt: now,
+                                retry_after: now.saturating_add(delay.as_secs() as i64),
+                            },
+                        )
+                    }
+                }
+            })
+            .collect();
+        let mut batch = WriteBatch::new();
+        let mut records = Vec::new();
+        let (mut stored, mut failed) = (0, 0);
+        for o in outcomes {
+            match o {
+                Outcome::Stored(k, v, record) => {
+                    stored += 1;
+                    batch.put(k, v);
+                    if let Some(r) = record {
+                        records.push((k, r));
+                    }
+                }
+                Outcome::Failed(k, f) => {
+                    failed += 1;
+                    batch.fail(k, f);
+                }
+            }
+        }
+        let deleted = work.deletes.len() as u64;
+        let mut deleted_keys = Vec::with_capacity(work.deletes.len());
+        for id in &work.deletes {
+            let key = store.doc_key(name, id);
+            batch.delete(key);
+            deleted_keys.push(key);
+        }
+        let done_after = work
+            .checkpoint
+            .as_ref()
+            .and_then(|c| (c.done > 0).then_some(c.done));
+        if let Some(cp) = work.checkpoint {
+            batch.checkpoint(name, cp);
+        }
+        let sealed = Sealed {
+            phase: work.phase,
+            batch,
+            records,
+            deleted_keys,
+            stored,
+            deleted,
+            failed,
+            bytes,
+            done_after,
+            total: work.total,
+        };
+        if tx.send(sealed).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn previous_attempts(store: &Store, key: &DocKey) -> u32 {
+    store.failure(key).ok().flatten().map_or(0, |f| f.attempts)
+}
+
+/// A pipeline running on a background thread.
+pub struct IndexHandle {
+    control: Control,
+    progress: Receiver<Progress>,
+    thread: std::thread::JoinHandle<Result<Report>>,
+}
+
+impl IndexHandle {
+    /// Pause, resume and cancel.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+    /// Progress events, one per written batch. Events are dropped, never
+    /// queued without bound, when nobody reads them.
+    pub fn progress(&self) -> &Receiver<Progress> {
+        &self.progress
+    }
+    /// Waits for the run to end.
+    pub fn join(self) -> Result<Report> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Corrupt("the indexing thread panicked".into())))
+    }
+}
+
+/// Runs [`run`] on a background thread and returns a handle to control it.
+pub fn spawn(
+    store: Arc<Store>,
+    mut source: Box<dyn Source>,
+    decryptor: Arc<dyn Decryptor>,
+    options: IndexOptions,
+) -> IndexHandle {
+    let control = Control::new();
+    let (tx, rx) = bounded(64);
+    let c = control.clone();
+    let thread = std::thread::Builder::new()
+        .name("sealdex-index".into())
+        .spawn(move || {
+            run(
+                &store,
+                source.as_mut(),
+                decryptor.as_ref(),
+                &options,
+                &c,
+                &mut |p| {
+                    let _ = tx.try_send(p.clone());
+                },
+            )
+        })
+        .map_err(|e| Error::Storage(format!("cannot start the indexing thread: {e}")));
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => std::thread::spawn(move || Err(e)),
+    };
+    IndexHandle {
+        control,
+        progress: rx,
+        thread,
+    }
+}

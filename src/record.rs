@@ -145,7 +145,10 @@ impl Record {
 
     /// Bytes of text this record holds, a measure for cache budgets.
     pub fn text_len(&self) -> usize {
-        Field::ALL.iter().map(|f| self.field(*f).len()).sum::<usize>()
+        Field::ALL
+            .iter()
+            .map(|f| self.field(*f).len())
+            .sum::<usize>()
             + self.id.len()
             + self.folders.iter().map(String::len).sum::<usize>()
     }
@@ -206,25 +209,40 @@ mod tests {
 
     fn arb_record() -> impl Strategy<Value = Record> {
         (
-            (".{0,20}", ".{0,10}", proptest::option::of(any::<i64>()), 0u8..4),
+            (
+                ".{0,20}",
+                ".{0,10}",
+                proptest::option::of(any::<i64>()),
+                0u8..4,
+            ),
             (".{0,40}", ".{0,400}", ".{0,30}", ".{0,30}", ".{0,20}"),
-            (proptest::collection::vec(".{0,10}", 0..3), 0u8..8, proptest::option::of(".{0,10}")),
+            (
+                proptest::collection::vec(".{0,10}", 0..3),
+                0u8..8,
+                proptest::option::of(".{0,10}"),
+            ),
         )
-            .prop_map(|((id, source, ts, kind), (s, b, f, t, a), (folders, flags, version))| Record {
-                id,
-                source,
-                timestamp: ts,
-                kind: [ContentKind::Mail, ContentKind::Chat, ContentKind::File, ContentKind::Event]
-                    [kind as usize],
-                subject: s,
-                body: b.repeat(3),
-                from: f,
-                to: t,
-                attachments: a,
-                folders,
-                flags: Flags::from_bits(flags),
-                version,
-            })
+            .prop_map(
+                |((id, source, ts, kind), (s, b, f, t, a), (folders, flags, version))| Record {
+                    id,
+                    source,
+                    timestamp: ts,
+                    kind: [
+                        ContentKind::Mail,
+                        ContentKind::Chat,
+                        ContentKind::File,
+                        ContentKind::Event,
+                    ][kind as usize],
+                    subject: s,
+                    body: b.repeat(3),
+                    from: f,
+                    to: t,
+                    attachments: a,
+                    folders,
+                    flags: Flags::from_bits(flags),
+                    version,
+                },
+            )
     }
 
     proptest! {

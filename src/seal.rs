@@ -152,7 +152,12 @@ impl Sealer {
     }
 
     /// Opens an envelope sealed as `kind` under `key`, returning the plaintext.
-    pub fn open(&self, kind: RecordKind, key: &[u8], envelope: &[u8]) -> Result<Vec<u8>, OpenError> {
+    pub fn open(
+        &self,
+        kind: RecordKind,
+        key: &[u8],
+        envelope: &[u8],
+    ) -> Result<Vec<u8>, OpenError> {
         if envelope.len() < OVERHEAD {
             return Err(OpenError::Truncated(envelope.len()));
         }
@@ -226,13 +231,25 @@ mod tests {
     fn kind_key_and_sealer_are_bound() {
         let s = sealer();
         let env = s.seal(RecordKind::Document, b"k", b"secret");
-        assert_eq!(s.open(RecordKind::Failure, b"k", &env), Err(OpenError::BadTag));
-        assert_eq!(s.open(RecordKind::Document, b"k2", &env), Err(OpenError::BadTag));
+        assert_eq!(
+            s.open(RecordKind::Failure, b"k", &env),
+            Err(OpenError::BadTag)
+        );
+        assert_eq!(
+            s.open(RecordKind::Document, b"k2", &env),
+            Err(OpenError::BadTag)
+        );
         let other = Sealer::new(&SecretKey::from_bytes([43; 32]));
-        assert_eq!(other.open(RecordKind::Document, b"k", &env), Err(OpenError::BadTag));
+        assert_eq!(
+            other.open(RecordKind::Document, b"k", &env),
+            Err(OpenError::BadTag)
+        );
         let mut v2 = env.clone();
         v2[0] = 2;
-        assert_eq!(s.open(RecordKind::Document, b"k", &v2), Err(OpenError::UnknownVersion(2)));
+        assert_eq!(
+            s.open(RecordKind::Document, b"k", &v2),
+            Err(OpenError::UnknownVersion(2))
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   opens them; keeping the keyring apart means a wrong passphrase is
 //!   rejected before the database is touched, so it changes nothing on
 //!   disk. It is replaced atomically (write, fsync, rename, fsync).
+//! * `commit`, a small sealed file rewritten after every flushed batch with
+//!   the manifest's counts and generation, so that a database that lost or
+//!   rolled back committed batches is refused rather than served (see
+//!   `check_commit_file`).
 //! * `db/`, the sled database, whose tree `sealed` holds every other
 //!   record, each sealed with [`crate::seal`] under a purpose key, at a key
 //!   made of one kind byte and a keyed MAC:
@@ -54,6 +58,8 @@ pub const FORMAT_VERSION: u32 = 1;
 const KEYRING_FILE: &str = "keyring";
 const KEYRING_MAGIC: &[u8; 8] = b"SEALDEX\0";
 const LOCK_FILE: &str = "sealdex.lock";
+const COMMIT_FILE: &str = "commit";
+const COMMIT_AAD: &[u8] = b"commit-file";
 const DB_DIR: &str = "db";
 
 const P_DOC: u8 = b'D';
@@ -212,7 +218,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -289,21 +297,27 @@ impl Keyring {
             &postcard::to_allocvec(&(&self.kek, &self.wrapped))
                 .map_err(|e| Error::Corrupt(format!("cannot encode the keyring: {e}")))?,
         );
-        let tmp = path.join(format!("{KEYRING_FILE}.tmp"));
-        let dst = path.join(KEYRING_FILE);
-        {
-            use std::io::Write;
-            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        if let Ok(d) = File::open(path) {
-            // Make the rename itself durable; not all platforms allow this.
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_atomic(path, KEYRING_FILE, &bytes)
     }
+}
+
+/// Replaces `dir/name` atomically and durably: write a temporary file,
+/// fsync it, rename it over the old one, fsync the directory.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    if let Ok(d) = File::open(dir) {
+        // Make the rename itself durable; not every platform allows this.
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl Store {
@@ -320,7 +334,11 @@ impl Store {
         let foreign = std::fs::read_dir(path)
             .map_err(|e| Error::io(path, e))?
             .filter_map(|e| e.ok())
-            .any(|e| e.file_name() != LOCK_FILE && e.file_name() != DB_DIR);
+            .any(|e| {
+                e.file_name() != LOCK_FILE
+                    && e.file_name() != DB_DIR
+                    && e.file_name() != COMMIT_FILE
+            });
         if foreign {
             return Err(Error::NotAnIndex {
                 path: path.to_owned(),
@@ -332,6 +350,7 @@ impl Store {
         if stale.exists() {
             std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
         }
+        let _ = std::fs::remove_file(path.join(COMMIT_FILE));
         let data_key = SecretKey::random()?;
         let kek = KekSpec::new_for(cred, kdf)?;
         let wrapped = kek.wrap(cred, &data_key)?;
@@ -376,14 +395,55 @@ impl Store {
 
     fn finish_open(path: &Path, db: sled::Db, data_key: SecretKey, lock: File) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
-        Ok(Store {
+        let store = Store {
             path: path.to_owned(),
             db,
             sealed,
             keys: Keys::derive(data_key),
             _lock: lock,
             write_lock: std::sync::Mutex::new(()),
-        })
+        };
+        store.check_commit_file()?;
+        Ok(store)
+    }
+
+    /// Compares the database's manifest with the last commit recorded
+    /// outside it.
+    ///
+    /// Why a second copy: sled treats a damaged log entry like a write torn
+    /// by a crash and silently drops it and everything after it. A flipped
+    /// byte in its file would then look like an index that was never
+    /// filled. The commit file, written after every flushed batch, knows
+    /// which generation was reported done; a database behind it has lost
+    /// committed data, which is reported instead of served. A database one
+    /// step ahead is a crash between the two writes, and is caught up.
+    fn check_commit_file(&self) -> Result<()> {
+        let file = self.path.join(COMMIT_FILE);
+        let committed = match std::fs::read(&file) {
+            Ok(bytes) => self.open_state::<Manifest>(RecordKind::Manifest, COMMIT_AAD, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+            Err(e) => return Err(Error::io(&file, e)),
+        };
+        let current = self.manifest()?;
+        if current.generation < committed.generation {
+            return Err(Error::Tampered {
+                kind: "manifest",
+                detail: format!(
+                    "the database is at batch {} but batch {} was committed: committed records \
+                     were lost or rolled back",
+                    current.generation, committed.generation
+                ),
+            });
+        }
+        if current != committed {
+            self.write_commit_file(&current)?;
+        }
+        Ok(())
+    }
+
+    fn write_commit_file(&self, m: &Manifest) -> Result<()> {
+        let sealed = self.seal_state(RecordKind::Manifest, COMMIT_AAD, m);
+        write_atomic(&self.path, COMMIT_FILE, &sealed)
     }
 
     /// The index directory.
@@ -415,10 +475,11 @@ impl Store {
     /// on many threads at once.
     pub fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
         let key = self.doc_key(&record.source, &record.id);
-        let sealed = self
-            .keys
-            .documents
-            .seal(RecordKind::Document, key.as_bytes(), &record::encode(record));
+        let sealed = self.keys.documents.seal(
+            RecordKind::Document,
+            key.as_bytes(),
+            &record::encode(record),
+        );
         (key, sealed)
     }
 
@@ -591,7 +652,7 @@ impl Store {
         );
         self.sealed.apply_batch(b)?;
         self.db.flush()?;
-        Ok(())
+        self.write_commit_file(&manifest)
     }
 
     /// Authenticates every sealed record and checks the manifest's counts.
@@ -656,7 +717,9 @@ impl Store {
     /// Bytes the index occupies on disk.
     pub fn disk_bytes(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.filter_map(|e| e.ok())
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),

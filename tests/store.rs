@@ -92,7 +92,10 @@ fn wrong_passphrase_is_typed_and_changes_nothing() {
     .unwrap_err();
     assert!(matches!(err, Error::WrongKey), "{err:?}");
     assert!(!err.to_string().contains("right"));
-    assert!(before == snapshot(dir.path()), "a failed unlock wrote to disk");
+    assert!(
+        before == snapshot(dir.path()),
+        "a failed unlock wrote to disk"
+    );
 }
 
 #[test]
@@ -107,14 +110,20 @@ fn change_credential_rewraps_without_reencrypting() {
     let sealed_after: Vec<_> = store.sealed_documents().map(|r| r.unwrap()).collect();
     assert_eq!(sealed_before, sealed_after, "documents were re-encrypted");
     drop(store);
-    assert!(matches!(Store::open(dir.path(), &old), Err(Error::WrongKey)));
+    assert!(matches!(
+        Store::open(dir.path(), &old),
+        Err(Error::WrongKey)
+    ));
     let store = Store::open(dir.path(), &new).unwrap();
     assert_eq!(store.get("test", "a").unwrap().unwrap().body, "one");
     // And to an app key.
     let app = Credential::AppKey(SecretKey::from_bytes([7; 32]));
     store.change_credential(&app, fast()).unwrap();
     drop(store);
-    assert!(matches!(Store::open(dir.path(), &new), Err(Error::WrongKey)));
+    assert!(matches!(
+        Store::open(dir.path(), &new),
+        Err(Error::WrongKey)
+    ));
     assert!(Store::open(dir.path(), &app).is_ok());
 }
 
@@ -271,4 +280,46 @@ fn delete_and_failure_bookkeeping() {
     let k: DocKey = store.doc_key("test", "b");
     assert_eq!(DocKey::from_bytes(k.as_bytes()), Some(k));
     assert!(store.verify().is_ok());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn database_replayed_from_an_older_copy_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    put(&store, &[record("a", "one")]);
+    drop(store);
+    let old = tempfile::tempdir().unwrap();
+    copy_dir(&dir.path().join("db"), old.path());
+
+    let store = Store::open(dir.path(), &cred).unwrap();
+    put(&store, &[record("b", "two")]);
+    drop(store);
+    std::fs::remove_dir_all(dir.path().join("db")).unwrap();
+    copy_dir(old.path(), &dir.path().join("db"));
+
+    let err = Store::open(dir.path(), &cred).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Tampered {
+                kind: "manifest",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -167,3 +167,7 @@ impl std::str::FromStr for Query {
         parse(s)
     }
 }
+
+pub(crate) mod forward;
+pub(crate) mod plan;
+pub mod snippet;

@@ -1,0 +1,298 @@
+//! The cache: decrypted records held in memory while an index is open,
+//! newest first within a byte budget, laid out for scanning at memory speed.
+//!
+//! # Layout
+//!
+//! Each cached record contributes the *token stream* of its five fields to a
+//! shard's one contiguous byte arena (`" tok1 tok2\n"` per field, see
+//! [`crate::query`]'s planner), plus its metadata in parallel arrays. A
+//! search runs `memmem` over whole arenas, one shard per rayon task, and maps
+//! hit offsets back to records with a binary search: the inner loop touches
+//! nothing but contiguous bytes.
+//!
+//! # Budget
+//!
+//! The budget counts the arena bytes and the records' own text. Records that
+//! do not fit, the oldest ones, stay in the encrypted store; a search streams
+//! them in batches (unseal, tokenise, scan, drop), so a small budget costs
+//! time, never results.
+//!
+//! # Changes
+//!
+//! Updates append to the last shard and mark the replaced entry dead; deletes
+//! only mark. When dead bytes pass a quarter of the arenas, the shards are
+//! rebuilt. All of it happens under a write lock that searches wait for, so
+//! a search sees every committed change or none of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::query::plan::{self, fold_name};
+use crate::record::{Field, Flags, Record};
+use crate::store::DocKey;
+
+/// Target size of one shard's arena: large enough that memmem runs long,
+/// small enough that two cores share the work evenly.
+const SHARD_BYTES: usize = 2 << 20;
+
+/// Default cache budget: enough for a large desktop mailbox's text.
+pub const DEFAULT_BUDGET: usize = 512 << 20;
+
+/// One cached record.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub key: DocKey,
+    pub timestamp: Option<i64>,
+    pub flags: Flags,
+    /// Folder and label names, case-folded.
+    pub folders: Vec<String>,
+    pub record: Arc<Record>,
+    /// Bytes this entry costs against the budget.
+    pub cost: usize,
+    /// Where its token stream sits: shard, and index within the shard.
+    pub slot: (u32, u32),
+    /// Token counts per field, for relevance scoring.
+    pub tokens: u32,
+}
+
+/// A contiguous arena of token streams.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub text: Vec<u8>,
+    /// For each slot, the start of each field and, last, the end:
+    /// `bounds[slot * 6 + f]`.
+    pub bounds: Vec<u32>,
+    /// The entry each slot belongs to; `u32::MAX` once dead.
+    pub entries: Vec<u32>,
+    pub dead_bytes: usize,
+}
+
+const STRIDE: usize = Field::ALL.len() + 1;
+
+impl Shard {
+    pub(crate) fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn slot_start(&self, slot: usize) -> usize {
+        self.bounds[slot * STRIDE] as usize
+    }
+
+    pub(crate) fn slot_end(&self, slot: usize) -> usize {
+        self.bounds[slot * STRIDE + Field::ALL.len()] as usize
+    }
+
+    /// The field a byte offset within `slot` falls in.
+    pub(crate) fn field_at(&self, slot: usize, pos: usize) -> usize {
+        let b = &self.bounds[slot * STRIDE..slot * STRIDE + STRIDE];
+        // b[f] <= pos < b[f+1]
+        b[1..]
+            .partition_point(|&x| (x as usize) <= pos)
+            .min(Field::ALL.len() - 1)
+    }
+
+    /// The slot holding byte offset `pos`.
+    pub(crate) fn slot_at(&self, pos: usize) -> usize {
+        let n = self.slots();
+        // Binary search over slot starts.
+        let (mut lo, mut hi) = (0usize, n);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.slot_start(mid) <= pos {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Appends a record's token stream; returns its slot and token count.
+    pub(crate) fn push(&mut self, record: &Record, entry: u32, scratch: &mut String) -> (u32, u32) {
+        let slot = self.entries.len() as u32;
+        let mut tokens = 0u32;
+        for f in Field::ALL {
+            self.bounds.push(self.text.len() as u32);
+            let before = self.text.len();
+            plan::push_token_stream(record.field(f), scratch, &mut self.text);
+            tokens += self.text[before..].iter().filter(|&&b| b == b' ').count() as u32;
+        }
+        self.bounds.push(self.text.len() as u32);
+        self.entries.push(entry);
+        (slot, tokens)
+    }
+}
+
+/// The cache's state; searches hold it behind a read lock.
+#[derive(Debug, Default)]
+pub(crate) struct CacheState {
+    pub entries: Vec<Option<Entry>>,
+    pub by_key: HashMap<DocKey, u32>,
+    pub shards: Vec<Shard>,
+    /// Records not in memory, newest first: streamed from the store by searches.
+    pub uncached: Vec<(Option<i64>, DocKey)>,
+    pub bytes: usize,
+    pub budget: usize,
+    scratch: String,
+}
+
+/// Sort key shared by every ordering: newest first, undated last, then by key.
+pub(crate) fn newest_first(
+    a: (Option<i64>, &DocKey),
+    b: (Option<i64>, &DocKey),
+) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+}
+
+fn cost(record: &Record) -> usize {
+    // The record's text, and its token stream (about as long).
+    2 * record.text_len() + 128
+}
+
+impl CacheState {
+    pub(crate) fn new(budget: usize) -> Self {
+        CacheState {
+            budget,
+            ..Default::default()
+        }
+    }
+
+    /// Number of records, cached or not.
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len() + self.uncached.len()
+    }
+
+    /// Adds or replaces a record. Whether it stays in memory depends on the budget.
+    pub(crate) fn upsert(&mut self, key: DocKey, record: Arc<Record>) {
+        self.remove(&key);
+        let ts = record.timestamp;
+        let c = cost(&record);
+        // Older than everything already spilled, with the cache full: spill it too.
+        if self.bytes + c > self.budget {
+            self.make_room(c, ts, &key);
+            if self.bytes + c > self.budget {
+                self.insert_uncached(ts, key);
+                return;
+            }
+        }
+        self.insert_cached(key, record, c);
+    }
+
+    fn insert_uncached(&mut self, ts: Option<i64>, key: DocKey) {
+        let pos = self
+            .uncached
+            .partition_point(|(t, k)| newest_first((*t, k), (ts, &key)).is_lt());
+        self.uncached.insert(pos, (ts, key));
+    }
+
+    fn insert_cached(&mut self, key: DocKey, record: Arc<Record>, c: usize) {
+        let idx = self.entries.len() as u32;
+        if self
+            .shards
+            .last()
+            .is_none_or(|s| s.text.len() >= SHARD_BYTES)
+        {
+            self.shards.push(Shard::default());
+        }
+        let shard_no = (self.shards.len() - 1) as u32;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let shard = self.shards.last_mut().expect("a shard was just ensured");
+        let (slot, tokens) = shard.push(&record, idx, &mut scratch);
+        self.scratch = scratch;
+        self.entries.push(Some(Entry {
+            key,
+            timestamp: record.timestamp,
+            flags: record.flags,
+            folders: record.folders.iter().map(|f| fold_name(f)).collect(),
+            record,
+            cost: c,
+            slot: (shard_no, slot),
+            tokens,
+        }));
+        self.by_key.insert(key, idx);
+        self.bytes += c;
+    }
+
+    /// Spills the oldest cached entries that are older than `(ts, key)`
+    /// until `need` bytes fit.
+    fn make_room(&mut self, need: usize, ts: Option<i64>, key: &DocKey) {
+        if self.bytes + need <= self.budget {
+            return;
+        }
+        let mut live: Vec<(Option<i64>, DocKey)> = self
+            .entries
+            .iter()
+            .flatten()
+            .map(|e| (e.timestamp, e.key))
+            .collect();
+        // Oldest first.
+        live.sort_by(|a, b| newest_first((b.0, &b.1), (a.0, &a.1)));
+        for (t, k) in live {
+            if self.bytes + need <= self.budget {
+                break;
+            }
+            if newest_first((t, &k), (ts, key)).is_gt() {
+                self.remove(&k);
+                self.insert_uncached(t, k);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Removes a record wherever it is.
+    pub(crate) fn remove(&mut self, key: &DocKey) {
+        if let Some(idx) = self.by_key.remove(key) {
+            if let Some(e) = self.entries[idx as usize].take() {
+                self.bytes -= e.cost;
+                let shard = &mut self.shards[e.slot.0 as usize];
+                let slot = e.slot.1 as usize;
+                shard.dead_bytes += shard.slot_end(slot) - shard.slot_start(slot);
+                shard.entries[slot] = u32::MAX;
+            }
+            self.maybe_compact();
+        } else if let Some(pos) = self.uncached.iter().position(|(_, k)| k == key) {
+            self.uncached.remove(pos);
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        let total: usize = self.shards.iter().map(|s| s.text.len()).sum();
+        let dead: usize = self.shards.iter().map(|s| s.dead_bytes).sum();
+        if total > SHARD_BYTES && dead * 4 > total {
+            self.rebuild();
+        }
+    }
+
+    /// Rebuilds every shard from the live entries, newest first.
+    pub(crate) fn rebuild(&mut self) {
+        let mut live: Vec<Entry> = self.entries.drain(..).flatten().collect();
+        live.sort_by(|a, b| newest_first((a.timestamp, &a.key), (b.timestamp, &b.key)));
+        self.shards.clear();
+        self.by_key.clear();
+        self.bytes = 0;
+        for e in live {
+            self.insert_cached(e.key, e.record, e.cost);
+        }
+    }
+
+    /// Bulk load: records newest first fill the budget; the rest spill.
+    pub(crate) fn load(&mut self, mut all: Vec<(DocKey, Arc<Record>)>) {
+        all.sort_by(|a, b| newest_first((a.1.timestamp, &a.0), (b.1.timestamp, &b.0)));
+        for (key, record) in all {
+            let c = cost(&record);
+            if self.uncached.is_empty() && self.bytes + c <= self.budget {
+                self.insert_cached(key, record, c);
+            } else {
+                self.uncached.push((record.timestamp, key));
+            }
+        }
+    }
+
+    /// The live entry for a key, if cached.
+    pub(crate) fn get(&self, key: &DocKey) -> Option<&Entry> {
+        self.by_key
+            .get(key)
+            .and_then(|&i| self.entries[i as usize].as_ref())
+    }
+}

@@ -1,0 +1,548 @@
+//! The index: what an application holds open. It ties the sealed store, the
+//! decrypted cache and the search modes together, and keeps them in step
+//! while the pipeline writes.
+//!
+//! ```no_run
+//! use sealdex::{Credential, Index, IndexConfig, SearchOptions};
+//!
+//! let index = Index::open_or_create(
+//!     "/path/to/index".as_ref(),
+//!     &Credential::passphrase("correct horse"),
+//!     IndexConfig::default(),
+//! )?;
+//! let mut mailbox = sealdex::backends::open_path("/home/me/Maildir".as_ref())?;
+//! index.index(mailbox.as_mut(), &sealdex::decrypt::PassThrough::default(), &Default::default())?;
+//!
+//! let results = index.search("from:alice invoice -draft", &SearchOptions::default())?;
+//! println!("{} messages", results.total);
+//! for hit in &results.hits {
+//!     println!("{} {}", hit.id, hit.record.subject);
+//! }
+//! // The next page continues exactly where this one ended.
+//! if let Some(next) = results.next {
+//!     let page2 = index.search("from:alice invoice -draft", &SearchOptions { cursor: Some(next), ..Default::default() })?;
+//! #   let _ = page2;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use rayon::prelude::*;
+use tracing::debug;
+
+use crate::cache::{CacheState, DEFAULT_BUDGET, newest_first};
+use crate::decrypt::Decryptor;
+use crate::error::{Error, Result};
+use crate::keys::{Credential, KdfParams};
+use crate::pipeline::{self, Control, IndexOptions, Progress, Report};
+use crate::query::forward::{self, Meta, SlotMeta};
+use crate::query::plan::{self, Needle, Plan};
+use crate::query::snippet::{self, Snippet};
+use crate::query::{self, Query};
+use crate::record::Record;
+use crate::source::Source;
+use crate::store::{DocKey, Store};
+
+/// How an index is opened.
+#[derive(Clone, Debug)]
+pub struct IndexConfig {
+    /// Bytes of decrypted text the cache may hold; records beyond it are
+    /// streamed from the encrypted store during each search.
+    pub cache_bytes: usize,
+    /// Argon2id cost, used when the index is created.
+    pub kdf: KdfParams,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            cache_bytes: DEFAULT_BUDGET,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// Result order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Newest first; undated messages last.
+    #[default]
+    Newest,
+    /// Most relevant first (BM25 over the matched terms), then newest.
+    Relevance,
+}
+
+/// What to search and how to page.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Result order.
+    pub order: Order,
+    /// Hits per page; `None` for all of them.
+    pub limit: Option<usize>,
+    /// Continue after this cursor (from a previous page's `next`).
+    pub cursor: Option<PageCursor>,
+    /// Width of snippets in bytes; 0 for no snippets.
+    pub snippet_bytes: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            order: Order::Newest,
+            limit: Some(20),
+            cursor: None,
+            snippet_bytes: 160,
+        }
+    }
+}
+
+/// A position in a result list. Opaque; valid while the index is unchanged
+/// (after a change, paging goes on without repeats, but may miss or add
+/// records that changed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageCursor {
+    order: Order,
+    score: f32,
+    timestamp: Option<i64>,
+    key: DocKey,
+}
+
+impl PageCursor {
+    /// A printable form, for handing to a UI and back.
+    pub fn encode(&self) -> String {
+        let mut s = String::with_capacity(100);
+        s.push(match self.order {
+            Order::Newest => 'n',
+            Order::Relevance => 'r',
+        });
+        s.push_str(&format!("{:08x}", self.score.to_bits()));
+        match self.timestamp {
+            Some(t) => s.push_str(&format!("{:016x}", t as u64)),
+            None => s.push_str("----------------"),
+        }
+        for b in self.key.as_bytes() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Parses [`PageCursor::encode`]'s output.
+    pub fn decode(s: &str) -> Option<PageCursor> {
+        let order = match s.get(..1)? {
+            "n" => Order::Newest,
+            "r" => Order::Relevance,
+            _ => return None,
+        };
+        let score = f32::from_bits(u32::from_str_radix(s.get(1..9)?, 16).ok()?);
+        let ts = s.get(9..25)?;
+        let timestamp = if ts == "----------------" {
+            None
+        } else {
+            Some(u64::from_str_radix(ts, 16).ok()? as i64)
+        };
+        let hex = s.get(25..)?;
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        let key = DocKey::from_bytes(&bytes?)?;
+        Some(PageCursor {
+            order,
+            score,
+            timestamp,
+            key,
+        })
+    }
+}
+
+/// One result.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The id the source gave.
+    pub id: String,
+    /// The whole record (decrypted, in memory only).
+    pub record: Arc<Record>,
+    /// Relevance score (0 in newest-first order).
+    pub score: f32,
+    /// Text around the first matches, with highlights.
+    pub snippet: Snippet,
+}
+
+/// A page of results.
+#[derive(Clone, Debug)]
+pub struct SearchResults {
+    /// How many records match in all.
+    pub total: usize,
+    /// This page.
+    pub hits: Vec<Hit>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<PageCursor>,
+}
+
+/// An open index: a store, its cache and its search modes.
+pub struct Index {
+    store: Arc<Store>,
+    cache: Arc<RwLock<CacheState>>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One match before ordering.
+#[derive(Clone, Copy, Debug)]
+struct Matched {
+    key: DocKey,
+    timestamp: Option<i64>,
+    score: f32,
+}
+
+fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::Ordering {
+    let by_date = newest_first((a.timestamp, &a.key), (b.timestamp, &b.key));
+    match order {
+        Order::Newest => by_date,
+        Order::Relevance => b.score.total_cmp(&a.score).then(by_date),
+    }
+}
+
+/// A record streamed from the store, with its folders case-folded.
+type StreamedRecord = (DocKey, Record, Vec<String>);
+
+/// Records streamed from the store for one search batch.
+struct Streamed {
+    records: Vec<StreamedRecord>,
+}
+
+impl SlotMeta for Streamed {
+    fn meta(&self, _shard: &crate::cache::Shard, slot: usize) -> Option<Meta<'_>> {
+        let (_, r, folders) = self.records.get(slot)?;
+        Some(Meta {
+            timestamp: r.timestamp,
+            flags: r.flags,
+            folders,
+        })
+    }
+}
+
+const STREAM_BATCH: usize = 2048;
+
+impl Index {
+    /// Opens an existing index and loads its cache.
+    pub fn open(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
+        Self::from_store(Store::open(path, cred)?, config)
+    }
+
+    /// Creates a new, empty index.
+    pub fn create(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
+        Self::from_store(Store::create(path, cred, config.kdf)?, config)
+    }
+
+    /// Opens the index at `path`, creating it if there is none.
+    pub fn open_or_create(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
+        let (store, _) = Store::open_or_create(path, cred, config.kdf)?;
+        Self::from_store(store, config)
+    }
+
+    /// Wraps an open store, loading every record once to fill the cache.
+    pub fn from_store(store: Store, config: IndexConfig) -> Result<Index> {
+        let started = std::time::Instant::now();
+        let mut all: Vec<(DocKey, Arc<Record>)> = Vec::new();
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
+            let opened: Result<Vec<(DocKey, Arc<Record>)>> = batch
+                .par_iter()
+                .map(|(k, v)| {
+                    let key = DocKey::from_bytes(k)
+                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
+                    Ok((key, Arc::new(store.open_record(k, v)?)))
+                })
+                .collect();
+            all.extend(opened?);
+            batch.clear();
+            Ok(())
+        };
+        for item in store.sealed_documents() {
+            batch.push(item?);
+            if batch.len() == STREAM_BATCH {
+                flush(&mut batch)?;
+            }
+        }
+        flush(&mut batch)?;
+        let mut cache = CacheState::new(config.cache_bytes);
+        cache.load(all);
+        debug!(
+            records = cache.len(),
+            uncached = cache.uncached.len(),
+            bytes = cache.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "cache loaded"
+        );
+        Ok(Index {
+            store: Arc::new(store),
+            cache: Arc::new(RwLock::new(cache)),
+        })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the index holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CacheState> {
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the indexing pipeline for a source, keeping the cache in step
+    /// with every committed batch. Searches may run meanwhile from other
+    /// threads and see each batch once it is committed.
+    pub fn index(
+        &self,
+        source: &mut dyn Source,
+        decryptor: &dyn Decryptor,
+        options: &IndexOptions,
+    ) -> Result<Report> {
+        self.index_with(source, decryptor, options, &Control::new(), &mut |_| {})
+    }
+
+    /// [`Index::index`] with a control handle and a progress callback.
+    pub fn index_with(
+        &self,
+        source: &mut dyn Source,
+        decryptor: &dyn Decryptor,
+        options: &IndexOptions,
+        control: &Control,
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Report> {
+        let cache = Arc::clone(&self.cache);
+        let observer = move |stored: &[(DocKey, Arc<Record>)], deleted: &[DocKey]| {
+            let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
+            for k in deleted {
+                c.remove(k);
+            }
+            for (k, r) in stored {
+                c.upsert(*k, Arc::clone(r));
+            }
+        };
+        pipeline::run_observed(
+            &self.store,
+            source,
+            decryptor,
+            options,
+            control,
+            on_progress,
+            Some(&observer),
+        )
+    }
+
+    /// Parses and runs a query.
+    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<SearchResults> {
+        let q = query::parse(query)?;
+        self.search_query(&q, options)
+    }
+
+    /// Runs a parsed query with the forward scan.
+    pub fn search_query(&self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
+        let plan = plan::plan(query);
+        let mut needles = Vec::new();
+        plan.positive_needles(&mut needles);
+        let cache = self.read();
+        let mut matched = self.match_cached(&plan, &needles, options.order, &cache);
+        matched.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
+        let total = matched.len();
+        let order = options.order;
+        if let Some(c) = &options.cursor {
+            let at = Matched {
+                key: c.key,
+                timestamp: c.timestamp,
+                score: c.score,
+            };
+            matched.retain(|m| cmp_matched(order, m, &at).is_gt());
+        }
+        let limit = options.limit.unwrap_or(usize::MAX);
+        if matched.len() > limit && limit > 0 {
+            matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
+            matched.truncate(limit);
+        }
+        if limit == 0 {
+            matched.clear();
+        }
+        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
+        let more = matched.len() == limit && total > 0;
+        let mut hits = Vec::with_capacity(matched.len());
+        for m in &matched {
+            let record = match cache.get(&m.key) {
+                Some(e) => Arc::clone(&e.record),
+                None => match self.store.get_by_key(&m.key)? {
+                    Some(r) => Arc::new(r),
+                    // Deleted since the scan: skip it.
+                    None => continue,
+                },
+            };
+            let snippet = if options.snippet_bytes > 0 {
+                snippet::snippet(&record, &needles, options.snippet_bytes)
+            } else {
+                Snippet::default()
+            };
+            hits.push(Hit {
+                id: record.id.clone(),
+                record,
+                score: m.score,
+                snippet,
+            });
+        }
+        let next = if more {
+            matched.last().map(|m| PageCursor {
+                order,
+                score: m.score,
+                timestamp: m.timestamp,
+                key: m.key,
+            })
+        } else {
+            None
+        };
+        Ok(SearchResults { total, hits, next })
+    }
+
+    fn match_cached(
+        &self,
+        plan: &Plan,
+        needles: &[&Needle],
+        order: Order,
+        cache: &CacheState,
+    ) -> Vec<Matched> {
+        let slots = forward::scan(plan, &cache.shards, &cache.entries);
+        let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
+        slots
+            .par_iter()
+            .filter_map(|&(si, slot)| {
+                let shard = &cache.shards[si as usize];
+                let idx = shard.entries[slot as usize];
+                let e = cache.entries.get(idx as usize)?.as_ref()?;
+                let score = scorer
+                    .as_ref()
+                    .map_or(0.0, |s| s.score(shard, slot as usize, e.tokens));
+                Some(Matched {
+                    key: e.key,
+                    timestamp: e.timestamp,
+                    score,
+                })
+            })
+            .collect()
+    }
+
+    fn match_streamed(
+        &self,
+        plan: &Plan,
+        needles: &[&Needle],
+        order: Order,
+        cache: &CacheState,
+    ) -> Result<Vec<Matched>> {
+        let mut out = Vec::new();
+        if cache.uncached.is_empty() {
+            return Ok(out);
+        }
+        let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
+        for chunk in cache.uncached.chunks(STREAM_BATCH) {
+            let opened: Result<Vec<Option<StreamedRecord>>> = chunk
+                .par_iter()
+                .map(|(_, key)| {
+                    Ok(self.store.get_by_key(key)?.map(|r| {
+                        let folders = r.folders.iter().map(|f| plan::fold_name(f)).collect();
+                        (*key, r, folders)
+                    }))
+                })
+                .collect();
+            let streamed = Streamed {
+                records: opened?.into_iter().flatten().collect(),
+            };
+            let mut shard = crate::cache::Shard::default();
+            let mut scratch = String::new();
+            let mut tokens = Vec::with_capacity(streamed.records.len());
+            for (i, (_, r, _)) in streamed.records.iter().enumerate() {
+                tokens.push(shard.push(r, i as u32, &mut scratch).1);
+            }
+            for slot in forward::matching_slots(plan, &shard, &streamed) {
+                let (key, r, _) = &streamed.records[slot];
+                out.push(Matched {
+                    key: *key,
+                    timestamp: r.timestamp,
+                    score: scorer
+                        .as_ref()
+                        .map_or(0.0, |s| s.score(&shard, slot, tokens[slot])),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// BM25 over the positive terms of a query. Document frequencies come from
+/// the cached records, scaled to the whole index when part of it is not
+/// cached; subject matches count double.
+struct Scorer<'a> {
+    needles: Vec<(&'a Needle, f32)>,
+    avg_tokens: f32,
+}
+
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+impl<'a> Scorer<'a> {
+    fn new(needles: &[&'a Needle], cache: &CacheState) -> Self {
+        let cached = cache.by_key.len().max(1) as f32;
+        let total = cache.len().max(1) as f32;
+        let avg_tokens = cache
+            .entries
+            .iter()
+            .flatten()
+            .map(|e| e.tokens as f64)
+            .sum::<f64>() as f32
+            / cached;
+        let needles = needles
+            .iter()
+            .map(|n| {
+                let df = forward::scan(&Plan::Text((*n).clone()), &cache.shards, &cache.entries)
+                    .len() as f32
+                    * total
+                    / cached;
+                let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();
+                (*n, idf)
+            })
+            .collect();
+        Scorer {
+            needles,
+            avg_tokens: avg_tokens.max(1.0),
+        }
+    }
+
+    fn score(&self, shard: &crate::cache::Shard, slot: usize, tokens: u32) -> f32 {
+        let norm = K1 * (1.0 - B + B * tokens as f32 / self.avg_tokens);
+        self.needles
+            .iter()
+            .map(|(n, idf)| {
+                let (tf, subject) = forward::term_frequency(shard, slot, n);
+                let tf = (tf + subject) as f32;
+                idf * tf * (K1 + 1.0) / (tf + norm)
+            })
+            .sum()
+    }
+}

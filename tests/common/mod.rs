@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: running the CLI, finding the
+//! fetched corpora, and building small mailboxes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The passphrase every CLI test uses.
+pub const PASSPHRASE: &str = "pass-Xq7-canary-phrase";
+
+/// Where `../shared/corpora/fetch.sh` put the corpora, or `None` (after a
+/// loud message) when the tests should skip. Under CI a missing corpus fails.
+pub fn corpora(name: &str) -> Option<PathBuf> {
+    match std::env::var_os("SEALDEX_CORPORA") {
+        Some(dir) => {
+            let p = PathBuf::from(dir).join(name);
+            assert!(
+                p.exists(),
+                "SEALDEX_CORPORA is set but {} is missing: run ../shared/corpora/fetch.sh",
+                p.display()
+            );
+            Some(p)
+        }
+        None => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("SEALDEX_CORPORA is not set under CI: .ci/run must fetch the corpora");
+            }
+            eprintln!(
+                "\n*** SKIPPED: this test needs the {name} corpus. Fetch it with \
+                 `../shared/corpora/fetch.sh DIR` and set SEALDEX_CORPORA=DIR ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A `sealdex` command on the index in `dir`, unlocked by [`PASSPHRASE`].
+pub fn sealdex(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealdex"));
+    c.arg("--dir").arg(dir);
+    c.env("SEALDEX_PASSPHRASE", PASSPHRASE);
+    c.env_remove("SEALDEX_DIR");
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs a command and returns its output, failing the test if it panicked.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("failed to start sealdex");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "sealdex panicked:\n{stderr}");
+    assert_ne!(out.status.code(), Some(101), "sealdex panicked:\n{stderr}");
+    out
+}
+
+/// Runs a command that must succeed.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "command failed: {:?}\nstdout: {}\nstderr: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `sealdex stats --json`, parsed.
+pub fn stats(dir: &Path) -> serde_json::Value {
+    let out = ok(sealdex(dir).args(["stats", "--json"]));
+    serde_json::from_slice(&out.stdout).expect("stats --json prints one JSON object")
+}
+
+/// Counts regular files under a directory tree, skipping hidden ones.
+pub fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            n += count_files(&p);
+        } else if p.is_file() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Every file under `dir`, recursively.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(all_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
