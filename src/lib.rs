@@ -46,3 +46,8 @@ pub use source::{
 };
 
 pub use store::Store;
+
+// Compiles the README's Rust examples as doctests, so the README cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

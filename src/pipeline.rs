@@ -599,7 +599,9 @@ fn fetch_stage(
             Change::Deleted { id } => deletes.push(id),
         }
     }
-    let total = Some((refetch.len() + deletes.len()) as u64);
+    let n_changes = (refetch.len() + deletes.len()) as u64;
+    // No total for an empty change set, so progress keeps the listing's total.
+    let total = (n_changes > 0).then_some(n_changes);
     if !refetch.is_empty() || !deletes.is_empty() {
         info!(
             updates = refetch.len(),

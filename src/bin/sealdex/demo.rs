@@ -29,7 +29,7 @@ const SEARCHES: &[(&str, &str)] = &[
     ("meeting -newsletter", "exclusion"),
     ("subject:meeting OR subject:agenda", "OR, within a field"),
     ("東京", "CJK: every ideograph is a token"),
-    ("is:unread in:inbox", "flags and folders"),
+    ("is:unread -newsletter", "flags, with an exclusion"),
 ];
 
 pub fn run() -> Result<(), Error> {
