@@ -315,7 +315,7 @@ pub fn run_observed(
     let start = Instant::now();
     let name = source.name().to_owned();
     let checkpoint = store.checkpoint(&name)?.unwrap_or_default();
-    let retries = due_failures(store, &name, options.retry.max_attempts)?;
+    let retries = due_failures(store, &name, &options.retry)?;
     info!(
         source = %name,
         resume = checkpoint.cursor.is_some(),
@@ -419,12 +419,21 @@ pub fn run_observed(
 }
 
 /// Failures of this source whose retry time has come.
-fn due_failures(store: &Store, source: &str, max_attempts: u32) -> Result<Vec<MessageRef>> {
+///
+/// Due-ness follows the policy of the current run, not the one in force when
+/// the failure was recorded, so an embedder that shortens its backoff (say,
+/// after the missing key arrived) sees the effect at once.
+fn due_failures(store: &Store, source: &str, retry: &RetryPolicy) -> Result<Vec<MessageRef>> {
     let now = now_secs();
     Ok(store
         .failures()?
         .into_iter()
-        .filter(|f| f.source == source && f.retry_after <= now && f.attempts < max_attempts)
+        .filter(|f| {
+            let due = f
+                .last_attempt
+                .saturating_add(retry.delay(f.attempts).as_secs() as i64);
+            f.source == source && due <= now && f.attempts < retry.max_attempts
+        })
         .map(|f| f.message)
         .collect())
 }

@@ -114,7 +114,8 @@ pub struct Failure {
     pub attempts: u32,
     /// Unix seconds of the last attempt.
     pub last_attempt: i64,
-    /// Unix seconds before which it is not retried.
+    /// Unix seconds of the next retry under the policy in force when it
+    /// failed (informational: each run applies its own policy).
     pub retry_after: i64,
 }
 
