@@ -24,7 +24,8 @@
 //! rebuilt. All of it happens under a write lock that searches wait for, so
 //! a search sees every committed change or none of it.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::query::plan::{self, fold_name};
@@ -133,7 +134,14 @@ pub(crate) struct CacheState {
     pub uncached: Vec<(Option<i64>, DocKey)>,
     pub bytes: usize,
     pub budget: usize,
+    /// Cached entries by age: the first is the oldest (undated before
+    /// dated, then the largest key), the one to spill first.
+    by_age: BTreeSet<(Option<i64>, Reverse<DocKey>)>,
     scratch: String,
+}
+
+fn ts_of(e: &Option<Entry>) -> Option<i64> {
+    e.as_ref().and_then(|e| e.timestamp)
 }
 
 /// Sort key shared by every ordering: newest first, undated last, then by key.
@@ -210,27 +218,18 @@ impl CacheState {
             tokens,
         }));
         self.by_key.insert(key, idx);
+        self.by_age
+            .insert((ts_of(&self.entries[idx as usize]), Reverse(key)));
         self.bytes += c;
     }
 
     /// Spills the oldest cached entries that are older than `(ts, key)`
     /// until `need` bytes fit.
     fn make_room(&mut self, need: usize, ts: Option<i64>, key: &DocKey) {
-        if self.bytes + need <= self.budget {
-            return;
-        }
-        let mut live: Vec<(Option<i64>, DocKey)> = self
-            .entries
-            .iter()
-            .flatten()
-            .map(|e| (e.timestamp, e.key))
-            .collect();
-        // Oldest first.
-        live.sort_by(|a, b| newest_first((b.0, &b.1), (a.0, &a.1)));
-        for (t, k) in live {
-            if self.bytes + need <= self.budget {
+        while self.bytes + need > self.budget {
+            let Some(&(t, Reverse(k))) = self.by_age.first() else {
                 break;
-            }
+            };
             if newest_first((t, &k), (ts, key)).is_gt() {
                 self.remove(&k);
                 self.insert_uncached(t, k);
@@ -245,6 +244,7 @@ impl CacheState {
         if let Some(idx) = self.by_key.remove(key) {
             if let Some(e) = self.entries[idx as usize].take() {
                 self.bytes -= e.cost;
+                self.by_age.remove(&(e.timestamp, Reverse(e.key)));
                 let shard = &mut self.shards[e.slot.0 as usize];
                 let slot = e.slot.1 as usize;
                 shard.dead_bytes += shard.slot_end(slot) - shard.slot_start(slot);
@@ -270,6 +270,7 @@ impl CacheState {
         live.sort_by(|a, b| newest_first((a.timestamp, &a.key), (b.timestamp, &b.key)));
         self.shards.clear();
         self.by_key.clear();
+        self.by_age.clear();
         self.bytes = 0;
         for e in live {
             self.insert_cached(e.key, e.record, e.cost);
@@ -294,5 +295,65 @@ impl CacheState {
         self.by_key
             .get(key)
             .and_then(|&i| self.entries[i as usize].as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> DocKey {
+        let mut b = [0u8; 33];
+        b[0] = b'D';
+        b[1] = i;
+        DocKey::from_bytes(&b).unwrap()
+    }
+
+    fn rec(ts: i64) -> Arc<Record> {
+        Arc::new(Record {
+            timestamp: Some(ts),
+            body: "some words of text".repeat(10),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn budget_keeps_the_newest_and_spills_the_rest_in_order() {
+        let one = cost(&rec(0));
+        let mut c = CacheState::new(one * 10);
+        // Inserted in scrambled order, as changes arrive.
+        for i in 0..100u8 {
+            let ts = ((i as i64) * 37) % 100;
+            c.upsert(key(i), rec(ts));
+        }
+        assert_eq!(c.len(), 100);
+        assert_eq!(c.by_key.len(), 10);
+        assert!(c.bytes <= c.budget);
+        let oldest_cached = c.entries.iter().flatten().filter_map(|e| e.timestamp).min();
+        let newest_spilled = c.uncached.first().and_then(|u| u.0);
+        assert!(oldest_cached > newest_spilled);
+        assert!(c.uncached.windows(2).all(|w| w[0].0 >= w[1].0));
+        // Deleting cached and spilled records.
+        let cached_key = c.entries.iter().flatten().next().unwrap().key;
+        c.remove(&cached_key);
+        c.remove(&c.uncached[5].1.clone());
+        assert_eq!(c.len(), 98);
+    }
+
+    #[test]
+    fn replacing_a_record_keeps_one_copy() {
+        let mut c = CacheState::new(usize::MAX);
+        c.upsert(key(1), rec(5));
+        c.upsert(key(1), rec(6));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get(&key(1)).unwrap().timestamp, Some(6));
+        assert_eq!(
+            c.shards[0]
+                .entries
+                .iter()
+                .filter(|&&e| e != u32::MAX)
+                .count(),
+            1
+        );
     }
 }
