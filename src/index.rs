@@ -378,6 +378,10 @@ impl Index {
             matched.retain(|m| cmp_matched(order, m, &at).is_gt());
         }
         let limit = options.limit.unwrap_or(usize::MAX);
+        // Whether hits remain beyond this page: decided before truncating,
+        // so that a page the remaining hits fill exactly is the last one
+        // (no cursor to an empty page).
+        let more = matched.len() > limit;
         if matched.len() > limit && limit > 0 {
             matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
             matched.truncate(limit);
@@ -386,7 +390,6 @@ impl Index {
             matched.clear();
         }
         matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
-        let more = matched.len() == limit && total > 0;
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
             let record = match cache.get(&m.key) {
