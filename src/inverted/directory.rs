@@ -31,11 +31,13 @@
 //! them between files, dropping the tail (the new last chunk is not marked
 //! last) or splicing in chunks from an older copy of the same file all fail
 //! authentication. Restoring a *whole* older copy (header and chunks) is
-//! caught while this directory knows the current generation: for every
-//! file it wrote, opened or deleted since it was opened, and for any file
+//! caught when this directory knows which generation to expect: for every
+//! file it wrote or deleted since it was opened, and for any file
 //! whose generation the embedder pins with [`EncryptedDirectory::pin_generation`]
 //! (the index can anchor `meta.json`'s generation in the store's sealed
-//! commit record, which catches rollback across restarts).
+//! commit record, which catches rollback across restarts). Generations
+//! that were only read are not enforced: another instance on the same path
+//! (a reader in another process) may legitimately have rewritten the file.
 //!
 //! # Why files, not sled
 //!
@@ -151,9 +153,8 @@ struct Inner {
     name_key: SecretKey,
     chunk_size: usize,
     cache: Mutex<ChunkCache>,
-    /// Generation last written or read for each tantivy file; `None` once
-    /// deleted. A header with another generation is a replayed copy.
-    known: Mutex<HashMap<PathBuf, Option<u64>>>,
+    /// What this directory knows of each tantivy file's generation.
+    known: Mutex<HashMap<PathBuf, Known>>,
     /// Files being written: they "exist" for tantivy but are not readable.
     writing: Mutex<HashSet<PathBuf>>,
     watchers: WatchCallbackList,
@@ -166,6 +167,20 @@ impl fmt::Debug for EncryptedDirectory {
             .field("chunk_size", &self.inner.chunk_size)
             .finish_non_exhaustive()
     }
+}
+
+/// What a directory knows about the current copy of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// Written by this directory or pinned by the embedder: any other
+    /// generation is a replayed copy.
+    Expected(u64),
+    /// Only read. Not enforced, because another directory instance (a
+    /// reader in another process) may legitimately have rewritten the file
+    /// since, e.g. `meta.json` after a commit; reported by `generation`.
+    Seen(u64),
+    /// Deleted by this directory: a file that reappears is a replay.
+    Deleted,
 }
 
 /// The plaintext header of a sealed file.
@@ -387,18 +402,21 @@ impl EncryptedDirectory {
     }
 
     /// The generation of the current copy of `name`, if this directory has
-    /// written or read it. Why: the embedder can store it sealed elsewhere
+    /// written, read or been told it. Why: the embedder can store it sealed elsewhere
     /// (e.g. `meta.json`'s in the store's commit record) and
     /// [`pin_generation`](Self::pin_generation) it after a restart, so that
     /// an older copy restored while the index was closed is refused.
     pub fn generation(&self, name: &Path) -> Option<u64> {
-        lock(&self.inner.known).get(name).copied().flatten()
+        match lock(&self.inner.known).get(name) {
+            Some(Known::Expected(g) | Known::Seen(g)) => Some(*g),
+            Some(Known::Deleted) | None => None,
+        }
     }
 
     /// Declares the generation `name` must have; any other copy fails
     /// authentication as a replay.
     pub fn pin_generation(&self, name: &Path, generation: u64) {
-        lock(&self.inner.known).insert(name.to_path_buf(), Some(generation));
+        lock(&self.inner.known).insert(name.to_path_buf(), Known::Expected(generation));
     }
 
     fn open_handle(&self, path: &Path) -> Result<EncryptedFileHandle, OpenReadError> {
@@ -444,21 +462,21 @@ impl EncryptedDirectory {
         {
             let mut known = lock(&self.inner.known);
             match known.get(path) {
-                Some(Some(g)) if *g != header.generation => {
+                Some(Known::Expected(g)) if *g != header.generation => {
                     return Err(io_err(tampered(
                         path,
                         "an older or other copy of the file (replayed generation)",
                     )));
                 }
-                Some(None) => {
+                Some(Known::Deleted) => {
                     return Err(io_err(tampered(
                         path,
                         "a deleted file reappeared (replayed)",
                     )));
                 }
-                Some(Some(_)) => {}
-                None => {
-                    known.insert(path.to_path_buf(), Some(header.generation));
+                Some(Known::Expected(_)) => {}
+                Some(Known::Seen(_)) | None => {
+                    known.insert(path.to_path_buf(), Known::Seen(header.generation));
                 }
             }
         }
@@ -692,7 +710,7 @@ impl EncryptedWriter {
         fs::rename(&self.tmp, &dest)?;
         sync_dir(&self.inner.root)?;
         self.done = true;
-        lock(&self.inner.known).insert(self.name.clone(), Some(self.generation));
+        lock(&self.inner.known).insert(self.name.clone(), Known::Expected(self.generation));
         if self.registered {
             lock(&self.inner.writing).remove(&self.name);
         }
@@ -766,7 +784,7 @@ impl Directory for EncryptedDirectory {
                 });
             }
         }
-        lock(&self.inner.known).insert(path.to_path_buf(), None);
+        lock(&self.inner.known).insert(path.to_path_buf(), Known::Deleted);
         lock(&self.inner.cache).remove_file(&self.inner.mac(path));
         Ok(())
     }
