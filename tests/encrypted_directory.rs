@@ -479,3 +479,60 @@ fn tampered_real_index_never_gives_wrong_counts() {
     );
     assert!(failed > 0);
 }
+
+/// Bytes this process has passed to `write` so far (Linux), to compare how
+/// much the directory and sled write for the same file.
+fn written_bytes() -> Option<u64> {
+    let io = fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn dir_size(root: &Path) -> u64 {
+    walk(root)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+/// Why files rather than sled, measured: run with
+/// `cargo test --release --features tantivy --test encrypted_directory -- --ignored --nocapture --test-threads=1`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_files_versus_sled() {
+    let Some(_) = written_bytes() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let total = 64 << 20;
+    let bytes = data(total, 7);
+
+    let d = EncryptedDirectory::open(&t.path().join("files"), &key()).unwrap();
+    let (w0, t0) = (written_bytes().unwrap(), std::time::Instant::now());
+    let mut w = d.open_write(Path::new("seg.idx")).unwrap();
+    w.write_all(&bytes).unwrap();
+    w.terminate().unwrap();
+    let (files_w, files_t) = (written_bytes().unwrap() - w0, t0.elapsed());
+    let files_disk = dir_size(&t.path().join("files"));
+
+    let sealer = sealdex::seal::Sealer::new(&key());
+    let db = sled::open(t.path().join("sled")).unwrap();
+    let (w0, t0) = (written_bytes().unwrap(), std::time::Instant::now());
+    for (i, c) in bytes.chunks(64 << 10).enumerate() {
+        let k = (i as u64).to_be_bytes();
+        let v = sealer.seal(sealdex::seal::RecordKind::IndexChunk, &k, c);
+        db.insert(k, v).unwrap();
+    }
+    db.flush().unwrap();
+    let (sled_w, sled_t) = (written_bytes().unwrap() - w0, t0.elapsed());
+    drop(db);
+    let sled_disk = dir_size(&t.path().join("sled"));
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "64 MiB file: files wrote {:.1} MiB in {files_t:?} ({:.1} MiB on disk); \
+         sled wrote {:.1} MiB in {sled_t:?} ({:.1} MiB on disk)",
+        mib(files_w),
+        mib(files_disk),
+        mib(sled_w),
+        mib(sled_disk)
+    );
+}

@@ -52,6 +52,11 @@
 //! write-to-temporary, fsync, rename, fsync-directory, which is all tantivy
 //! asks of a directory.
 //!
+//! Measured (`measure_files_versus_sled` in `tests/encrypted_directory.rs`,
+//! release build, one 64 MiB file as sealed 64 KiB chunks): this directory
+//! wrote 64.0 MiB and left 64.0 MiB on disk; sled, inserting the same sealed
+//! chunks and flushing, wrote 192.8 MiB (3×) and left 98.6 MiB on disk.
+//!
 //! # Why 64 KiB chunks
 //!
 //! tantivy's reads are small (a term-dictionary block, a postings block, a
