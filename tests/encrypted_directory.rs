@@ -536,3 +536,55 @@ fn measure_files_versus_sled() {
         mib(sled_disk)
     );
 }
+
+const LOCK_CHILD_ENV: &str = "SEALDEX_TEST_LOCK_DIR";
+
+/// Not a test on its own: the child process of `lock_is_exclusive_across_processes`.
+/// Takes the writer lock, says so, and holds it until stdin closes.
+#[test]
+#[ignore = "helper process for lock_is_exclusive_across_processes"]
+fn lock_child() {
+    let Some(dir) = std::env::var_os(LOCK_CHILD_ENV) else {
+        return;
+    };
+    let d = open(Path::new(&dir), 0);
+    let _held = d
+        .acquire_lock(&Lock {
+            filepath: PathBuf::from(".tantivy-writer.lock"),
+            is_blocking: false,
+        })
+        .unwrap();
+    println!("LOCKED");
+    std::io::stdout().flush().unwrap();
+    let mut sink = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+}
+
+#[test]
+fn lock_is_exclusive_across_processes() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--ignored", "--nocapture"])
+        .env(LOCK_CHILD_ENV, t.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("LOCKED") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child never locked");
+    }
+    let d = open(t.path(), 0);
+    let lock = |blocking| Lock {
+        filepath: PathBuf::from(".tantivy-writer.lock"),
+        is_blocking: blocking,
+    };
+    assert!(d.acquire_lock(&lock(false)).is_err(), "held by the child");
+    drop(child.stdin.take()); // the child lets go and exits
+    assert!(child.wait().unwrap().success());
+    assert!(d.acquire_lock(&lock(true)).is_ok());
+}
