@@ -25,6 +25,8 @@ pub mod clean;
 pub mod decrypt;
 mod error;
 mod index;
+#[cfg(feature = "tantivy")]
+pub mod inverted;
 pub mod keys;
 pub mod mime;
 pub mod pipeline;
