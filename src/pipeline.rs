@@ -23,7 +23,8 @@
 //!
 //! A source goes through two phases. First a full listing, page by page,
 //! from the checkpoint's cursor; a sync token taken *before* the listing
-//! began is kept in the checkpoint. When the listing ends, the pipeline asks
+//! began is stored once, apart from the checkpoint (which stays small, since
+//! it is written with every batch). When the listing ends, the pipeline asks
 //! the source for the changes since that token (which catches whatever
 //! changed while listing) and from then on each run applies only changes.
 //!
@@ -46,8 +47,8 @@ use crate::clean;
 use crate::decrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::source::{Change, FetchError, MessageRef, RawMessage, Source};
-use crate::store::{Checkpoint, DocKey, Failure, Store, WriteBatch};
+use crate::source::{Change, FetchError, MessageRef, RawMessage, Source, SyncToken};
+use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot, WriteBatch};
 
 /// How failed messages are retried on later runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,13 +237,30 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// A checkpoint and the sync tokens that change with it.
+#[derive(Clone, Debug, Default)]
+struct Mark {
+    checkpoint: Checkpoint,
+    tokens: Vec<(TokenSlot, Option<SyncToken>)>,
+}
+
+impl From<Checkpoint> for Mark {
+    fn from(checkpoint: Checkpoint) -> Self {
+        Mark {
+            checkpoint,
+            tokens: Vec::new(),
+        }
+    }
+}
+
 /// One unit of work from the fetch thread.
 struct Work {
     phase: Phase,
     fetched: Vec<(MessageRef, Result<RawMessage, FetchError>)>,
     deletes: Vec<String>,
-    /// Checkpoint to write with this batch (the last batch of a page).
-    checkpoint: Option<Checkpoint>,
+    /// Checkpoint (and changed sync tokens) to write with this batch (the
+    /// last batch of a page).
+    checkpoint: Option<Mark>,
     total: Option<u64>,
 }
 
@@ -315,11 +333,28 @@ pub fn run_observed(
     let start = Instant::now();
     let name = source.name().to_owned();
     let checkpoint = store.checkpoint(&name)?.unwrap_or_default();
+    // The token to diff against once the listing is done (or, when synced,
+    // the last applied state). Taken before a fresh listing begins and
+    // stored once, so that changes made while listing are caught after it.
+    let since = if checkpoint.synced {
+        store.token(&name, TokenSlot::Synced)?.unwrap_or_default()
+    } else {
+        match store.token(&name, TokenSlot::ListingStart)? {
+            Some(t) => t,
+            None => {
+                let t = source.sync_token().map_err(|e| source_err(&name, e))?;
+                let mut b = WriteBatch::new();
+                b.token(&name, TokenSlot::ListingStart, Some(t.clone()));
+                store.apply(b)?;
+                t
+            }
+        }
+    };
     let retries = due_failures(store, &name, &options.retry)?;
     info!(
         source = %name,
         resume = checkpoint.cursor.is_some(),
-        synced = checkpoint.synced.is_some(),
+        synced = checkpoint.synced,
         retries = retries.len(),
         "indexing"
     );
@@ -334,7 +369,9 @@ pub fn run_observed(
     let name = name.as_str();
     let outcome: Result<()> = std::thread::scope(|scope| {
         let fetcher = scope.spawn(move || {
-            fetch_stage(source, name, checkpoint, retries, options, control, work_tx)
+            fetch_stage(
+                source, name, checkpoint, since, retries, options, control, work_tx,
+            )
         });
         let keep = observer.is_some();
         let processor = scope.spawn(move || {
@@ -458,7 +495,7 @@ fn fetch_refs(
     source: &mut dyn Source,
     refs: Vec<MessageRef>,
     phase: Phase,
-    checkpoint: Option<Checkpoint>,
+    checkpoint: Option<Mark>,
     total: Option<u64>,
     options: &IndexOptions,
     control: &Control,
@@ -531,10 +568,12 @@ fn fetch_refs(
     true
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fetch_stage(
     source: &mut dyn Source,
     name: &str,
     mut cp: Checkpoint,
+    since: SyncToken,
     retries: Vec<MessageRef>,
     options: &IndexOptions,
     control: &Control,
@@ -556,10 +595,7 @@ fn fetch_stage(
             return Ok(());
         }
     }
-    if cp.synced.is_none() {
-        if cp.token_at_start.is_none() {
-            cp.token_at_start = Some(source.sync_token().map_err(|e| source_err(name, e))?);
-        }
+    if !cp.synced {
         loop {
             let page = source
                 .list(cp.cursor.as_ref(), options.batch_messages.max(1))
@@ -568,20 +604,29 @@ fn fetch_stage(
             cp.done += n;
             let finished = page.next.is_none();
             cp.cursor = page.next;
-            if finished {
-                // The listing is complete: from now on, only changes.
-                cp.synced = cp.token_at_start.take();
+            let mark = if finished {
+                // The listing is complete: from now on, only changes since
+                // the state it started from.
                 cp.cursor = None;
-            }
-            let mut page_cp = cp.clone();
-            if finished {
-                page_cp.done = 0;
-            }
+                cp.synced = true;
+                Mark {
+                    checkpoint: Checkpoint {
+                        done: 0,
+                        ..cp.clone()
+                    },
+                    tokens: vec![
+                        (TokenSlot::Synced, Some(since.clone())),
+                        (TokenSlot::ListingStart, None),
+                    ],
+                }
+            } else {
+                cp.clone().into()
+            };
             if !fetch_refs(
                 source,
                 page.refs,
                 Phase::Listing,
-                Some(page_cp),
+                Some(mark),
                 page.total,
                 options,
                 control,
@@ -595,7 +640,6 @@ fn fetch_stage(
         }
     }
     // Apply whatever changed since the last sync (or since the listing began).
-    let since = cp.synced.clone().unwrap_or_default();
     let changes = source.changes(&since).map_err(|e| source_err(name, e))?;
     let mut refetch = Vec::new();
     let mut deletes = Vec::new();
@@ -630,11 +674,13 @@ fn fetch_stage(
             return Ok(());
         }
     }
-    let final_cp = Checkpoint {
-        cursor: None,
-        token_at_start: None,
-        synced: Some(changes.token),
-        done: 0,
+    let final_cp = Mark {
+        checkpoint: Checkpoint {
+            cursor: None,
+            synced: true,
+            done: 0,
+        },
+        tokens: vec![(TokenSlot::Synced, Some(changes.token))],
     };
     fetch_refs(
         source,
@@ -735,9 +781,12 @@ fn process_stage(
         let done_after = work
             .checkpoint
             .as_ref()
-            .and_then(|c| (c.done > 0).then_some(c.done));
-        if let Some(cp) = work.checkpoint {
-            batch.checkpoint(name, cp);
+            .and_then(|m| (m.checkpoint.done > 0).then_some(m.checkpoint.done));
+        if let Some(mark) = work.checkpoint {
+            batch.checkpoint(name, mark.checkpoint);
+            for (slot, token) in mark.tokens {
+                batch.token(name, slot, token);
+            }
         }
         let sealed = Sealed {
             phase: work.phase,

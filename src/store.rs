@@ -119,18 +119,37 @@ pub struct Failure {
     pub retry_after: i64,
 }
 
-/// Where indexing of one source stands.
+/// Where indexing of one source stands. Small on purpose: it is written
+/// with every batch. The sync tokens, which can be as large as a listing,
+/// are kept apart (see [`TokenSlot`]) and written only when they change.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// Listing position after the last stored batch; `None` before the first.
     pub cursor: Option<Cursor>,
-    /// The source's state when the full listing began; once the listing is
-    /// done, changes are asked for since this token.
-    pub token_at_start: Option<SyncToken>,
-    /// Set once a full listing has completed: later runs ask for changes.
-    pub synced: Option<SyncToken>,
+    /// Set once a full listing has completed: later runs ask for changes
+    /// since the [`TokenSlot::Synced`] token.
+    pub synced: bool,
     /// Messages stored from this source so far in the current listing.
     pub done: u64,
+}
+
+/// The two sync tokens a source can have stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSlot {
+    /// The source's state when the full listing began; once the listing is
+    /// done, changes are asked for since this token.
+    ListingStart,
+    /// The source's state as of the last applied changes.
+    Synced,
+}
+
+impl TokenSlot {
+    fn label(self) -> &'static str {
+        match self {
+            TokenSlot::ListingStart => "token/listing-start",
+            TokenSlot::Synced => "token/synced",
+        }
+    }
 }
 
 /// Counts that let `verify` notice records that vanished.
@@ -151,6 +170,7 @@ pub struct WriteBatch {
     deletes: Vec<DocKey>,
     failures: Vec<(DocKey, Failure)>,
     checkpoint: Option<(String, Checkpoint)>,
+    tokens: Vec<(String, TokenSlot, Option<SyncToken>)>,
 }
 
 impl WriteBatch {
@@ -174,12 +194,17 @@ impl WriteBatch {
     pub fn checkpoint(&mut self, source: &str, cp: Checkpoint) {
         self.checkpoint = Some((source.to_owned(), cp));
     }
+    /// Stores (or with `None`, removes) a sync token of a source with this batch.
+    pub fn token(&mut self, source: &str, slot: TokenSlot, token: Option<SyncToken>) {
+        self.tokens.push((source.to_owned(), slot, token));
+    }
     /// Whether nothing would change.
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty()
             && self.deletes.is_empty()
             && self.failures.is_empty()
             && self.checkpoint.is_none()
+            && self.tokens.is_empty()
     }
     /// Number of document upserts.
     pub fn puts(&self) -> usize {
@@ -561,9 +586,22 @@ impl Store {
     }
 
     fn checkpoint_key(&self, source: &str) -> Vec<u8> {
+        self.state_key("checkpoint", source)
+    }
+
+    fn state_key(&self, label: &str, source: &str) -> Vec<u8> {
         let mut k = vec![P_CHECKPOINT];
-        k.extend_from_slice(&self.keys.id_mac.state_key("checkpoint", source));
+        k.extend_from_slice(&self.keys.id_mac.state_key(label, source));
         k
+    }
+
+    /// A stored sync token of a source.
+    pub fn token(&self, source: &str, slot: TokenSlot) -> Result<Option<SyncToken>> {
+        let key = self.state_key(slot.label(), source);
+        match self.sealed.get(&key)? {
+            None => Ok(None),
+            Some(v) => self.open_state(RecordKind::Checkpoint, &key, &v).map(Some),
+        }
     }
 
     /// The checkpoint of a source, if it has one.
@@ -641,6 +679,16 @@ impl Store {
                 self.seal_state(RecordKind::Failure, fk.as_bytes(), &failure),
             );
         }
+        for (source, slot, token) in batch.tokens {
+            let key = self.state_key(slot.label(), &source);
+            match token {
+                Some(t) => {
+                    let sealed = self.seal_state(RecordKind::Checkpoint, &key, &t);
+                    b.insert(key, sealed);
+                }
+                None => b.remove(key),
+            }
+        }
         if let Some((source, cp)) = batch.checkpoint {
             let key = self.checkpoint_key(&source);
             let sealed = self.seal_state(RecordKind::Checkpoint, &key, &cp);
@@ -685,9 +733,14 @@ impl Store {
                     self.open_state::<Failure>(RecordKind::Failure, &k, &v)
                         .map(|_| false)
                 }
+                // Checkpoints and sync tokens: authenticate (their types
+                // differ; each is decoded where it is read).
                 Some(&P_CHECKPOINT) => self
-                    .open_state::<Checkpoint>(RecordKind::Checkpoint, &k, &v)
-                    .map(|_| false),
+                    .keys
+                    .state
+                    .open(RecordKind::Checkpoint, &k, &v)
+                    .map(|_| false)
+                    .map_err(|e| e.into_error(RecordKind::Checkpoint)),
                 Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
                 _ => Err(Error::Corrupt("record with an unknown key".into())),
             };
