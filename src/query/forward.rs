@@ -262,9 +262,10 @@ pub(crate) fn matching_slots(plan: &Plan, shard: &Shard, meta: &dyn SlotMeta) ->
     if n == 0 {
         return Vec::new();
     }
+    // Dead slots are marked in the shard itself: no metadata lookup needed.
     let mut live = Bits::zeros(n);
-    for slot in 0..n {
-        if meta.meta(shard, slot).is_some() {
+    for (slot, &e) in shard.entries.iter().enumerate() {
+        if e != u32::MAX {
             live.set(slot);
         }
     }
