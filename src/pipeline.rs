@@ -136,6 +136,37 @@ pub struct Progress {
     pub eta: Option<Duration>,
 }
 
+impl Progress {
+    /// The event after a batch: rate over this run, ETA from the total.
+    fn new(
+        phase: Phase,
+        done: u64,
+        total: Option<u64>,
+        report: &Report,
+        elapsed: Duration,
+    ) -> Self {
+        let handled = report.stored + report.deleted + report.failed;
+        let rate = handled as f64 / elapsed.as_secs_f64().max(1e-6);
+        let eta = if phase == Phase::Done {
+            Some(Duration::ZERO)
+        } else {
+            total.and_then(|t| {
+                (rate > 0.0).then(|| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate))
+            })
+        };
+        Progress {
+            phase,
+            done,
+            total,
+            failed: report.failed,
+            bytes: report.bytes,
+            elapsed,
+            rate,
+            eta,
+        }
+    }
+}
+
 /// What a finished run did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
@@ -400,22 +431,7 @@ pub fn run_observed(
             done = sealed.done_after.unwrap_or(done + handled);
             total = sealed.total.or(total);
             phase = sealed.phase;
-            let elapsed = start.elapsed();
-            let run_handled = report.stored + report.deleted + report.failed;
-            let rate = run_handled as f64 / elapsed.as_secs_f64().max(1e-6);
-            let eta = total.and_then(|t| {
-                (rate > 0.0).then(|| Duration::from_secs_f64(t.saturating_sub(done) as f64 / rate))
-            });
-            on_progress(&Progress {
-                phase,
-                done,
-                total,
-                failed: report.failed,
-                bytes: report.bytes,
-                elapsed,
-                rate,
-                eta,
-            });
+            on_progress(&Progress::new(phase, done, total, &report, start.elapsed()));
         }
         // Dropping the receiver stops the upstream stages at their next send.
         drop(sealed_rx);
@@ -434,17 +450,13 @@ pub fn run_observed(
     });
     outcome?;
     report.elapsed = start.elapsed();
-    on_progress(&Progress {
-        phase: Phase::Done,
+    on_progress(&Progress::new(
+        Phase::Done,
         done,
         total,
-        failed: report.failed,
-        bytes: report.bytes,
-        elapsed: report.elapsed,
-        rate: (report.stored + report.deleted + report.failed) as f64
-            / report.elapsed.as_secs_f64().max(1e-6),
-        eta: Some(Duration::ZERO),
-    });
+        &report,
+        report.elapsed,
+    ));
     info!(
         stored = report.stored,
         deleted = report.deleted,
@@ -720,7 +732,6 @@ fn process_stage(
             .fetched
             .into_par_iter()
             .map(|(mref, fetched)| {
-                let key = store.doc_key(name, &mref.id);
                 let result = fetched.map_err(|e| ("fetch", e.reason)).and_then(|raw| {
                     decryptor
                         .decrypt(&raw)
@@ -734,6 +745,8 @@ fn process_stage(
                         Outcome::Stored(key, sealed, keep.then(|| Arc::new(record)))
                     }
                     Err((reason, detail)) => {
+                        // The id's MAC only here: on success seal_record makes it.
+                        let key = store.doc_key(name, &mref.id);
                         let attempts = previous_attempts(store, &key) + 1;
                         debug!(reason, attempts, "message failed; recorded for retry");
                         let delay = options.retry.delay(attempts);

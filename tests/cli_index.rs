@@ -388,16 +388,3 @@ fn file_level_tampering_is_a_clear_error_never_a_panic() {
     let out = run(sealdex(&dir).arg("verify"));
     assert!(!out.status.success());
 }
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else if e.file_name() != "sealdex.lock" {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}

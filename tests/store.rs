@@ -2,7 +2,11 @@
 //! detection at the level of sled's own trees (an attacker who can rewrite
 //! the database consistently, not just flip bytes in its files).
 
+mod common;
+
 use std::path::Path;
+
+use common::copy_dir;
 
 use sealdex::store::{DocKey, WriteBatch};
 use sealdex::{Credential, Error, Flags, KdfParams, Record, SecretKey, Store};
@@ -280,19 +284,6 @@ fn delete_and_failure_bookkeeping() {
     let k: DocKey = store.doc_key("test", "b");
     assert_eq!(DocKey::from_bytes(k.as_bytes()), Some(k));
     assert!(store.verify().is_ok());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -105,3 +105,18 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Copies a directory tree (an index, a mailbox), leaving out the index's
+/// lock file, which belongs to the process holding the original open.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "sealdex.lock" {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
