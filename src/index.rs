@@ -333,13 +333,13 @@ impl Index {
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<Report> {
         let cache = Arc::clone(&self.cache);
-        let observer = move |stored: &[(DocKey, Arc<Record>)], deleted: &[DocKey]| {
+        let observer = move |stored: &[pipeline::Committed], deleted: &[DocKey]| {
             let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
             for k in deleted {
                 c.remove(k);
             }
-            for (k, r) in stored {
-                c.upsert(*k, Arc::clone(r));
+            for s in stored {
+                c.upsert(s.key, Arc::clone(&s.record));
             }
         };
         pipeline::run_observed(

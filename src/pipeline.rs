@@ -300,7 +300,7 @@ struct Sealed {
     phase: Phase,
     batch: WriteBatch,
     /// The plaintext records of the batch, kept only for an observer.
-    records: Vec<(DocKey, Arc<Record>)>,
+    records: Vec<Committed>,
     deleted_keys: Vec<DocKey>,
     stored: u64,
     deleted: u64,
@@ -347,9 +347,24 @@ pub fn run(
     )
 }
 
+/// One record a batch stored, as an observer sees it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Where the record is stored.
+    pub key: DocKey,
+    /// The record itself (plaintext, in memory only).
+    pub record: Arc<Record>,
+    /// The stored envelope's [`stamp`](crate::seal::stamp): changes with
+    /// every write of the record, so a follower (the inverted index) can
+    /// tell which records it has seen in their current version without
+    /// decrypting anything.
+    pub stamp: u64,
+}
+
 /// Called after each batch is durably committed, with the records it stored
-/// and the keys it deleted: how the index keeps its cache in step.
-pub type CommitObserver<'a> = &'a (dyn Fn(&[(DocKey, Arc<Record>)], &[DocKey]) + Sync);
+/// and the keys it deleted: how the index keeps its cache and its inverted
+/// index in step.
+pub type CommitObserver<'a> = &'a (dyn Fn(&[Committed], &[DocKey]) + Sync);
 
 /// [`run`], calling `observer` after every committed batch.
 pub fn run_observed(
@@ -773,10 +788,14 @@ fn process_stage(
             match o {
                 Outcome::Stored(k, v, record) => {
                     stored += 1;
-                    batch.put(k, v);
-                    if let Some(r) = record {
-                        records.push((k, r));
+                    if let Some(record) = record {
+                        records.push(Committed {
+                            key: k,
+                            record,
+                            stamp: crate::seal::stamp(&v),
+                        });
                     }
+                    batch.put(k, v);
                 }
                 Outcome::Failed(k, f) => {
                     failed += 1;

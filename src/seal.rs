@@ -32,6 +32,28 @@ const TAG_LEN: usize = 16;
 /// Bytes an envelope adds to its plaintext.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
+/// A 64-bit fingerprint of one sealed envelope: the first eight bytes of
+/// its random nonce (0 for bytes too short to be an envelope).
+///
+/// Every seal draws a fresh nonce, so the stamp changes whenever a record is
+/// written again; the inverted index keeps each record's stamp to find, by
+/// comparing stamps with the store's envelopes, the records it is missing or
+/// holds in an old version, without decrypting anything. It reveals nothing:
+/// the nonce is stored in clear beside the ciphertext anyway.
+///
+/// ```
+/// let sealer = sealdex::seal::Sealer::new(&sealdex::SecretKey::from_bytes([7; 32]));
+/// let a = sealer.seal(sealdex::seal::RecordKind::Document, b"k", b"text");
+/// let b = sealer.seal(sealdex::seal::RecordKind::Document, b"k", b"text");
+/// assert_ne!(sealdex::seal::stamp(&a), sealdex::seal::stamp(&b));
+/// ```
+pub fn stamp(envelope: &[u8]) -> u64 {
+    envelope
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
 /// What a sealed record is; bound into its associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
