@@ -493,8 +493,15 @@ impl Index {
         );
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
-            // Commit what the run applied, even if it failed part way.
-            let flushed = inv.flush();
+            // Commit what the run applied, even if it failed part way. Every
+            // document change of the run went through the observer, and
+            // nothing else writes the store meanwhile, so unless a batch was
+            // missed the commit reflects the store's generation.
+            let generation = match inv.is_broken() {
+                false => Some(self.store.manifest()?.generation),
+                true => None,
+            };
+            let flushed = inv.flush(generation);
             if let Err(e) = &flushed {
                 warn!(error = %e, "the inverted index could not commit; it will catch up");
             }
@@ -516,18 +523,18 @@ impl Index {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
-        let mut matched = match self.inverted_matches(&plan, options)? {
-            Some(m) => m,
+        let (mut matched, total) = match self.inverted_matches(&plan, options)? {
+            Some(found) => found,
             None => {
                 self.ensure_cache()?;
                 let cache = self.read();
                 let mut m = self.match_cached(&plan, &needles, options.order, &cache);
                 m.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
-                m
+                let total = m.len();
+                (m, total)
             }
         };
         let cache = self.read();
-        let total = matched.len();
         let order = options.order;
         if let Some(c) = &options.cursor {
             let at = Matched {
@@ -589,7 +596,7 @@ impl Index {
         &self,
         plan: &Plan,
         options: &SearchOptions,
-    ) -> Result<Option<Vec<Matched>>> {
+    ) -> Result<Option<(Vec<Matched>, usize)>> {
         let inv = match (options.mode, &self.inverted) {
             (SearchMode::Forward, _) => return Ok(None),
             (SearchMode::Auto, None) => return Ok(None),
@@ -615,8 +622,15 @@ impl Index {
                 inv
             }
         };
-        match inv.search(plan, options.order == Order::Relevance) {
-            Ok(found) => Ok(Some(
+        let window = match (options.order, options.limit) {
+            (Order::Newest, Some(limit)) => Some(crate::inverted::engine::Window {
+                limit,
+                after: options.cursor.as_ref().map(|c| (c.timestamp, c.key)),
+            }),
+            _ => None,
+        };
+        match inv.search(plan, options.order == Order::Relevance, window) {
+            Ok((total, found)) => Ok(Some((
                 found
                     .into_iter()
                     .map(|f| Matched {
@@ -625,7 +639,8 @@ impl Index {
                         score: f.score,
                     })
                     .collect(),
-            )),
+                total,
+            ))),
             Err(e) => {
                 warn!(error = %e, "the inverted index failed; rebuilding it from the store");
                 self.start_background(true);
@@ -642,7 +657,7 @@ impl Index {
         &self,
         _plan: &Plan,
         options: &SearchOptions,
-    ) -> Result<Option<Vec<Matched>>> {
+    ) -> Result<Option<(Vec<Matched>, usize)>> {
         match options.mode {
             SearchMode::Inverted => Err(Error::Inverted(
                 "this build has no inverted index (build with the `tantivy` feature)".into(),

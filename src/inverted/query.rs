@@ -7,6 +7,7 @@
 //!
 //! | plan                                     | tantivy                                        |
 //! |------------------------------------------|------------------------------------------------|
+//! | word `ab` (one token of 1–2 characters)  | one term of the field's short-prefix companion |
 //! | word `abc` (one token, prefix)           | the term range `[abc, abd)` of the field       |
 //! | split word `o'rei` (tokens, last prefix) | `PhrasePrefixQuery` with unlimited expansions  |
 //! | phrase `"a b"` (all exact)               | `PhraseQuery` (one token: `TermQuery`)         |
@@ -38,7 +39,7 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Searcher, Term};
 
-use super::schema::{FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema};
+use super::schema::{FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema, SHORT_PREFIX_CHARS};
 use crate::query::Query;
 use crate::query::plan::{self, FilterPlan, Needle, Plan};
 use crate::record::Field;
@@ -214,6 +215,21 @@ impl Ctx<'_> {
         };
         match (terms.as_slice(), n.exact_end) {
             ([t], true) => term_query(t),
+            ([t], false) if n.tokens[0].chars().count() <= SHORT_PREFIX_CHARS => {
+                // One term of the short-prefix field holds exactly these records.
+                let short: Box<dyn TQuery> = Box::new(TermQuery::new(
+                    Term::from_field_text(s.prefix_field(f), &n.tokens[0]),
+                    IndexRecordOption::Basic,
+                ));
+                if scored {
+                    Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, term_query(t)),
+                        (Occur::Should, Box::new(ConstScoreQuery::new(short, 0.1))),
+                    ]))
+                } else {
+                    short
+                }
+            }
             ([t], false) => {
                 let mut prefix = PhrasePrefixQuery::new(vec![t.clone()]);
                 prefix.set_max_expansions(self.max_terms(field));
