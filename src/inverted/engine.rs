@@ -357,7 +357,12 @@ impl Inverted {
     /// went through `apply` (the pipeline also applies batches that hold
     /// only checkpoints or sync tokens, which the observer may not see).
     pub(crate) fn flush(&self, generation: Option<u64>) -> Result<()> {
-        let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let claims_new = generation.is_some_and(|g| g != self.committed.load(Ordering::Acquire));
+        let mut guard = if claims_new {
+            self.lock_writing()?
+        } else {
+            self.writing.lock().unwrap_or_else(|p| p.into_inner())
+        };
         if let Some(w) = guard.as_mut() {
             if let Some(g) = generation {
                 w.generation = g;
@@ -753,5 +758,57 @@ impl SegmentCollector for AllFoundSegment {
 
     fn harvest(self) -> Vec<Found> {
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes([9; 32])
+    }
+
+    /// An index whose commit names another format is started over, empty,
+    /// instead of being used or failing.
+    #[test]
+    fn another_format_is_started_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("inverted");
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            let mut guard = inv.lock_writing().unwrap();
+            let w = guard.as_mut().unwrap();
+            w.generation = 7;
+            inv.commit_locked(w).unwrap();
+        }
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            assert!(inv.is_current(7), "same format: kept");
+            let mut guard = inv.lock_writing().unwrap();
+            let w = guard.as_mut().unwrap();
+            let mut prepared = w.writer.prepare_commit().unwrap();
+            prepared.set_payload(r#"{"format":0,"generation":9}"#);
+            prepared.commit().unwrap();
+        }
+        let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+        assert!(!inv.is_current(9), "an old format is not used");
+        assert!(!inv.is_current(7));
+        assert_eq!(inv.num_docs(), 0);
+    }
+
+    /// A key that does not open the files: started over, not an error.
+    #[test]
+    fn another_key_is_started_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("inverted");
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            inv.flush(Some(3)).unwrap();
+            assert!(inv.is_current(3));
+        }
+        let other = SecretKey::from_bytes([8; 32]);
+        let inv = Inverted::open(&root, &other, InvertedOptions::default()).unwrap();
+        assert!(!inv.is_current(3));
     }
 }
