@@ -155,7 +155,13 @@ impl Record {
 }
 
 const CODEC_RAW: u8 = 0;
+/// LZ4 with a size prefix: written by earlier versions, still read.
 const CODEC_LZ4: u8 = 1;
+/// zstd frames (which carry their size).
+const CODEC_ZSTD: u8 = 2;
+/// zstd's level: 3 is its default, the knee of ratio against speed on mail
+/// text (measured in BENCHMARKS.md).
+const ZSTD_LEVEL: i32 = 3;
 /// Below this, compression rarely pays for its header.
 const COMPRESS_MIN: usize = 128;
 
@@ -163,11 +169,12 @@ const COMPRESS_MIN: usize = 128;
 pub fn encode(record: &Record) -> Vec<u8> {
     let raw = postcard::to_allocvec(record).expect("serialising a Record cannot fail");
     if raw.len() >= COMPRESS_MIN {
-        let compressed = lz4_flex::compress_prepend_size(&raw);
-        if compressed.len() + 1 < raw.len() {
-            let mut out = Vec::with_capacity(compressed.len() + 1);
-            out.push(CODEC_LZ4);
-            out.extend_from_slice(&compressed);
+        let mut out = Vec::with_capacity(raw.len() / 2 + 16);
+        out.push(CODEC_ZSTD);
+        // Compressing into memory fails only on allocation failure.
+        if zstd::stream::copy_encode(&raw[..], &mut out, ZSTD_LEVEL).is_ok()
+            && out.len() < raw.len()
+        {
             return out;
         }
     }
@@ -196,6 +203,20 @@ pub fn decode(bytes: &[u8]) -> Result<Record> {
                 return Err(bad("lz4 size"));
             }
             let raw = lz4_flex::decompress_size_prepended(rest).map_err(|_| bad("lz4"))?;
+            postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
+        }
+        CODEC_ZSTD => {
+            // Bounded: a frame claiming more than MAX_DECODED is refused.
+            let mut raw = Vec::new();
+            let mut decoder = zstd::stream::read::Decoder::new(rest).map_err(|_| bad("zstd"))?;
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut decoder, MAX_DECODED as u64 + 1),
+                &mut raw,
+            )
+            .map_err(|_| bad("zstd"))?;
+            if raw.len() > MAX_DECODED {
+                return Err(bad("zstd size"));
+            }
             postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
         }
         _ => Err(bad("unknown codec")),
