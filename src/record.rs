@@ -285,7 +285,21 @@ mod tests {
             ..Record::default()
         };
         let enc = encode(&r);
-        assert_eq!(enc[0], CODEC_LZ4);
+        assert_eq!(enc[0], CODEC_ZSTD);
         assert!(enc.len() < r.body.len() / 4);
+        assert_eq!(decode(&enc).unwrap(), r);
+    }
+
+    /// Records written by earlier versions (LZ4) still read.
+    #[test]
+    fn lz4_records_still_decode() {
+        let r = Record {
+            body: "the quick brown fox ".repeat(200),
+            ..Record::default()
+        };
+        let raw = postcard::to_allocvec(&r).unwrap();
+        let mut old = vec![CODEC_LZ4];
+        old.extend_from_slice(&lz4_flex::compress_prepend_size(&raw));
+        assert_eq!(decode(&old).unwrap(), r);
     }
 }
