@@ -165,16 +165,32 @@ const ZSTD_LEVEL: i32 = 3;
 /// Below this, compression rarely pays for its header.
 const COMPRESS_MIN: usize = 128;
 
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Encodes a record for sealing.
 pub fn encode(record: &Record) -> Vec<u8> {
     let raw = postcard::to_allocvec(record).expect("serialising a Record cannot fail");
     if raw.len() >= COMPRESS_MIN {
-        let mut out = Vec::with_capacity(raw.len() / 2 + 16);
-        out.push(CODEC_ZSTD);
-        // Compressing into memory fails only on allocation failure.
-        if zstd::stream::copy_encode(&raw[..], &mut out, ZSTD_LEVEL).is_ok()
-            && out.len() < raw.len()
+        // A compression context per thread: making one costs more than
+        // compressing a typical message.
+        let compressed = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(&raw).ok())
+        });
+        if let Some(compressed) = compressed
+            && compressed.len() + 1 < raw.len()
         {
+            let mut out = Vec::with_capacity(compressed.len() + 1);
+            out.push(CODEC_ZSTD);
+            out.extend_from_slice(&compressed);
             return out;
         }
     }
@@ -206,17 +222,22 @@ pub fn decode(bytes: &[u8]) -> Result<Record> {
             postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
         }
         CODEC_ZSTD => {
-            // Bounded: a frame claiming more than MAX_DECODED is refused.
-            let mut raw = Vec::new();
-            let mut decoder = zstd::stream::read::Decoder::new(rest).map_err(|_| bad("zstd"))?;
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(&mut decoder, MAX_DECODED as u64 + 1),
-                &mut raw,
-            )
-            .map_err(|_| bad("zstd"))?;
-            if raw.len() > MAX_DECODED {
-                return Err(bad("zstd size"));
-            }
+            // The frame states its size; more than MAX_DECODED is refused
+            // before anything is allocated.
+            let size = match zstd::zstd_safe::get_frame_content_size(rest) {
+                Ok(Some(n)) if n <= MAX_DECODED as u64 => n as usize,
+                _ => return Err(bad("zstd size")),
+            };
+            let raw = DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = zstd::bulk::Decompressor::new().ok();
+                    }
+                    d.as_mut().map(|d| d.decompress(rest, size))
+                })
+                .ok_or_else(|| bad("zstd context"))?
+                .map_err(|_| bad("zstd"))?;
             postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
         }
         _ => Err(bad("unknown codec")),

@@ -53,7 +53,7 @@ use tracing::{debug, info, warn};
 
 use super::directory::{DirectoryOptions, EncryptedDirectory};
 use super::query::compile_plan;
-use super::schema::{IndexSchema, KEY_WORDS, key_from_words};
+use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::pipeline::Committed;
@@ -672,7 +672,7 @@ impl SegmentCollector for NewestSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.total += 1;
-        let ts = self.date.first(doc);
+        let ts = self.date.first(doc).filter(|&t| t != UNDATED);
         if let Some((cts, ckey)) = self.window.after {
             match rank(ts).cmp(&rank(cts)) {
                 std::cmp::Ordering::Less => return,
@@ -750,7 +750,7 @@ impl SegmentCollector for AllFoundSegment {
         if let Some(key) = self.keys.key(doc) {
             self.out.push(Found {
                 key,
-                timestamp: self.date.first(doc),
+                timestamp: self.date.first(doc).filter(|&t| t != UNDATED),
                 score,
             });
         }

@@ -39,7 +39,9 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Searcher, Term};
 
-use super::schema::{FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema, SHORT_PREFIX_CHARS};
+use super::schema::{
+    FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema, SHORT_PREFIX_CHARS, UNDATED,
+};
 use crate::query::Query;
 use crate::query::plan::{self, FilterPlan, Needle, Plan};
 use crate::record::Field;
@@ -151,12 +153,13 @@ fn filter(f: &FilterPlan, s: &IndexSchema) -> Box<dyn TQuery> {
             Term::from_field_text(s.folder, name),
             IndexRecordOption::Basic,
         )),
+        // Undated records hold UNDATED, below every date: never in range.
         FilterPlan::After(t) => Box::new(RangeQuery::new(
-            Bound::Included(Term::from_field_i64(s.date, *t)),
+            Bound::Included(Term::from_field_i64(s.date, (*t).max(UNDATED + 1))),
             Bound::Unbounded,
         )),
         FilterPlan::Before(t) => Box::new(RangeQuery::new(
-            Bound::Unbounded,
+            Bound::Included(Term::from_field_i64(s.date, UNDATED + 1)),
             Bound::Excluded(Term::from_field_i64(s.date, *t)),
         )),
         FilterPlan::HasAttachment => flag(FLAG_ATTACHMENT),
