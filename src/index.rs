@@ -252,6 +252,17 @@ pub struct SearchResults {
     pub next: Option<PageCursor>,
 }
 
+/// A page of keys: what [`Index::search_keys`] returns.
+#[derive(Clone, Debug)]
+pub struct KeyPage {
+    /// How many records match in all.
+    pub total: usize,
+    /// This page's store keys, in order.
+    pub keys: Vec<DocKey>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<PageCursor>,
+}
+
 /// An open index: a store, its cache and its search modes.
 pub struct Index {
     store: Arc<Store>,
@@ -523,37 +534,8 @@ impl Index {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
-        let (mut matched, total) = match self.inverted_matches(&plan, options)? {
-            Some(found) => found,
-            None => {
-                self.ensure_cache()?;
-                let cache = self.read();
-                let mut m = self.match_cached(&plan, &needles, options.order, &cache);
-                m.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
-                let total = m.len();
-                (m, total)
-            }
-        };
+        let (matched, total, next) = self.page(&plan, &needles, options)?;
         let cache = self.read();
-        let order = options.order;
-        if let Some(c) = &options.cursor {
-            let at = Matched {
-                key: c.key,
-                timestamp: c.timestamp,
-                score: c.score,
-            };
-            matched.retain(|m| cmp_matched(order, m, &at).is_gt());
-        }
-        let limit = options.limit.unwrap_or(usize::MAX);
-        let more = matched.len() > limit;
-        if matched.len() > limit && limit > 0 {
-            matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
-            matched.truncate(limit);
-        }
-        if limit == 0 {
-            matched.clear();
-        }
-        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
             let record = match cache.get(&m.key) {
@@ -576,6 +558,84 @@ impl Index {
                 snippet,
             });
         }
+        Ok(SearchResults { total, hits, next })
+    }
+
+    /// Like [`Index::search_query`], but a page of store keys instead of
+    /// records: nothing is decrypted. For lists that load rows as they
+    /// scroll into view ([`Index::get`] loads one), and for counting.
+    /// `snippet_bytes` is ignored.
+    ///
+    /// ```no_run
+    /// # use sealdex::{Index, SearchOptions};
+    /// # fn f(index: &Index) -> sealdex::Result<()> {
+    /// let q = sealdex::query::parse("invoice has:attachment")?;
+    /// let page = index.search_keys(&q, &SearchOptions { limit: Some(50), ..Default::default() })?;
+    /// println!("{} matches", page.total);
+    /// if let Some(first) = page.keys.first() {
+    ///     let record = index.get(first)?;
+    /// #   let _ = record;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn search_keys(&self, query: &Query, options: &SearchOptions) -> Result<KeyPage> {
+        let plan = plan::plan(query);
+        let mut needles = Vec::new();
+        plan.positive_needles(&mut needles);
+        let (matched, total, next) = self.page(&plan, &needles, options)?;
+        Ok(KeyPage {
+            total,
+            keys: matched.iter().map(|m| m.key).collect(),
+            next,
+        })
+    }
+
+    /// The record stored under `key` (from [`Index::search_keys`]), or
+    /// `None` if it was deleted since.
+    pub fn get(&self, key: &DocKey) -> Result<Option<Arc<Record>>> {
+        if let Some(e) = self.read().get(key) {
+            return Ok(Some(Arc::clone(&e.record)));
+        }
+        Ok(self.store.get_by_key(key)?.map(Arc::new))
+    }
+
+    /// One page of matches, in order: the page, the total, the next cursor.
+    fn page(
+        &self,
+        plan: &Plan,
+        needles: &[&Needle],
+        options: &SearchOptions,
+    ) -> Result<(Vec<Matched>, usize, Option<PageCursor>)> {
+        let (mut matched, total) = match self.inverted_matches(plan, options)? {
+            Some(found) => found,
+            None => {
+                self.ensure_cache()?;
+                let cache = self.read();
+                let mut m = self.match_cached(plan, needles, options.order, &cache);
+                m.extend(self.match_streamed(plan, needles, options.order, &cache)?);
+                let total = m.len();
+                (m, total)
+            }
+        };
+        let order = options.order;
+        if let Some(c) = &options.cursor {
+            let at = Matched {
+                key: c.key,
+                timestamp: c.timestamp,
+                score: c.score,
+            };
+            matched.retain(|m| cmp_matched(order, m, &at).is_gt());
+        }
+        let limit = options.limit.unwrap_or(usize::MAX);
+        let more = matched.len() > limit;
+        if matched.len() > limit && limit > 0 {
+            matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
+            matched.truncate(limit);
+        }
+        if limit == 0 {
+            matched.clear();
+        }
+        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
         let next = if more {
             matched.last().map(|m| PageCursor {
                 order,
@@ -586,7 +646,7 @@ impl Index {
         } else {
             None
         };
-        Ok(SearchResults { total, hits, next })
+        Ok((matched, total, next))
     }
 
     /// The matches from the inverted index, or `None` when the forward scan
