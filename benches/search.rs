@@ -233,15 +233,15 @@ fn corpus_selected(label: &str) -> bool {
     std::env::var("SEARCH_CORPUS").map_or(true, |v| v.split(',').any(|c| c == label))
 }
 
-/// The queries `SEARCH_ONLY` selects (all when unset).
+/// The queries `SEARCH_ONLY` selects (all when unset or empty).
 fn selected(queries: &[Query]) -> Vec<Query> {
-    match std::env::var("SEARCH_ONLY") {
-        Ok(only) => queries
+    match std::env::var("SEARCH_ONLY").ok().filter(|o| !o.is_empty()) {
+        Some(only) => queries
             .iter()
             .filter(|(_, name, _)| only.split(',').any(|o| o == *name))
             .copied()
             .collect(),
-        Err(_) => queries.to_vec(),
+        None => queries.to_vec(),
     }
 }
 
