@@ -45,7 +45,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
 
-use mail_parser::{Addr, Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Addr, Address, HeaderName, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 use crate::decrypt::{Body, DecryptError, Message};
 use crate::record::Flags;
@@ -53,7 +55,25 @@ use crate::source::RawMessage;
 
 /// One parser for the whole process: building it allocates its header
 /// table, and it is immutable and thread-safe once built.
-static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
+///
+/// It parses only the headers this module reads: the MIME headers (which
+/// mail-parser itself needs to find and decode the parts), the addresses,
+/// the subject and the date. Every other header is still listed with its
+/// offsets (mbox `Status:` is read from the raw bytes) but its value is
+/// skipped, not parsed: the default parser's structured `Received:`
+/// parsing alone was 11 % of all indexing instructions on the
+/// SpamAssassin corpus, for a header search never shows.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_address(HeaderName::From)
+        .header_address(HeaderName::Sender)
+        .header_address(HeaderName::To)
+        .header_address(HeaderName::Cc)
+        .header_text(HeaderName::Subject)
+        .header_date(HeaderName::Date)
+        .default_header_ignore()
+});
 
 /// Parses an RFC 822 message into a [`Message`].
 ///
@@ -449,6 +469,27 @@ mod tests {
         assert_eq!(unread.flags, Flags::UNREAD | Flags::FLAGGED);
         let none = parse(b"Subject: x\n\nb").unwrap();
         assert_eq!(none.flags, Flags::empty());
+    }
+
+    #[test]
+    fn headers_not_read_are_skipped_but_listed() {
+        let m = parse(
+            b"Received: from a.example.org (a [10.0.0.1])\n\tby b.example.org; Sat, 24 Aug 2002 12:00:00 +0000\n\
+              Received: garbage ((( ;;; \n\
+              X-Whatever: =?utf-8?q?caf=C3=A9?=\n\
+              From: Alice <alice@example.org>\n\
+              Status:\n O\n\
+              Subject: =?utf-8?q?caf=C3=A9?=\n\
+              Date: Sat, 24 Aug 2002 14:00:00 +0200\n\
+              \n\
+              body\n",
+        )
+        .unwrap();
+        assert_eq!(m.from, "Alice <alice@example.org>");
+        assert_eq!(m.subject, "café");
+        assert_eq!(m.date, Some(1_030_190_400));
+        assert_eq!(m.flags, Flags::UNREAD);
+        assert_eq!(m.body, Body::Text("body\n".into()));
     }
 
     #[test]
