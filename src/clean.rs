@@ -148,8 +148,10 @@ fn style_hides(style: &str) -> bool {
 
 /// HTML to text in one pass over html5gum's tokens; see [`html_to_text`].
 mod tokens_to_text {
+    use std::cell::RefCell;
     use std::collections::HashMap;
     use std::convert::Infallible;
+    use std::hash::{BuildHasherDefault, Hasher};
 
     use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
     use html5gum::{Emitter, ForwardingEmitter, Span, Tokenizer};
@@ -163,9 +165,24 @@ mod tokens_to_text {
         NeedsStyleSheet,
     }
 
+    thread_local! {
+        /// One extractor per thread, reused from document to document so
+        /// that its name table and stack are allocated once.
+        static EXTRACTOR: RefCell<Extractor> = RefCell::new(Extractor::new());
+    }
+
     /// Converts `html`, or says that it needs its style sheets applied.
     pub(super) fn extract(html: &str) -> Extracted {
-        let mut ex = Extractor::default();
+        EXTRACTOR.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut ex) => extract_with(&mut ex, html),
+            // Not reached (nothing in here calls back into `extract`), but
+            // a fresh extractor is always correct.
+            Err(_) => extract_with(&mut Extractor::new(), html),
+        })
+    }
+
+    fn extract_with(ex: &mut Extractor, html: &str) -> Extracted {
+        ex.reset(html.len());
         {
             let mut emitter = CallbackEmitter::new(|event: CallbackEvent<'_>, _: Span<()>| {
                 ex.event(event);
@@ -180,10 +197,87 @@ mod tokens_to_text {
         if ex.needs_style_sheet {
             return Extracted::NeedsStyleSheet;
         }
-        let mut out = ex.out;
-        out.truncate(out.trim_end().len());
+        let mut out = std::mem::take(&mut ex.out);
+        out.truncate(
+            out.trim_end_matches(|c: char| c.is_ascii_whitespace())
+                .len(),
+        );
         Extracted::Text(out)
     }
+
+    /// FNV-1a: tag names are short, and SipHash on them was a tenth of the
+    /// extractor's time. Hash flooding is bounded by [`MAX_NAMES`].
+    struct Fnv(u64);
+
+    impl Default for Fnv {
+        fn default() -> Self {
+            Fnv(0xcbf2_9ce4_8422_2325)
+        }
+    }
+
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+    }
+
+    /// Most distinct element names interned; later new names all share one
+    /// id (so a flood of invented names stays linear, at worst matching
+    /// each other's end tags).
+    const MAX_NAMES: usize = 1024;
+
+    /// Names the rules below refer to, interned first so that their ids are
+    /// the constants that follow.
+    const PRESET: [&[u8]; 21] = [
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"td",
+        b"th",
+        b"tr",
+        b"tbody",
+        b"thead",
+        b"tfoot",
+        b"option",
+        b"table",
+        b"caption",
+        b"button",
+        b"body",
+        b"ul",
+        b"ol",
+        b"dl",
+        b"select",
+        b"datalist",
+        b"style",
+    ];
+    const P: u32 = 0;
+    const LI: u32 = 1;
+    const DT: u32 = 2;
+    const DD: u32 = 3;
+    const TD: u32 = 4;
+    const TH: u32 = 5;
+    const TR: u32 = 6;
+    const TBODY: u32 = 7;
+    const THEAD: u32 = 8;
+    const TFOOT: u32 = 9;
+    const OPTION: u32 = 10;
+    const TABLE: u32 = 11;
+    const CAPTION: u32 = 12;
+    const BUTTON: u32 = 13;
+    const BODY: u32 = 14;
+    const UL: u32 = 15;
+    const OL: u32 = 16;
+    const DL: u32 = 17;
+    const SELECT: u32 = 18;
+    const DATALIST: u32 = 19;
+    const STYLE: u32 = 20;
 
     /// The callback emitter without parse errors: nothing here reads them,
     /// and checking every character for them was a fifth of the
@@ -333,34 +427,28 @@ mod tokens_to_text {
     }
 
     /// The elements without an end tag that a start tag closes, and the
-    /// elements at which the search for them stops: a small part of the
-    /// tree builder's rules, enough that `<p style="display:none">bait<p>`
-    /// hides only the bait.
-    type Implied = (&'static [&'static [u8]], &'static [&'static [u8]]);
+    /// elements at which the search for them stops (as ids of [`PRESET`]):
+    /// a small part of the tree builder's rules, enough that
+    /// `<p style="display:none">bait<p>` hides only the bait.
+    type Implied = (&'static [u32], &'static [u32]);
 
     fn implied_end(name: &[u8]) -> Option<Implied> {
-        const P: &[&[u8]] = &[b"p"];
-        const P_STOP: &[&[u8]] = &[b"table", b"td", b"th", b"caption", b"button", b"body"];
+        const P_ONLY: &[u32] = &[P];
+        const P_STOP: &[u32] = &[TABLE, TD, TH, CAPTION, BUTTON, BODY];
         match name {
             b"address" | b"article" | b"aside" | b"blockquote" | b"center" | b"details"
             | b"dialog" | b"dir" | b"div" | b"dl" | b"fieldset" | b"figcaption" | b"figure"
             | b"footer" | b"form" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6" | b"header"
             | b"hgroup" | b"hr" | b"listing" | b"main" | b"menu" | b"nav" | b"ol" | b"p"
             | b"plaintext" | b"pre" | b"section" | b"summary" | b"table" | b"ul" | b"xmp" => {
-                Some((P, P_STOP))
+                Some((P_ONLY, P_STOP))
             }
-            b"li" => Some((&[b"li"], &[b"ul", b"ol", b"table", b"td", b"th", b"body"])),
-            b"dt" | b"dd" => Some((&[b"dt", b"dd"], &[b"dl", b"table", b"td", b"th", b"body"])),
-            b"td" | b"th" => Some((&[b"td", b"th"], &[b"tr", b"table"])),
-            b"tr" => Some((
-                &[b"tr", b"td", b"th"],
-                &[b"tbody", b"thead", b"tfoot", b"table"],
-            )),
-            b"tbody" | b"thead" | b"tfoot" => Some((
-                &[b"tbody", b"thead", b"tfoot", b"tr", b"td", b"th"],
-                &[b"table"],
-            )),
-            b"option" => Some((&[b"option"], &[b"select", b"datalist"])),
+            b"li" => Some((&[LI], &[UL, OL, TABLE, TD, TH, BODY])),
+            b"dt" | b"dd" => Some((&[DT, DD], &[DL, TABLE, TD, TH, BODY])),
+            b"td" | b"th" => Some((&[TD, TH], &[TR, TABLE])),
+            b"tr" => Some((&[TR, TD, TH], &[TBODY, THEAD, TFOOT, TABLE])),
+            b"tbody" | b"thead" | b"tfoot" => Some((&[TBODY, THEAD, TFOOT, TR, TD, TH], &[TABLE])),
+            b"option" => Some((&[OPTION], &[SELECT, DATALIST])),
             _ => None,
         }
     }
@@ -390,7 +478,6 @@ mod tokens_to_text {
         pre: bool,
     }
 
-    #[derive(Default)]
     struct Extractor {
         out: String,
         /// Whether the text written last ends in collapsed whitespace.
@@ -401,10 +488,8 @@ mod tokens_to_text {
         stack: Vec<Open>,
         /// Names of elements seen, interned: `names[name] == id`,
         /// `open_counts[id]` open elements of that name.
-        names: HashMap<Vec<u8>, u32>,
+        names: HashMap<Vec<u8>, u32, BuildHasherDefault<Fnv>>,
         open_counts: Vec<u32>,
-        /// Name of each interned id.
-        id_names: Vec<Vec<u8>>,
         /// Depth of the outermost open element that hides its content.
         hidden_from: Option<usize>,
         /// Open preformatted elements.
@@ -423,27 +508,69 @@ mod tokens_to_text {
     }
 
     impl Extractor {
+        fn new() -> Self {
+            let mut ex = Extractor {
+                out: String::new(),
+                at_space: true,
+                pending_break: false,
+                stack: Vec::new(),
+                names: HashMap::default(),
+                open_counts: Vec::new(),
+                hidden_from: None,
+                pre: 0,
+                in_body: false,
+                tag: Vec::new(),
+                attr: Attr::Other,
+                tag_hides: false,
+                alt: None,
+                has_src: false,
+                in_style: false,
+                needs_style_sheet: false,
+            };
+            for name in PRESET {
+                ex.intern(name);
+            }
+            ex
+        }
+
+        /// Ready for a new document of `len` bytes; keeps the name table.
+        fn reset(&mut self, len: usize) {
+            if self.names.len() > MAX_NAMES / 2 {
+                // Made by a flood of invented names: start afresh rather
+                // than carry it to every later document.
+                *self = Extractor::new();
+            }
+            // Text is usually well under half of mail HTML.
+            self.out = String::with_capacity(len / 2);
+            self.at_space = true;
+            self.pending_break = false;
+            self.stack.clear();
+            self.stack.shrink_to(1024);
+            self.open_counts.iter_mut().for_each(|c| *c = 0);
+            self.hidden_from = None;
+            self.pre = 0;
+            self.in_body = false;
+            self.in_style = false;
+            self.needs_style_sheet = false;
+        }
+
         fn id_of(&self, name: &[u8]) -> Option<u32> {
             self.names.get(name).copied()
         }
 
-        fn open_count(&self, name: &[u8]) -> u32 {
-            self.id_of(name)
-                .and_then(|id| self.open_counts.get(id as usize).copied())
-                .unwrap_or(0)
-        }
-
-        fn name_of(&self, id: u32) -> &[u8] {
-            self.id_names.get(id as usize).map_or(&[], Vec::as_slice)
+        fn open_count(&self, id: u32) -> u32 {
+            self.open_counts.get(id as usize).copied().unwrap_or(0)
         }
 
         fn intern(&mut self, name: &[u8]) -> u32 {
             if let Some(id) = self.id_of(name) {
                 return id;
             }
-            let id = u32::try_from(self.id_names.len()).unwrap_or(u32::MAX);
+            let id = u32::try_from(self.open_counts.len()).unwrap_or(u32::MAX);
+            if self.open_counts.len() >= MAX_NAMES {
+                return id.saturating_sub(1);
+            }
             self.names.insert(name.to_vec(), id);
-            self.id_names.push(name.to_vec());
             self.open_counts.push(0);
             id
         }
@@ -478,7 +605,7 @@ mod tokens_to_text {
             }
             self.pending_break |= open.block;
             self.pre -= u32::from(open.pre && self.pre > 0);
-            if self.name_of(open.name) == b"style" {
+            if open.name == STYLE {
                 self.in_style = false;
             }
         }
@@ -490,7 +617,7 @@ mod tokens_to_text {
                 // `</br>` is a `<br>`, and `</p>` without a `<p>` an empty
                 // paragraph, as the tree builder has it.
                 b"br" => self.pending_break = true,
-                b"p" if self.open_count(b"p") == 0 => self.pending_break = true,
+                b"p" if self.open_count(P) == 0 => self.pending_break = true,
                 b"head" | b"html" | b"body" => {}
                 _ => {
                     let Some(id) = self.id_of(name) else {
@@ -515,7 +642,7 @@ mod tokens_to_text {
             let Some((closes, stops)) = implied_end(name) else {
                 return;
             };
-            if closes.iter().all(|c| self.open_count(c) == 0) {
+            if closes.iter().all(|&id| self.open_count(id) == 0) {
                 return;
             }
             let len = self.stack.len();
@@ -523,14 +650,13 @@ mod tokens_to_text {
                 let Some(open) = self.stack.get(depth) else {
                     return;
                 };
-                let open_name = self.name_of(open.name);
-                if closes.contains(&open_name) {
+                if closes.contains(&open.name) {
                     while self.stack.len() > depth {
                         self.pop();
                     }
                     return;
                 }
-                if stops.contains(&open_name) {
+                if stops.contains(&open.name) {
                     return;
                 }
             }
@@ -654,7 +780,13 @@ mod tokens_to_text {
                 },
                 CallbackEvent::CloseStartTag { .. } => self.start_tag(),
                 CallbackEvent::EndTag { name } => self.end_tag(name),
-                CallbackEvent::String { value } => self.text(&String::from_utf8_lossy(value)),
+                // The tokenizer splits text only at ASCII characters, so a
+                // run of valid UTF-8 input stays valid: the lossy path is a
+                // safety net, not a code path.
+                CallbackEvent::String { value } => match std::str::from_utf8(value) {
+                    Ok(text) => self.text(text),
+                    Err(_) => self.text(&String::from_utf8_lossy(value)),
+                },
                 CallbackEvent::Comment { .. }
                 | CallbackEvent::Doctype { .. }
                 | CallbackEvent::Error(_) => {}
