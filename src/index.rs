@@ -958,7 +958,9 @@ impl Index {
 #[cfg(feature = "tantivy")]
 impl Drop for Index {
     /// Stops a background build (it resumes at the next open) so that the
-    /// store's lock is released when the index is dropped.
+    /// store's lock is released when the index is dropped, and waits for
+    /// the inverted index's merges in flight, so that no orphaned segment
+    /// files are left on disk.
     fn drop(&mut self) {
         let job = self
             .background
@@ -968,6 +970,9 @@ impl Drop for Index {
         if let Some(job) = job {
             job.cancel.store(true, Ordering::Release);
             let _ = job.handle.join();
+        }
+        if let Some(inv) = &self.inverted {
+            inv.close();
         }
     }
 }

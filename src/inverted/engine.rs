@@ -383,6 +383,24 @@ impl Inverted {
         Ok(())
     }
 
+    /// Closes the writer, if one is open: waits for merges in flight so that
+    /// their files are either in the index or deleted (tantivy's writer,
+    /// merely dropped, abandons them and leaves their files on disk until
+    /// the next commit). What was not committed is discarded; the store
+    /// still has it, and the next open catches up.
+    pub(crate) fn close(&self) {
+        let writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = writing
+            && let Err(e) = w.writer.wait_merging_threads()
+        {
+            warn!(error = %e, "a merge of the inverted index failed; its files are removed later");
+        }
+    }
+
     /// Marks the index as not to be used until a rebuild.
     pub(crate) fn mark_broken(&self) {
         self.broken.store(true, Ordering::Release);
