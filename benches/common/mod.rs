@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 
+pub mod battery;
 pub mod chitchat;
 
 /// The environment variable naming the directory of the benchmark corpora
