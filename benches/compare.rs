@@ -3,14 +3,19 @@
 //!
 //! Engines (`COMPARE_ENGINES`, comma-separated; default all built here):
 //!
-//! - `forward`: sealdex, forward scan over the decrypted cache.
+//! - `forward`: sealdex, forward scan over the decrypted cache
+//!   (`IndexConfig::inverted = false`, `SearchMode::Forward`).
+//! - `inverted`: sealdex with its inverted index (tantivy on the encrypted
+//!   Directory; `IndexConfig::inverted = true`, `SearchMode::Inverted`).
+//!   Building includes `Index::wait_for_inverted`.
+//! - `tantivy`: plaintext tantivy on its `MmapDirectory`, with sealdex's
+//!   schema, tokenizer and query mapping (`benches/common/peers.rs`,
+//!   `PlainTantivy`), the same writer threads and memory, a commit every
+//!   20,000 records.
 //! - `sqlcipher`: SQLCipher + FTS5 (`benches/common/peers.rs`): an
 //!   external-content FTS5 table, `tokenize='unicode61 remove_diacritics
 //!   2'`, keyed with `PRAGMA key` (a raw key, no PBKDF2), WAL with
 //!   `synchronous = FULL`, one transaction per 512 records.
-//! - `inverted` (sealdex's tantivy on its encrypted Directory) and
-//!   `tantivy` (the same schema on a plain `MmapDirectory`): **not built
-//!   yet**, waiting for the inverted-mode API (`src/inverted/`).
 //!
 //! Corpora (`COMPARE_CORPUS=mail|chat|all`, default all): SpamAssassin
 //! (`$SEALDEX_CORPORA/spamassassin`, raw mail through the real
@@ -27,17 +32,20 @@
 //! (`VmHWM` in `/proc/self/status`) before it exits, so each engine's peak
 //! RSS is its own. Per corpus:
 //!
-//! 1. **prepare**: sealdex indexes the raw corpus end to end (Source →
-//!    decrypt/MIME → clean → seal → flushed sled store): docs/s from raw
-//!    mail. Its records (`Store::records()`, sorted by id) are written to
-//!    `records.json`: the **extracted text** every other step indexes.
+//! 1. **prepare**: sealdex (forward mode only) indexes the raw corpus end
+//!    to end (Source → decrypt/MIME → clean → seal → flushed sled store):
+//!    docs/s from raw mail. Its records (`Store::records()`, sorted by id)
+//!    are written to `records.json`: the **extracted text** every other
+//!    step indexes. **e2e inverted** does the same with the inverted index
+//!    on (and waits for it), for inverted mode's docs/s from raw mail.
 //! 2. **baseline**: only loads `records.json`: the RSS every build step
 //!    starts from (the corpus in memory), to subtract by eye.
 //! 3. **build ENGINE**: loads the records, then times building the index
 //!    from them (sealdex: `Index::index` through a source that hands the
 //!    records over and a decryptor that returns them as text messages, so
-//!    the pipeline runs without MIME or HTML; SQLCipher: inserts and
-//!    commits, then a WAL checkpoint), closes it, and sums the sizes of the
+//!    the pipeline runs without MIME or HTML; tantivy: add, commit, wait
+//!    for merges; SQLCipher: inserts and commits, then a WAL checkpoint),
+//!    closes it, and sums the sizes of the
 //!    files it left: **bytes on disk** against the **extracted text** (the
 //!    UTF-8 bytes of the five text fields of every record).
 //! 4. **query ENGINE**: a fresh process opens the index and answers a first
@@ -85,13 +93,13 @@ use std::time::{Duration, Instant};
 
 use common::battery::{self, BenchQuery};
 use common::chitchat::{ChatDecryptor, ChitChat};
-use common::peers::{Fts5, Fts5Sql, fts5_sql};
+use common::peers::{Fts5, Fts5Sql, PlainTantivy, fts5_sql};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::IndexOptions;
 use sealdex::{
     Body, Changes, Credential, Cursor, DecryptError, Decryptor, FetchError, Field, Index,
-    IndexConfig, KdfParams, Message, MessageRef, Page, RawMessage, Record, SearchOptions,
-    SecretKey, Source, SourceError, SyncToken,
+    IndexConfig, KdfParams, Message, MessageRef, Page, RawMessage, Record, SearchMode,
+    SearchOptions, SecretKey, Source, SourceError, SyncToken,
 };
 use serde::{Deserialize, Serialize};
 
@@ -101,9 +109,8 @@ const RESULT_TAG: &str = "COMPARE-JSON ";
 /// The engines, in table order.
 const ENGINES: &[&str] = &["forward", "inverted", "tantivy", "sqlcipher"];
 
-/// The engines this build can run. `inverted` and `tantivy` wait for the
-/// inverted-mode API.
-const BUILT: &[&str] = &["forward", "sqlcipher"];
+/// The engines this build can run.
+const BUILT: &[&str] = ENGINES;
 
 // ---------------------------------------------------------------------------
 // Results
@@ -280,10 +287,22 @@ fn credential() -> Credential {
     Credential::AppKey(SecretKey::from_bytes(KEY))
 }
 
-fn sealdex_config() -> IndexConfig {
+/// sealdex's configuration for `engine` (`forward` or `inverted`).
+fn sealdex_config(engine: &str) -> IndexConfig {
     IndexConfig {
         cache_bytes: 1 << 30,
         kdf: KdfParams::insecure_fast(),
+        inverted: engine == "inverted",
+        ..IndexConfig::default()
+    }
+}
+
+/// The search mode of a sealdex engine.
+fn sealdex_mode(engine: &str) -> SearchMode {
+    if engine == "inverted" {
+        SearchMode::Inverted
+    } else {
+        SearchMode::Forward
     }
 }
 
@@ -425,21 +444,28 @@ trait Engine {
 
 struct Sealdex {
     index: Index,
+    all: SearchOptions,
+    ten: SearchOptions,
 }
 
-fn all_options() -> SearchOptions {
-    SearchOptions {
-        limit: None,
-        snippet_bytes: 0,
-        ..SearchOptions::default()
-    }
-}
-
-fn ten_options() -> SearchOptions {
-    SearchOptions {
-        limit: Some(10),
-        snippet_bytes: 0,
-        ..SearchOptions::default()
+impl Sealdex {
+    fn open(dir: &Path, engine: &str) -> Sealdex {
+        let mode = sealdex_mode(engine);
+        Sealdex {
+            index: Index::open(dir, &credential(), sealdex_config(engine)).expect("open index"),
+            all: SearchOptions {
+                limit: None,
+                snippet_bytes: 0,
+                mode,
+                ..SearchOptions::default()
+            },
+            ten: SearchOptions {
+                limit: Some(10),
+                snippet_bytes: 0,
+                mode,
+                ..SearchOptions::default()
+            },
+        }
     }
 }
 
@@ -451,16 +477,32 @@ impl Engine for Sealdex {
         text.to_owned()
     }
     fn all_hits(&self, q: &String) -> usize {
-        self.index
-            .search(q, &all_options())
-            .expect("search")
-            .hits
-            .len()
+        self.index.search(q, &self.all).expect("search").hits.len()
     }
     fn count_newest_ten(&self, q: &String) -> usize {
-        let page = self.index.search(q, &ten_options()).expect("search");
+        let page = self.index.search(q, &self.ten).expect("search");
         std::hint::black_box(&page.hits);
         page.total
+    }
+}
+
+struct Tantivy {
+    index: PlainTantivy,
+}
+
+impl Engine for Tantivy {
+    type Prepared = Box<dyn tantivy::query::Query>;
+    fn prepare(&self, text: &str) -> Self::Prepared {
+        self.index
+            .compile(&sealdex::query::parse(text).expect("battery query parses"))
+    }
+    fn all_hits(&self, q: &Self::Prepared) -> usize {
+        self.index.all_hits(&**q).expect("tantivy search").len()
+    }
+    fn count_newest_ten(&self, q: &Self::Prepared) -> usize {
+        let (count, ten) = self.index.count_newest_ten(&**q).expect("tantivy search");
+        std::hint::black_box(&ten);
+        count
     }
 }
 
@@ -584,61 +626,68 @@ fn engine_dir(work: &Path, engine: &str) -> PathBuf {
     work.join(format!("engine-{engine}"))
 }
 
-/// Step 1: sealdex end to end from the raw corpus, and the extracted
-/// records for every other step.
-fn child_prepare(corpus: &str, work: &Path) {
+/// Step 1: sealdex (`engine`: forward or inverted) end to end from the raw
+/// corpus; for forward, also the extracted records for every other step.
+fn child_prepare(engine: &str, corpus: &str, work: &Path) {
     let root = common::corpora_dir().expect("SEALDEX_CORPORA");
-    let dir = work.join("e2e-forward");
-    let index = Index::create(&dir, &credential(), sealdex_config()).expect("create index");
-    let (report, seconds) = match corpus {
-        "mail" => {
-            let mut source =
-                sealdex::backends::open_path(&root.join("spamassassin")).expect("spamassassin");
-            let t = Instant::now();
-            let r = index
-                .index(
-                    source.as_mut(),
-                    &PassThrough::default(),
-                    &IndexOptions::default(),
-                )
-                .expect("index");
-            (r, t.elapsed().as_secs_f64())
-        }
-        "chat" => {
-            // Parsing the dataset file is the corpus loader, not indexing.
-            let mut source = ChitChat::open(common::chitchat_path().expect("chitchat path"))
-                .expect("chitchat corpus");
-            let t = Instant::now();
-            let r = index
-                .index(&mut source, &ChatDecryptor, &IndexOptions::default())
-                .expect("index");
-            (r, t.elapsed().as_secs_f64())
-        }
+    let dir = work.join(format!("e2e-{engine}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let index = Index::create(&dir, &credential(), sealdex_config(engine)).expect("create index");
+    let (mut source, decryptor): (Box<dyn Source>, Box<dyn Decryptor>) = match corpus {
+        "mail" => (
+            sealdex::backends::open_path(&root.join("spamassassin")).expect("spamassassin"),
+            Box::new(PassThrough::default()),
+        ),
+        // Parsing the dataset file is the corpus loader, not indexing.
+        "chat" => (
+            Box::new(
+                ChitChat::open(common::chitchat_path().expect("chitchat path"))
+                    .expect("chitchat corpus"),
+            ),
+            Box::new(ChatDecryptor),
+        ),
         other => panic!("unknown corpus {other}"),
     };
-    let mut records: Vec<Record> = index
-        .store()
-        .records()
-        .collect::<Result<_, _>>()
-        .expect("records open");
+    let t = Instant::now();
+    let report = index
+        .index(
+            source.as_mut(),
+            decryptor.as_ref(),
+            &IndexOptions::default(),
+        )
+        .expect("index");
+    if engine == "inverted" {
+        index.wait_for_inverted().expect("inverted index");
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    drop(source);
+    let mut text = 0;
+    if engine == "forward" {
+        let mut records: Vec<Record> = index
+            .store()
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("records open");
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        text = text_bytes(&records);
+        std::fs::write(
+            records_path(work),
+            serde_json::to_vec(&records).expect("encode records"),
+        )
+        .expect("write records.json");
+    }
     drop(index);
-    records.sort_by(|a, b| a.id.cmp(&b.id));
-    let text_bytes = text_bytes(&records);
-    std::fs::write(
-        records_path(work),
-        serde_json::to_vec(&records).expect("encode records"),
-    )
-    .expect("write records.json");
     emit(&E2e {
-        engine: "forward".into(),
+        engine: engine.to_owned(),
         docs: report.stored,
         failed: report.failed,
         seconds,
         docs_per_s: report.stored as f64 / seconds,
         disk_bytes: disk_bytes(&dir),
-        text_bytes,
+        text_bytes: text,
         peak_rss_kb: peak_rss_kb(),
     });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Step 2: the records in memory, nothing else.
@@ -659,8 +708,8 @@ fn child_build(engine: &str, work: &Path) {
     std::fs::create_dir_all(&dir).expect("engine dir");
     let t = Instant::now();
     let docs = match engine {
-        "forward" => {
-            let index = Index::create(&dir.join("index"), &credential(), sealdex_config())
+        "forward" | "inverted" => {
+            let index = Index::create(&dir.join("index"), &credential(), sealdex_config(engine))
                 .expect("create index");
             let mut source = RecordSource {
                 name: records
@@ -676,8 +725,15 @@ fn child_build(engine: &str, work: &Path) {
                 .index(&mut source, &decryptor, &IndexOptions::default())
                 .expect("index");
             assert_eq!(report.failed, 0, "no record may fail");
+            if engine == "inverted" {
+                index.wait_for_inverted().expect("inverted index");
+            }
             drop(index);
             report.stored
+        }
+        "tantivy" => {
+            PlainTantivy::build(&dir, &records).expect("build tantivy");
+            records.len() as u64
         }
         "sqlcipher" => {
             let db = Fts5::build(&dir, &KEY, &records).expect("build FTS5");
@@ -702,9 +758,11 @@ fn child_build(engine: &str, work: &Path) {
 fn child_query(engine: &str, corpus: &str, work: &Path) {
     let dir = engine_dir(work, engine);
     let result = match engine {
-        "forward" => run_queries(engine, corpus, &dir, |d| Sealdex {
-            index: Index::open(&d.join("index"), &credential(), sealdex_config())
-                .expect("open index"),
+        "forward" | "inverted" => run_queries(engine, corpus, &dir, |d| {
+            Sealdex::open(&d.join("index"), engine)
+        }),
+        "tantivy" => run_queries(engine, corpus, &dir, |d| Tantivy {
+            index: PlainTantivy::open(d).expect("open tantivy"),
         }),
         "sqlcipher" => run_queries(engine, corpus, &dir, |d| Sqlcipher {
             db: Fts5::open(d, &KEY).expect("open FTS5"),
@@ -719,7 +777,7 @@ fn child(args: &[String]) {
         [step, engine, corpus, work, ..] => {
             let work = Path::new(work);
             match step.as_str() {
-                "prepare" => child_prepare(corpus, work),
+                "prepare" => child_prepare(engine, corpus, work),
                 "baseline" => child_baseline(work),
                 "build" => child_build(engine, work),
                 "query" => child_query(engine, corpus, work),
@@ -783,6 +841,9 @@ fn run_corpus(corpus: &str, engines: &[String]) -> CorpusReport {
         ..CorpusReport::default()
     };
     report.e2e.push(spawn("prepare", "forward", corpus, work));
+    if engines.iter().any(|e| e == "inverted") {
+        report.e2e.push(spawn("prepare", "inverted", corpus, work));
+    }
     report.baseline = Some(spawn("baseline", "-", corpus, work));
     for engine in engines {
         report.builds.push(spawn("build", engine, corpus, work));

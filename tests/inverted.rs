@@ -53,8 +53,8 @@ fn ids(index: &Index, q: &Query, mode: SearchMode, order: Order) -> Result<Vec<S
 /// same set in relevance order.
 fn same_in_both_modes(index: &Index, q: &Query) {
     let fwd = ids(index, q, SearchMode::Forward, Order::Newest).unwrap();
-    let inv = ids(index, q, SearchMode::Inverted, Order::Newest)
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    let inv =
+        ids(index, q, SearchMode::Inverted, Order::Newest).unwrap_or_else(|e| panic!("{q}: {e}"));
     assert_eq!(fwd, inv, "query {q} (newest first)");
     let fwd: BTreeSet<String> = ids(index, q, SearchMode::Forward, Order::Relevance)
         .unwrap()
@@ -129,9 +129,32 @@ impl Source for Mem {
 /// Words the generated mail and queries draw from: prefixes of each other,
 /// accents and case, scripts without spaces, words the normaliser splits.
 const WORDS: &[&str] = &[
-    "report", "reporting", "repo", "quarterly", "alpha", "alphabet", "café", "cafe", "Straße",
-    "strasse", "日本語", "o'reilly", "apt-get", "10:30", "meeting", "meet", "Budget", "zebra", "a",
-    "an", "the", "e-mail", "email", "naïve", "ΣΊΣΥΦΟΣ", "x",
+    "report",
+    "reporting",
+    "repo",
+    "quarterly",
+    "alpha",
+    "alphabet",
+    "café",
+    "cafe",
+    "Straße",
+    "strasse",
+    "日本語",
+    "o'reilly",
+    "apt-get",
+    "10:30",
+    "meeting",
+    "meet",
+    "Budget",
+    "zebra",
+    "a",
+    "an",
+    "the",
+    "e-mail",
+    "email",
+    "naïve",
+    "ΣΊΣΥΦΟΣ",
+    "x",
 ];
 const FOLDERS: &[&str] = &["Inbox", "Work", "Project X", "ünïcode"];
 const NAMES: &[&str] = &["Alice Report", "Bob", "Zoë Café", "o'reilly media"];
@@ -181,14 +204,19 @@ fn words(ix: &[usize]) -> String {
 
 fn raw(i: usize, m: &Msg) -> RawMessage {
     let mut s = String::new();
-    s.push_str(&format!("From: {} <u{}@example.org>\r\n", NAMES[m.from], m.from));
+    s.push_str(&format!(
+        "From: {} <u{}@example.org>\r\n",
+        NAMES[m.from], m.from
+    ));
     s.push_str(&format!("To: {} <v{}@example.org>\r\n", NAMES[m.to], m.to));
     s.push_str(&format!("Subject: {}\r\n", words(&m.subject)));
     if let Some(d) = m.date {
         let t = chrono::DateTime::from_timestamp(d, 0).unwrap();
         s.push_str(&format!("Date: {}\r\n", t.to_rfc2822()));
     }
-    s.push_str(&format!("Message-ID: <m{i}@example.org>\r\nMIME-Version: 1.0\r\n"));
+    s.push_str(&format!(
+        "Message-ID: <m{i}@example.org>\r\nMIME-Version: 1.0\r\n"
+    ));
     let body = words(&m.body);
     let body = if m.html {
         format!("<html><body><p>{body}</p></body></html>")
@@ -400,7 +428,10 @@ fn spamassassin_battery_agrees() {
     let index = Index::open(&tmp.path().join("i"), &cred(), config()).unwrap();
     assert!(matches!(
         index.inverted_status().unwrap(),
-        InvertedStatus::Current { documents: 6046, .. }
+        InvertedStatus::Current {
+            documents: 6046,
+            ..
+        }
     ));
 }
 
@@ -415,7 +446,9 @@ fn fixed_mailbox(n: usize, seed: usize) -> Vec<Msg> {
                 from: k % NAMES.len(),
                 to: (k / 3) % NAMES.len(),
                 subject: (0..3).map(|j| (k / (j + 1) + j) % WORDS.len()).collect(),
-                body: (0..40).map(|j| (k * (j + 3) / 7 + j * j) % WORDS.len()).collect(),
+                body: (0..40)
+                    .map(|j| (k * (j + 3) / 7 + j * j) % WORDS.len())
+                    .collect(),
                 html: k % 3 == 0,
                 attachment: (k % 5 == 0).then_some(k % WORDS.len()),
                 date: (k % 11 != 0).then_some(1_600_000_000 + (k % 97) as i64 * 3600),

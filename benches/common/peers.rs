@@ -4,6 +4,10 @@
 //! - [`Fts5`]: SQLCipher + FTS5 (rusqlite with bundled SQLCipher), and
 //!   [`fts5_sql`], the translation of a sealdex query into FTS5 `MATCH`
 //!   plus SQL.
+//! - [`PlainTantivy`]: tantivy on its plain `MmapDirectory` (no
+//!   encryption) with sealdex's own schema, tokenizer and query mapping
+//!   (`sealdex::inverted::{IndexSchema, compile}`), so that the difference
+//!   to sealdex's inverted mode is the encrypted directory and the store.
 //!
 //! Only with the `peers` feature (`benches/common/mod.rs`).
 
@@ -13,8 +17,145 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use sealdex::inverted::{IndexSchema, InvertedOptions, compile};
 use sealdex::query::{Filter, Query, Term};
+use sealdex::store::DocKey;
 use sealdex::{Field, Flags, Record};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::Column;
+use tantivy::query::Query as TQuery;
+use tantivy::{DocAddress, DocId, IndexReader, ReloadPolicy, Score, SegmentReader};
+
+// ---------------------------------------------------------------------------
+// Plaintext tantivy
+// ---------------------------------------------------------------------------
+
+/// Records per tantivy commit while loading: sealdex's inverted index
+/// commits every 20,000 records (`inverted::engine::COMMIT_DOCS`) or every
+/// two seconds, whichever comes first; the peer commits on the count only.
+pub const TANTIVY_COMMIT_DOCS: usize = 20_000;
+
+/// tantivy on a plain `MmapDirectory`, with sealdex's schema
+/// ([`IndexSchema`]: the same fields, the sealdex tokenizer, nothing
+/// stored) and sealdex's query mapping ([`compile`]).
+pub struct PlainTantivy {
+    schema: IndexSchema,
+    reader: IndexReader,
+}
+
+/// The document key the peer gives record `i`: any unique 32 bytes will
+/// do (sealdex's are keyed MACs of the id, which the peer has no key for).
+fn peer_key(i: usize) -> DocKey {
+    let mut k = [0u8; 33];
+    k[0] = b'D';
+    k[25..].copy_from_slice(&(i as u64).to_be_bytes());
+    DocKey::from_bytes(&k).expect("a 33-byte document key")
+}
+
+impl PlainTantivy {
+    /// Creates the index in `dir` and loads `records` with sealdex's writer
+    /// settings (threads and memory of `InvertedOptions::default()`),
+    /// committing every [`TANTIVY_COMMIT_DOCS`], then waits for the merges
+    /// to finish.
+    pub fn build(dir: &Path, records: &[Record]) -> tantivy::Result<()> {
+        let schema = IndexSchema::new();
+        let index = tantivy::Index::create_in_dir(dir, schema.schema().clone())?;
+        schema.register_tokenizer(&index);
+        let opts = InvertedOptions::default();
+        let mut writer: tantivy::IndexWriter =
+            index.writer_with_num_threads(opts.writer_threads, opts.writer_bytes)?;
+        for (i, r) in records.iter().enumerate() {
+            writer.add_document(schema.document(&peer_key(i), i as u64, r))?;
+            if (i + 1) % TANTIVY_COMMIT_DOCS == 0 {
+                writer.commit()?;
+            }
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        Ok(())
+    }
+
+    /// Opens the index in `dir`.
+    pub fn open(dir: &Path) -> tantivy::Result<PlainTantivy> {
+        let schema = IndexSchema::new();
+        let index = tantivy::Index::open_in_dir(dir)?;
+        schema.register_tokenizer(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(PlainTantivy { schema, reader })
+    }
+
+    /// sealdex's mapping of a query, unscored (newest-first order).
+    pub fn compile(&self, q: &Query) -> Box<dyn TQuery> {
+        compile(q, &self.schema, &self.reader.searcher(), false)
+    }
+
+    /// Every hit with its key and date, as sealdex's inverted mode
+    /// collects them (the key's four fast columns and the date).
+    pub fn all_hits(&self, q: &dyn TQuery) -> tantivy::Result<Vec<Hit>> {
+        self.reader.searcher().search(q, &AllHits)
+    }
+
+    /// The number of hits and the ten newest by the `date` fast field.
+    pub fn count_newest_ten(&self, q: &dyn TQuery) -> tantivy::Result<(usize, TopTen)> {
+        let newest =
+            TopDocs::with_limit(10).order_by_fast_field::<i64>("date", tantivy::Order::Desc);
+        self.reader.searcher().search(q, &(Count, newest))
+    }
+}
+
+/// The ten newest hits: date and address.
+pub type TopTen = Vec<(Option<i64>, DocAddress)>;
+
+/// A hit: the key's four words and the date.
+pub type Hit = ([u64; 4], Option<i64>);
+
+/// Collects every hit's key and date.
+struct AllHits;
+
+struct AllHitsSegment {
+    keys: [Column<u64>; 4],
+    date: Column<i64>,
+    out: Vec<Hit>,
+}
+
+impl Collector for AllHits {
+    type Fruit = Vec<Hit>;
+    type Child = AllHitsSegment;
+
+    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<AllHitsSegment> {
+        let ff = seg.fast_fields();
+        Ok(AllHitsSegment {
+            keys: [ff.u64("k0")?, ff.u64("k1")?, ff.u64("k2")?, ff.u64("k3")?],
+            date: ff.i64("date")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Vec<Hit>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for AllHitsSegment {
+    type Fruit = Vec<Hit>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let [a, b, c, d] = &self.keys;
+        let key = [a, b, c, d].map(|col| col.first(doc).unwrap_or(0));
+        self.out.push((key, self.date.first(doc)));
+    }
+
+    fn harvest(self) -> Vec<Hit> {
+        self.out
+    }
+}
 
 // ---------------------------------------------------------------------------
 // SQLCipher + FTS5
