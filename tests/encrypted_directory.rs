@@ -588,3 +588,92 @@ fn lock_is_exclusive_across_processes() {
     assert!(child.wait().unwrap().success());
     assert!(d.acquire_lock(&lock(true)).is_ok());
 }
+
+/// A reader reload after a commit decrypts only what the commit wrote (the
+/// new segment, `meta.json`), never the unchanged segments again: their
+/// chunks are still in the cache, keyed by file and generation.
+#[test]
+fn reload_after_a_commit_does_not_decrypt_unchanged_segments() {
+    use sealdex::inverted::{IndexSchema, compile};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = open(tmp.path(), 64 << 20);
+    let schema = IndexSchema::new();
+    let index = Index::create(
+        dir.clone(),
+        schema.schema().clone(),
+        tantivy::IndexSettings::default(),
+    )
+    .unwrap();
+    schema.register_tokenizer(&index);
+    let mut writer = index.writer_with_num_threads(1, 20_000_000).unwrap();
+    let record = |i: u64| sealdex::Record {
+        id: format!("m{i}"),
+        subject: format!("subject {i} quarterly report"),
+        body: format!(
+            "body text number {i} with some words alpha beta gamma {}",
+            i * 7
+        ),
+        timestamp: Some(1_600_000_000 + i as i64),
+        ..Default::default()
+    };
+    // Document keys come from a store.
+    let tmp_store = tempfile::tempdir().unwrap();
+    let store = sealdex::Store::create(
+        &tmp_store.path().join("s"),
+        &sealdex::Credential::AppKey(key()),
+        sealdex::KdfParams::insecure_fast(),
+    )
+    .unwrap();
+    for i in 0..5_000u64 {
+        let r = record(i);
+        let k = store.doc_key("src", &r.id);
+        writer.add_document(schema.document(&k, i, &r)).unwrap();
+    }
+    writer.commit().unwrap();
+    let reader = index
+        .reader_builder()
+        .reload_policy(tantivy::ReloadPolicy::Manual)
+        .try_into()
+        .unwrap();
+    let q = sealdex::query::parse("quarterly OR alph").unwrap();
+    let count = |reader: &tantivy::IndexReader| {
+        let searcher = reader.searcher();
+        searcher
+            .search(&*compile(&q, &schema, &searcher, false), &Count)
+            .unwrap()
+    };
+    assert_eq!(count(&reader), 5_000);
+    let before = dir.chunks_decrypted();
+    let bytes_before: u64 = walk(tmp.path())
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+
+    let r = record(99_999);
+    writer
+        .add_document(schema.document(&store.doc_key("src", &r.id), 1, &r))
+        .unwrap();
+    writer.commit().unwrap();
+    reader.reload().unwrap();
+    assert_eq!(count(&reader), 5_001);
+    let bytes_after: u64 = walk(tmp.path())
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    let decrypted = dir.chunks_decrypted() - before;
+    // Each new or rewritten file is at most a few chunks here; the old
+    // segment alone is many more.
+    let new_chunks = (bytes_after.saturating_sub(bytes_before)).div_ceil(64 * 1024) + 12;
+    eprintln!(
+        "reload after a one-document commit decrypted {decrypted} chunks (first load: {before})"
+    );
+    assert!(
+        decrypted <= new_chunks,
+        "reload decrypted {decrypted} chunks; what the commit wrote is at most {new_chunks}"
+    );
+    assert!(
+        before > decrypted,
+        "the first load decrypts more than a reload"
+    );
+}

@@ -449,9 +449,9 @@ fn fixed_mailbox(n: usize, seed: usize) -> Vec<Msg> {
                 body: (0..40)
                     .map(|j| (k * (j + 3) / 7 + j * j) % WORDS.len())
                     .collect(),
-                html: k % 3 == 0,
-                attachment: (k % 5 == 0).then_some(k % WORDS.len()),
-                date: (k % 11 != 0).then_some(1_600_000_000 + (k % 97) as i64 * 3600),
+                html: k.is_multiple_of(3),
+                attachment: k.is_multiple_of(5).then_some(k % WORDS.len()),
+                date: (!k.is_multiple_of(11)).then_some(1_600_000_000 + (k % 97) as i64 * 3600),
                 folder: k % FOLDERS.len(),
                 flags: (k % 8) as u8,
             }

@@ -158,6 +158,8 @@ struct Inner {
     name_key: SecretKey,
     chunk_size: usize,
     cache: Mutex<ChunkCache>,
+    /// Chunks decrypted since the directory was opened (cache misses).
+    decrypted: std::sync::atomic::AtomicU64,
     /// What this directory knows of each tantivy file's generation.
     known: Mutex<HashMap<PathBuf, Known>>,
     /// Files being written: they "exist" for tantivy but are not readable.
@@ -381,6 +383,7 @@ impl EncryptedDirectory {
                 name_key: derive(key, "names")?,
                 chunk_size: options.chunk_size,
                 cache: Mutex::new(ChunkCache::new(options.cache_budget_bytes)),
+                decrypted: std::sync::atomic::AtomicU64::new(0),
                 known: Mutex::new(HashMap::new()),
                 writing: Mutex::new(HashSet::new()),
                 watchers: WatchCallbackList::default(),
@@ -404,6 +407,15 @@ impl EncryptedDirectory {
     /// Bytes of decrypted chunks currently cached; never above the budget.
     pub fn cached_bytes(&self) -> usize {
         lock(&self.inner.cache).bytes
+    }
+
+    /// Chunks decrypted since this directory was opened: every read that
+    /// missed the cache. What a reader reload or a query really costs in
+    /// decryption.
+    pub fn chunks_decrypted(&self) -> u64 {
+        self.inner
+            .decrypted
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The generation of the current copy of `name`, if this directory has
@@ -582,6 +594,9 @@ impl EncryptedFileHandle {
             ));
         }
         let plain: Arc<[u8]> = plain.into();
+        self.inner
+            .decrypted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         lock(&self.inner.cache).insert(key, Arc::clone(&plain));
         Ok(plain)
     }
