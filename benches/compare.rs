@@ -50,13 +50,15 @@
 //!    UTF-8 bytes of the five text fields of every record).
 //! 4. **query ENGINE**: a fresh process opens the index and answers a first
 //!    query (count + newest ten of `linux` / `pizza`): **open to first
-//!    result**; then, for each battery query, 2 warm-up runs and
-//!    `COMPARE_RUNS` (default 30) timed runs of **all hits** (every hit's
+//!    result**; then, for each battery query, one warm-up run of each kind and
+//!    `COMPARE_RUNS` (default 30; fewer, but at least 3, once a query has
+//!    taken `COMPARE_MAX_SECONDS`, default 5) timed runs of **all hits** (every hit's
 //!    id; sealdex: `limit: None`) and of **count + newest ten** (the total
 //!    and the ten newest; sealdex: `limit: Some(10)`), no snippets (the
-//!    peers make none). The latencies of all queries are pooled (each query
-//!    weighs the same, as each has the same number of runs) for one median
-//!    and p99 per engine; per query figures and every run are in the JSON.
+//!    peers make none). The latencies of all queries are pooled for one
+//!    median and p99 per engine, each query weighing the same (its runs
+//!    are read at `COMPARE_RUNS` evenly spaced quantiles); per query
+//!    figures and every run are in the JSON.
 //!    Peak RSS is read after the battery; then four more open + first
 //!    query runs give the median open time.
 //!
@@ -197,6 +199,8 @@ struct CorpusReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Report {
     runs: usize,
+    max_seconds: f64,
+    sqlite_cache_kib: Option<i64>,
     engines: Vec<String>,
     not_built: Vec<String>,
     load_average_start: String,
@@ -254,6 +258,21 @@ fn runs() -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30usize)
         .max(1)
+}
+
+/// Fewest timed runs of a query, whatever `COMPARE_MAX_SECONDS` says.
+const MIN_RUNS: usize = 3;
+
+/// Time after which a query's timed runs stop (after at least
+/// [`MIN_RUNS`]): `COMPARE_MAX_SECONDS`, default 5, per query and kind of
+/// run.
+fn max_time() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("COMPARE_MAX_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5.0),
+    )
 }
 
 fn us(d: Duration) -> f64 {
@@ -548,21 +567,22 @@ fn run_queries<E: Engine>(
     open_first_ms.push(t.elapsed().as_secs_f64() * 1e3);
 
     let runs = runs();
+    let max_time = max_time();
     let mut queries = Vec::new();
     for bq in battery_of(corpus) {
         let q = e.prepare(bq.text);
+        // One untimed run of each, which also gives the hit counts.
         let hits = e.all_hits(&q);
         let count = e.count_newest_ten(&q);
-        std::hint::black_box(e.all_hits(&q));
-        std::hint::black_box(e.count_newest_ten(&q));
         let time = |f: &dyn Fn() -> usize| -> Vec<f64> {
-            (0..runs)
-                .map(|_| {
-                    let t = Instant::now();
-                    std::hint::black_box(f());
-                    us(t.elapsed())
-                })
-                .collect()
+            let started = Instant::now();
+            let mut times = Vec::with_capacity(runs);
+            while times.len() < runs && (times.len() < MIN_RUNS || started.elapsed() < max_time) {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                times.push(us(t.elapsed()));
+            }
+            times
         };
         let all_runs_us = time(&|| e.all_hits(&q));
         let ten_runs_us = time(&|| e.count_newest_ten(&q));
@@ -598,8 +618,17 @@ fn run_queries<E: Engine>(
         drop(e);
     }
 
+    // Each query weighs the same, whatever its number of runs: its runs
+    // are read at `runs` evenly spaced quantiles before pooling.
     let pooled = |f: fn(&QueryTimes) -> &Vec<f64>| {
-        let all: Vec<f64> = queries.iter().flat_map(|q| f(q).iter().copied()).collect();
+        let all: Vec<f64> = queries
+            .iter()
+            .flat_map(|q| {
+                let mut v = f(q).clone();
+                v.sort_by(f64::total_cmp);
+                (0..runs).map(move |i| v[i * v.len() / runs])
+            })
+            .collect();
         percentiles(&all)
     };
     let (all_median_us, all_p99_us) = pooled(|q| &q.all_runs_us);
@@ -961,9 +990,10 @@ fn print_corpus(r: &CorpusReport) {
     }
     if let Some(b) = &r.baseline {
         println!(
-            "\nBaseline: loading the extracted records alone peaks at {} MiB (part of every build's peak RSS). Latencies pool {} runs of each of {} queries.",
+            "\nBaseline: loading the extracted records alone peaks at {} MiB (part of every build's peak RSS). Latencies pool up to {} runs (at least 3, fewer once a query has taken {} s) of each of {} queries, each query weighing the same.",
             sig(mib(b.peak_rss_kb)),
             r.queries.first().map(|q| q.runs).unwrap_or(0),
+            max_time().as_secs_f64(),
             r.queries.first().map(|q| q.queries.len()).unwrap_or(0),
         );
     }
@@ -1082,6 +1112,8 @@ fn main() {
     }
     let report = Report {
         runs: runs(),
+        max_seconds: max_time().as_secs_f64(),
+        sqlite_cache_kib: common::peers::sqlite_cache_kib(),
         engines: engines.clone(),
         not_built: not_built.clone(),
         load_average_start,
@@ -1090,7 +1122,7 @@ fn main() {
     };
     println!();
     println!(
-        "## sealdex and its peers ({} runs per query; load average {} at the start, {} at the end; {} cores)",
+        "## sealdex and its peers (up to {} runs per query; load average {} at the start, {} at the end; {} cores)",
         report.runs,
         report.load_average_start,
         report.load_average_end,

@@ -161,6 +161,16 @@ impl SegmentCollector for AllHitsSegment {
 // SQLCipher + FTS5
 // ---------------------------------------------------------------------------
 
+/// The page cache SQLCipher gets, in KiB, from `COMPARE_SQLITE_CACHE_KIB`;
+/// `None` leaves SQLCipher's default (2,000 KiB). Decrypted pages live
+/// there, so a cache as large as the database is the counterpart of
+/// sealdex's decrypted cache.
+pub fn sqlite_cache_kib() -> Option<i64> {
+    std::env::var("COMPARE_SQLITE_CACHE_KIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+}
+
 /// The database file inside an engine's directory.
 const DB_FILE: &str = "fts.db";
 
@@ -213,7 +223,8 @@ fn column(field: Field) -> &'static str {
 /// (`PRAGMA key = "x'…'"`: no PBKDF2, as sealdex's bench uses an app key and
 /// no Argon2id). Journal: WAL with `synchronous = FULL`, so every commit is
 /// durable as sealdex's flushed batches are. Everything else is SQLCipher's
-/// default (4 KiB pages, HMAC-SHA512 per page, a 2 MB page cache).
+/// default (4 KiB pages, HMAC-SHA512 per page, a 2 MB page cache), unless
+/// `COMPARE_SQLITE_CACHE_KIB` sets the page cache ([`sqlite_cache_kib`]).
 pub struct Fts5 {
     conn: Connection,
 }
@@ -229,6 +240,9 @@ impl Fts5 {
         debug_assert_eq!(mode, "wal");
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.set_prepared_statement_cache_capacity(512);
+        if let Some(kib) = sqlite_cache_kib() {
+            conn.pragma_update(None, "cache_size", -kib)?;
+        }
         Ok(Fts5 { conn })
     }
 
