@@ -252,6 +252,17 @@ pub struct SearchResults {
     pub next: Option<PageCursor>,
 }
 
+/// A page of keys: what [`Index::search_keys`] returns.
+#[derive(Clone, Debug)]
+pub struct KeyPage {
+    /// How many records match in all.
+    pub total: usize,
+    /// This page's store keys, in order.
+    pub keys: Vec<DocKey>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<PageCursor>,
+}
+
 /// An open index: a store, its cache and its search modes.
 pub struct Index {
     store: Arc<Store>,
@@ -493,8 +504,15 @@ impl Index {
         );
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
-            // Commit what the run applied, even if it failed part way.
-            let flushed = inv.flush();
+            // Commit what the run applied, even if it failed part way. Every
+            // document change of the run went through the observer, and
+            // nothing else writes the store meanwhile, so unless a batch was
+            // missed the commit reflects the store's generation.
+            let generation = match inv.is_broken() {
+                false => Some(self.store.manifest()?.generation),
+                true => None,
+            };
+            let flushed = inv.flush(generation);
             if let Err(e) = &flushed {
                 warn!(error = %e, "the inverted index could not commit; it will catch up");
             }
@@ -516,37 +534,8 @@ impl Index {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
-        let mut matched = match self.inverted_matches(&plan, options)? {
-            Some(m) => m,
-            None => {
-                self.ensure_cache()?;
-                let cache = self.read();
-                let mut m = self.match_cached(&plan, &needles, options.order, &cache);
-                m.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
-                m
-            }
-        };
+        let (matched, total, next) = self.page(&plan, &needles, options)?;
         let cache = self.read();
-        let total = matched.len();
-        let order = options.order;
-        if let Some(c) = &options.cursor {
-            let at = Matched {
-                key: c.key,
-                timestamp: c.timestamp,
-                score: c.score,
-            };
-            matched.retain(|m| cmp_matched(order, m, &at).is_gt());
-        }
-        let limit = options.limit.unwrap_or(usize::MAX);
-        let more = matched.len() > limit;
-        if matched.len() > limit && limit > 0 {
-            matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
-            matched.truncate(limit);
-        }
-        if limit == 0 {
-            matched.clear();
-        }
-        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
             let record = match cache.get(&m.key) {
@@ -569,6 +558,84 @@ impl Index {
                 snippet,
             });
         }
+        Ok(SearchResults { total, hits, next })
+    }
+
+    /// Like [`Index::search_query`], but a page of store keys instead of
+    /// records: nothing is decrypted. For lists that load rows as they
+    /// scroll into view ([`Index::get`] loads one), and for counting.
+    /// `snippet_bytes` is ignored.
+    ///
+    /// ```no_run
+    /// # use sealdex::{Index, SearchOptions};
+    /// # fn f(index: &Index) -> sealdex::Result<()> {
+    /// let q = sealdex::query::parse("invoice has:attachment")?;
+    /// let page = index.search_keys(&q, &SearchOptions { limit: Some(50), ..Default::default() })?;
+    /// println!("{} matches", page.total);
+    /// if let Some(first) = page.keys.first() {
+    ///     let record = index.get(first)?;
+    /// #   let _ = record;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn search_keys(&self, query: &Query, options: &SearchOptions) -> Result<KeyPage> {
+        let plan = plan::plan(query);
+        let mut needles = Vec::new();
+        plan.positive_needles(&mut needles);
+        let (matched, total, next) = self.page(&plan, &needles, options)?;
+        Ok(KeyPage {
+            total,
+            keys: matched.iter().map(|m| m.key).collect(),
+            next,
+        })
+    }
+
+    /// The record stored under `key` (from [`Index::search_keys`]), or
+    /// `None` if it was deleted since.
+    pub fn get(&self, key: &DocKey) -> Result<Option<Arc<Record>>> {
+        if let Some(e) = self.read().get(key) {
+            return Ok(Some(Arc::clone(&e.record)));
+        }
+        Ok(self.store.get_by_key(key)?.map(Arc::new))
+    }
+
+    /// One page of matches, in order: the page, the total, the next cursor.
+    fn page(
+        &self,
+        plan: &Plan,
+        needles: &[&Needle],
+        options: &SearchOptions,
+    ) -> Result<(Vec<Matched>, usize, Option<PageCursor>)> {
+        let (mut matched, total) = match self.inverted_matches(plan, options)? {
+            Some(found) => found,
+            None => {
+                self.ensure_cache()?;
+                let cache = self.read();
+                let mut m = self.match_cached(plan, needles, options.order, &cache);
+                m.extend(self.match_streamed(plan, needles, options.order, &cache)?);
+                let total = m.len();
+                (m, total)
+            }
+        };
+        let order = options.order;
+        if let Some(c) = &options.cursor {
+            let at = Matched {
+                key: c.key,
+                timestamp: c.timestamp,
+                score: c.score,
+            };
+            matched.retain(|m| cmp_matched(order, m, &at).is_gt());
+        }
+        let limit = options.limit.unwrap_or(usize::MAX);
+        let more = matched.len() > limit;
+        if matched.len() > limit && limit > 0 {
+            matched.select_nth_unstable_by(limit - 1, |a, b| cmp_matched(order, a, b));
+            matched.truncate(limit);
+        }
+        if limit == 0 {
+            matched.clear();
+        }
+        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
         let next = if more {
             matched.last().map(|m| PageCursor {
                 order,
@@ -579,7 +646,7 @@ impl Index {
         } else {
             None
         };
-        Ok(SearchResults { total, hits, next })
+        Ok((matched, total, next))
     }
 
     /// The matches from the inverted index, or `None` when the forward scan
@@ -589,7 +656,7 @@ impl Index {
         &self,
         plan: &Plan,
         options: &SearchOptions,
-    ) -> Result<Option<Vec<Matched>>> {
+    ) -> Result<Option<(Vec<Matched>, usize)>> {
         let inv = match (options.mode, &self.inverted) {
             (SearchMode::Forward, _) => return Ok(None),
             (SearchMode::Auto, None) => return Ok(None),
@@ -615,8 +682,15 @@ impl Index {
                 inv
             }
         };
-        match inv.search(plan, options.order == Order::Relevance) {
-            Ok(found) => Ok(Some(
+        let window = match (options.order, options.limit) {
+            (Order::Newest, Some(limit)) => Some(crate::inverted::engine::Window {
+                limit,
+                after: options.cursor.as_ref().map(|c| (c.timestamp, c.key)),
+            }),
+            _ => None,
+        };
+        match inv.search(plan, options.order == Order::Relevance, window) {
+            Ok((total, found)) => Ok(Some((
                 found
                     .into_iter()
                     .map(|f| Matched {
@@ -625,7 +699,8 @@ impl Index {
                         score: f.score,
                     })
                     .collect(),
-            )),
+                total,
+            ))),
             Err(e) => {
                 warn!(error = %e, "the inverted index failed; rebuilding it from the store");
                 self.start_background(true);
@@ -642,7 +717,7 @@ impl Index {
         &self,
         _plan: &Plan,
         options: &SearchOptions,
-    ) -> Result<Option<Vec<Matched>>> {
+    ) -> Result<Option<(Vec<Matched>, usize)>> {
         match options.mode {
             SearchMode::Inverted => Err(Error::Inverted(
                 "this build has no inverted index (build with the `tantivy` feature)".into(),

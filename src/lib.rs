@@ -39,7 +39,7 @@ pub mod store;
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
 pub use error::{Error, Result};
 pub use index::{
-    Hit, Index, IndexConfig, InvertedStatus, Order, PageCursor, SearchMode, SearchOptions,
+    Hit, Index, IndexConfig, InvertedStatus, KeyPage, Order, PageCursor, SearchMode, SearchOptions,
     SearchResults,
 };
 pub use keys::{Credential, KdfParams, SecretKey};
@@ -50,7 +50,7 @@ pub use source::{
     SyncToken,
 };
 
-pub use store::Store;
+pub use store::{DocKey, Store};
 
 // Compiles the README's Rust examples as doctests, so the README cannot rot.
 #[doc = include_str!("../README.md")]

@@ -155,18 +155,42 @@ impl Record {
 }
 
 const CODEC_RAW: u8 = 0;
+/// LZ4 with a size prefix: written by earlier versions, still read.
 const CODEC_LZ4: u8 = 1;
+/// zstd frames (which carry their size).
+const CODEC_ZSTD: u8 = 2;
+/// zstd's level. Measured on SpamAssassin's records (13.5 MB encoded, one
+/// core): LZ4 9.8 MB in 58 ms; zstd 1 7.2 MB in 138 ms; zstd 3 7.1 MB in
+/// 269 ms. Level 1 keeps nearly all of the gain at half the cost.
+const ZSTD_LEVEL: i32 = 1;
 /// Below this, compression rarely pays for its header.
 const COMPRESS_MIN: usize = 128;
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// Encodes a record for sealing.
 pub fn encode(record: &Record) -> Vec<u8> {
     let raw = postcard::to_allocvec(record).expect("serialising a Record cannot fail");
     if raw.len() >= COMPRESS_MIN {
-        let compressed = lz4_flex::compress_prepend_size(&raw);
-        if compressed.len() + 1 < raw.len() {
+        // A compression context per thread: making one costs more than
+        // compressing a typical message.
+        let compressed = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(&raw).ok())
+        });
+        if let Some(compressed) = compressed
+            && compressed.len() + 1 < raw.len()
+        {
             let mut out = Vec::with_capacity(compressed.len() + 1);
-            out.push(CODEC_LZ4);
+            out.push(CODEC_ZSTD);
             out.extend_from_slice(&compressed);
             return out;
         }
@@ -196,6 +220,25 @@ pub fn decode(bytes: &[u8]) -> Result<Record> {
                 return Err(bad("lz4 size"));
             }
             let raw = lz4_flex::decompress_size_prepended(rest).map_err(|_| bad("lz4"))?;
+            postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
+        }
+        CODEC_ZSTD => {
+            // The frame states its size; more than MAX_DECODED is refused
+            // before anything is allocated.
+            let size = match zstd::zstd_safe::get_frame_content_size(rest) {
+                Ok(Some(n)) if n <= MAX_DECODED as u64 => n as usize,
+                _ => return Err(bad("zstd size")),
+            };
+            let raw = DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = zstd::bulk::Decompressor::new().ok();
+                    }
+                    d.as_mut().map(|d| d.decompress(rest, size))
+                })
+                .ok_or_else(|| bad("zstd context"))?
+                .map_err(|_| bad("zstd"))?;
             postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
         }
         _ => Err(bad("unknown codec")),
@@ -264,7 +307,21 @@ mod tests {
             ..Record::default()
         };
         let enc = encode(&r);
-        assert_eq!(enc[0], CODEC_LZ4);
+        assert_eq!(enc[0], CODEC_ZSTD);
         assert!(enc.len() < r.body.len() / 4);
+        assert_eq!(decode(&enc).unwrap(), r);
+    }
+
+    /// Records written by earlier versions (LZ4) still read.
+    #[test]
+    fn lz4_records_still_decode() {
+        let r = Record {
+            body: "the quick brown fox ".repeat(200),
+            ..Record::default()
+        };
+        let raw = postcard::to_allocvec(&r).unwrap();
+        let mut old = vec![CODEC_LZ4];
+        old.extend_from_slice(&lz4_flex::compress_prepend_size(&raw));
+        assert_eq!(decode(&old).unwrap(), r);
     }
 }

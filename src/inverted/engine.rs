@@ -53,7 +53,7 @@ use tracing::{debug, info, warn};
 
 use super::directory::{DirectoryOptions, EncryptedDirectory};
 use super::query::compile_plan;
-use super::schema::{IndexSchema, KEY_WORDS, key_from_words};
+use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::pipeline::Committed;
@@ -227,15 +227,17 @@ impl Inverted {
             .and_then(|p| serde_json::from_str(p).ok());
         let schema = IndexSchema::new();
         match payload {
-            Some(p) if p.format == FORMAT && index.schema() == *schema.schema() => Self::assemble(
-                root,
-                schema,
-                index,
-                directory,
-                options.clone(),
-                p.generation,
-            )
-            .map(Some),
+            Some(p) if p.format == FORMAT && same_schema(&index.schema(), schema.schema()) => {
+                Self::assemble(
+                    root,
+                    schema,
+                    index,
+                    directory,
+                    options.clone(),
+                    p.generation,
+                )
+                .map(Some)
+            }
             other => {
                 info!(
                     format = other.map(|p| p.format),
@@ -349,12 +351,25 @@ impl Inverted {
     }
 
     /// Commits what is pending: every batch [`apply`](Self::apply) was given.
-    pub(crate) fn flush(&self) -> Result<()> {
-        let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = guard.as_mut()
-            && (w.pending > 0 || self.committed.load(Ordering::Acquire) != w.generation)
-        {
-            self.commit_locked(w)?;
+    ///
+    /// With `generation`, the commit claims that store generation: the
+    /// caller vouches that every change to the store's documents up to it
+    /// went through `apply` (the pipeline also applies batches that hold
+    /// only checkpoints or sync tokens, which the observer may not see).
+    pub(crate) fn flush(&self, generation: Option<u64>) -> Result<()> {
+        let claims_new = generation.is_some_and(|g| g != self.committed.load(Ordering::Acquire));
+        let mut guard = if claims_new {
+            self.lock_writing()?
+        } else {
+            self.writing.lock().unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some(w) = guard.as_mut() {
+            if let Some(g) = generation {
+                w.generation = g;
+            }
+            if w.pending > 0 || self.committed.load(Ordering::Acquire) != w.generation {
+                self.commit_locked(w)?;
+            }
         }
         Ok(())
     }
@@ -507,11 +522,26 @@ impl Inverted {
 
     /// Runs a plan; every match with its date, key and (when `scored`)
     /// BM25 score. A failed read marks the index broken.
-    pub(crate) fn search(&self, plan: &Plan, scored: bool) -> Result<Vec<Found>> {
+    ///
+    /// With a `window` (newest-first order only), only the matches that can
+    /// be on the page are returned: the newest `limit + 1` after the cursor,
+    /// with every record that ties the last of them in date; the count is
+    /// still of all matches. Only those have their keys read.
+    pub(crate) fn search(
+        &self,
+        plan: &Plan,
+        scored: bool,
+        window: Option<Window>,
+    ) -> Result<(usize, Vec<Found>)> {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let searcher = self.reader.searcher();
             let query: Box<dyn TQuery> = compile_plan(plan, &self.schema, &searcher, scored);
-            searcher.search(&*query, &AllFound { scored })
+            match window {
+                Some(w) if !scored => searcher.search(&*query, &Newest { window: w }),
+                _ => searcher
+                    .search(&*query, &AllFound { scored })
+                    .map(|f| (f.len(), f)),
+            }
         }));
         match result {
             Ok(Ok(found)) => Ok(found),
@@ -524,6 +554,16 @@ impl Inverted {
                 Err(Error::Inverted("tantivy panicked during a search".into()))
             }
         }
+    }
+}
+
+/// Whether two schemas are the same, as tantivy writes them (a schema read
+/// back from `meta.json` may differ from a built one in defaults that the
+/// file leaves out, so compare the written forms).
+fn same_schema(a: &tantivy::schema::Schema, b: &tantivy::schema::Schema) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -553,6 +593,114 @@ impl KeyColumns {
             c.first(doc)?,
             d.first(doc)?,
         ]))
+    }
+}
+
+/// What page of a newest-first list a search is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// Hits on the page.
+    pub limit: usize,
+    /// Only matches after this `(date, key)` in newest-first order.
+    pub after: Option<(Option<i64>, DocKey)>,
+}
+
+/// A date as a rank: smaller is newer, undated last.
+fn rank(ts: Option<i64>) -> (bool, std::cmp::Reverse<i64>) {
+    (ts.is_none(), std::cmp::Reverse(ts.unwrap_or(i64::MIN)))
+}
+
+/// Collects the matches that can be on one newest-first page.
+struct Newest {
+    window: Window,
+}
+
+struct NewestSegment {
+    window: Window,
+    keys: KeyColumns,
+    date: Column<i64>,
+    total: usize,
+    /// `(date, doc)` of every match after the cursor.
+    candidates: Vec<(Option<i64>, DocId)>,
+}
+
+impl Collector for Newest {
+    type Fruit = (usize, Vec<Found>);
+    type Child = NewestSegment;
+
+    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<NewestSegment> {
+        let keys = KeyColumns::open(seg)
+            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        Ok(NewestSegment {
+            window: self.window,
+            keys,
+            date: seg.fast_fields().i64("date")?,
+            total: 0,
+            candidates: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<(usize, Vec<Found>)>,
+    ) -> tantivy::Result<(usize, Vec<Found>)> {
+        let total = fruits.iter().map(|f| f.0).sum();
+        let mut all: Vec<Found> = fruits.into_iter().flat_map(|f| f.1).collect();
+        keep_page(&mut all, self.window.limit, |f| f.timestamp);
+        Ok((total, all))
+    }
+}
+
+/// Keeps the newest `limit + 1` items and every item that ties the last of
+/// them in date (the key decides among those later).
+fn keep_page<T>(items: &mut Vec<T>, limit: usize, ts: impl Fn(&T) -> Option<i64>) {
+    let keep = limit.saturating_add(1);
+    if items.len() <= keep {
+        return;
+    }
+    items.select_nth_unstable_by_key(keep - 1, |x| rank(ts(x)));
+    let boundary = rank(ts(&items[keep - 1]));
+    items.retain(|x| rank(ts(x)) <= boundary);
+}
+
+impl SegmentCollector for NewestSegment {
+    type Fruit = (usize, Vec<Found>);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.total += 1;
+        let ts = self.date.first(doc).filter(|&t| t != UNDATED);
+        if let Some((cts, ckey)) = self.window.after {
+            match rank(ts).cmp(&rank(cts)) {
+                std::cmp::Ordering::Less => return,
+                std::cmp::Ordering::Equal => {
+                    if self.keys.key(doc).is_none_or(|k| k <= ckey) {
+                        return;
+                    }
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        self.candidates.push((ts, doc));
+    }
+
+    fn harvest(mut self) -> (usize, Vec<Found>) {
+        keep_page(&mut self.candidates, self.window.limit, |c| c.0);
+        let found = self
+            .candidates
+            .iter()
+            .filter_map(|&(timestamp, doc)| {
+                Some(Found {
+                    key: self.keys.key(doc)?,
+                    timestamp,
+                    score: 0.0,
+                })
+            })
+            .collect();
+        (self.total, found)
     }
 }
 
@@ -602,7 +750,7 @@ impl SegmentCollector for AllFoundSegment {
         if let Some(key) = self.keys.key(doc) {
             self.out.push(Found {
                 key,
-                timestamp: self.date.first(doc),
+                timestamp: self.date.first(doc).filter(|&t| t != UNDATED),
                 score,
             });
         }
@@ -610,5 +758,57 @@ impl SegmentCollector for AllFoundSegment {
 
     fn harvest(self) -> Vec<Found> {
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes([9; 32])
+    }
+
+    /// An index whose commit names another format is started over, empty,
+    /// instead of being used or failing.
+    #[test]
+    fn another_format_is_started_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("inverted");
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            let mut guard = inv.lock_writing().unwrap();
+            let w = guard.as_mut().unwrap();
+            w.generation = 7;
+            inv.commit_locked(w).unwrap();
+        }
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            assert!(inv.is_current(7), "same format: kept");
+            let mut guard = inv.lock_writing().unwrap();
+            let w = guard.as_mut().unwrap();
+            let mut prepared = w.writer.prepare_commit().unwrap();
+            prepared.set_payload(r#"{"format":0,"generation":9}"#);
+            prepared.commit().unwrap();
+        }
+        let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+        assert!(!inv.is_current(9), "an old format is not used");
+        assert!(!inv.is_current(7));
+        assert_eq!(inv.num_docs(), 0);
+    }
+
+    /// A key that does not open the files: started over, not an error.
+    #[test]
+    fn another_key_is_started_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("inverted");
+        {
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            inv.flush(Some(3)).unwrap();
+            assert!(inv.is_current(3));
+        }
+        let other = SecretKey::from_bytes([8; 32]);
+        let inv = Inverted::open(&root, &other, InvertedOptions::default()).unwrap();
+        assert!(!inv.is_current(3));
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! | plan                                     | tantivy                                        |
 //! |------------------------------------------|------------------------------------------------|
+//! | word `ab` (one token of 1–2 characters)  | one term of the field's short-prefix companion |
 //! | word `abc` (one token, prefix)           | the term range `[abc, abd)` of the field       |
 //! | split word `o'rei` (tokens, last prefix) | `PhrasePrefixQuery` with unlimited expansions  |
 //! | phrase `"a b"` (all exact)               | `PhraseQuery` (one token: `TermQuery`)         |
@@ -38,7 +39,9 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Searcher, Term};
 
-use super::schema::{FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema};
+use super::schema::{
+    FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema, SHORT_PREFIX_CHARS, UNDATED,
+};
 use crate::query::Query;
 use crate::query::plan::{self, FilterPlan, Needle, Plan};
 use crate::record::Field;
@@ -150,12 +153,13 @@ fn filter(f: &FilterPlan, s: &IndexSchema) -> Box<dyn TQuery> {
             Term::from_field_text(s.folder, name),
             IndexRecordOption::Basic,
         )),
+        // Undated records hold UNDATED, below every date: never in range.
         FilterPlan::After(t) => Box::new(RangeQuery::new(
-            Bound::Included(Term::from_field_i64(s.date, *t)),
+            Bound::Included(Term::from_field_i64(s.date, (*t).max(UNDATED + 1))),
             Bound::Unbounded,
         )),
         FilterPlan::Before(t) => Box::new(RangeQuery::new(
-            Bound::Unbounded,
+            Bound::Included(Term::from_field_i64(s.date, UNDATED + 1)),
             Bound::Excluded(Term::from_field_i64(s.date, *t)),
         )),
         FilterPlan::HasAttachment => flag(FLAG_ATTACHMENT),
@@ -214,6 +218,21 @@ impl Ctx<'_> {
         };
         match (terms.as_slice(), n.exact_end) {
             ([t], true) => term_query(t),
+            ([t], false) if n.tokens[0].chars().count() <= SHORT_PREFIX_CHARS => {
+                // One term of the short-prefix field holds exactly these records.
+                let short: Box<dyn TQuery> = Box::new(TermQuery::new(
+                    Term::from_field_text(s.prefix_field(f), &n.tokens[0]),
+                    IndexRecordOption::Basic,
+                ));
+                if scored {
+                    Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, term_query(t)),
+                        (Occur::Should, Box::new(ConstScoreQuery::new(short, 0.1))),
+                    ]))
+                } else {
+                    short
+                }
+            }
             ([t], false) => {
                 let mut prefix = PhrasePrefixQuery::new(vec![t.clone()]);
                 prefix.set_max_expansions(self.max_terms(field));

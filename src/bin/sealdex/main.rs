@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::{Control, IndexOptions, Progress};
 use sealdex::{
-    Credential, Error, Index, IndexConfig, KdfParams, Order, PageCursor, SearchMode, SearchOptions,
-    SecretKey, Store,
+    Credential, Error, Index, IndexConfig, InvertedStatus, KdfParams, Order, PageCursor,
+    SearchMode, SearchOptions, SecretKey, Store,
 };
 
 mod demo;
@@ -301,12 +301,24 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 *by_reason.entry(f.reason).or_default() += 1;
             }
             let bytes = store.disk_bytes();
+            let inverted_bytes = dir_bytes(&dir.join("inverted"));
+            let index = Index::from_store(store, IndexConfig::default())?;
+            let (inverted, inverted_docs) = match index.inverted_status()? {
+                InvertedStatus::Disabled => ("disabled", None),
+                InvertedStatus::Current { documents, .. } => ("current", Some(documents)),
+                // Opening started a catch-up that this command does not wait for.
+                InvertedStatus::Building | InvertedStatus::Behind => ("behind", None),
+                InvertedStatus::Broken => ("damaged", None),
+            };
             if *json {
                 let v = serde_json::json!({
                     "messages": manifest.documents,
                     "failures": manifest.failures,
                     "failures_by_reason": by_reason,
                     "bytes_on_disk": bytes,
+                    "inverted": inverted,
+                    "inverted_documents": inverted_docs,
+                    "inverted_bytes_on_disk": inverted_bytes,
                     "path": dir.display().to_string(),
                 });
                 println!("{v}");
@@ -318,6 +330,18 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     println!("  {reason:<16} {n}");
                 }
                 println!("on disk:     {:.1} MiB", bytes as f64 / (1 << 20) as f64);
+                match inverted {
+                    "current" => println!(
+                        "inverted:    current, {} documents, {:.1} MiB",
+                        inverted_docs.unwrap_or(0),
+                        inverted_bytes as f64 / (1 << 20) as f64
+                    ),
+                    "behind" => println!(
+                        "inverted:    behind the store (caught up by the next `sealdex index`; \
+                         searches use the forward scan meanwhile)"
+                    ),
+                    other => println!("inverted:    {other}"),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -346,6 +370,19 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Bytes of the files under `dir` (0 if it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Shows progress: a bar on a terminal, a log line every few seconds otherwise.
