@@ -50,17 +50,21 @@
 //!    UTF-8 bytes of the five text fields of every record).
 //! 4. **query ENGINE**: a fresh process opens the index and answers a first
 //!    query (count + newest ten of `linux` / `pizza`): **open to first
-//!    result**; then, for each battery query, one warm-up run of each kind and
-//!    `COMPARE_RUNS` (default 30; fewer, but at least 3, once a query has
-//!    taken `COMPARE_MAX_SECONDS`, default 5) timed runs of **all hits** (every hit's
-//!    id; sealdex: `limit: None`) and of **count + newest ten** (the total
-//!    and the ten newest; sealdex: `limit: Some(10)`), no snippets (the
-//!    peers make none). The latencies of all queries are pooled for one
-//!    median and p99 per engine, each query weighing the same (its runs
-//!    are read at `COMPARE_RUNS` evenly spaced quantiles); per query
-//!    figures and every run are in the JSON.
-//!    Peak RSS is read after the battery; then four more open + first
-//!    query runs give the median open time.
+//!    result**; then, for each battery query, one warm-up run of each kind
+//!    and `COMPARE_RUNS` (default 30; fewer, but at least 3, once a query
+//!    has taken `COMPARE_MAX_SECONDS`, default 5) timed runs of **all
+//!    hits** (every hit's id; sealdex: `Index::search_keys` with `limit:
+//!    None`, every store key in order, nothing decrypted) and of **count +
+//!    newest ten** (the total and the ten newest; sealdex:
+//!    `Index::search_query` with `limit: Some(10)`, the ten records, no
+//!    snippets, as the peers make none; tantivy: `Count` and `TopDocs` by
+//!    date; SQLCipher: id and stamp with `count(*) OVER ()`). Queries are
+//!    parsed (and translated) once, before timing. The latencies of all
+//!    queries are pooled for one median and p99 per engine, each query
+//!    weighing the same (its runs are read at `COMPARE_RUNS` evenly spaced
+//!    quantiles); per query figures and every run are in the JSON. Peak
+//!    RSS is read after the battery; then four more open + first query
+//!    runs give the median open time.
 //!
 //! The parent prints the markdown tables (stdout), ratios of sealdex to
 //! each peer, a per-query table (median µs and hits per engine, so
@@ -489,17 +493,24 @@ impl Sealdex {
 }
 
 impl Engine for Sealdex {
-    /// sealdex parses inside `search` (about 1 µs, BENCHMARKS.md): that is
-    /// its API, so the parse is timed.
-    type Prepared = String;
-    fn prepare(&self, text: &str) -> String {
-        text.to_owned()
+    /// Parsed once, as the peers' queries are translated once.
+    type Prepared = sealdex::query::Query;
+    fn prepare(&self, text: &str) -> Self::Prepared {
+        sealdex::query::parse(text).expect("battery query parses")
     }
-    fn all_hits(&self, q: &String) -> usize {
-        self.index.search(q, &self.all).expect("search").hits.len()
+    /// Every hit's store key, in order, nothing decrypted
+    /// (`Index::search_keys`): what the peers return, ids.
+    fn all_hits(&self, q: &Self::Prepared) -> usize {
+        self.index
+            .search_keys(q, &self.all)
+            .expect("search")
+            .keys
+            .len()
     }
-    fn count_newest_ten(&self, q: &String) -> usize {
-        let page = self.index.search(q, &self.ten).expect("search");
+    /// The total and the ten newest records (`Index::search_query`, no
+    /// snippets): a result list's first page.
+    fn count_newest_ten(&self, q: &Self::Prepared) -> usize {
+        let page = self.index.search_query(q, &self.ten).expect("search");
         std::hint::black_box(&page.hits);
         page.total
     }
