@@ -15,7 +15,11 @@
 //! - `sqlcipher`: SQLCipher + FTS5 (`benches/common/peers.rs`): an
 //!   external-content FTS5 table, `tokenize='unicode61 remove_diacritics
 //!   2'`, keyed with `PRAGMA key` (a raw key, no PBKDF2), WAL with
-//!   `synchronous = FULL`, one transaction per 512 records.
+//!   `synchronous = FULL`, one transaction per 512 records, SQLCipher's
+//!   default page cache (2,000 KiB of decrypted pages).
+//! - `sqlcipher-cache`: the same with a page cache that holds the whole
+//!   database (`COMPARE_SQLITE_CACHE_KIB`, default 256 MiB), the
+//!   counterpart of sealdex's decrypted cache.
 //!
 //! Corpora (`COMPARE_CORPUS=mail|chat|all`, default all): SpamAssassin
 //! (`$SEALDEX_CORPORA/spamassassin`, raw mail through the real
@@ -113,7 +117,19 @@ use serde::{Deserialize, Serialize};
 const RESULT_TAG: &str = "COMPARE-JSON ";
 
 /// The engines, in table order.
-const ENGINES: &[&str] = &["forward", "inverted", "tantivy", "sqlcipher"];
+const ENGINES: &[&str] = &[
+    "forward",
+    "inverted",
+    "tantivy",
+    "sqlcipher",
+    "sqlcipher-cache",
+];
+
+/// The SQLCipher page cache of an engine: SQLCipher's default for
+/// `sqlcipher`, one that holds the database for `sqlcipher-cache`.
+fn sqlite_cache(engine: &str) -> Option<i64> {
+    (engine == "sqlcipher-cache").then(common::peers::sqlite_cache_kib)
+}
 
 /// The engines this build can run.
 const BUILT: &[&str] = ENGINES;
@@ -204,7 +220,7 @@ struct CorpusReport {
 struct Report {
     runs: usize,
     max_seconds: f64,
-    sqlite_cache_kib: Option<i64>,
+    sqlite_cache_kib: i64,
     engines: Vec<String>,
     not_built: Vec<String>,
     load_average_start: String,
@@ -775,8 +791,8 @@ fn child_build(engine: &str, work: &Path) {
             PlainTantivy::build(&dir, &records).expect("build tantivy");
             records.len() as u64
         }
-        "sqlcipher" => {
-            let db = Fts5::build(&dir, &KEY, &records).expect("build FTS5");
+        "sqlcipher" | "sqlcipher-cache" => {
+            let db = Fts5::build(&dir, &KEY, sqlite_cache(engine), &records).expect("build FTS5");
             drop(db);
             records.len() as u64
         }
@@ -804,8 +820,8 @@ fn child_query(engine: &str, corpus: &str, work: &Path) {
         "tantivy" => run_queries(engine, corpus, &dir, |d| Tantivy {
             index: PlainTantivy::open(d).expect("open tantivy"),
         }),
-        "sqlcipher" => run_queries(engine, corpus, &dir, |d| Sqlcipher {
-            db: Fts5::open(d, &KEY).expect("open FTS5"),
+        "sqlcipher" | "sqlcipher-cache" => run_queries(engine, corpus, &dir, |d| Sqlcipher {
+            db: Fts5::open(d, &KEY, sqlite_cache(engine)).expect("open FTS5"),
         }),
         other => panic!("engine {other} is not built yet"),
     };
@@ -937,6 +953,7 @@ fn engine_label(engine: &str) -> &'static str {
         "inverted" => "sealdex inverted",
         "tantivy" => "tantivy, plaintext MmapDirectory",
         "sqlcipher" => "SQLCipher + FTS5",
+        "sqlcipher-cache" => "SQLCipher + FTS5, 256 MiB page cache",
         _ => "?",
     }
 }
@@ -1010,7 +1027,7 @@ fn print_corpus(r: &CorpusReport) {
     }
 
     // Ratios: sealdex / peer; below 1 is better for sealdex except docs/s.
-    let peers: Vec<&str> = ["tantivy", "sqlcipher"]
+    let peers: Vec<&str> = ["tantivy", "sqlcipher", "sqlcipher-cache"]
         .into_iter()
         .filter(|p| by_build.contains_key(p))
         .collect();

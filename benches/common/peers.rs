@@ -161,14 +161,16 @@ impl SegmentCollector for AllHitsSegment {
 // SQLCipher + FTS5
 // ---------------------------------------------------------------------------
 
-/// The page cache SQLCipher gets, in KiB, from `COMPARE_SQLITE_CACHE_KIB`;
-/// `None` leaves SQLCipher's default (2,000 KiB). Decrypted pages live
-/// there, so a cache as large as the database is the counterpart of
-/// sealdex's decrypted cache.
-pub fn sqlite_cache_kib() -> Option<i64> {
+/// The page cache of the `sqlcipher-cache` engine, in KiB:
+/// `COMPARE_SQLITE_CACHE_KIB`, default 256 MiB, more than either corpus's
+/// database. Decrypted pages live there, so a cache that holds the whole
+/// database is the counterpart of sealdex's decrypted cache (the plain
+/// `sqlcipher` engine keeps SQLCipher's default of 2,000 KiB).
+pub fn sqlite_cache_kib() -> i64 {
     std::env::var("COMPARE_SQLITE_CACHE_KIB")
         .ok()
         .and_then(|s| s.parse().ok())
+        .unwrap_or(256 << 10)
 }
 
 /// The database file inside an engine's directory.
@@ -223,15 +225,16 @@ fn column(field: Field) -> &'static str {
 /// (`PRAGMA key = "x'…'"`: no PBKDF2, as sealdex's bench uses an app key and
 /// no Argon2id). Journal: WAL with `synchronous = FULL`, so every commit is
 /// durable as sealdex's flushed batches are. Everything else is SQLCipher's
-/// default (4 KiB pages, HMAC-SHA512 per page, a 2 MB page cache), unless
-/// `COMPARE_SQLITE_CACHE_KIB` sets the page cache ([`sqlite_cache_kib`]).
+/// default (4 KiB pages, HMAC-SHA512 per page, a 2 MB page cache) unless
+/// a page cache size is given ([`sqlite_cache_kib`]).
 pub struct Fts5 {
     conn: Connection,
 }
 
 impl Fts5 {
-    /// Opens (or creates) the database in `dir` under `key`.
-    pub fn open(dir: &Path, key: &[u8; 32]) -> rusqlite::Result<Fts5> {
+    /// Opens (or creates) the database in `dir` under `key`, with a page
+    /// cache of `cache_kib` KiB or SQLCipher's default.
+    pub fn open(dir: &Path, key: &[u8; 32], cache_kib: Option<i64>) -> rusqlite::Result<Fts5> {
         let conn = Connection::open(dir.join(DB_FILE))?;
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))?;
@@ -240,7 +243,7 @@ impl Fts5 {
         debug_assert_eq!(mode, "wal");
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.set_prepared_statement_cache_capacity(512);
-        if let Some(kib) = sqlite_cache_kib() {
+        if let Some(kib) = cache_kib {
             conn.pragma_update(None, "cache_size", -kib)?;
         }
         Ok(Fts5 { conn })
@@ -249,8 +252,13 @@ impl Fts5 {
     /// Creates the schema in a fresh database and loads `records`, one
     /// transaction per [`FTS5_BATCH`], then checkpoints the WAL into the
     /// database file.
-    pub fn build(dir: &Path, key: &[u8; 32], records: &[Record]) -> rusqlite::Result<Fts5> {
-        let mut db = Fts5::open(dir, key)?;
+    pub fn build(
+        dir: &Path,
+        key: &[u8; 32],
+        cache_kib: Option<i64>,
+        records: &[Record],
+    ) -> rusqlite::Result<Fts5> {
+        let mut db = Fts5::open(dir, key, cache_kib)?;
         db.conn.execute_batch(SCHEMA)?;
         for (n, chunk) in records.chunks(FTS5_BATCH).enumerate() {
             let tx = db.conn.transaction()?;
