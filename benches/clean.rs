@@ -11,9 +11,10 @@
 //! ```
 //!
 //! Baselines sit beside each measurement so the numbers explain the design:
-//! html2text's default decorated renderer next to the undecorated raw mode
-//! sealdex uses, and a whole-string NFKD + case fold with no ASCII fast path
-//! next to `clean::normalise`.
+//! html2text, as sealdex configured it before the one-pass converter and
+//! with its default decorated renderer, next to `clean::html_to_text`; and
+//! a whole-string NFKD + case fold with no ASCII fast path next to
+//! `clean::normalise`.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -130,6 +131,24 @@ fn bench_html(c: &mut Criterion, corpus: &Corpus) {
         b.iter(|| {
             for h in &corpus.html {
                 black_box(clean::html_to_text(black_box(h)));
+            }
+        })
+    });
+    // The converter sealdex used before the one-pass tokenizer: html2text
+    // building a DOM and a render tree (still the fallback for documents
+    // whose style sheets may hide elements).
+    let previous = || {
+        html2text::config::with_decorator(html2text::render::TrivialDecorator::new())
+            .raw_mode(true)
+            .no_table_borders()
+            .link_footnotes(false)
+            .allow_width_overflow()
+            .use_doc_css()
+    };
+    g.bench_function("baseline_html2text_trivial_raw_doc_css/spam_html", |b| {
+        b.iter(|| {
+            for h in &corpus.html {
+                let _ = black_box(previous().string_from_read(black_box(h.as_bytes()), 1 << 20));
             }
         })
     });

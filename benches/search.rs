@@ -34,6 +34,18 @@
 //! SEALDEX_CORPORA=~/.cache/sealdex-corpora cargo bench --bench search
 //! SEARCH_RUNS=50 cargo bench --bench search -- --quick   # faster, rougher
 //! ```
+//!
+//! Knobs for iterating and profiling (all optional):
+//!
+//! - `SEARCH_INDEX_DIR=DIR`: keep the indexes in `DIR/mail` and `DIR/chat`
+//!   and reuse them on later runs instead of re-indexing (the chat corpus
+//!   takes ~12 s to index). Delete the directory after changing the format.
+//! - `SEARCH_CORPUS=mail` or `chat`: only that corpus.
+//! - `SEARCH_ONLY=name,name`: only the queries with these criterion names
+//!   (`prefix_a`, `filter_in_chat`, ...).
+//! - `SEARCH_NO_CRITERION=1`: only the hand-timed table, no criterion and no
+//!   open timings: what a profiler run wants, e.g.
+//!   `valgrind --tool=callgrind --toggle-collect='*Index::search_query*'`.
 
 mod common;
 
@@ -214,22 +226,78 @@ fn runs() -> usize {
         .unwrap_or(200)
 }
 
+/// Whether the variable is set to something other than empty or `0`.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether the corpus `label` is selected by `SEARCH_CORPUS`.
+fn corpus_selected(label: &str) -> bool {
+    std::env::var("SEARCH_CORPUS").map_or(true, |v| v.split(',').any(|c| c == label))
+}
+
+/// The queries `SEARCH_ONLY` selects (all when unset or empty).
+fn selected(queries: &[Query]) -> Vec<Query> {
+    match std::env::var("SEARCH_ONLY").ok().filter(|o| !o.is_empty()) {
+        Some(only) => queries
+            .iter()
+            .filter(|(_, name, _)| only.split(',').any(|o| o == *name))
+            .copied()
+            .collect(),
+        None => queries.to_vec(),
+    }
+}
+
+/// The index of one corpus: reopened from `SEARCH_INDEX_DIR` when it was
+/// built there before, else built (there, or in `tmp`).
+fn corpus_index(
+    tmp: &Path,
+    label: &str,
+    build: impl FnOnce(&Path) -> Index,
+) -> (Index, std::path::PathBuf) {
+    match std::env::var_os("SEARCH_INDEX_DIR") {
+        Some(root) => {
+            let dir = Path::new(&root).join(label);
+            if dir.is_dir() {
+                let t = Instant::now();
+                let index = Index::open(&dir, &credential(), config()).expect("reopen index");
+                eprintln!(
+                    "{label}: reopened {} in {:.1}s",
+                    dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
+                (index, dir)
+            } else {
+                std::fs::create_dir_all(&root).expect("index dir");
+                (build(&dir), dir)
+            }
+        }
+        None => {
+            let dir = tmp.join(label);
+            (build(&dir), dir)
+        }
+    }
+}
+
 /// Criterion over every query, then the hand-timed table.
 fn bench_corpus(c: &mut Criterion, label: &str, index: &Index, queries: &[Query]) {
+    let queries = &selected(queries)[..];
     let (bytes, records) = token_stream_bytes(index.store());
     eprintln!(
         "{label}: {records} records, {:.1} MB of token streams in the cache",
         bytes as f64 / 1e6
     );
     let opts = options();
-    let mut g = c.benchmark_group(format!("search_{label}"));
-    g.throughput(Throughput::Bytes(bytes));
-    for (_, name, q) in queries {
-        g.bench_function(*name, |b| {
-            b.iter(|| index.search(black_box(q), &opts).expect("search"))
-        });
+    if !env_flag("SEARCH_NO_CRITERION") {
+        let mut g = c.benchmark_group(format!("search_{label}"));
+        g.throughput(Throughput::Bytes(bytes));
+        for (_, name, q) in queries {
+            g.bench_function(*name, |b| {
+                b.iter(|| index.search(black_box(q), &opts).expect("search"))
+            });
+        }
+        g.finish();
     }
-    g.finish();
 
     let max_runs = runs().max(1);
     eprintln!();
@@ -331,23 +399,30 @@ fn main() {
         .configure_from_args();
 
     let spam = root.join("spamassassin");
-    if spam.is_dir() {
+    if !corpus_selected("mail") {
+    } else if spam.is_dir() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().join("mail");
-        let mut source = sealdex::backends::open_path(&spam).expect("spamassassin source");
-        let index = index_corpus(&dir, source.as_mut(), &PassThrough::default(), "mail");
+        let (index, dir) = corpus_index(tmp.path(), "mail", |dir| {
+            let mut source = sealdex::backends::open_path(&spam).expect("spamassassin source");
+            index_corpus(dir, source.as_mut(), &PassThrough::default(), "mail")
+        });
         bench_corpus(&mut c, "mail", &index, MAIL);
         drop(index);
-        cold_open(&dir);
+        if !env_flag("SEARCH_NO_CRITERION") {
+            cold_open(&dir);
+        }
     } else {
         eprintln!("*** SKIPPED mail corpus: no {} ***", spam.display());
     }
 
     match common::chitchat_path().filter(|p| p.is_file()) {
+        _ if !corpus_selected("chat") => {}
         Some(path) => {
-            let mut chat = ChitChat::open(&path).expect("chitchat corpus");
             let tmp = tempfile::tempdir().expect("temp dir");
-            let index = index_corpus(&tmp.path().join("chat"), &mut chat, &ChatDecryptor, "chat");
+            let (index, _) = corpus_index(tmp.path(), "chat", |dir| {
+                let mut chat = ChitChat::open(&path).expect("chitchat corpus");
+                index_corpus(dir, &mut chat, &ChatDecryptor, "chat")
+            });
             bench_corpus(&mut c, "chat", &index, CHAT);
         }
         None => eprintln!("*** SKIPPED chat corpus: no chitchat/dataset.json ***"),

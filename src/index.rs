@@ -38,7 +38,7 @@ use crate::decrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::keys::{Credential, KdfParams};
 use crate::pipeline::{self, Control, IndexOptions, Progress, Report};
-use crate::query::forward::{self, Meta, SlotMeta};
+use crate::query::forward::{self, Best, Prepared};
 use crate::query::plan::{self, Needle, Plan};
 use crate::query::snippet::{self, Snippet};
 use crate::query::{self, Query};
@@ -308,22 +308,74 @@ fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::Ordering {
     }
 }
 
-/// A record streamed from the store, with its folders case-folded.
-type StreamedRecord = (DocKey, Record, Vec<String>);
-
-/// Records streamed from the store for one search batch.
+/// Records streamed from the store for one search batch, laid out as a
+/// shard of their own (slot `i` is `records[i]`) so that the forward scan
+/// runs over them exactly as over the cache.
 struct Streamed {
-    records: Vec<StreamedRecord>,
+    records: Vec<(DocKey, Record)>,
+    shard: crate::cache::Shard,
+    folders: crate::cache::FolderSets,
 }
 
-impl SlotMeta for Streamed {
-    fn meta(&self, _shard: &crate::cache::Shard, slot: usize) -> Option<Meta<'_>> {
-        let (_, r, folders) = self.records.get(slot)?;
-        Some(Meta {
-            timestamp: r.timestamp,
-            flags: r.flags,
+impl Streamed {
+    fn new(records: Vec<(DocKey, Record)>) -> Self {
+        let mut shard = crate::cache::Shard::default();
+        let mut folders = crate::cache::FolderSets::default();
+        let mut scratch = String::new();
+        for (i, (_, r)) in records.iter().enumerate() {
+            shard.push(r, i as u32, &mut folders, &mut scratch);
+        }
+        Streamed {
+            records,
+            shard,
             folders,
-        })
+        }
+    }
+}
+
+/// The matches of one shard offered to a page's [`Best`]: `key_of` gives
+/// a slot's record key. Timestamps and scores come from the shard and the
+/// scorer; a slot before the cursor, or after the page's bar, is skipped
+/// on those alone, and the key (a lookup away) is read only for the few
+/// that may make the page or tie on them.
+fn offer_shard(
+    shard: &crate::cache::Shard,
+    slots: &forward::Bits,
+    order: Order,
+    scorer: Option<&Scorer<'_>>,
+    cursor: Option<&Matched>,
+    best: &mut Best<Matched, impl Fn(&Matched, &Matched) -> std::cmp::Ordering>,
+    key_of: impl Fn(usize) -> Option<DocKey>,
+) {
+    use std::cmp::Ordering::{Greater, Less};
+    for slot in slots.iter() {
+        let timestamp = shard.timestamps[slot];
+        let score = scorer.map_or(0.0, |s| s.score(shard, slot, shard.tokens[slot]));
+        // Where this match goes relative to `m` on score and date only
+        // (`cmp_matched` without its last, key, tie-break).
+        let partial = |m: &Matched| match order {
+            Order::Newest => m.timestamp.cmp(&timestamp),
+            Order::Relevance => m.score.total_cmp(&score).then(m.timestamp.cmp(&timestamp)),
+        };
+        if cursor.is_some_and(|c| partial(c) == Less)
+            || best.bar().is_some_and(|b| partial(b) == Greater)
+        {
+            continue;
+        }
+        let Some(key) = key_of(slot) else { continue };
+        let m = Matched {
+            key,
+            timestamp,
+            score,
+        };
+        if cursor.is_some_and(|c| cmp_matched(order, &m, c).is_le())
+            || best
+                .bar()
+                .is_some_and(|b| cmp_matched(order, &m, b).is_gt())
+        {
+            continue;
+        }
+        best.push(m);
     }
 }
 
@@ -611,10 +663,11 @@ impl Index {
             None => {
                 self.ensure_cache()?;
                 let cache = self.read();
-                let mut m = self.match_cached(plan, needles, options.order, &cache);
-                m.extend(self.match_streamed(plan, needles, options.order, &cache)?);
-                let total = m.len();
-                (m, total)
+                let (total, mut m) = self.match_cached(plan, needles, options, &cache);
+                let (streamed_total, streamed) =
+                    self.match_streamed(plan, needles, options, &cache)?;
+                m.extend(streamed);
+                (m, total + streamed_total)
             }
         };
         let order = options.order;
@@ -816,76 +869,89 @@ impl Index {
         )
     }
 
+    /// The cached records matching `plan`: how many, and the best
+    /// `limit + 1` after the cursor in result order (enough for the caller
+    /// to fill a page and tell whether another follows), never a list of
+    /// every match. Shards run in parallel, each into its own [`Best`].
     fn match_cached(
         &self,
         plan: &Plan,
         needles: &[&Needle],
-        order: Order,
+        options: &SearchOptions,
         cache: &CacheState,
-    ) -> Vec<Matched> {
-        let slots = forward::scan(plan, &cache.shards, &cache.entries);
+    ) -> (usize, Vec<Matched>) {
+        let order = options.order;
+        let (k, cursor) = page_bounds(options);
+        let cmp = move |a: &Matched, b: &Matched| cmp_matched(order, a, b);
         let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
-        slots
+        let prep = Prepared::new(plan, &cache.folders);
+        let (total, best) = cache
+            .shards
             .par_iter()
-            .filter_map(|&(si, slot)| {
-                let shard = &cache.shards[si as usize];
-                let idx = shard.entries[slot as usize];
-                let e = cache.entries.get(idx as usize)?.as_ref()?;
-                let score = scorer
-                    .as_ref()
-                    .map_or(0.0, |s| s.score(shard, slot as usize, e.tokens));
-                Some(Matched {
-                    key: e.key,
-                    timestamp: e.timestamp,
-                    score,
-                })
+            .map(|shard| {
+                let slots = forward::shard_matches(plan, shard, &prep);
+                let mut best = Best::new(k, cmp);
+                offer_shard(
+                    shard,
+                    &slots,
+                    order,
+                    scorer.as_ref(),
+                    cursor.as_ref(),
+                    &mut best,
+                    |slot| {
+                        let idx = *shard.entries.get(slot)?;
+                        Some(cache.entries.get(idx as usize)?.as_ref()?.key)
+                    },
+                );
+                (slots.count(), best)
             })
-            .collect()
+            .reduce(
+                || (0, Best::new(k, cmp)),
+                |(n, mut a), (m, b)| {
+                    a.merge(b);
+                    (n + m, a)
+                },
+            );
+        (total, best.into_sorted())
     }
 
+    /// [`Index::match_cached`] for the records beyond the cache budget,
+    /// streamed from the store in batches.
     fn match_streamed(
         &self,
         plan: &Plan,
         needles: &[&Needle],
-        order: Order,
+        options: &SearchOptions,
         cache: &CacheState,
-    ) -> Result<Vec<Matched>> {
-        let mut out = Vec::new();
+    ) -> Result<(usize, Vec<Matched>)> {
         if cache.uncached.is_empty() {
-            return Ok(out);
+            return Ok((0, Vec::new()));
         }
+        let order = options.order;
+        let (k, cursor) = page_bounds(options);
+        let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
+        let mut total = 0;
         let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
         for chunk in cache.uncached.chunks(STREAM_BATCH) {
-            let opened: Result<Vec<Option<StreamedRecord>>> = chunk
+            let opened: Result<Vec<Option<(DocKey, Record)>>> = chunk
                 .par_iter()
-                .map(|(_, key)| {
-                    Ok(self.store.get_by_key(key)?.map(|r| {
-                        let folders = r.folders.iter().map(|f| plan::fold_name(f)).collect();
-                        (*key, r, folders)
-                    }))
-                })
+                .map(|(_, key)| Ok(self.store.get_by_key(key)?.map(|r| (*key, r))))
                 .collect();
-            let streamed = Streamed {
-                records: opened?.into_iter().flatten().collect(),
-            };
-            let mut shard = crate::cache::Shard::default();
-            let mut scratch = String::new();
-            let mut tokens = Vec::with_capacity(streamed.records.len());
-            for (i, (_, r, _)) in streamed.records.iter().enumerate() {
-                tokens.push(shard.push(r, i as u32, &mut scratch).1);
-            }
-            for slot in forward::matching_slots(plan, &shard, &streamed) {
-                let (key, r, _) = &streamed.records[slot];
-                out.push(Matched {
-                    key: *key,
-                    timestamp: r.timestamp,
-                    score: scorer
-                        .as_ref()
-                        .map_or(0.0, |s| s.score(&shard, slot, tokens[slot])),
-                });
-            }
+            let streamed = Streamed::new(opened?.into_iter().flatten().collect());
+            let prep = Prepared::new(plan, &streamed.folders);
+            let slots = forward::shard_matches(plan, &streamed.shard, &prep);
+            total += slots.count();
+            offer_shard(
+                &streamed.shard,
+                &slots,
+                order,
+                scorer.as_ref(),
+                cursor.as_ref(),
+                &mut best,
+                |slot| streamed.records.get(slot).map(|(key, _)| *key),
+            );
         }
-        Ok(out)
+        Ok((total, best.into_sorted()))
     }
 }
 
@@ -928,6 +994,18 @@ fn open_inverted(store: &Store, config: &IndexConfig) -> Option<Arc<Inverted>> {
     }
 }
 
+/// How many matches a page needs from each source (its limit, plus one to
+/// tell whether a next page exists), and the cursor it starts after.
+fn page_bounds(options: &SearchOptions) -> (usize, Option<Matched>) {
+    let k = options.limit.map_or(usize::MAX, |l| l.saturating_add(1));
+    let cursor = options.cursor.as_ref().map(|c| Matched {
+        key: c.key,
+        timestamp: c.timestamp,
+        score: c.score,
+    });
+    (k, cursor)
+}
+
 /// BM25 over the positive terms of a query. Document frequencies come from
 /// the cached records, scaled to the whole index when part of it is not
 /// cached; subject matches count double.
@@ -953,8 +1031,8 @@ impl<'a> Scorer<'a> {
         let needles = needles
             .iter()
             .map(|n| {
-                let df = forward::scan(&Plan::Text((*n).clone()), &cache.shards, &cache.entries)
-                    .len() as f32
+                let df = forward::count(&Plan::Text((*n).clone()), &cache.shards, &cache.folders)
+                    as f32
                     * total
                     / cached;
                 let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();

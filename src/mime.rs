@@ -45,7 +45,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
 
-use mail_parser::{Addr, Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Addr, Address, HeaderName, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 use crate::decrypt::{Body, DecryptError, Message};
 use crate::record::Flags;
@@ -53,7 +55,25 @@ use crate::source::RawMessage;
 
 /// One parser for the whole process: building it allocates its header
 /// table, and it is immutable and thread-safe once built.
-static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
+///
+/// It parses only the headers this module reads: the MIME headers (which
+/// mail-parser itself needs to find and decode the parts), the addresses,
+/// the subject and the date. Every other header is still listed with its
+/// offsets (mbox `Status:` is read from the raw bytes) but its value is
+/// skipped, not parsed: the default parser's structured `Received:`
+/// parsing alone was 11 % of all indexing instructions on the
+/// SpamAssassin corpus, for a header search never shows.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_address(HeaderName::From)
+        .header_address(HeaderName::Sender)
+        .header_address(HeaderName::To)
+        .header_address(HeaderName::Cc)
+        .header_text(HeaderName::Subject)
+        .header_date(HeaderName::Date)
+        .default_header_ignore()
+});
 
 /// Parses an RFC 822 message into a [`Message`].
 ///
@@ -99,14 +119,16 @@ pub fn parse_rfc822(raw: &RawMessage, max_bytes: usize) -> Result<Message, Decry
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DecryptError::Empty);
     }
-    let parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(bytes)))
+    let mut parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(bytes)))
         .map_err(|_| DecryptError::Malformed("mail-parser failed on this message".into()))?
         .ok_or_else(|| DecryptError::Malformed("no header or body found".into()))?;
+    if parsed.parts.is_empty() {
+        return Err(DecryptError::Malformed("no MIME part found".into()));
+    }
+    let body = body_of(&mut parsed);
     let Some(root) = parsed.parts.first() else {
         return Err(DecryptError::Malformed("no MIME part found".into()));
     };
-
-    let body = body_of(&parsed);
     let (attachments, has_attachment) = attachments_of(&parsed);
     if root.headers.is_empty() && is_empty_body(&body) && !has_attachment {
         return Err(DecryptError::Malformed("no header or body found".into()));
@@ -176,34 +198,57 @@ fn is_empty_body(body: &Body) -> bool {
 }
 
 /// The body: text parts if any, else HTML parts, else empty text.
-fn body_of(msg: &mail_parser::Message<'_>) -> Body {
-    let parts = |ids: &[u32]| {
-        ids.iter()
-            .filter_map(|&id| msg.parts.get(id as usize))
-            .collect::<Vec<_>>()
-    };
-    let texts: Vec<&str> = parts(&msg.text_body)
-        .into_iter()
-        .filter(|p| is_plain_text(p))
-        .filter_map(|p| match &p.body {
-            PartType::Text(t) => Some(t.as_ref()),
-            _ => None,
+///
+/// A body of one part (nearly every message) is moved out of the parsed
+/// message rather than copied; the part is left empty, which nothing after
+/// this reads (attachments are told by their headers).
+fn body_of(msg: &mut mail_parser::Message<'_>) -> Body {
+    let texts: Vec<usize> = msg
+        .text_body
+        .iter()
+        .map(|&id| id as usize)
+        .filter(|&id| {
+            msg.parts
+                .get(id)
+                .is_some_and(|p| is_plain_text(p) && matches!(p.body, PartType::Text(_)))
         })
         .collect();
     if !texts.is_empty() {
-        return Body::Text(texts.join("\n\n"));
+        return Body::Text(take_joined(msg, &texts));
     }
-    let htmls: Vec<&str> = parts(&msg.html_body)
-        .into_iter()
-        .filter_map(|p| match &p.body {
-            PartType::Html(h) => Some(h.as_ref()),
-            _ => None,
+    let htmls: Vec<usize> = msg
+        .html_body
+        .iter()
+        .map(|&id| id as usize)
+        .filter(|&id| {
+            msg.parts
+                .get(id)
+                .is_some_and(|p| matches!(p.body, PartType::Html(_)))
         })
         .collect();
     if !htmls.is_empty() {
-        return Body::Html(htmls.join("\n\n"));
+        return Body::Html(take_joined(msg, &htmls));
     }
     Body::default()
+}
+
+/// The text of the given text or HTML parts, joined by blank lines; a
+/// single part's text is moved out of the message.
+fn take_joined(msg: &mut mail_parser::Message<'_>, ids: &[usize]) -> String {
+    match ids {
+        [id] => match msg.parts.get_mut(*id).map(|p| &mut p.body) {
+            Some(PartType::Text(t) | PartType::Html(t)) => std::mem::take(t).into_owned(),
+            _ => String::new(),
+        },
+        _ => ids
+            .iter()
+            .filter_map(|&id| match &msg.parts.get(id)?.body {
+                PartType::Text(t) | PartType::Html(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect::<Vec<&str>>()
+            .join("\n\n"),
+    }
 }
 
 /// Whether a text part is prose (`text/plain`, or no content type, which
@@ -449,6 +494,27 @@ mod tests {
         assert_eq!(unread.flags, Flags::UNREAD | Flags::FLAGGED);
         let none = parse(b"Subject: x\n\nb").unwrap();
         assert_eq!(none.flags, Flags::empty());
+    }
+
+    #[test]
+    fn headers_not_read_are_skipped_but_listed() {
+        let m = parse(
+            b"Received: from a.example.org (a [10.0.0.1])\n\tby b.example.org; Sat, 24 Aug 2002 12:00:00 +0000\n\
+              Received: garbage ((( ;;; \n\
+              X-Whatever: =?utf-8?q?caf=C3=A9?=\n\
+              From: Alice <alice@example.org>\n\
+              Status:\n O\n\
+              Subject: =?utf-8?q?caf=C3=A9?=\n\
+              Date: Sat, 24 Aug 2002 14:00:00 +0200\n\
+              \n\
+              body\n",
+        )
+        .unwrap();
+        assert_eq!(m.from, "Alice <alice@example.org>");
+        assert_eq!(m.subject, "café");
+        assert_eq!(m.date, Some(1_030_190_400));
+        assert_eq!(m.flags, Flags::UNREAD);
+        assert_eq!(m.body, Body::Text("body\n".into()));
     }
 
     #[test]

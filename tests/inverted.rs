@@ -649,3 +649,67 @@ fn sigkill_during_indexing_leaves_a_consistent_inverted_index() {
     ok(sealdex(&dir).arg("index").arg(&corpus));
     compare("after the final run");
 }
+
+// ---------------------------------------------------------------------------
+// Incremental changes.
+
+/// Added, edited, moved and deleted messages reach the inverted index with
+/// the store, in the same open index and after reopening.
+#[test]
+fn incremental_changes_keep_both_modes_equal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    let write = |name: &str, i: usize, m: &Msg| {
+        let p = mail.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, raw(i, m).bytes).unwrap();
+    };
+    let msgs = fixed_mailbox(120, 3);
+    for (i, m) in msgs.iter().enumerate() {
+        write(&format!("inbox/m{i}.eml"), i, m);
+    }
+    let dir = tmp.path().join("idx");
+    let index = Index::create(&dir, &cred(), config()).unwrap();
+    let run = |index: &Index| {
+        let mut src = Tree::open(&mail).unwrap();
+        index
+            .index(&mut src, &PassThrough::default(), &Default::default())
+            .unwrap();
+    };
+    run(&index);
+    let check = |index: &Index, what: &str| {
+        assert!(
+            matches!(
+                index.inverted_status().unwrap(),
+                InvertedStatus::Current { .. }
+            ),
+            "{what}: current after the run"
+        );
+        for q in DAMAGE_QUERIES
+            .iter()
+            .chain(["in:inbox", "in:archive zebra"].iter())
+        {
+            let q = sealdex::query::parse(q).unwrap();
+            same_in_both_modes(index, &q);
+        }
+    };
+    check(&index, "first run");
+    // Edit ten, move ten to another folder, delete ten, add ten.
+    let other = fixed_mailbox(40, 4);
+    for i in 0..10 {
+        write(&format!("inbox/m{i}.eml"), i, &other[i]);
+        std::fs::create_dir_all(mail.join("archive")).unwrap();
+        std::fs::rename(
+            mail.join(format!("inbox/m{}.eml", 10 + i)),
+            mail.join(format!("archive/m{}.eml", 10 + i)),
+        )
+        .unwrap();
+        std::fs::remove_file(mail.join(format!("inbox/m{}.eml", 20 + i))).unwrap();
+        write(&format!("inbox/new{i}.eml"), 500 + i, &other[10 + i]);
+    }
+    run(&index);
+    check(&index, "after changes");
+    drop(index);
+    let index = Index::open(&dir, &cred(), config()).unwrap();
+    check(&index, "reopened");
+}

@@ -133,6 +133,8 @@ struct Writing {
     since: Instant,
     /// Store generation of the last applied batch.
     generation: u64,
+    /// Keys added since the last commit: the reader cannot see them yet.
+    uncommitted: std::collections::HashSet<DocKey>,
 }
 
 /// The live inverted index of one store.
@@ -316,6 +318,7 @@ impl Inverted {
                 pending: 0,
                 since: Instant::now(),
                 generation: self.committed.load(Ordering::Acquire),
+                uncommitted: std::collections::HashSet::new(),
             });
         }
         Ok(guard)
@@ -336,8 +339,14 @@ impl Inverted {
         for key in deleted {
             w.writer.delete_term(self.schema.key_term(key));
         }
+        let searcher = self.reader.searcher();
         for c in stored {
-            w.writer.delete_term(self.schema.key_term(&c.key));
+            // A delete costs tantivy a term query per segment at commit;
+            // most stored records are new, so delete only what may exist.
+            let term = self.schema.key_term(&c.key);
+            if !w.uncommitted.insert(c.key) || searcher.doc_freq(&term).map_or(true, |n| n > 0) {
+                w.writer.delete_term(term);
+            }
             w.writer
                 .add_document(self.schema.document(&c.key, c.stamp, &c.record))
                 .map_err(|e| tantivy_err("adding to the inverted index", e))?;
@@ -402,6 +411,7 @@ impl Inverted {
             "inverted index committed"
         );
         w.pending = 0;
+        w.uncommitted.clear();
         w.since = Instant::now();
         self.committed.store(w.generation, Ordering::Release);
         Ok(())
@@ -434,20 +444,27 @@ impl Inverted {
             held = self.held()?;
         }
         let mut report = CatchUp::default();
-        let mut todo: Vec<(sled::IVec, sled::IVec)> = Vec::new();
-        let add = |todo: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<u64> {
-            let docs: Result<Vec<(DocKey, TantivyDocument)>> = todo
+        // (key, envelope, whether the index holds an older version).
+        let mut todo: Vec<(sled::IVec, sled::IVec, bool)> = Vec::new();
+        let add = |todo: &mut Vec<(sled::IVec, sled::IVec, bool)>| -> Result<u64> {
+            let docs: Result<Vec<(DocKey, TantivyDocument, bool)>> = todo
                 .par_iter()
-                .map(|(k, v)| {
+                .map(|(k, v, replace)| {
                     let key = DocKey::from_bytes(k)
                         .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
                     let record = store.open_record(k, v)?;
-                    Ok((key, self.schema.document(&key, seal::stamp(v), &record)))
+                    Ok((
+                        key,
+                        self.schema.document(&key, seal::stamp(v), &record),
+                        *replace,
+                    ))
                 })
                 .collect();
             let docs = docs?;
-            for (key, doc) in docs {
-                w.writer.delete_term(self.schema.key_term(&key));
+            for (key, doc, replace) in docs {
+                if replace {
+                    w.writer.delete_term(self.schema.key_term(&key));
+                }
                 w.writer
                     .add_document(doc)
                     .map_err(|e| tantivy_err("adding to the inverted index", e))?;
@@ -461,10 +478,12 @@ impl Inverted {
             let Some(key) = DocKey::from_bytes(&k) else {
                 return Err(Error::Corrupt("a document key of the wrong size".into()));
             };
-            if held.remove(&key) == Some(seal::stamp(&v)) {
-                continue;
-            }
-            todo.push((k, v));
+            let replace = match held.remove(&key) {
+                Some(stamp) if stamp == seal::stamp(&v) => continue,
+                Some(_) => true,
+                None => false,
+            };
+            todo.push((k, v, replace));
             if todo.len() == CATCH_UP_BATCH {
                 if cancel.load(Ordering::Acquire) {
                     w.writer

@@ -311,34 +311,49 @@ impl TokenStream for SealdexTokenStream<'_> {
     }
 }
 
-/// A tantivy tokenizer that yields, for each of the normaliser's tokens,
-/// its first character and its first two characters: the terms of the
+/// A tantivy tokenizer that yields the distinct one- and two-character
+/// prefixes of the normaliser's tokens in a text: the terms of the
 /// short-prefix fields (see the module docs).
+///
+/// Each prefix is yielded once per text, sorted: the fields keep no
+/// frequencies, and a text of a thousand words has only a few hundred
+/// distinct short prefixes, so tantivy's indexer sees a fraction of the
+/// tokens (measured: the fields' indexing cost fell by more than half).
 ///
 /// ```
 /// use sealdex::inverted::schema::PrefixTokenizer;
 /// use tantivy::tokenizer::{TokenStream, Tokenizer};
 ///
 /// let mut t = PrefixTokenizer::default();
-/// let mut s = t.token_stream("The café");
+/// let mut s = t.token_stream("The café, the cat");
 /// let mut terms = Vec::new();
 /// while let Some(tok) = s.next() {
 ///     terms.push(tok.text.clone());
 /// }
-/// assert_eq!(terms, ["t", "th", "c", "ca"]);
+/// assert_eq!(terms, ["c", "ca", "t", "th"]);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PrefixTokenizer {
     normalised: String,
+    /// The distinct prefixes, each packed into a `u64` (see [`pack`]).
+    prefixes: Vec<u64>,
 }
 
 /// The token stream of [`PrefixTokenizer`].
 #[derive(Debug)]
 pub struct PrefixTokenStream<'a> {
-    tokens: clean::Tokens<'a>,
-    /// The current token, and how many of its characters the last term held.
-    current: Option<(&'a str, usize)>,
+    prefixes: std::slice::Iter<'a, u64>,
     token: Token,
+}
+
+/// Packs a prefix of at most two characters (at most eight bytes of UTF-8,
+/// never a NUL: the normaliser drops controls) into a `u64`, big-endian and
+/// zero-padded, so that sorting and deduplicating are integer operations.
+fn pack(prefix: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = prefix.len().min(8);
+    b[..n].copy_from_slice(&prefix.as_bytes()[..n]);
+    u64::from_be_bytes(b)
 }
 
 impl Tokenizer for PrefixTokenizer {
@@ -347,9 +362,20 @@ impl Tokenizer for PrefixTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> PrefixTokenStream<'a> {
         self.normalised.clear();
         clean::normalise_into(text, &mut self.normalised);
+        self.prefixes.clear();
+        for (_, tok) in clean::tokens(&self.normalised) {
+            let mut chars = tok.char_indices().skip(1).map(|(i, _)| i);
+            let one = chars.next().unwrap_or(tok.len());
+            let two = chars.next().unwrap_or(tok.len());
+            self.prefixes.push(pack(&tok[..one]));
+            if two > one {
+                self.prefixes.push(pack(&tok[..two]));
+            }
+        }
+        self.prefixes.sort_unstable();
+        self.prefixes.dedup();
         PrefixTokenStream {
-            tokens: clean::tokens(&self.normalised),
-            current: None,
+            prefixes: self.prefixes.iter(),
             token: Token::default(),
         }
     }
@@ -357,19 +383,17 @@ impl Tokenizer for PrefixTokenizer {
 
 impl TokenStream for PrefixTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        let (tok, chars) = match self.current {
-            Some((tok, n)) if n < SHORT_PREFIX_CHARS && tok.chars().count() > n => (tok, n + 1),
-            _ => match self.tokens.next() {
-                Some((_, tok)) => (tok, 1),
-                None => return false,
-            },
+        let Some(&packed) = self.prefixes.next() else {
+            return false;
         };
-        self.current = Some((tok, chars));
-        let end = tok.char_indices().nth(chars).map_or(tok.len(), |(i, _)| i);
+        let bytes = packed.to_be_bytes();
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(8);
         let t = &mut self.token;
         t.position = t.position.wrapping_add(1);
         t.text.clear();
-        t.text.push_str(&tok[..end]);
+        // Packed from a str, cut at a char boundary: always UTF-8.
+        t.text
+            .push_str(std::str::from_utf8(&bytes[..len]).unwrap_or_default());
         true
     }
 
