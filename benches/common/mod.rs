@@ -12,7 +12,10 @@
 
 use std::path::PathBuf;
 
+pub mod battery;
 pub mod chitchat;
+#[cfg(feature = "peers")]
+pub mod peers;
 
 /// The environment variable naming the directory of the benchmark corpora
 /// (`$SEALDEX_CORPORA/chitchat/dataset.json`, ...).
