@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 
 pub mod chitchat;
+pub mod synth;
 
 /// The environment variable naming the directory of the benchmark corpora
 /// (`$SEALDEX_CORPORA/chitchat/dataset.json`, ...).
