@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 
+pub mod battery;
 pub mod chitchat;
 pub mod synth;
 
