@@ -144,6 +144,9 @@ fn config() -> IndexConfig {
     IndexConfig {
         cache_bytes: 1 << 30,
         kdf: KdfParams::insecure_fast(),
+        // This bench measures the forward scan.
+        inverted: false,
+        ..IndexConfig::default()
     }
 }
 

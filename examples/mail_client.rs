@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = IndexConfig {
         cache_bytes: 64 << 20,
         kdf: KdfParams::default(), // only used for passphrases
+        ..IndexConfig::default()
     };
     let index = Arc::new(Index::create(&dir.path().join("index"), &key, config)?);
 

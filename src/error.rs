@@ -112,6 +112,15 @@ pub enum Error {
     #[error("indexing was cancelled; run again to resume from the last checkpoint")]
     Cancelled,
 
+    /// The inverted index failed: a file failed authentication, tantivy
+    /// reported an error, or it is not available for a search that asked for
+    /// it. The store is intact; sealdex rebuilds the inverted index from it,
+    /// and searches in `SearchMode::Auto` use the forward scan meanwhile.
+    #[error(
+        "inverted index: {0}; it is rebuilt from the store (search with --mode forward meanwhile)"
+    )]
+    Inverted(String),
+
     /// A search query could not be parsed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),

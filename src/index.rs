@@ -27,10 +27,11 @@
 //! ```
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rayon::prelude::*;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::cache::{CacheState, DEFAULT_BUDGET, newest_first};
 use crate::decrypt::Decryptor;
@@ -45,6 +46,9 @@ use crate::record::Record;
 use crate::source::Source;
 use crate::store::{DocKey, Store};
 
+#[cfg(feature = "tantivy")]
+use crate::inverted::{InvertedOptions, engine::Inverted};
+
 /// How an index is opened.
 #[derive(Clone, Debug)]
 pub struct IndexConfig {
@@ -53,6 +57,14 @@ pub struct IndexConfig {
     pub cache_bytes: usize,
     /// Argon2id cost, used when the index is created.
     pub kdf: KdfParams,
+    /// Keep an inverted index beside the store (needs the `tantivy`
+    /// feature; ignored without it). When it is current, searches use it
+    /// and the decrypted cache is only filled if a forward scan is asked
+    /// for; when it is missing, behind or damaged, it is built or caught up
+    /// from the store in the background while searches use the forward scan.
+    pub inverted: bool,
+    /// Bytes of decrypted inverted-index chunks kept in memory.
+    pub inverted_cache_bytes: usize,
 }
 
 impl Default for IndexConfig {
@@ -60,8 +72,61 @@ impl Default for IndexConfig {
         IndexConfig {
             cache_bytes: DEFAULT_BUDGET,
             kdf: KdfParams::default(),
+            inverted: cfg!(feature = "tantivy"),
+            inverted_cache_bytes: 32 << 20,
         }
     }
+}
+
+/// Which search mode runs a query. Both return the same records in the same
+/// newest-first order; they differ in speed and memory, and in how
+/// relevance ranks ties.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SearchMode {
+    /// The inverted index when it is current with the store, the forward
+    /// scan otherwise.
+    #[default]
+    Auto,
+    /// The forward scan over the decrypted cache (filled on first use).
+    Forward,
+    /// The inverted index: waits for a build or catch-up in progress, and
+    /// fails with [`Error::Inverted`] when there is none or it is damaged.
+    Inverted,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(SearchMode::Auto),
+            "forward" => Ok(SearchMode::Forward),
+            "inverted" => Ok(SearchMode::Inverted),
+            other => Err(format!(
+                "unknown search mode {other:?}: use auto, forward or inverted"
+            )),
+        }
+    }
+}
+
+/// The state of an index's inverted index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvertedStatus {
+    /// Not kept (disabled in [`IndexConfig`], or built without `tantivy`).
+    Disabled,
+    /// Current with the store: searches in [`SearchMode::Auto`] use it.
+    Current {
+        /// Records it holds.
+        documents: u64,
+        /// Bytes of decrypted index chunks now in memory.
+        cached_bytes: usize,
+    },
+    /// Being built or caught up in the background.
+    Building,
+    /// Behind the store (an indexing run has not committed it yet).
+    Behind,
+    /// A read failed authentication; it is being rebuilt.
+    Broken,
 }
 
 /// Result order.
@@ -85,6 +150,8 @@ pub struct SearchOptions {
     pub cursor: Option<PageCursor>,
     /// Width of snippets in bytes; 0 for no snippets.
     pub snippet_bytes: usize,
+    /// Which search mode runs the query.
+    pub mode: SearchMode,
 }
 
 impl Default for SearchOptions {
@@ -94,6 +161,7 @@ impl Default for SearchOptions {
             limit: Some(20),
             cursor: None,
             snippet_bytes: 160,
+            mode: SearchMode::Auto,
         }
     }
 }
@@ -188,6 +256,21 @@ pub struct SearchResults {
 pub struct Index {
     store: Arc<Store>,
     cache: Arc<RwLock<CacheState>>,
+    /// Whether the cache holds the store's records (checked and set under
+    /// the cache's write lock). Left unloaded while the inverted index
+    /// serves searches, so that opening a large index decrypts nothing.
+    cache_loaded: Arc<AtomicBool>,
+    #[cfg(feature = "tantivy")]
+    inverted: Option<Arc<Inverted>>,
+    /// A background build, catch-up or rebuild of the inverted index.
+    #[cfg(feature = "tantivy")]
+    background: Mutex<Option<Background>>,
+}
+
+#[cfg(feature = "tantivy")]
+struct Background {
+    cancel: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Result<crate::inverted::CatchUp>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -252,9 +335,40 @@ impl Index {
         Self::from_store(store, config)
     }
 
-    /// Wraps an open store, loading every record once to fill the cache.
+    /// Wraps an open store. Nothing is decrypted now: the cache is filled
+    /// by the first forward scan, and an inverted index that is not
+    /// current with the store is built or caught up in the background.
     pub fn from_store(store: Store, config: IndexConfig) -> Result<Index> {
+        let store = Arc::new(store);
+        let index = Index {
+            cache: Arc::new(RwLock::new(CacheState::new(config.cache_bytes))),
+            cache_loaded: Arc::new(AtomicBool::new(false)),
+            #[cfg(feature = "tantivy")]
+            inverted: open_inverted(&store, &config),
+            #[cfg(feature = "tantivy")]
+            background: Mutex::new(None),
+            store,
+        };
+        #[cfg(feature = "tantivy")]
+        if let Some(inv) = &index.inverted
+            && !inv.is_current(index.store.manifest()?.generation)
+        {
+            index.start_background(false);
+        }
+        Ok(index)
+    }
+
+    /// Fills the cache from the store unless it is filled.
+    fn ensure_cache(&self) -> Result<()> {
+        if self.cache_loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if self.cache_loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
+        let store = &self.store;
         let mut all: Vec<(DocKey, Arc<Record>)> = Vec::new();
         let mut batch = Vec::with_capacity(STREAM_BATCH);
         let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
@@ -277,8 +391,10 @@ impl Index {
             }
         }
         flush(&mut batch)?;
-        let mut cache = CacheState::new(config.cache_bytes);
+        let budget = cache.budget;
+        *cache = CacheState::new(budget);
         cache.load(all);
+        self.cache_loaded.store(true, Ordering::Release);
         debug!(
             records = cache.len(),
             uncached = cache.uncached.len(),
@@ -286,10 +402,7 @@ impl Index {
             ms = started.elapsed().as_millis() as u64,
             "cache loaded"
         );
-        Ok(Index {
-            store: Arc::new(store),
-            cache: Arc::new(RwLock::new(cache)),
-        })
+        Ok(())
     }
 
     /// The underlying store.
@@ -299,7 +412,10 @@ impl Index {
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.read().len()
+        if self.cache_loaded.load(Ordering::Acquire) {
+            return self.read().len();
+        }
+        self.store.manifest().map_or(0, |m| m.documents as usize)
     }
 
     /// Whether the index holds no record.
@@ -332,17 +448,41 @@ impl Index {
         control: &Control,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<Report> {
+        #[cfg(feature = "tantivy")]
+        self.join_background();
         let cache = Arc::clone(&self.cache);
+        let loaded = Arc::clone(&self.cache_loaded);
+        #[cfg(feature = "tantivy")]
+        let inverted = self.inverted.clone();
+        let store = Arc::clone(&self.store);
         let observer = move |stored: &[pipeline::Committed], deleted: &[DocKey]| {
-            let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
-            for k in deleted {
-                c.remove(k);
+            {
+                let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
+                // An unfilled cache is filled from the store later, which
+                // already holds this batch.
+                if loaded.load(Ordering::Acquire) {
+                    for k in deleted {
+                        c.remove(k);
+                    }
+                    for s in stored {
+                        c.upsert(s.key, Arc::clone(&s.record));
+                    }
+                }
             }
-            for s in stored {
-                c.upsert(s.key, Arc::clone(&s.record));
+            #[cfg(feature = "tantivy")]
+            if let Some(inv) = &inverted {
+                let applied = store
+                    .manifest()
+                    .and_then(|m| inv.apply(stored, deleted, m.generation));
+                if let Err(e) = applied {
+                    warn!(error = %e, "the inverted index missed a batch; it will catch up");
+                    inv.mark_broken();
+                }
             }
+            #[cfg(not(feature = "tantivy"))]
+            let _ = &store;
         };
-        pipeline::run_observed(
+        let report = pipeline::run_observed(
             &self.store,
             source,
             decryptor,
@@ -350,7 +490,19 @@ impl Index {
             control,
             on_progress,
             Some(&observer),
-        )
+        );
+        #[cfg(feature = "tantivy")]
+        if let Some(inv) = &self.inverted {
+            // Commit what the run applied, even if it failed part way.
+            let flushed = inv.flush();
+            if let Err(e) = &flushed {
+                warn!(error = %e, "the inverted index could not commit; it will catch up");
+            }
+            if inv.is_broken() || flushed.is_err() {
+                self.start_background(true);
+            }
+        }
+        report
     }
 
     /// Parses and runs a query.
@@ -359,14 +511,22 @@ impl Index {
         self.search_query(&q, options)
     }
 
-    /// Runs a parsed query with the forward scan.
+    /// Runs a parsed query in the mode `options.mode` asks for.
     pub fn search_query(&self, query: &Query, options: &SearchOptions) -> Result<SearchResults> {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
+        let mut matched = match self.inverted_matches(&plan, options)? {
+            Some(m) => m,
+            None => {
+                self.ensure_cache()?;
+                let cache = self.read();
+                let mut m = self.match_cached(&plan, &needles, options.order, &cache);
+                m.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
+                m
+            }
+        };
         let cache = self.read();
-        let mut matched = self.match_cached(&plan, &needles, options.order, &cache);
-        matched.extend(self.match_streamed(&plan, &needles, options.order, &cache)?);
         let total = matched.len();
         let order = options.order;
         if let Some(c) = &options.cursor {
@@ -420,6 +580,165 @@ impl Index {
             None
         };
         Ok(SearchResults { total, hits, next })
+    }
+
+    /// The matches from the inverted index, or `None` when the forward scan
+    /// is to run the query.
+    #[cfg(feature = "tantivy")]
+    fn inverted_matches(
+        &self,
+        plan: &Plan,
+        options: &SearchOptions,
+    ) -> Result<Option<Vec<Matched>>> {
+        let inv = match (options.mode, &self.inverted) {
+            (SearchMode::Forward, _) => return Ok(None),
+            (SearchMode::Auto, None) => return Ok(None),
+            (SearchMode::Inverted, None) => {
+                return Err(Error::Inverted(
+                    "this index keeps no inverted index (enable IndexConfig::inverted)".into(),
+                ));
+            }
+            (SearchMode::Auto, Some(inv)) => {
+                if !inv.is_current(self.store.manifest()?.generation) {
+                    return Ok(None);
+                }
+                inv
+            }
+            (SearchMode::Inverted, Some(inv)) => {
+                self.join_background();
+                if inv.is_broken() {
+                    self.start_background(true);
+                    return Err(Error::Inverted(
+                        "a file failed authentication; it is being rebuilt".into(),
+                    ));
+                }
+                inv
+            }
+        };
+        match inv.search(plan, options.order == Order::Relevance) {
+            Ok(found) => Ok(Some(
+                found
+                    .into_iter()
+                    .map(|f| Matched {
+                        key: f.key,
+                        timestamp: f.timestamp,
+                        score: f.score,
+                    })
+                    .collect(),
+            )),
+            Err(e) => {
+                warn!(error = %e, "the inverted index failed; rebuilding it from the store");
+                self.start_background(true);
+                match options.mode {
+                    SearchMode::Inverted => Err(e),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
+    #[cfg(not(feature = "tantivy"))]
+    fn inverted_matches(
+        &self,
+        _plan: &Plan,
+        options: &SearchOptions,
+    ) -> Result<Option<Vec<Matched>>> {
+        match options.mode {
+            SearchMode::Inverted => Err(Error::Inverted(
+                "this build has no inverted index (build with the `tantivy` feature)".into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// The state of the inverted index.
+    pub fn inverted_status(&self) -> Result<InvertedStatus> {
+        #[cfg(feature = "tantivy")]
+        if let Some(inv) = &self.inverted {
+            let running = self
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|b| !b.handle.is_finished());
+            return Ok(if running {
+                InvertedStatus::Building
+            } else if inv.is_broken() {
+                InvertedStatus::Broken
+            } else if inv.is_current(self.store.manifest()?.generation) {
+                InvertedStatus::Current {
+                    documents: inv.num_docs(),
+                    cached_bytes: inv.cached_bytes(),
+                }
+            } else {
+                InvertedStatus::Behind
+            });
+        }
+        Ok(InvertedStatus::Disabled)
+    }
+
+    /// Blocks until the inverted index is current with the store: waits for
+    /// a background build or catch-up, and catches up now if it is behind
+    /// or damaged. Returns what the last catch-up did.
+    ///
+    /// Fails with [`Error::Inverted`] when the index keeps no inverted index.
+    pub fn wait_for_inverted(&self) -> Result<()> {
+        #[cfg(feature = "tantivy")]
+        if let Some(inv) = &self.inverted {
+            if let Some(result) = self.join_background() {
+                result?;
+            }
+            if !inv.is_current(self.store.manifest()?.generation) {
+                let rebuild = inv.is_broken();
+                inv.catch_up(&self.store, rebuild, &AtomicBool::new(false))?;
+            }
+            return Ok(());
+        }
+        Err(Error::Inverted(
+            "this index keeps no inverted index (enable IndexConfig::inverted)".into(),
+        ))
+    }
+
+    /// Starts a background catch-up (or, with `rebuild`, a full rebuild)
+    /// unless one is running.
+    #[cfg(feature = "tantivy")]
+    fn start_background(&self, rebuild: bool) {
+        let Some(inv) = &self.inverted else { return };
+        let mut bg = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        if bg.as_ref().is_some_and(|b| !b.handle.is_finished()) {
+            return;
+        }
+        let (inv, store) = (Arc::clone(inv), Arc::clone(&self.store));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&cancel);
+        let spawned = std::thread::Builder::new()
+            .name("sealdex-inverted".into())
+            .spawn(move || {
+                let r = inv.catch_up(&store, rebuild, &stop);
+                if let Err(e) = &r {
+                    warn!(error = %e, "building the inverted index failed");
+                }
+                r
+            });
+        match spawned {
+            Ok(handle) => *bg = Some(Background { cancel, handle }),
+            Err(e) => warn!(error = %e, "could not start the inverted index's builder"),
+        }
+    }
+
+    /// Waits for the background job, if any; its result.
+    #[cfg(feature = "tantivy")]
+    fn join_background(&self) -> Option<Result<crate::inverted::CatchUp>> {
+        let job = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        Some(
+            job.handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::Inverted("the builder thread panicked".into()))),
+        )
     }
 
     fn match_cached(
@@ -492,6 +811,45 @@ impl Index {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(feature = "tantivy")]
+impl Drop for Index {
+    /// Stops a background build (it resumes at the next open) so that the
+    /// store's lock is released when the index is dropped.
+    fn drop(&mut self) {
+        let job = self
+            .background
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(job) = job {
+            job.cancel.store(true, Ordering::Release);
+            let _ = job.handle.join();
+        }
+    }
+}
+
+#[cfg(feature = "tantivy")]
+fn open_inverted(store: &Store, config: &IndexConfig) -> Option<Arc<Inverted>> {
+    if !config.inverted {
+        return None;
+    }
+    let options = InvertedOptions {
+        cache_bytes: config.inverted_cache_bytes,
+        ..InvertedOptions::default()
+    };
+    match Inverted::open(
+        &store.path().join("inverted"),
+        store.index_files_key(),
+        options,
+    ) {
+        Ok(inv) => Some(Arc::new(inv)),
+        Err(e) => {
+            warn!(error = %e, "the inverted index is unavailable; searching with the forward scan");
+            None
+        }
     }
 }
 

@@ -38,7 +38,10 @@ pub mod store;
 
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
 pub use error::{Error, Result};
-pub use index::{Hit, Index, IndexConfig, Order, PageCursor, SearchOptions, SearchResults};
+pub use index::{
+    Hit, Index, IndexConfig, InvertedStatus, Order, PageCursor, SearchMode, SearchOptions,
+    SearchResults,
+};
 pub use keys::{Credential, KdfParams, SecretKey};
 pub use query::snippet::Snippet;
 pub use record::{ContentKind, Field, Flags, Record};

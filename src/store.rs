@@ -86,6 +86,19 @@ impl DocKey {
         DocKey(k)
     }
 
+    /// The document's MAC (the key without its kind byte): what the
+    /// inverted index stores to point back at the record.
+    pub(crate) fn mac(&self) -> [u8; DOC_KEY_LEN] {
+        let mut m = [0u8; DOC_KEY_LEN];
+        m.copy_from_slice(&self.0[1..]);
+        m
+    }
+
+    /// The document key with this MAC.
+    pub(crate) fn from_mac(mac: [u8; DOC_KEY_LEN]) -> Self {
+        Self::with_prefix(P_DOC, mac)
+    }
+
     fn failure_key(&self) -> DocKey {
         let mut k = self.0;
         k[0] = P_FAILURE;
@@ -475,6 +488,12 @@ impl Store {
     /// The index directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key the inverted index's files are sealed under.
+    #[cfg(feature = "tantivy")]
+    pub(crate) fn index_files_key(&self) -> &SecretKey {
+        &self.keys.index_files
     }
 
     /// Re-wraps the data key under a new credential. Nothing else is

@@ -17,8 +17,8 @@ use sealdex::backends::Tree;
 use sealdex::decrypt::PassThrough;
 use sealdex::query::QueryErrorKind;
 use sealdex::{
-    Credential, Error, Hit, Index, IndexConfig, KdfParams, Order, SearchOptions, SearchResults,
-    SecretKey, clean,
+    Credential, Error, Hit, Index, IndexConfig, KdfParams, Order, SearchMode, SearchOptions,
+    SearchResults, SecretKey, clean,
 };
 
 use common::*;
@@ -33,6 +33,10 @@ fn config(cache_bytes: usize) -> IndexConfig {
     IndexConfig {
         cache_bytes,
         kdf: KdfParams::insecure_fast(),
+        // These tests hold the forward scan to its contract (cache budgets,
+        // streaming); tests/inverted.rs compares the two modes.
+        inverted: false,
+        ..IndexConfig::default()
     }
 }
 
@@ -93,6 +97,7 @@ fn all(index: &Index, q: &str, order: Order) -> SearchResults {
                 limit: None,
                 cursor: None,
                 snippet_bytes: 0,
+                mode: SearchMode::Forward,
             },
         )
         .unwrap_or_else(|e| panic!("{q:?}: {e}"));
@@ -121,6 +126,7 @@ fn walk(index: &Index, q: &str, order: Order, limit: usize) -> Vec<String> {
                     limit: Some(limit),
                     cursor: cursor.take(),
                     snippet_bytes: 0,
+                    mode: SearchMode::Forward,
                 },
             )
             .unwrap();

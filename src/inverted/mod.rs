@@ -1,15 +1,31 @@
-//! The inverted index's storage: tantivy on an encrypted [`Directory`](tantivy::Directory).
+//! The inverted index: tantivy on an encrypted [`Directory`](tantivy::Directory),
+//! kept in step with the store and answering the query language with exactly
+//! the forward scan's results.
 //!
-//! The design (see `DESIGN.md`) puts tantivy beside the forward scan as an
-//! optional accelerator. tantivy reads and writes its index through a
-//! `Directory`; this module supplies one, [`EncryptedDirectory`], that keeps
-//! every file as sealed chunks so a stolen disk shows neither the indexed
-//! terms nor the names of tantivy's files, and so that tampering with any
-//! of them fails authentication instead of feeding tantivy wrong bytes.
+//! The forward scan is linear in the mailbox; this index makes large
+//! mailboxes and chat histories fast. It is an accelerator, never the source
+//! of truth: it stores no text, only terms, postings and each record's key,
+//! and a hit is resolved through the encrypted store. It can be deleted at
+//! any time, and sealdex rebuilds it.
 //!
-//! Only the directory exists so far; the schema, the writer that follows
-//! the pipeline, and the query planner's use of it come next.
+//! - [`directory`]: [`EncryptedDirectory`], tantivy's files as sealed
+//!   chunks, read at random offsets through a bounded cache.
+//! - [`schema`]: [`IndexSchema`], what each record becomes, and
+//!   [`SealdexTokenizer`], the crate's normaliser as a tantivy tokenizer.
+//! - [`query`](mod@query): [`compile`], the query language in tantivy's queries.
+//! - `engine`: the live index of a store: commits that follow the
+//!   pipeline's, catch-up after a crash, rebuild after damage or an upgrade.
+//!
+//! [`crate::Index`] drives all of it; the public parts here are for
+//! embedders who want the same schema in their own tantivy index (the
+//! comparison benchmark uses them for plaintext tantivy).
 
 pub mod directory;
+pub(crate) mod engine;
+pub mod query;
+pub mod schema;
 
 pub use directory::{DirectoryOptions, EncryptedDirectory};
+pub use engine::{CatchUp, FORMAT, InvertedOptions};
+pub use query::compile;
+pub use schema::{IndexSchema, SealdexTokenizer};

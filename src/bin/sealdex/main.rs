@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use sealdex::decrypt::PassThrough;
-use sealdex::pipeline::{self, Control, IndexOptions, Progress};
+use sealdex::pipeline::{Control, IndexOptions, Progress};
 use sealdex::{
-    Credential, Error, Index, IndexConfig, KdfParams, Order, PageCursor, SearchOptions, SecretKey,
-    Store,
+    Credential, Error, Index, IndexConfig, KdfParams, Order, PageCursor, SearchMode, SearchOptions,
+    SecretKey, Store,
 };
 
 mod demo;
@@ -86,6 +85,11 @@ enum Command {
         /// Cache budget in MiB (records beyond it are streamed from disk).
         #[arg(long, default_value_t = 512)]
         cache_mb: usize,
+        /// Search mode: `auto` uses the inverted index when it is current
+        /// and the forward scan otherwise; `forward` and `inverted` force one
+        /// (the results are the same).
+        #[arg(long, default_value = "auto")]
+        mode: SearchMode,
         /// The query, e.g. `from:alice "quarterly report" -draft after:2024-01-01`.
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         query: Vec<String>,
@@ -218,6 +222,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             order,
             cursor,
             cache_mb,
+            mode,
             query,
         } => {
             let config = IndexConfig {
@@ -239,6 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 },
                 limit: if *all { None } else { Some(*limit) },
                 cursor,
+                mode: *mode,
                 ..SearchOptions::default()
             };
             let results = index.search(&query.join(" "), &options)?;
@@ -250,7 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             if created {
                 eprintln!("created a new index in {}", dir.display());
             }
-            let store = Arc::new(store);
+            let index = Index::from_store(store, IndexConfig::default())?;
             let options = IndexOptions {
                 batch_messages: (*batch).max(1),
                 ..IndexOptions::default()
@@ -262,8 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     detail: e.to_string(),
                 })?;
                 let mut reporter = Reporter::new(path);
-                let report = pipeline::run(
-                    &store,
+                let report = index.index_with(
                     source.as_mut(),
                     &PassThrough::default(),
                     &options,

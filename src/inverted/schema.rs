@@ -1,0 +1,301 @@
+//! [`IndexSchema`]: owns what the inverted index holds for each record, and
+//! the tokenizer that makes its terms the forward scan's tokens.
+//!
+//! # What is indexed, and why nothing is stored
+//!
+//! The inverted index holds no message text. Each record becomes one tantivy
+//! document with:
+//!
+//! | field                          | kind                          | for                          |
+//! |--------------------------------|-------------------------------|------------------------------|
+//! | `subject` `body` `from` `to` `filename` | text, freqs + positions, not stored | words, prefixes, phrases, BM25 |
+//! | `folder`                       | raw string, one value per folder or label, case-folded | `in:` `label:` |
+//! | `flag`                         | raw string: `unread` `flagged` `attachment` | `is:` `has:` |
+//! | `date`                         | i64, indexed and fast; absent when undated | `after:` `before:`, newest-first order |
+//! | `key`                          | bytes, indexed                | deleting or replacing a record |
+//! | `k0`..`k3`                     | u64 fast: the key's 32 bytes, big-endian | resolving a hit in the store, ties in the order |
+//! | `stamp`                        | u64 fast: the stored envelope's [`stamp`](crate::seal::stamp) | catching up with the store |
+//!
+//! A hit is resolved through the encrypted store by its key, so snippets and
+//! result lists come from the one source of truth, and the index can be
+//! thrown away and rebuilt at any time.
+//!
+//! # One tokenizer for both modes
+//!
+//! The text fields are tokenized by [`SealdexTokenizer`], which runs the
+//! crate's normaliser ([`clean::normalise_into`]) and splits with
+//! [`clean::tokens`], exactly as the cache builds the forward scan's token
+//! streams. A field is indexed as one value, so token positions are the
+//! token numbers of the forward scan's stream, and a phrase can match in the
+//! inverted index exactly where the forward scan's needle matches.
+//!
+//! tantivy drops terms longer than 65,530 bytes; the tokenizer cuts such a
+//! token (a run of letters with no separator, never seen in real text) to
+//! that length at a character boundary, so that a prefix of it is still
+//! found. An exact phrase through such a token is the one place where the
+//! two modes could differ.
+
+use tantivy::schema::{
+    BytesOptions, Field as TField, INDEXED, IndexRecordOption, NumericOptions, STRING, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::{TantivyDocument, Term};
+
+use crate::clean;
+use crate::query::plan::fold_name;
+use crate::record::{Field, Flags, Record};
+use crate::store::DocKey;
+
+/// The name the tokenizer is registered under in every tantivy index.
+pub const TOKENIZER: &str = "sealdex";
+
+/// The longest term tantivy indexes (its `MAX_TOKEN_LEN`).
+const MAX_TERM_BYTES: usize = u16::MAX as usize - 5;
+
+/// The flag terms of the `flag` field.
+pub(crate) const FLAG_UNREAD: &str = "unread";
+pub(crate) const FLAG_FLAGGED: &str = "flagged";
+pub(crate) const FLAG_ATTACHMENT: &str = "attachment";
+
+/// The tantivy schema of the inverted index, with handles to its fields.
+///
+/// ```
+/// use sealdex::inverted::IndexSchema;
+///
+/// let s = IndexSchema::new();
+/// let index = tantivy::Index::create_in_ram(s.schema().clone());
+/// s.register_tokenizer(&index);
+/// ```
+#[derive(Clone, Debug)]
+pub struct IndexSchema {
+    schema: Schema,
+    /// Text fields, indexed by [`Field`] as `u8`.
+    pub(crate) text: [TField; 5],
+    pub(crate) folder: TField,
+    pub(crate) flag: TField,
+    pub(crate) date: TField,
+    pub(crate) key: TField,
+    pub(crate) k: [TField; 4],
+    pub(crate) stamp: TField,
+}
+
+impl Default for IndexSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The fast-field names of the key's four 64-bit words.
+pub(crate) const KEY_WORDS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+
+impl IndexSchema {
+    /// Builds the schema.
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let text_options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let text = Field::ALL.map(|f| b.add_text_field(field_name(f), text_options.clone()));
+        let folder = b.add_text_field("folder", STRING);
+        let flag = b.add_text_field("flag", STRING);
+        let date = b.add_i64_field("date", NumericOptions::default().set_indexed().set_fast());
+        let key = b.add_bytes_field("key", BytesOptions::from(INDEXED));
+        let k = KEY_WORDS.map(|n| b.add_u64_field(n, NumericOptions::default().set_fast()));
+        let stamp = b.add_u64_field("stamp", NumericOptions::default().set_fast());
+        IndexSchema {
+            schema: b.build(),
+            text,
+            folder,
+            flag,
+            date,
+            key,
+            k,
+            stamp,
+        }
+    }
+
+    /// The tantivy schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Registers [`SealdexTokenizer`] with `index`: needed once for every
+    /// tantivy `Index` value, before writing or searching it.
+    pub fn register_tokenizer(&self, index: &tantivy::Index) {
+        index
+            .tokenizers()
+            .register(TOKENIZER, TextAnalyzer::from(SealdexTokenizer::default()));
+    }
+
+    /// The tantivy field of a text field.
+    pub(crate) fn text_field(&self, f: Field) -> TField {
+        self.text[f as usize]
+    }
+
+    /// The term that names a record, for deleting or replacing it.
+    pub fn key_term(&self, key: &DocKey) -> Term {
+        Term::from_field_bytes(self.key, &key.mac())
+    }
+
+    /// The document indexed for `record`, stored under `key` with the
+    /// envelope stamp `stamp`.
+    pub fn document(&self, key: &DocKey, stamp: u64, record: &Record) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        for f in Field::ALL {
+            let text = record.field(f);
+            if !text.is_empty() {
+                doc.add_text(self.text_field(f), text);
+            }
+        }
+        for folder in &record.folders {
+            doc.add_text(self.folder, fold_name(folder));
+        }
+        for (flag, name) in [
+            (Flags::UNREAD, FLAG_UNREAD),
+            (Flags::FLAGGED, FLAG_FLAGGED),
+            (Flags::HAS_ATTACHMENT, FLAG_ATTACHMENT),
+        ] {
+            if record.flags.contains(flag) {
+                doc.add_text(self.flag, name);
+            }
+        }
+        if let Some(ts) = record.timestamp {
+            doc.add_i64(self.date, ts);
+        }
+        let mac = key.mac();
+        doc.add_bytes(self.key, &mac[..]);
+        for (i, field) in self.k.iter().enumerate() {
+            doc.add_u64(*field, key_word(&mac, i));
+        }
+        doc.add_u64(self.stamp, stamp);
+        doc
+    }
+}
+
+/// Word `i` (0..4) of a 32-byte key, big-endian, so that comparing the four
+/// words in order compares the bytes.
+pub(crate) fn key_word(mac: &[u8; 32], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&mac[i * 8..i * 8 + 8]);
+    u64::from_be_bytes(w)
+}
+
+/// The 32-byte key back from its four words.
+pub(crate) fn key_from_words(words: [u64; 4]) -> DocKey {
+    let mut mac = [0u8; 32];
+    for (i, w) in words.iter().enumerate() {
+        mac[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
+    }
+    DocKey::from_mac(mac)
+}
+
+fn field_name(f: Field) -> &'static str {
+    crate::query::field_name(f)
+}
+
+/// A tantivy tokenizer that yields the normaliser's tokens: the same terms,
+/// in the same positions, as the forward scan's token streams.
+///
+/// ```
+/// use sealdex::inverted::SealdexTokenizer;
+/// use tantivy::tokenizer::{TokenStream, Tokenizer};
+///
+/// let mut t = SealdexTokenizer::default();
+/// let mut s = t.token_stream("O'Reilly: Café");
+/// let mut words = Vec::new();
+/// while let Some(tok) = s.next() {
+///     words.push((tok.position, tok.text.clone()));
+/// }
+/// assert_eq!(words, [(0, "o".into()), (1, "reilly".into()), (2, "cafe".into())]);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SealdexTokenizer {
+    normalised: String,
+}
+
+/// The token stream of [`SealdexTokenizer`].
+#[derive(Debug)]
+pub struct SealdexTokenStream<'a> {
+    tokens: clean::Tokens<'a>,
+    token: Token,
+}
+
+impl Tokenizer for SealdexTokenizer {
+    type TokenStream<'a> = SealdexTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> SealdexTokenStream<'a> {
+        self.normalised.clear();
+        clean::normalise_into(text, &mut self.normalised);
+        SealdexTokenStream {
+            tokens: clean::tokens(&self.normalised),
+            token: Token {
+                position: usize::MAX,
+                ..Token::default()
+            },
+        }
+    }
+}
+
+impl TokenStream for SealdexTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        let Some((offset, tok)) = self.tokens.next() else {
+            return false;
+        };
+        let mut end = tok.len().min(MAX_TERM_BYTES);
+        while !tok.is_char_boundary(end) {
+            end -= 1;
+        }
+        let t = &mut self.token;
+        t.position = t.position.wrapping_add(1);
+        t.offset_from = offset;
+        t.offset_to = offset + tok.len();
+        t.position_length = 1;
+        t.text.clear();
+        t.text.push_str(&tok[..end]);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_the_forward_streams() {
+        let text = "Hello, Wörld! 日本 apt-get o'Reilly ΣΊΣΥΦΟΣ";
+        let mut stream = Vec::new();
+        crate::query::plan::push_token_stream(text, &mut String::new(), &mut stream);
+        let expected: Vec<String> = String::from_utf8(stream)
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let mut t = SealdexTokenizer::default();
+        let mut s = t.token_stream(text);
+        let mut got = Vec::new();
+        while let Some(tok) = s.next() {
+            assert_eq!(tok.position, got.len());
+            got.push(tok.text.clone());
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn key_words_round_trip() {
+        let mac: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
+        let key = DocKey::from_mac(mac);
+        let words = [0, 1, 2, 3].map(|i| key_word(&mac, i));
+        assert_eq!(key_from_words(words), key);
+    }
+}
