@@ -34,7 +34,9 @@
 //!   the decrypted cache, and records beyond the budget are streamed from
 //!   the encrypted store on every search.
 //! - `forward@MB`: the same with a cache budget of `MB` MiB.
-//! - `inverted`: `IndexConfig { inverted: true }` and `SearchMode::Inverted`.
+//! - `inverted`: `IndexConfig { inverted: true }` (decrypted-chunk cache
+//!   32 MiB, the default) and `SearchMode::Inverted`.
+//! - `inverted@MB`: the same with a decrypted-chunk cache of `MB` MiB.
 //!
 //! Sizes: `SCALE_SIZES=10000,100000,1000000` (default). Results are merged
 //! into `SCALE_JSON` (default `bench-notes/scale.json`, by size and mode,
@@ -203,6 +205,14 @@ fn mode(name: &str) -> Mode {
             config.inverted = true;
             SearchMode::Inverted
         }
+        Some(("inverted", mb)) => {
+            config.inverted = true;
+            config.inverted_cache_bytes = mb
+                .parse::<usize>()
+                .unwrap_or_else(|_| panic!("bad cache size in mode {name:?}"))
+                << 20;
+            SearchMode::Inverted
+        }
         _ if name == "forward" => {
             config.inverted = false;
             SearchMode::Forward
@@ -215,7 +225,7 @@ fn mode(name: &str) -> Mode {
                 << 20;
             SearchMode::Forward
         }
-        _ => panic!("unknown mode {name:?}: use forward, forward@MB or inverted"),
+        _ => panic!("unknown mode {name:?}: use forward, forward@MB, inverted or inverted@MB"),
     };
     Mode {
         name: name.to_string(),
@@ -523,8 +533,6 @@ fn measure(sizes: &[u64], modes: &[String], json_path: &Path) {
     );
     drop(model);
     let commit = git_commit();
-    let mut results = load_results(json_path);
-    results["machine"] = machine();
 
     for &n in sizes {
         for m in modes {
@@ -578,6 +586,10 @@ fn measure(sizes: &[u64], modes: &[String], json_path: &Path) {
                 "disk": { "apparent_bytes": apparent, "allocated_bytes": allocated },
                 "query": query,
             });
+            // Another run may have saved meanwhile: merge into the file as
+            // it is now.
+            let mut results = load_results(json_path);
+            results["machine"] = machine();
             let runs = results["runs"].as_array_mut().expect("runs array");
             runs.retain(|r| !(r["messages"] == json!(n) && r["mode"] == json!(m)));
             runs.push(entry);
