@@ -16,6 +16,7 @@ pub mod battery;
 pub mod chitchat;
 #[cfg(feature = "peers")]
 pub mod peers;
+pub mod synth;
 
 /// The environment variable naming the directory of the benchmark corpora
 /// (`$SEALDEX_CORPORA/chitchat/dataset.json`, ...).
