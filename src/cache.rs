@@ -255,7 +255,7 @@ pub(crate) fn newest_first(
     b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
 }
 
-fn cost(record: &Record) -> usize {
+pub(crate) fn cost(record: &Record) -> usize {
     // The record's text, and its token stream (about as long).
     2 * record.text_len() + 128
 }

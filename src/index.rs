@@ -432,18 +432,31 @@ impl Index {
         }
         let started = std::time::Instant::now();
         let store = &self.store;
-        let mut all: Vec<(DocKey, Arc<Record>)> = Vec::new();
+        let budget = cache.budget;
+        // First pass: every record's date, key and cost, keeping only the
+        // records themselves while they fit the budget, so that memory stays
+        // within the budget however large the store.
+        let mut meta: Vec<(Option<i64>, DocKey, usize)> = Vec::new();
+        let mut kept: Vec<(DocKey, Arc<Record>)> = Vec::new();
+        let mut kept_bytes = 0usize;
         let mut batch = Vec::with_capacity(STREAM_BATCH);
         let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
-            let opened: Result<Vec<(DocKey, Arc<Record>)>> = batch
+            let opened: Result<Vec<(DocKey, Record)>> = batch
                 .par_iter()
                 .map(|(k, v)| {
                     let key = DocKey::from_bytes(k)
                         .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
-                    Ok((key, Arc::new(store.open_record(k, v)?)))
+                    Ok((key, store.open_record(k, v)?))
                 })
                 .collect();
-            all.extend(opened?);
+            for (key, record) in opened? {
+                let c = crate::cache::cost(&record);
+                meta.push((record.timestamp, key, c));
+                if kept_bytes + c <= budget {
+                    kept_bytes += c;
+                    kept.push((key, Arc::new(record)));
+                }
+            }
             batch.clear();
             Ok(())
         };
@@ -454,9 +467,37 @@ impl Index {
             }
         }
         flush(&mut batch)?;
-        let budget = cache.budget;
+        // The newest records that fit the budget are cached, the rest
+        // streamed by searches.
+        meta.sort_unstable_by(|a, b| newest_first((a.0, &a.1), (b.0, &b.1)));
+        let mut fit = 0;
+        let mut bytes = 0usize;
+        while fit < meta.len() && bytes + meta[fit].2 <= budget {
+            bytes += meta[fit].2;
+            fit += 1;
+        }
+        let wanted: std::collections::HashSet<DocKey> = meta[..fit].iter().map(|m| m.1).collect();
+        kept.retain(|(k, _)| wanted.contains(k));
+        if kept.len() < fit {
+            // Some of the newest were not kept in the first pass: read them again.
+            let have: std::collections::HashSet<DocKey> = kept.iter().map(|(k, _)| *k).collect();
+            let missing: Vec<DocKey> = wanted.into_iter().filter(|k| !have.contains(k)).collect();
+            for chunk in missing.chunks(STREAM_BATCH) {
+                let opened: Result<Vec<Option<Record>>> =
+                    chunk.par_iter().map(|k| store.get_by_key(k)).collect();
+                kept.extend(
+                    chunk
+                        .iter()
+                        .zip(opened?)
+                        .filter_map(|(k, r)| Some((*k, Arc::new(r?)))),
+                );
+            }
+        }
         *cache = CacheState::new(budget);
-        cache.load(all);
+        cache.load(kept);
+        cache
+            .uncached
+            .extend(meta[fit..].iter().map(|(ts, key, _)| (*ts, *key)));
         self.cache_loaded.store(true, Ordering::Release);
         debug!(
             records = cache.len(),
