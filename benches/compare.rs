@@ -60,8 +60,8 @@
 //!    hits** (every hit's id; sealdex: `Index::search_keys` with `limit:
 //!    None`, every store key in order, nothing decrypted) and of **count +
 //!    newest ten** (the total and the ten newest; sealdex:
-//!    `Index::search_query` with `limit: Some(10)`, the ten records, no
-//!    snippets, as the peers make none; tantivy: `Count` and `TopDocs` by
+//!    `Index::search_keys` with `limit: Some(10)`, the ten store keys, as
+//!    the peers return ids; tantivy: `Count` and `TopDocs` by
 //!    date; SQLCipher: id and stamp with `count(*) OVER ()`). Queries are
 //!    parsed (and translated) once, before timing. The latencies of all
 //!    queries are pooled for one median and p99 per engine, each query
@@ -523,11 +523,12 @@ impl Engine for Sealdex {
             .keys
             .len()
     }
-    /// The total and the ten newest records (`Index::search_query`, no
-    /// snippets): a result list's first page.
+    /// The total and the ten newest, as store keys (`Index::search_keys`,
+    /// `limit: Some(10)`), as tantivy gives doc addresses and SQLite row
+    /// ids; the app loads a record as it shows it (`Index::get`).
     fn count_newest_ten(&self, q: &Self::Prepared) -> usize {
-        let page = self.index.search_query(q, &self.ten).expect("search");
-        std::hint::black_box(&page.hits);
+        let page = self.index.search_keys(q, &self.ten).expect("search");
+        std::hint::black_box(&page.keys);
         page.total
     }
 }
