@@ -42,6 +42,9 @@
 //!    are written to `records.json`: the **extracted text** every other
 //!    step indexes. **e2e inverted** does the same with the inverted index
 //!    on (and waits for it), for inverted mode's docs/s from raw mail.
+//!    This and the build steps run `COMPARE_BUILD_RUNS` times (default 3
+//!    for mail, whose builds last about a second, 1 for chat); the run of
+//!    median duration is reported, every run's time is in the JSON.
 //! 2. **baseline**: only loads `records.json`: the RSS every build step
 //!    starts from (the corpus in memory), to subtract by eye.
 //! 3. **build ENGINE**: loads the records, then times building the index
@@ -144,7 +147,11 @@ struct E2e {
     engine: String,
     docs: u64,
     failed: u64,
+    /// The median run's.
     seconds: f64,
+    /// Every run's, in run order.
+    #[serde(default)]
+    all_seconds: Vec<f64>,
     docs_per_s: f64,
     disk_bytes: u64,
     text_bytes: u64,
@@ -164,7 +171,11 @@ struct Baseline {
 struct Build {
     engine: String,
     docs: u64,
+    /// The median run's.
     seconds: f64,
+    /// Every run's, in run order.
+    #[serde(default)]
+    all_seconds: Vec<f64>,
     docs_per_s: f64,
     disk_bytes: u64,
     text_bytes: u64,
@@ -739,6 +750,7 @@ fn child_prepare(engine: &str, corpus: &str, work: &Path) {
         docs: report.stored,
         failed: report.failed,
         seconds,
+        all_seconds: Vec::new(),
         docs_per_s: report.stored as f64 / seconds,
         disk_bytes: disk_bytes(&dir),
         text_bytes: text,
@@ -782,10 +794,18 @@ fn child_build(engine: &str, work: &Path) {
                 .index(&mut source, &decryptor, &IndexOptions::default())
                 .expect("index");
             assert_eq!(report.failed, 0, "no record may fail");
+            let indexed = t.elapsed();
             if engine == "inverted" {
                 index.wait_for_inverted().expect("inverted index");
             }
+            let waited = t.elapsed();
             drop(index);
+            eprintln!(
+                "  {engine}: index {:.2} s, wait for inverted {:.2} s, close {:.2} s",
+                indexed.as_secs_f64(),
+                (waited - indexed).as_secs_f64(),
+                (t.elapsed() - waited).as_secs_f64()
+            );
             report.stored
         }
         "tantivy" => {
@@ -804,6 +824,7 @@ fn child_build(engine: &str, work: &Path) {
         engine: engine.to_owned(),
         docs,
         seconds,
+        all_seconds: Vec::new(),
         docs_per_s: docs as f64 / seconds,
         disk_bytes: disk_bytes(&dir),
         text_bytes: text_bytes(&records),
@@ -887,6 +908,46 @@ fn selected(var: &str, all: &[&str], default: &[&str]) -> Vec<String> {
     }
 }
 
+/// How many times each build and end-to-end step runs (the median run is
+/// reported, the others are in `all_seconds`): `COMPARE_BUILD_RUNS`, else 3
+/// for mail (its builds last about a second, so one run is mostly noise)
+/// and 1 for chat.
+fn build_runs(corpus: &str) -> usize {
+    std::env::var("COMPARE_BUILD_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if corpus == "mail" { 3 } else { 1 })
+        .max(1)
+}
+
+/// Runs a step `n` times and keeps the run of median duration, with every
+/// run's seconds.
+fn median_of<T: WithRuns>(n: usize, run: impl Fn() -> T, seconds: impl Fn(&T) -> f64) -> T {
+    let mut all: Vec<T> = (0..n).map(|_| run()).collect();
+    let times: Vec<f64> = all.iter().map(&seconds).collect();
+    all.sort_by(|a, b| seconds(a).total_cmp(&seconds(b)));
+    let mut median = all.swap_remove(n / 2);
+    median.set_runs(times);
+    median
+}
+
+/// A step result that keeps the durations of all its runs.
+trait WithRuns {
+    fn set_runs(&mut self, seconds: Vec<f64>);
+}
+
+impl WithRuns for E2e {
+    fn set_runs(&mut self, seconds: Vec<f64>) {
+        self.all_seconds = seconds;
+    }
+}
+
+impl WithRuns for Build {
+    fn set_runs(&mut self, seconds: Vec<f64>) {
+        self.all_seconds = seconds;
+    }
+}
+
 fn run_corpus(corpus: &str, engines: &[String]) -> CorpusReport {
     let tmp = tempfile::Builder::new()
         .prefix("sealdex-compare-")
@@ -897,13 +958,26 @@ fn run_corpus(corpus: &str, engines: &[String]) -> CorpusReport {
         corpus: corpus.to_owned(),
         ..CorpusReport::default()
     };
-    report.e2e.push(spawn("prepare", "forward", corpus, work));
+    let n = build_runs(corpus);
+    report.e2e.push(median_of(
+        n,
+        || spawn("prepare", "forward", corpus, work),
+        |e: &E2e| e.seconds,
+    ));
     if engines.iter().any(|e| e == "inverted") {
-        report.e2e.push(spawn("prepare", "inverted", corpus, work));
+        report.e2e.push(median_of(
+            n,
+            || spawn("prepare", "inverted", corpus, work),
+            |e: &E2e| e.seconds,
+        ));
     }
     report.baseline = Some(spawn("baseline", "-", corpus, work));
     for engine in engines {
-        report.builds.push(spawn("build", engine, corpus, work));
+        report.builds.push(median_of(
+            n,
+            || spawn("build", engine, corpus, work),
+            |b: &Build| b.seconds,
+        ));
         report.queries.push(spawn("query", engine, corpus, work));
         // Free the disk before the next engine.
         let _ = std::fs::remove_dir_all(engine_dir(work, engine));
