@@ -151,6 +151,8 @@ pub(crate) struct Inverted {
     /// Set when a read failed authentication: searches avoid the index until
     /// it is rebuilt.
     broken: AtomicBool,
+    /// Live segments' hit columns.
+    columns: ColumnCache,
 }
 
 impl std::fmt::Debug for Inverted {
@@ -277,6 +279,7 @@ impl Inverted {
             writing: Mutex::new(None),
             committed: AtomicU64::new(generation),
             broken: AtomicBool::new(false),
+            columns: ColumnCache::default(),
         })
     }
 
@@ -423,6 +426,14 @@ impl Inverted {
         self.reader
             .reload()
             .map_err(|e| tantivy_err("reloading the inverted index", e))?;
+        let live = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.columns.retain(&live);
         debug!(
             docs = w.pending,
             generation = w.generation,
@@ -574,9 +585,21 @@ impl Inverted {
             let searcher = self.reader.searcher();
             let query: Box<dyn TQuery> = compile_plan(plan, &self.schema, &searcher, scored);
             match window {
-                Some(w) if !scored => searcher.search(&*query, &Newest { window: w }),
+                Some(w) if !scored => searcher.search(
+                    &*query,
+                    &Newest {
+                        window: w,
+                        columns: &self.columns,
+                    },
+                ),
                 _ => searcher
-                    .search(&*query, &AllFound { scored })
+                    .search(
+                        &*query,
+                        &AllFound {
+                            scored,
+                            columns: &self.columns,
+                        },
+                    )
                     .map(|f| (f.len(), f)),
             }
         }));
@@ -605,6 +628,7 @@ fn same_schema(a: &tantivy::schema::Schema, b: &tantivy::schema::Schema) -> bool
 }
 
 /// The key's four fast columns of one segment.
+#[derive(Clone)]
 struct KeyColumns([Column<u64>; 4]);
 
 impl KeyColumns {
@@ -648,8 +672,9 @@ fn rank(ts: Option<i64>) -> (bool, std::cmp::Reverse<i64>) {
 }
 
 /// Collects the matches that can be on one newest-first page.
-struct Newest {
+struct Newest<'a> {
     window: Window,
+    columns: &'a ColumnCache,
 }
 
 struct NewestSegment {
@@ -661,17 +686,16 @@ struct NewestSegment {
     candidates: Vec<(Option<i64>, DocId)>,
 }
 
-impl Collector for Newest {
+impl Collector for Newest<'_> {
     type Fruit = (usize, Vec<Found>);
     type Child = NewestSegment;
 
     fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<NewestSegment> {
-        let keys = KeyColumns::open(seg)
-            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        let SegmentColumns { keys, date } = self.columns.get(seg)?;
         Ok(NewestSegment {
             window: self.window,
             keys,
-            date: seg.fast_fields().i64("date")?,
+            date,
             total: 0,
             candidates: Vec::new(),
         })
@@ -741,8 +765,49 @@ impl SegmentCollector for NewestSegment {
     }
 }
 
+/// The columns a collector reads for each hit, of one segment.
+#[derive(Clone)]
+struct SegmentColumns {
+    keys: KeyColumns,
+    date: Column<i64>,
+}
+
+/// Each live segment's columns, opened once rather than on every search:
+/// opening them reads their headers through the encrypted directory, a
+/// fixed cost per segment and query that dominated searches with few hits.
+#[derive(Default)]
+struct ColumnCache(Mutex<HashMap<tantivy::index::SegmentId, SegmentColumns>>);
+
+impl ColumnCache {
+    fn get(&self, seg: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+        let id = seg.segment_id();
+        if let Some(c) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(c.clone());
+        }
+        let cols = SegmentColumns {
+            keys: KeyColumns::open(seg)
+                .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?,
+            date: seg.fast_fields().i64("date")?,
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, cols.clone());
+        Ok(cols)
+    }
+
+    /// Forgets segments that are no longer live.
+    fn retain(&self, live: &std::collections::HashSet<tantivy::index::SegmentId>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| live.contains(id));
+    }
+}
+
 /// Collects every match with its date and key.
-struct AllFound {
+struct AllFound<'a> {
+    columns: &'a ColumnCache,
     scored: bool,
 }
 
@@ -752,14 +817,12 @@ struct AllFoundSegment {
     out: Vec<Found>,
 }
 
-impl Collector for AllFound {
+impl Collector for AllFound<'_> {
     type Fruit = Vec<Found>;
     type Child = AllFoundSegment;
 
     fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<AllFoundSegment> {
-        let keys = KeyColumns::open(seg)
-            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
-        let date = seg.fast_fields().i64("date")?;
+        let SegmentColumns { keys, date } = self.columns.get(seg)?;
         Ok(AllFoundSegment {
             keys,
             date,
