@@ -388,3 +388,37 @@ fn file_level_tampering_is_a_clear_error_never_a_panic() {
     let out = run(sealdex(&dir).arg("verify"));
     assert!(!out.status.success());
 }
+
+/// With the inverted index on (the CLI's default), no canary reaches the
+/// disk after many commits and the merges they set off: each run adds mail,
+/// so each commits new segments, and tantivy merges them past eight.
+#[test]
+fn no_plaintext_after_inverted_commits_and_merges() {
+    let mail = tempfile::tempdir().unwrap();
+    let tree = mail.path().join("tree");
+    let index = tempfile::tempdir().unwrap();
+    let dir = index.path().join("idx");
+    for run in 0..12u32 {
+        let folder = tree.join(format!("canaryfolderjx{run}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for n in 0..4 {
+            std::fs::write(folder.join(format!("m{n}.eml")), canary_mail(n)).unwrap();
+        }
+        ok(sealdex(&dir).arg("index").arg(&tree));
+    }
+    let s = stats(&dir);
+    assert_eq!(s["messages"], 48, "{s}");
+    assert_eq!(s["inverted"], "current", "{s}");
+    // Twelve unmerged segments would be more than 70 files (six or more
+    // per segment); merges leave about one segment's worth (10 seen).
+    let inverted_files = std::fs::read_dir(dir.join("inverted")).unwrap().count();
+    assert!(
+        inverted_files < 40,
+        "no merge happened: {inverted_files} files"
+    );
+    let out = ok(sealdex(&dir).args(["search", "--mode", "inverted", "canarybodyxq"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("48 match"));
+    let mut words: Vec<&str> = CANARIES.to_vec();
+    words.push(PASSPHRASE);
+    assert_no_plaintext(&dir, &words);
+}
