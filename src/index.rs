@@ -27,11 +27,15 @@
 //! ```
 
 use std::path::Path;
+#[cfg(feature = "tantivy")]
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
-use tracing::{debug, warn};
+use tracing::debug;
+#[cfg(feature = "tantivy")]
+use tracing::warn;
 
 use crate::cache::{CacheState, DEFAULT_BUDGET, newest_first};
 use crate::decrypt::Decryptor;
@@ -274,6 +278,8 @@ pub struct Index {
     /// the cache's write lock). Left unloaded while the inverted index
     /// serves searches, so that opening a large index decrypts nothing.
     cache_loaded: Arc<AtomicBool>,
+    /// Set while `index_with` runs.
+    indexing: AtomicBool,
     #[cfg(feature = "tantivy")]
     inverted: Option<Arc<Inverted>>,
     /// A background build, catch-up or rebuild of the inverted index.
@@ -409,6 +415,7 @@ impl Index {
         let index = Index {
             cache: Arc::new(RwLock::new(CacheState::new(config.cache_bytes))),
             cache_loaded: Arc::new(AtomicBool::new(false)),
+            indexing: AtomicBool::new(false),
             #[cfg(feature = "tantivy")]
             inverted: open_inverted(&store, &config),
             #[cfg(feature = "tantivy")]
@@ -557,6 +564,10 @@ impl Index {
     ) -> Result<Report> {
         #[cfg(feature = "tantivy")]
         self.join_background();
+        // No background job may write the inverted index while the pipeline
+        // does: one asked for meanwhile (a search that found damage) only
+        // marks it broken, and the run's end starts the rebuild.
+        self.indexing.store(true, Ordering::Release);
         let cache = Arc::clone(&self.cache);
         let loaded = Arc::clone(&self.cache_loaded);
         #[cfg(feature = "tantivy")]
@@ -598,6 +609,7 @@ impl Index {
             on_progress,
             Some(&observer),
         );
+        self.indexing.store(false, Ordering::Release);
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
             // Commit what the run applied, even if it failed part way. Every
@@ -876,6 +888,10 @@ impl Index {
     #[cfg(feature = "tantivy")]
     fn start_background(&self, rebuild: bool) {
         let Some(inv) = &self.inverted else { return };
+        if self.indexing.load(Ordering::Acquire) {
+            inv.mark_broken();
+            return;
+        }
         let mut bg = self.background.lock().unwrap_or_else(|p| p.into_inner());
         if bg.as_ref().is_some_and(|b| !b.handle.is_finished()) {
             return;

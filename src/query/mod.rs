@@ -103,6 +103,7 @@
 mod ast;
 mod parse;
 
+#[cfg(feature = "tantivy")]
 pub(crate) use ast::field_name;
 pub use ast::{Filter, Query, Term};
 pub use parse::{MAX_DEPTH, parse};
