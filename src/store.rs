@@ -88,6 +88,7 @@ impl DocKey {
 
     /// The document's MAC (the key without its kind byte): what the
     /// inverted index stores to point back at the record.
+    #[cfg(feature = "tantivy")]
     pub(crate) fn mac(&self) -> [u8; DOC_KEY_LEN] {
         let mut m = [0u8; DOC_KEY_LEN];
         m.copy_from_slice(&self.0[1..]);
@@ -95,6 +96,7 @@ impl DocKey {
     }
 
     /// The document key with this MAC.
+    #[cfg(feature = "tantivy")]
     pub(crate) fn from_mac(mac: [u8; DOC_KEY_LEN]) -> Self {
         Self::with_prefix(P_DOC, mac)
     }
