@@ -301,12 +301,12 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// One match before ordering.
+/// One match before ordering, from either search mode.
 #[derive(Clone, Copy, Debug)]
-struct Matched {
-    key: DocKey,
-    timestamp: Option<i64>,
-    score: f32,
+pub(crate) struct Matched {
+    pub key: DocKey,
+    pub timestamp: Option<i64>,
+    pub score: f32,
 }
 
 fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::Ordering {
@@ -799,17 +799,7 @@ impl Index {
             _ => None,
         };
         match inv.search(plan, options.order == Order::Relevance, window) {
-            Ok((total, found)) => Ok(Some((
-                found
-                    .into_iter()
-                    .map(|f| Matched {
-                        key: f.key,
-                        timestamp: f.timestamp,
-                        score: f.score,
-                    })
-                    .collect(),
-                total,
-            ))),
+            Ok((total, found)) => Ok(Some((found, total))),
             Err(e) => {
                 warn!(error = %e, "the inverted index failed; rebuilding it from the store");
                 self.start_background(true);
@@ -863,7 +853,7 @@ impl Index {
 
     /// Blocks until the inverted index is current with the store: waits for
     /// a background build or catch-up, and catches up now if it is behind
-    /// or damaged. Returns what the last catch-up did.
+    /// or damaged.
     ///
     /// Fails with [`Error::Inverted`] when the index keeps no inverted index.
     pub fn wait_for_inverted(&self) -> Result<()> {

@@ -55,6 +55,7 @@ use super::directory::{DirectoryOptions, EncryptedDirectory};
 use super::query::compile_plan;
 use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::error::{Error, Result};
+use crate::index::Matched;
 use crate::keys::SecretKey;
 use crate::pipeline::Committed;
 use crate::query::plan::Plan;
@@ -108,14 +109,6 @@ impl Default for InvertedOptions {
 struct Payload {
     format: u32,
     generation: u64,
-}
-
-/// A match, before ordering.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Found {
-    pub key: DocKey,
-    pub timestamp: Option<i64>,
-    pub score: f32,
 }
 
 /// What a catch-up did.
@@ -580,7 +573,7 @@ impl Inverted {
         plan: &Plan,
         scored: bool,
         window: Option<Window>,
-    ) -> Result<(usize, Vec<Found>)> {
+    ) -> Result<(usize, Vec<Matched>)> {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let searcher = self.reader.searcher();
             let query: Box<dyn TQuery> = compile_plan(plan, &self.schema, &searcher, scored);
@@ -687,7 +680,7 @@ struct NewestSegment {
 }
 
 impl Collector for Newest<'_> {
-    type Fruit = (usize, Vec<Found>);
+    type Fruit = (usize, Vec<Matched>);
     type Child = NewestSegment;
 
     fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<NewestSegment> {
@@ -707,10 +700,10 @@ impl Collector for Newest<'_> {
 
     fn merge_fruits(
         &self,
-        fruits: Vec<(usize, Vec<Found>)>,
-    ) -> tantivy::Result<(usize, Vec<Found>)> {
+        fruits: Vec<(usize, Vec<Matched>)>,
+    ) -> tantivy::Result<(usize, Vec<Matched>)> {
         let total = fruits.iter().map(|f| f.0).sum();
-        let mut all: Vec<Found> = fruits.into_iter().flat_map(|f| f.1).collect();
+        let mut all: Vec<Matched> = fruits.into_iter().flat_map(|f| f.1).collect();
         keep_page(&mut all, self.window.limit, |f| f.timestamp);
         Ok((total, all))
     }
@@ -729,7 +722,7 @@ fn keep_page<T>(items: &mut Vec<T>, limit: usize, ts: impl Fn(&T) -> Option<i64>
 }
 
 impl SegmentCollector for NewestSegment {
-    type Fruit = (usize, Vec<Found>);
+    type Fruit = (usize, Vec<Matched>);
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.total += 1;
@@ -748,13 +741,13 @@ impl SegmentCollector for NewestSegment {
         self.candidates.push((ts, doc));
     }
 
-    fn harvest(mut self) -> (usize, Vec<Found>) {
+    fn harvest(mut self) -> (usize, Vec<Matched>) {
         keep_page(&mut self.candidates, self.window.limit, |c| c.0);
         let found = self
             .candidates
             .iter()
             .filter_map(|&(timestamp, doc)| {
-                Some(Found {
+                Some(Matched {
                     key: self.keys.key(doc)?,
                     timestamp,
                     score: 0.0,
@@ -814,11 +807,11 @@ struct AllFound<'a> {
 struct AllFoundSegment {
     keys: KeyColumns,
     date: Column<i64>,
-    out: Vec<Found>,
+    out: Vec<Matched>,
 }
 
 impl Collector for AllFound<'_> {
-    type Fruit = Vec<Found>;
+    type Fruit = Vec<Matched>;
     type Child = AllFoundSegment;
 
     fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<AllFoundSegment> {
@@ -834,7 +827,7 @@ impl Collector for AllFound<'_> {
         self.scored
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<Found>>) -> tantivy::Result<Vec<Found>> {
+    fn merge_fruits(&self, fruits: Vec<Vec<Matched>>) -> tantivy::Result<Vec<Matched>> {
         let mut all = Vec::with_capacity(fruits.iter().map(Vec::len).sum());
         for f in fruits {
             all.extend(f);
@@ -844,11 +837,11 @@ impl Collector for AllFound<'_> {
 }
 
 impl SegmentCollector for AllFoundSegment {
-    type Fruit = Vec<Found>;
+    type Fruit = Vec<Matched>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
         if let Some(key) = self.keys.key(doc) {
-            self.out.push(Found {
+            self.out.push(Matched {
                 key,
                 timestamp: self.date.first(doc).filter(|&t| t != UNDATED),
                 score,
@@ -856,7 +849,7 @@ impl SegmentCollector for AllFoundSegment {
         }
     }
 
-    fn harvest(self) -> Vec<Found> {
+    fn harvest(self) -> Vec<Matched> {
         self.out
     }
 }

@@ -124,15 +124,20 @@ impl IndexSchema {
                 .set_tokenizer(TOKENIZER)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        let text = Field::ALL.map(|f| b.add_text_field(field_name(f), text_options.clone()));
+        let text =
+            Field::ALL.map(|f| b.add_text_field(crate::query::field_name(f), text_options.clone()));
         let prefix_options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(PREFIX_TOKENIZER)
                 .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false),
         );
-        let prefix = Field::ALL
-            .map(|f| b.add_text_field(&format!("{}.pre", field_name(f)), prefix_options.clone()));
+        let prefix = Field::ALL.map(|f| {
+            b.add_text_field(
+                &format!("{}.pre", crate::query::field_name(f)),
+                prefix_options.clone(),
+            )
+        });
         let folder = b.add_text_field("folder", STRING);
         let flag = b.add_text_field("flag", STRING);
         let date = b.add_i64_field("date", NumericOptions::default().set_indexed().set_fast());
@@ -234,10 +239,6 @@ pub(crate) fn key_from_words(words: [u64; 4]) -> DocKey {
         mac[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
     }
     DocKey::from_mac(mac)
-}
-
-fn field_name(f: Field) -> &'static str {
-    crate::query::field_name(f)
 }
 
 /// A tantivy tokenizer that yields the normaliser's tokens: the same terms,
@@ -374,6 +375,9 @@ impl Tokenizer for PrefixTokenizer {
         let mut others = 0;
         for (_, tok) in clean::tokens(&self.normalised) {
             let b = tok.as_bytes();
+            if b.is_empty() {
+                continue;
+            }
             let ascii = |i: usize| b.get(i).is_none_or(u8::is_ascii);
             if ascii(0) && ascii(1) {
                 // The one- and two-byte prefixes are the one- and two-character ones.
