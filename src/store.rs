@@ -287,11 +287,29 @@ fn is_index_dir(path: &Path) -> bool {
 }
 
 fn open_db(path: &Path) -> Result<sled::Db> {
-    sled::Config::new()
-        .path(path.join(DB_DIR))
-        .cache_capacity(64 << 20)
-        .open()
-        .map_err(Error::from)
+    // sled releases its file lock from a background thread after the last
+    // handle is dropped, so reopening an index right after closing it in the
+    // same process can find the lock still held for a moment. sealdex's own
+    // lock file (taken before this) already excludes other openers, so
+    // waiting briefly here only waits for that release.
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match sled::Config::new()
+            .path(path.join(DB_DIR))
+            .cache_capacity(64 << 20)
+            .open()
+        {
+            // sled 0.34 reports it as an `Other` I/O error with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && waited < std::time::Duration::from_secs(2) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                waited += std::time::Duration::from_millis(10);
+            }
+            other => return other.map_err(Error::from),
+        }
+    }
 }
 
 /// The clear part of an index: what unlocking needs.

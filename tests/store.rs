@@ -174,7 +174,20 @@ fn missing_foreign_and_future_format_are_clear_errors() {
 
 /// Rewrites the sealed tree behind the store's back.
 fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir.join("db")).unwrap();
+    // sled releases its file lock from a background thread after the store
+    // is dropped: wait for it as `Store::open` does.
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir.join("db")) {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && tries < 200 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let t = db.open_tree("sealed").unwrap();
     f(&t);
     db.flush().unwrap();
