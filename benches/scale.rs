@@ -45,7 +45,8 @@
 //! `docs/scaling.svg`). `cargo bench --bench scale -- --report` only
 //! prints and draws what the JSON holds. `SCALE_DIR` is where indexes are
 //! built (default: the system temporary directory); they are removed
-//! after each pair unless `SCALE_KEEP=1`.
+//! after each pair unless `SCALE_KEEP=1`. `SCALE_ONLY=name,name` runs only
+//! those queries of the battery (by name, e.g. `split_e-mail`).
 //!
 //! ```sh
 //! SEALDEX_CORPORA=~/.cache/sealdex-corpora SCALE_SIZES=10000,100000 \
@@ -389,7 +390,12 @@ fn child_query(args: &[String]) -> Value {
     let mut all = Vec::new();
     let mut per_query = Vec::new();
     let mut skipped = Vec::new();
+    let only = std::env::var("SCALE_ONLY").ok();
+    let only: Option<Vec<&str>> = only.as_deref().map(|o| o.split(',').collect());
     for (q, text) in queries() {
+        if only.as_ref().is_some_and(|o| !o.contains(&q.name)) {
+            continue;
+        }
         if battery_started.elapsed() > battery_budget {
             skipped.push(q.name);
             continue;
@@ -603,7 +609,11 @@ fn measure(sizes: &[u64], modes: &[String], json_path: &Path) {
             save_results(json_path, &results);
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if std::env::var("SCALE_KEEP").as_deref() == Ok("1") {
+        eprintln!("kept: {}", root.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 fn f(v: &Value) -> f64 {

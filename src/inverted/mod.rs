@@ -13,6 +13,8 @@
 //! - [`schema`]: [`IndexSchema`], what each record becomes, and
 //!   [`SealdexTokenizer`], the crate's normaliser as a tantivy tokenizer.
 //! - [`query`](mod@query): [`compile`], the query language in tantivy's queries.
+//! - `split`: the split-word query (`e-mail`), exact tokens followed by a
+//!   prefix, faster than tantivy's phrase-prefix on large indexes.
 //! - `engine`: the live index of a store: commits that follow the
 //!   pipeline's, catch-up after a crash, rebuild after damage or an upgrade.
 //!
@@ -24,6 +26,7 @@ pub mod directory;
 pub(crate) mod engine;
 pub mod query;
 pub mod schema;
+mod split;
 
 pub use directory::{DirectoryOptions, EncryptedDirectory};
 pub use engine::{CatchUp, FORMAT, InvertedOptions};

@@ -9,7 +9,7 @@
 //! |------------------------------------------|------------------------------------------------|
 //! | word `ab` (one token of 1–2 characters)  | one term of the field's short-prefix companion |
 //! | word `abc` (one token, prefix)           | the term range `[abc, abd)` of the field       |
-//! | split word `o'rei` (tokens, last prefix) | `PhrasePrefixQuery` with unlimited expansions  |
+//! | split word `o'rei` (tokens, last prefix) | `SplitWordQuery` (`split`): exact terms, then any expansion |
 //! | phrase `"a b"` (all exact)               | `PhraseQuery` (one token: `TermQuery`)         |
 //! | no field given                           | the same query on each text field, OR-ed       |
 //! | `in:` `label:`                           | `TermQuery` on the case-folded `folder` field  |
@@ -42,6 +42,7 @@ use tantivy::{Searcher, Term};
 use super::schema::{
     FLAG_ATTACHMENT, FLAG_FLAGGED, FLAG_UNREAD, IndexSchema, SHORT_PREFIX_CHARS, UNDATED,
 };
+use super::split::SplitWordQuery;
 use crate::query::Query;
 use crate::query::plan::{self, FilterPlan, Needle, Plan};
 use crate::record::Field;
@@ -251,9 +252,12 @@ impl Ctx<'_> {
             }
             (_, true) => Box::new(PhraseQuery::new(terms)),
             (_, false) => {
-                let mut q = PhrasePrefixQuery::new(terms);
-                q.set_max_expansions(self.max_terms(field));
-                Box::new(q)
+                let (last, exact) = n.tokens.split_last().unwrap_or((&n.tokens[0], &[]));
+                let exact = exact
+                    .iter()
+                    .map(|t| Term::from_field_text(field, t))
+                    .collect();
+                Box::new(SplitWordQuery::new(field, exact, last))
             }
         }
     }
