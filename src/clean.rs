@@ -1129,6 +1129,18 @@ pub struct Tokens<'a> {
     pos: usize,
 }
 
+/// Whether an ASCII byte is part of a word: letters and digits. A table,
+/// because the tokenizer asks once per byte of every text it indexes.
+const ASCII_WORD: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = (i as u8).is_ascii_alphanumeric();
+        i += 1;
+    }
+    t
+};
+
 impl<'a> Tokens<'a> {
     /// The character starting at byte `at` (which is always a boundary).
     fn char_at(&self, at: usize) -> Option<char> {
@@ -1140,47 +1152,56 @@ impl<'a> Iterator for Tokens<'a> {
     type Item = (usize, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
+        // The position lives in a local while scanning, so that the loops
+        // over ASCII bytes are a table lookup and an increment each.
         let bytes = self.s.as_bytes();
+        let mut pos = self.pos;
         // Skip to the start of the next token.
         let start = loop {
-            let &b = bytes.get(self.pos)?;
-            if b.is_ascii() {
-                if b.is_ascii_alphanumeric() {
-                    break self.pos;
+            let Some(&b) = bytes.get(pos) else {
+                self.pos = pos;
+                return None;
+            };
+            if b < 0x80 {
+                if ASCII_WORD[usize::from(b)] {
+                    break pos;
                 }
-                self.pos += 1;
+                pos += 1;
             } else {
-                let c = self.char_at(self.pos)?;
+                let Some(c) = self.char_at(pos) else {
+                    self.pos = bytes.len();
+                    return None;
+                };
                 match classify(c) {
-                    Class::Separator => self.pos += c.len_utf8(),
-                    Class::Word => break self.pos,
+                    Class::Separator => pos += c.len_utf8(),
+                    Class::Word => break pos,
                     Class::Single => {
-                        let start = self.pos;
-                        self.pos += c.len_utf8();
-                        return Some((start, &self.s[start..self.pos]));
+                        self.pos = pos + c.len_utf8();
+                        return Some((pos, &self.s[pos..self.pos]));
                     }
                 }
             }
         };
         // Extend over word characters up to the next separator or
         // single-character token.
-        while let Some(&b) = bytes.get(self.pos) {
-            if b.is_ascii() {
-                if !b.is_ascii_alphanumeric() {
+        while let Some(&b) = bytes.get(pos) {
+            if b < 0x80 {
+                if !ASCII_WORD[usize::from(b)] {
                     break;
                 }
-                self.pos += 1;
+                pos += 1;
             } else {
-                let Some(c) = self.char_at(self.pos) else {
+                let Some(c) = self.char_at(pos) else {
                     break;
                 };
                 if classify(c) != Class::Word {
                     break;
                 }
-                self.pos += c.len_utf8();
+                pos += c.len_utf8();
             }
         }
-        Some((start, &self.s[start..self.pos]))
+        self.pos = pos;
+        Some((start, &self.s[start..pos]))
     }
 }
 
@@ -1562,7 +1583,44 @@ mod tests {
         prop_oneof![any::<String>(), tricky()]
     }
 
+    /// Tokens, one character at a time: what [`Tokens`] must yield.
+    fn tokens_reference(s: &str) -> Vec<(usize, &str)> {
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        for (i, c) in s.char_indices() {
+            match classify(c) {
+                Class::Word => {
+                    start.get_or_insert(i);
+                }
+                Class::Separator => {
+                    if let Some(st) = start.take() {
+                        out.push((st, &s[st..i]));
+                    }
+                }
+                Class::Single => {
+                    if let Some(st) = start.take() {
+                        out.push((st, &s[st..i]));
+                    }
+                    out.push((i, &s[i..i + c.len_utf8()]));
+                }
+            }
+        }
+        if let Some(st) = start {
+            out.push((st, &s[st..]));
+        }
+        out
+    }
+
     proptest! {
+        #[test]
+        fn tokens_match_the_reference(s in any_text()) {
+            let got: Vec<(usize, &str)> = tokens(&s).collect();
+            prop_assert_eq!(got, tokens_reference(&s));
+            let n = normalise(&s);
+            let got: Vec<(usize, &str)> = tokens(&n).collect();
+            prop_assert_eq!(got, tokens_reference(&n));
+        }
+
         #[test]
         fn html_to_text_never_panics_and_keeps_plain_words(
             s in any_text(),
