@@ -175,7 +175,14 @@ thread_local! {
 
 /// Encodes a record for sealing.
 pub fn encode(record: &Record) -> Vec<u8> {
-    let raw = postcard::to_allocvec(record).expect("serialising a Record cannot fail");
+    compress(postcard::to_allocvec(record).expect("serialising a Record cannot fail"))
+}
+
+/// Puts a codec byte before `raw`, compressing it with zstd when that saves
+/// space: the encoding of records, and (from store format 2 on) of the
+/// store's other sealed state, whose sync tokens can be as large as a
+/// listing.
+pub(crate) fn compress(raw: Vec<u8>) -> Vec<u8> {
     if raw.len() >= COMPRESS_MIN {
         // A compression context per thread: making one costs more than
         // compressing a typical message.
@@ -207,29 +214,38 @@ const MAX_DECODED: usize = 1 << 30;
 
 /// Decodes a record that [`encode`] produced.
 pub fn decode(bytes: &[u8]) -> Result<Record> {
-    let bad = |what: &str| Error::Corrupt(format!("undecodable record ({what})"));
-    let (&codec, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
+    let raw = decompress(bytes).map_err(|what| bad_record(&what))?;
+    postcard::from_bytes(&raw).map_err(|_| bad_record("postcard"))
+}
+
+fn bad_record(what: &str) -> Error {
+    Error::Corrupt(format!("undecodable record ({what})"))
+}
+
+/// Undoes [`compress`]. The error names what was wrong, for the caller's
+/// message.
+pub(crate) fn decompress(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let (&codec, rest) = bytes.split_first().ok_or("empty")?;
     match codec {
-        CODEC_RAW => postcard::from_bytes(rest).map_err(|_| bad("postcard")),
+        CODEC_RAW => Ok(rest.to_vec()),
         CODEC_LZ4 => {
             let size = rest
                 .get(..4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or_else(|| bad("lz4 header"))?;
+                .ok_or("lz4 header")?;
             if size > MAX_DECODED {
-                return Err(bad("lz4 size"));
+                return Err("lz4 size".into());
             }
-            let raw = lz4_flex::decompress_size_prepended(rest).map_err(|_| bad("lz4"))?;
-            postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
+            lz4_flex::decompress_size_prepended(rest).map_err(|_| "lz4".into())
         }
         CODEC_ZSTD => {
             // The frame states its size; more than MAX_DECODED is refused
             // before anything is allocated.
             let size = match zstd::zstd_safe::get_frame_content_size(rest) {
                 Ok(Some(n)) if n <= MAX_DECODED as u64 => n as usize,
-                _ => return Err(bad("zstd size")),
+                _ => return Err("zstd size".into()),
             };
-            let raw = DECOMPRESSOR
+            DECOMPRESSOR
                 .with(|d| {
                     let mut d = d.borrow_mut();
                     if d.is_none() {
@@ -237,11 +253,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record> {
                     }
                     d.as_mut().map(|d| d.decompress(rest, size))
                 })
-                .ok_or_else(|| bad("zstd context"))?
-                .map_err(|_| bad("zstd"))?;
-            postcard::from_bytes(&raw).map_err(|_| bad("postcard"))
+                .ok_or("zstd context")?
+                .map_err(|_| "zstd".into())
         }
-        _ => Err(bad("unknown codec")),
+        _ => Err("unknown codec".into()),
     }
 }
 

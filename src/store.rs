@@ -52,8 +52,21 @@ use crate::record::{self, Record};
 use crate::seal::RecordKind;
 use crate::source::{Cursor, MessageRef, SyncToken};
 
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes.
+///
+/// * 1: every sealed value's plaintext is its postcard encoding (records:
+///   behind the codec byte of [`crate::record`]).
+/// * 2: the sealed state (failures, checkpoints, sync tokens, manifest,
+///   commit file) goes through the same codec byte as records, so large
+///   sync tokens are compressed (a directory tree's token lists every
+///   file: 1.2 MB for SpamAssassin, stored as sled blobs that were kept
+///   again for every version written).
+///
+/// An index in format 1 still opens, and keeps being written in format 1;
+/// creating an index anew writes format 2.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build still reads (and writes, to such an index).
+const OLDEST_FORMAT: u32 = 1;
 
 const KEYRING_FILE: &str = "keyring";
 const KEYRING_MAGIC: &[u8; 8] = b"SEALDEX\0";
@@ -251,6 +264,8 @@ pub struct Store {
     db: sled::Db,
     sealed: sled::Tree,
     keys: Keys,
+    // The format of this index (see [`FORMAT_VERSION`]).
+    format: u32,
     // Held for the store's lifetime: the OS lock that keeps other processes out.
     _lock: File,
     // Serialises writers, so the manifest's read-modify-write is consistent.
@@ -333,7 +348,7 @@ impl Keyring {
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| Error::Corrupt("the keyring file is truncated".into()))?;
-        if format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&format) {
             return Err(Error::UnsupportedFormat {
                 found: format,
                 supported: FORMAT_VERSION,
@@ -421,7 +436,7 @@ impl Store {
         }
         .write(path)?;
         info!(path = %path.display(), "created index");
-        Self::finish_open(path, db, data_key, lock)
+        Self::finish_open(path, db, data_key, lock, FORMAT_VERSION)
     }
 
     /// Opens and unlocks the index in `path`.
@@ -439,7 +454,7 @@ impl Store {
         let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
         let db = open_db(path)?;
         debug!(path = %path.display(), "unlocked index");
-        Self::finish_open(path, db, data_key, lock)
+        Self::finish_open(path, db, data_key, lock, keyring.format)
     }
 
     /// Opens the index in `path`, creating it first if there is none.
@@ -452,13 +467,20 @@ impl Store {
         }
     }
 
-    fn finish_open(path: &Path, db: sled::Db, data_key: SecretKey, lock: File) -> Result<Store> {
+    fn finish_open(
+        path: &Path,
+        db: sled::Db,
+        data_key: SecretKey,
+        lock: File,
+        format: u32,
+    ) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
         let store = Store {
             path: path.to_owned(),
             db,
             sealed,
             keys: Keys::derive(data_key),
+            format,
             _lock: lock,
             write_lock: std::sync::Mutex::new(()),
         };
@@ -522,7 +544,7 @@ impl Store {
         let kek = KekSpec::new_for(new, kdf)?;
         let wrapped = kek.wrap(new, &self.keys.data)?;
         Keyring {
-            format: FORMAT_VERSION,
+            format: self.format,
             kek,
             wrapped,
         }
@@ -615,13 +637,28 @@ impl Store {
             .state
             .open(kind, key, sealed)
             .map_err(|e| e.into_error(kind))?;
-        postcard::from_bytes(&plain)
-            .map_err(|_| Error::Corrupt(format!("undecodable {} record", kind.name())))
+        let undecodable = || Error::Corrupt(format!("undecodable {} record", kind.name()));
+        let plain = if self.format >= 2 {
+            record::decompress(&plain).map_err(|_| undecodable())?
+        } else {
+            plain
+        };
+        postcard::from_bytes(&plain).map_err(|_| undecodable())
     }
 
     fn seal_state<T: Serialize>(&self, kind: RecordKind, key: &[u8], value: &T) -> Vec<u8> {
         let plain = postcard::to_allocvec(value).expect("serialising state cannot fail");
+        let plain = if self.format >= 2 {
+            record::compress(plain)
+        } else {
+            plain
+        };
         self.keys.state.seal(kind, key, &plain)
+    }
+
+    /// The on-disk format of this index (see [`FORMAT_VERSION`]).
+    pub fn format(&self) -> u32 {
+        self.format
     }
 
     fn checkpoint_key(&self, source: &str) -> Vec<u8> {

@@ -165,7 +165,7 @@ fn missing_foreign_and_future_format_are_clear_errors() {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"
@@ -325,5 +325,91 @@ fn database_replayed_from_an_older_copy_is_refused() {
             }
         ),
         "{err:?}"
+    );
+}
+
+/// An index written by format 1 (tests/fixtures/store-format-1, made by the
+/// format-1 code of commit 3f3ea33: records `a` and `b`, a failure for `c`,
+/// a checkpoint and a 600-byte sync token, passphrase "pw") still opens,
+/// reads and verifies, and keeps being written in format 1.
+#[test]
+fn format_1_index_still_opens_and_writes() {
+    use sealdex::store::TokenSlot;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-format-1"),
+        dir.path(),
+    );
+    let cred = Credential::passphrase("pw");
+    let check = |store: &Store, docs: u64| {
+        assert_eq!(store.format(), 1);
+        assert_eq!(store.len().unwrap(), docs);
+        assert_eq!(
+            store.get("test", "a").unwrap().unwrap(),
+            record("a", "alpha body")
+        );
+        assert_eq!(
+            store.get("test", "b").unwrap().unwrap().body,
+            "bravo body, long enough to be compressed ".repeat(20)
+        );
+        let failures = store.failures().unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].detail, "no header");
+        assert_eq!(store.checkpoint("test").unwrap().unwrap().done, 2);
+        assert_eq!(
+            store.token("test", TokenSlot::Synced).unwrap().unwrap().0,
+            b"token ".repeat(100)
+        );
+        let report = store.verify();
+        assert!(report.is_ok(), "{report:?}");
+    };
+    let store = Store::open(dir.path(), &cred).unwrap();
+    check(&store, 2);
+    put(&store, &[record("d", &"delta ".repeat(100))]);
+    store.change_credential(&cred, fast()).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    check(&store, 3);
+    assert_eq!(
+        store.get("test", "d").unwrap().unwrap().body,
+        "delta ".repeat(100)
+    );
+}
+
+/// From format 2 on, sealed state is compressed: a sync token as large as
+/// a listing takes a fraction of its size in the database.
+#[test]
+fn large_sync_tokens_are_compressed() {
+    use sealdex::SyncToken;
+    use sealdex::store::TokenSlot;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    assert_eq!(store.format(), 2);
+    let token: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("folder/{:05}.eml 1700000000 {}\n", i, i % 97).into_bytes())
+        .collect();
+    let mut b = WriteBatch::new();
+    b.token("test", TokenSlot::Synced, Some(SyncToken(token.clone())));
+    store.apply(b).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert_eq!(
+        store.token("test", TokenSlot::Synced).unwrap().unwrap().0,
+        token
+    );
+    assert!(store.verify().is_ok());
+    drop(store);
+    let mut state = 0;
+    tamper(dir.path(), |t| {
+        state = t
+            .scan_prefix(b"C")
+            .map(|r| r.unwrap().1.len())
+            .sum::<usize>();
+    });
+    assert!(
+        state * 10 < token.len(),
+        "{state} bytes stored for a {} byte token",
+        token.len()
     );
 }
