@@ -172,6 +172,21 @@ fn measure(name: &str, source: &mut dyn Source, decryptor: &dyn Decryptor) {
     {
         let index = Index::open(&dir, &cred(), config()).unwrap();
         assert_eq!(index.len(), docs as usize);
+        // One thread opening every record (all must open): what reading
+        // the store costs.
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let n = index
+                .store()
+                .records()
+                .filter(|r| r.as_ref().is_ok())
+                .count();
+            println!(
+                "  opened all {n} records on one thread in {:.1?}",
+                started.elapsed()
+            );
+            assert_eq!(n as u64, docs);
+        }
         assert!(index.store().verify().is_ok());
     }
     println!("  after reopen, verify and close:");
@@ -389,6 +404,43 @@ fn packing_potential(name: &str) {
         each as f64 / text as f64,
         mb(each + 62 * records.len() as u64)
     );
+    // One record per frame, with a raw-content dictionary (no training):
+    // the first records, or records sampled across the corpus.
+    let raws: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| postcard::to_allocvec(r).unwrap())
+        .collect();
+    let step = (raws.len() / 2000).max(1);
+    for (label, dict) in [
+        (
+            "first",
+            raws.iter()
+                .flatten()
+                .take(110 << 10)
+                .copied()
+                .collect::<Vec<u8>>(),
+        ),
+        (
+            "sampled",
+            raws.iter()
+                .step_by(step)
+                .flatten()
+                .take(110 << 10)
+                .copied()
+                .collect(),
+        ),
+    ] {
+        let mut c = zstd::bulk::Compressor::with_dictionary(1, &dict).unwrap();
+        let total: u64 = raws
+            .iter()
+            .map(|r| (c.compress(r).unwrap().len().min(r.len()) + 1) as u64)
+            .sum();
+        println!(
+            "  one by one, 110 KiB raw dictionary of the {label} records: {} ({:.3}× text)",
+            mb(total),
+            total as f64 / text as f64
+        );
+    }
     for n in [16, 64, 512] {
         for level in [1, 3] {
             let packed: u64 = records

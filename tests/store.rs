@@ -413,3 +413,110 @@ fn large_sync_tokens_are_compressed() {
         token.len()
     );
 }
+
+/// Short messages, enough of them to make the store's dictionary.
+fn chat_records(range: std::ops::Range<u32>) -> Vec<Record> {
+    range
+        .map(|i| {
+            record(
+                &format!("conversation-{}/{i}", i / 20),
+                &format!(
+                    "message {i}: shall we meet at {} about the {} report? {}",
+                    i % 24,
+                    ["quarterly", "weekly", "annual"][i as usize % 3],
+                    "ok ".repeat(i as usize % 5)
+                ),
+            )
+        })
+        .collect()
+}
+
+fn store_with_dictionary() -> (tempfile::TempDir, Vec<Record>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    let records = chat_records(0..2000);
+    for chunk in records.chunks(300) {
+        put(&store, chunk);
+    }
+    drop(store);
+    (dir, records)
+}
+
+/// From format 2 on, records are compressed against a dictionary made of
+/// the first ones; it is stored with them, and every record reads back
+/// after a reopen, including those written after it.
+#[test]
+fn dictionary_round_trip() {
+    let (dir, mut records) = store_with_dictionary();
+    let cred = Credential::passphrase("pw");
+    let mut dictionary = 0;
+    let mut documents = 0;
+    tamper(dir.path(), |t| {
+        dictionary = t.get(b"Zdictionary").unwrap().map_or(0, |v| v.len());
+        documents = t
+            .scan_prefix(b"D")
+            .map(|r| r.unwrap().1.len())
+            .sum::<usize>();
+    });
+    assert!(dictionary > 100 << 10, "no dictionary stored");
+    // What the same records take compressed one by one without it.
+    let alone: usize = records
+        .iter()
+        .map(|r| sealdex::record::encode(r).len() + sealdex::seal::OVERHEAD)
+        .sum();
+    let store = Store::open(dir.path(), &cred).unwrap();
+    more(&store, &mut records);
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert_eq!(store.len().unwrap(), records.len() as u64);
+    for r in &records {
+        assert_eq!(&store.get("test", &r.id).unwrap().unwrap(), r);
+    }
+    let report = store.verify();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.documents_ok, records.len() as u64);
+    // The first records make the dictionary and go without it; the rest
+    // are much smaller.
+    assert!(
+        documents * 10 < alone * 7,
+        "{documents} bytes, {alone} without a dictionary"
+    );
+
+    fn more(store: &Store, records: &mut Vec<Record>) {
+        let extra = chat_records(2000..2100);
+        put(store, &extra);
+        records.extend(extra);
+    }
+}
+
+#[test]
+fn missing_dictionary_is_tampering() {
+    let (dir, _) = store_with_dictionary();
+    tamper(dir.path(), |t| {
+        t.remove(b"Zdictionary").unwrap();
+    });
+    let store = Store::open(dir.path(), &Credential::passphrase("pw")).unwrap();
+    assert_tampered(&store);
+}
+
+#[test]
+fn altered_dictionary_is_tampering() {
+    let (dir, _) = store_with_dictionary();
+    tamper(dir.path(), |t| {
+        let mut v = t.get(b"Zdictionary").unwrap().unwrap().to_vec();
+        v[100] ^= 1;
+        t.insert(b"Zdictionary", v).unwrap();
+    });
+    let err = Store::open(dir.path(), &Credential::passphrase("pw")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Tampered {
+                kind: "dictionary",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
