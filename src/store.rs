@@ -27,7 +27,7 @@
 //! | `Z`       | `dictionary`            | the zstd dictionary of the records  |
 //!
 //! The dictionary (format 2 on; see `record::Dictionary`) is made of the
-//! encodings of the first records sealed, once they add up to 110 KiB; it
+//! encodings of the first records sealed, once they add up to 256 KiB; it
 //! is stored with the first batch that may hold a record compressed against
 //! it and never changes afterwards. Sealed with the documents' key, since
 //! it holds their text.

@@ -413,7 +413,7 @@ fn packing_potential(name: &str) {
     let step = (raws.len() / 2000).max(1);
     for (label, dict) in [
         (
-            "first",
+            "first 110 KiB",
             raws.iter()
                 .flatten()
                 .take(110 << 10)
@@ -421,7 +421,15 @@ fn packing_potential(name: &str) {
                 .collect::<Vec<u8>>(),
         ),
         (
-            "sampled",
+            "first 256 KiB",
+            raws.iter().flatten().take(256 << 10).copied().collect(),
+        ),
+        (
+            "first 1 MiB",
+            raws.iter().flatten().take(1 << 20).copied().collect(),
+        ),
+        (
+            "sampled 110 KiB",
             raws.iter()
                 .step_by(step)
                 .flatten()
@@ -436,7 +444,7 @@ fn packing_potential(name: &str) {
             .map(|r| (c.compress(r).unwrap().len().min(r.len()) + 1) as u64)
             .sum();
         println!(
-            "  one by one, 110 KiB raw dictionary of the {label} records: {} ({:.3}× text)",
+            "  one by one, raw dictionary of the {label} of records: {} ({:.3}× text)",
             mb(total),
             total as f64 / text as f64
         );

@@ -435,8 +435,8 @@ fn store_with_dictionary() -> (tempfile::TempDir, Vec<Record>) {
     let dir = tempfile::tempdir().unwrap();
     let cred = Credential::passphrase("pw");
     let store = Store::create(dir.path(), &cred, fast()).unwrap();
-    let records = chat_records(0..2000);
-    for chunk in records.chunks(300) {
+    let records = chat_records(0..6000);
+    for chunk in records.chunks(1000) {
         put(&store, chunk);
     }
     drop(store);
@@ -459,7 +459,7 @@ fn dictionary_round_trip() {
             .map(|r| r.unwrap().1.len())
             .sum::<usize>();
     });
-    assert!(dictionary > 100 << 10, "no dictionary stored");
+    assert!(dictionary > 200 << 10, "no dictionary stored");
     // What the same records take compressed one by one without it.
     let alone: usize = records
         .iter()
@@ -484,7 +484,7 @@ fn dictionary_round_trip() {
     );
 
     fn more(store: &Store, records: &mut Vec<Record>) {
-        let extra = chat_records(2000..2100);
+        let extra = chat_records(6000..6100);
         put(store, &extra);
         records.extend(extra);
     }
