@@ -71,6 +71,8 @@ pub enum RecordKind {
     Manifest = 5,
     /// A chunk of an inverted-index file.
     IndexChunk = 6,
+    /// The store's compression dictionary (made of record encodings).
+    Dictionary = 7,
 }
 
 impl RecordKind {
@@ -83,6 +85,7 @@ impl RecordKind {
             RecordKind::Failure => "failure",
             RecordKind::Manifest => "manifest",
             RecordKind::IndexChunk => "index-chunk",
+            RecordKind::Dictionary => "dictionary",
         }
     }
 }

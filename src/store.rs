@@ -24,6 +24,13 @@
 //! | `F`       | MAC(source, message id) | a [`Failure`] awaiting retry        |
 //! | `C`       | MAC(label, source)      | a [`Checkpoint`] of a source        |
 //! | `M`       | `manifest`              | the [`Manifest`]: counts, generation|
+//! | `Z`       | `dictionary`            | the zstd dictionary of the records  |
+//!
+//! The dictionary (format 2 on; see `record::Dictionary`) is made of the
+//! encodings of the first records sealed, once they add up to 256 KiB; it
+//! is stored with the first batch that may hold a record compressed against
+//! it and never changes afterwards. Sealed with the documents' key, since
+//! it holds their text.
 //!
 //! Why one tree rather than one per kind: sled applies a batch atomically
 //! only within one tree, and a batch of documents must land together with
@@ -48,12 +55,27 @@ use tracing::{debug, info};
 
 use crate::error::{Error, Result};
 use crate::keys::{Credential, DOC_KEY_LEN, KdfParams, KekSpec, Keys, SecretKey};
-use crate::record::{self, Record};
+use crate::record::{self, Dictionary, Record};
 use crate::seal::RecordKind;
 use crate::source::{Cursor, MessageRef, SyncToken};
 
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes.
+///
+/// * 1: every sealed value's plaintext is its postcard encoding (records:
+///   behind the codec byte of [`crate::record`]).
+/// * 2: the sealed state (failures, checkpoints, sync tokens, manifest,
+///   commit file) goes through the same codec byte as records, so large
+///   sync tokens are compressed (a directory tree's token lists every
+///   file: 1.2 MB for SpamAssassin, stored as sled blobs that were kept
+///   again for every version written); and records may be compressed
+///   against the store's dictionary (`Z` in the table above, codec 3 of
+///   [`crate::record`]), which format 1 readers do not know.
+///
+/// An index in format 1 still opens, and keeps being written in format 1;
+/// creating an index anew writes format 2.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build still reads (and writes, to such an index).
+const OLDEST_FORMAT: u32 = 1;
 
 const KEYRING_FILE: &str = "keyring";
 const KEYRING_MAGIC: &[u8; 8] = b"SEALDEX\0";
@@ -67,6 +89,8 @@ const P_FAILURE: u8 = b'F';
 const P_CHECKPOINT: u8 = b'C';
 const P_MANIFEST: u8 = b'M';
 const MANIFEST_KEY: &[u8] = b"Mmanifest";
+const P_DICTIONARY: u8 = b'Z';
+const DICTIONARY_KEY: &[u8] = b"Zdictionary";
 
 /// The key of a document in the store: a kind byte and a keyed MAC of its
 /// source and id. Opaque; get one from [`Store::doc_key`].
@@ -251,10 +275,18 @@ pub struct Store {
     db: sled::Db,
     sealed: sled::Tree,
     keys: Keys,
+    // The format of this index (see [`FORMAT_VERSION`]).
+    format: u32,
     // Held for the store's lifetime: the OS lock that keeps other processes out.
     _lock: File,
     // Serialises writers, so the manifest's read-modify-write is consistent.
     write_lock: std::sync::Mutex<()>,
+    // The records' compression dictionary, once there is one; whether it is
+    // in the database yet; and, until there is one, the record encodings it
+    // will be made of.
+    dictionary: std::sync::OnceLock<Dictionary>,
+    dictionary_stored: std::sync::atomic::AtomicBool,
+    samples: std::sync::Mutex<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -333,7 +365,7 @@ impl Keyring {
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| Error::Corrupt("the keyring file is truncated".into()))?;
-        if format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&format) {
             return Err(Error::UnsupportedFormat {
                 found: format,
                 supported: FORMAT_VERSION,
@@ -421,7 +453,7 @@ impl Store {
         }
         .write(path)?;
         info!(path = %path.display(), "created index");
-        Self::finish_open(path, db, data_key, lock)
+        Self::finish_open(path, db, data_key, lock, FORMAT_VERSION)
     }
 
     /// Opens and unlocks the index in `path`.
@@ -439,7 +471,7 @@ impl Store {
         let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
         let db = open_db(path)?;
         debug!(path = %path.display(), "unlocked index");
-        Self::finish_open(path, db, data_key, lock)
+        Self::finish_open(path, db, data_key, lock, keyring.format)
     }
 
     /// Opens the index in `path`, creating it first if there is none.
@@ -452,17 +484,28 @@ impl Store {
         }
     }
 
-    fn finish_open(path: &Path, db: sled::Db, data_key: SecretKey, lock: File) -> Result<Store> {
+    fn finish_open(
+        path: &Path,
+        db: sled::Db,
+        data_key: SecretKey,
+        lock: File,
+        format: u32,
+    ) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
         let store = Store {
             path: path.to_owned(),
             db,
             sealed,
             keys: Keys::derive(data_key),
+            format,
             _lock: lock,
             write_lock: std::sync::Mutex::new(()),
+            dictionary: std::sync::OnceLock::new(),
+            dictionary_stored: std::sync::atomic::AtomicBool::new(false),
+            samples: std::sync::Mutex::new(zeroize::Zeroizing::new(Vec::new())),
         };
         store.check_commit_file()?;
+        store.load_dictionary()?;
         Ok(store)
     }
 
@@ -500,6 +543,56 @@ impl Store {
         Ok(())
     }
 
+    fn load_dictionary(&self) -> Result<()> {
+        if self.format < 2 {
+            return Ok(());
+        }
+        let Some(sealed) = self.sealed.get(DICTIONARY_KEY)? else {
+            return Ok(());
+        };
+        let plain = self
+            .keys
+            .documents
+            .open(RecordKind::Dictionary, DICTIONARY_KEY, &sealed)
+            .map_err(|e| e.into_error(RecordKind::Dictionary))?;
+        let dictionary = Dictionary::from_bytes(plain)
+            .ok_or_else(|| Error::Corrupt("the store's dictionary is malformed".into()))?;
+        // Set once, here, before the store is shared.
+        let _ = self.dictionary.set(dictionary);
+        self.dictionary_stored
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The dictionary to compress `raw` (a record's encoding) against, if
+    /// there is one yet. Until there is, keeps a sample of `raw` and makes
+    /// the dictionary once the samples are large enough.
+    fn dictionary_for(&self, raw: &[u8]) -> Option<&Dictionary> {
+        if self.format < 2 {
+            return None;
+        }
+        if let Some(d) = self.dictionary.get() {
+            return Some(d);
+        }
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(d) = self.dictionary.get() {
+            return Some(d);
+        }
+        let room = record::DICTIONARY_BYTES.saturating_sub(samples.len());
+        let take = raw.len().min(record::DICTIONARY_SAMPLE).min(room);
+        samples.extend_from_slice(&raw[..take]);
+        if samples.len() >= record::DICTIONARY_BYTES {
+            let _ = self.dictionary.set(Dictionary::from_samples(&samples));
+            // Zeroized as it is replaced.
+            *samples = zeroize::Zeroizing::new(Vec::new());
+        }
+        // This record is part of the dictionary: it goes without.
+        None
+    }
+
     fn write_commit_file(&self, m: &Manifest) -> Result<()> {
         let sealed = self.seal_state(RecordKind::Manifest, COMMIT_AAD, m);
         write_atomic(&self.path, COMMIT_FILE, &sealed)
@@ -522,7 +615,7 @@ impl Store {
         let kek = KekSpec::new_for(new, kdf)?;
         let wrapped = kek.wrap(new, &self.keys.data)?;
         Keyring {
-            format: FORMAT_VERSION,
+            format: self.format,
             kek,
             wrapped,
         }
@@ -540,11 +633,15 @@ impl Store {
     /// on many threads at once.
     pub fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
         let key = self.doc_key(&record.source, &record.id);
-        let sealed = self.keys.documents.seal(
-            RecordKind::Document,
-            key.as_bytes(),
-            &record::encode(record),
-        );
+        let raw = record::raw(record);
+        let encoded = match self.dictionary_for(&raw) {
+            Some(d) => record::compress_with(raw, d),
+            None => record::compress(raw),
+        };
+        let sealed = self
+            .keys
+            .documents
+            .seal(RecordKind::Document, key.as_bytes(), &encoded);
         (key, sealed)
     }
 
@@ -555,7 +652,14 @@ impl Store {
             .documents
             .open(RecordKind::Document, key, sealed)
             .map_err(|e| e.into_error(RecordKind::Document))?;
-        record::decode(&plain)
+        let dictionary = self.dictionary.get();
+        if dictionary.is_none() && record::needs_dictionary(&plain) {
+            return Err(Error::Tampered {
+                kind: RecordKind::Dictionary.name(),
+                detail: "a record needs the store's dictionary, which is missing".into(),
+            });
+        }
+        record::decode_with(&plain, dictionary)
     }
 
     /// Reads one message's record.
@@ -615,13 +719,28 @@ impl Store {
             .state
             .open(kind, key, sealed)
             .map_err(|e| e.into_error(kind))?;
-        postcard::from_bytes(&plain)
-            .map_err(|_| Error::Corrupt(format!("undecodable {} record", kind.name())))
+        let undecodable = || Error::Corrupt(format!("undecodable {} record", kind.name()));
+        let plain = if self.format >= 2 {
+            record::decompress(&plain).map_err(|_| undecodable())?
+        } else {
+            plain
+        };
+        postcard::from_bytes(&plain).map_err(|_| undecodable())
     }
 
     fn seal_state<T: Serialize>(&self, kind: RecordKind, key: &[u8], value: &T) -> Vec<u8> {
         let plain = postcard::to_allocvec(value).expect("serialising state cannot fail");
+        let plain = if self.format >= 2 {
+            record::compress(plain)
+        } else {
+            plain
+        };
         self.keys.state.seal(kind, key, &plain)
+    }
+
+    /// The on-disk format of this index (see [`FORMAT_VERSION`]).
+    pub fn format(&self) -> u32 {
+        self.format
     }
 
     fn checkpoint_key(&self, source: &str) -> Vec<u8> {
@@ -738,8 +857,30 @@ impl Store {
             MANIFEST_KEY,
             self.seal_state(RecordKind::Manifest, MANIFEST_KEY, &manifest),
         );
+        // A record of this batch may be compressed against a dictionary
+        // made since the last batch: it lands with them.
+        let new_dictionary = match self.dictionary.get() {
+            Some(d)
+                if !self
+                    .dictionary_stored
+                    .load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                b.insert(
+                    DICTIONARY_KEY,
+                    self.keys
+                        .documents
+                        .seal(RecordKind::Dictionary, DICTIONARY_KEY, d.as_bytes()),
+                );
+                true
+            }
+            _ => false,
+        };
         self.sealed.apply_batch(b)?;
         self.db.flush()?;
+        if new_dictionary {
+            self.dictionary_stored
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         self.write_commit_file(&manifest)
     }
 
@@ -781,6 +922,12 @@ impl Store {
                     .map(|_| false)
                     .map_err(|e| e.into_error(RecordKind::Checkpoint)),
                 Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
+                Some(&P_DICTIONARY) if &k[..] == DICTIONARY_KEY => self
+                    .keys
+                    .documents
+                    .open(RecordKind::Dictionary, &k, &v)
+                    .map(|_| false)
+                    .map_err(|e| e.into_error(RecordKind::Dictionary)),
                 _ => Err(Error::Corrupt("record with an unknown key".into())),
             };
             match result {

@@ -165,7 +165,7 @@ fn missing_foreign_and_future_format_are_clear_errors() {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"
@@ -321,6 +321,199 @@ fn database_replayed_from_an_older_copy_is_refused() {
             err,
             Error::Tampered {
                 kind: "manifest",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// An index written by format 1 (tests/fixtures/store-format-1, made by the
+/// format-1 code of commit 3f3ea33: records `a` and `b`, a failure for `c`,
+/// a checkpoint and a 600-byte sync token, passphrase "pw") still opens,
+/// reads and verifies, and keeps being written in format 1.
+#[test]
+fn format_1_index_still_opens_and_writes() {
+    use sealdex::store::TokenSlot;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-format-1"),
+        dir.path(),
+    );
+    let cred = Credential::passphrase("pw");
+    let check = |store: &Store, docs: u64| {
+        assert_eq!(store.format(), 1);
+        assert_eq!(store.len().unwrap(), docs);
+        assert_eq!(
+            store.get("test", "a").unwrap().unwrap(),
+            record("a", "alpha body")
+        );
+        assert_eq!(
+            store.get("test", "b").unwrap().unwrap().body,
+            "bravo body, long enough to be compressed ".repeat(20)
+        );
+        let failures = store.failures().unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].detail, "no header");
+        assert_eq!(store.checkpoint("test").unwrap().unwrap().done, 2);
+        assert_eq!(
+            store.token("test", TokenSlot::Synced).unwrap().unwrap().0,
+            b"token ".repeat(100)
+        );
+        let report = store.verify();
+        assert!(report.is_ok(), "{report:?}");
+    };
+    let store = Store::open(dir.path(), &cred).unwrap();
+    check(&store, 2);
+    put(&store, &[record("d", &"delta ".repeat(100))]);
+    store.change_credential(&cred, fast()).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    check(&store, 3);
+    assert_eq!(
+        store.get("test", "d").unwrap().unwrap().body,
+        "delta ".repeat(100)
+    );
+}
+
+/// From format 2 on, sealed state is compressed: a sync token as large as
+/// a listing takes a fraction of its size in the database.
+#[test]
+fn large_sync_tokens_are_compressed() {
+    use sealdex::SyncToken;
+    use sealdex::store::TokenSlot;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    assert_eq!(store.format(), 2);
+    let token: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("folder/{:05}.eml 1700000000 {}\n", i, i % 97).into_bytes())
+        .collect();
+    let mut b = WriteBatch::new();
+    b.token("test", TokenSlot::Synced, Some(SyncToken(token.clone())));
+    store.apply(b).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert_eq!(
+        store.token("test", TokenSlot::Synced).unwrap().unwrap().0,
+        token
+    );
+    assert!(store.verify().is_ok());
+    drop(store);
+    let mut state = 0;
+    tamper(dir.path(), |t| {
+        state = t
+            .scan_prefix(b"C")
+            .map(|r| r.unwrap().1.len())
+            .sum::<usize>();
+    });
+    assert!(
+        state * 10 < token.len(),
+        "{state} bytes stored for a {} byte token",
+        token.len()
+    );
+}
+
+/// Short messages, enough of them to make the store's dictionary.
+fn chat_records(range: std::ops::Range<u32>) -> Vec<Record> {
+    range
+        .map(|i| {
+            record(
+                &format!("conversation-{}/{i}", i / 20),
+                &format!(
+                    "message {i}: shall we meet at {} about the {} report? {}",
+                    i % 24,
+                    ["quarterly", "weekly", "annual"][i as usize % 3],
+                    "ok ".repeat(i as usize % 5)
+                ),
+            )
+        })
+        .collect()
+}
+
+fn store_with_dictionary() -> (tempfile::TempDir, Vec<Record>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let store = Store::create(dir.path(), &cred, fast()).unwrap();
+    let records = chat_records(0..6000);
+    for chunk in records.chunks(1000) {
+        put(&store, chunk);
+    }
+    drop(store);
+    (dir, records)
+}
+
+/// From format 2 on, records are compressed against a dictionary made of
+/// the first ones; it is stored with them, and every record reads back
+/// after a reopen, including those written after it.
+#[test]
+fn dictionary_round_trip() {
+    let (dir, mut records) = store_with_dictionary();
+    let cred = Credential::passphrase("pw");
+    let mut dictionary = 0;
+    let mut documents = 0;
+    tamper(dir.path(), |t| {
+        dictionary = t.get(b"Zdictionary").unwrap().map_or(0, |v| v.len());
+        documents = t
+            .scan_prefix(b"D")
+            .map(|r| r.unwrap().1.len())
+            .sum::<usize>();
+    });
+    assert!(dictionary > 200 << 10, "no dictionary stored");
+    // What the same records take compressed one by one without it.
+    let alone: usize = records
+        .iter()
+        .map(|r| sealdex::record::encode(r).len() + sealdex::seal::OVERHEAD)
+        .sum();
+    let store = Store::open(dir.path(), &cred).unwrap();
+    more(&store, &mut records);
+    drop(store);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert_eq!(store.len().unwrap(), records.len() as u64);
+    for r in &records {
+        assert_eq!(&store.get("test", &r.id).unwrap().unwrap(), r);
+    }
+    let report = store.verify();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.documents_ok, records.len() as u64);
+    // The first records make the dictionary and go without it; the rest
+    // are much smaller.
+    assert!(
+        documents * 10 < alone * 7,
+        "{documents} bytes, {alone} without a dictionary"
+    );
+
+    fn more(store: &Store, records: &mut Vec<Record>) {
+        let extra = chat_records(6000..6100);
+        put(store, &extra);
+        records.extend(extra);
+    }
+}
+
+#[test]
+fn missing_dictionary_is_tampering() {
+    let (dir, _) = store_with_dictionary();
+    tamper(dir.path(), |t| {
+        t.remove(b"Zdictionary").unwrap();
+    });
+    let store = Store::open(dir.path(), &Credential::passphrase("pw")).unwrap();
+    assert_tampered(&store);
+}
+
+#[test]
+fn altered_dictionary_is_tampering() {
+    let (dir, _) = store_with_dictionary();
+    tamper(dir.path(), |t| {
+        let mut v = t.get(b"Zdictionary").unwrap().unwrap().to_vec();
+        v[100] ^= 1;
+        t.insert(b"Zdictionary", v).unwrap();
+    });
+    let err = Store::open(dir.path(), &Credential::passphrase("pw")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Tampered {
+                kind: "dictionary",
                 ..
             }
         ),
