@@ -328,7 +328,7 @@ fn database_replayed_from_an_older_copy_is_refused() {
     );
 }
 
-/// An index written by format 1 (tests/fixtures/store-format-1, made by the
+/// An index written by format 1 (tests/data/store-format-1, made by the
 /// format-1 code of commit 3f3ea33: records `a` and `b`, a failure for `c`,
 /// a checkpoint and a 600-byte sync token, passphrase "pw") still opens,
 /// reads and verifies, and keeps being written in format 1.
@@ -337,7 +337,7 @@ fn format_1_index_still_opens_and_writes() {
     use sealdex::store::TokenSlot;
     let dir = tempfile::tempdir().unwrap();
     copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-format-1"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-format-1"),
         dir.path(),
     );
     let cred = Credential::passphrase("pw");
