@@ -679,10 +679,11 @@ struct NewestSegment {
     total: usize,
     /// `(date, doc)` of matches after the cursor that may be on the page.
     candidates: Vec<(Option<i64>, DocId)>,
-    /// Once `candidates` has been cut down to a page: the rank of the
-    /// oldest match kept. At least a page of matches is this new or newer,
-    /// so an older match cannot be on the page and is only counted.
-    bound: Option<(bool, std::cmp::Reverse<i64>)>,
+    /// Once `candidates` has been cut down to a page: the [`order_key`]
+    /// of the oldest match kept (before, `u64::MAX`: no bound). At least a
+    /// page of matches is this new or newer, so an older match cannot be on
+    /// the page and is only counted.
+    bound: u64,
     /// How many candidates to gather before cutting them down again.
     cap: usize,
 }
@@ -700,7 +701,7 @@ impl Collector for Newest<'_> {
             newest,
             total: 0,
             candidates: Vec::new(),
-            bound: None,
+            bound: u64::MAX,
             // Cutting costs a selection over the candidates: amortised, a
             // few comparisons per match, where keeping every match of a
             // broad query cost a push and its memory traffic per match.
@@ -775,18 +776,17 @@ impl SegmentCollector for NewestSegment {
 impl NewestSegment {
     /// Keeps `doc` as a candidate if it can be on the page.
     fn consider(&mut self, doc: DocId) {
-        if let Some(bound) = self.bound {
-            // No record of this block is new enough: skip reading the date.
-            if self.newest.block_rank(doc).is_some_and(|r| r > bound) {
-                return;
-            }
+        // No record of this block is new enough: skip reading the date.
+        if self.newest.block_key(doc) > self.bound {
+            return;
         }
         let ts = self.date.first(doc).filter(|&t| t != UNDATED);
-        if self.bound.is_some_and(|b| rank(ts) > b) {
+        let key = order_key(ts);
+        if key > self.bound {
             return;
         }
         if let Some((cts, ckey)) = self.window.after {
-            match rank(ts).cmp(&rank(cts)) {
+            match key.cmp(&order_key(cts)) {
                 std::cmp::Ordering::Less => return,
                 std::cmp::Ordering::Equal => {
                     if self.keys.key(doc).is_none_or(|k| k <= ckey) {
@@ -799,7 +799,12 @@ impl NewestSegment {
         self.candidates.push((ts, doc));
         if self.candidates.len() >= self.cap {
             keep_page(&mut self.candidates, self.window.limit, |c| c.0);
-            self.bound = self.candidates.iter().map(|c| rank(c.0)).max();
+            self.bound = self
+                .candidates
+                .iter()
+                .map(|c| order_key(c.0))
+                .max()
+                .unwrap_or(u64::MAX);
             // Ties with the oldest kept all stay; should they fill the
             // buffer, grow it so that cutting stays amortised.
             self.cap = self.cap.max(self.candidates.len().saturating_mul(2));
@@ -810,8 +815,18 @@ impl NewestSegment {
 /// Records per block of [`NewestPerBlock`], as a shift.
 const BLOCK_SHIFT: u32 = 8;
 
-/// The newest date of each block of 256 records of a segment ([`UNDATED`]
-/// when none is dated).
+/// Newest-first order as one integer: smaller is newer, undated last (the
+/// order of [`rank`], compared in one instruction).
+fn order_key(ts: Option<i64>) -> u64 {
+    match ts {
+        // i64::MAX - t, for t > i64::MIN: 0 ..= u64::MAX - 1.
+        Some(t) => (i128::from(i64::MAX) - i128::from(t)).clamp(0, i128::from(u64::MAX - 1)) as u64,
+        None => u64::MAX,
+    }
+}
+
+/// The [`order_key`] of the newest record of each block of 256 records of
+/// a segment.
 ///
 /// Why: a newest-first page of a broad query (`the`, 939k of a million
 /// records) read every match's date to compare it with the page's oldest.
@@ -819,7 +834,7 @@ const BLOCK_SHIFT: u32 = 8;
 /// cannot contribute, so its matches are only counted. Deleted records
 /// count in the maxima, which keeps them upper bounds.
 #[derive(Clone)]
-struct NewestPerBlock(Arc<[i64]>);
+struct NewestPerBlock(Arc<[u64]>);
 
 impl NewestPerBlock {
     fn compute(date: &Column<i64>, max_doc: DocId) -> Self {
@@ -835,16 +850,20 @@ impl NewestPerBlock {
             let vals = &mut vals[..docs.len()];
             vals.fill(None);
             date.first_vals(&docs, vals);
-            out.push(vals.iter().flatten().copied().max().unwrap_or(UNDATED));
+            let newest = vals.iter().flatten().copied().max().unwrap_or(UNDATED);
+            out.push(order_key(Some(newest).filter(|&t| t != UNDATED)));
             start = end;
         }
         NewestPerBlock(out.into())
     }
 
-    /// The rank of the newest record in `doc`'s block.
-    fn block_rank(&self, doc: DocId) -> Option<(bool, std::cmp::Reverse<i64>)> {
-        let newest = *self.0.get((doc >> BLOCK_SHIFT) as usize)?;
-        Some(rank(Some(newest).filter(|&t| t != UNDATED)))
+    /// The order key of the newest record in `doc`'s block (0, the
+    /// newest possible, for a record past the blocks: never skipped).
+    fn block_key(&self, doc: DocId) -> u64 {
+        self.0
+            .get((doc >> BLOCK_SHIFT) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -1091,6 +1110,30 @@ mod tests {
                     "pattern {pattern}, limit {limit}, after {after:?}"
                 );
                 assert!(got == expected, "pattern {pattern}, limit {limit}");
+            }
+        }
+    }
+
+    /// The one-integer order key sorts exactly as the rank does.
+    #[test]
+    fn order_key_sorts_as_rank() {
+        let values = [
+            None,
+            Some(i64::MIN + 1),
+            Some(-1),
+            Some(0),
+            Some(1),
+            Some(1_700_000_000),
+            Some(i64::MAX - 1),
+            Some(i64::MAX),
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    order_key(a).cmp(&order_key(b)),
+                    rank(a).cmp(&rank(b)),
+                    "{a:?} {b:?}"
+                );
             }
         }
     }
