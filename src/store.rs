@@ -804,13 +804,18 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut manifest = self.manifest()?;
+        // The manifest counts failure records, and this batch adds its own
+        // only after the puts and deletes: with none stored, there is no
+        // failure record to look up for each put (one sled lookup per
+        // record saved on every clean run).
+        let any_failures = manifest.failures > 0;
         let mut b = sled::Batch::default();
         for (key, sealed) in batch.puts {
             if !self.sealed.contains_key(key.as_bytes())? {
                 manifest.documents += 1;
             }
             let fk = key.failure_key();
-            if self.sealed.contains_key(fk.as_bytes())? {
+            if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
                 b.remove(fk.as_bytes());
             }
@@ -822,7 +827,7 @@ impl Store {
                 b.remove(key.as_bytes());
             }
             let fk = key.failure_key();
-            if self.sealed.contains_key(fk.as_bytes())? {
+            if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
                 b.remove(fk.as_bytes());
             }
