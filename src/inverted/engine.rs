@@ -89,6 +89,14 @@ pub struct InvertedOptions {
     pub writer_bytes: usize,
     /// tantivy's indexing threads.
     pub writer_threads: usize,
+    /// tantivy's merge threads (its own default is 4). One by default:
+    /// every merge thread gets its own glibc malloc arena, and each arena
+    /// keeps, after a merge, the memory its largest merge freed; since the
+    /// largest merge grows with the index, so did the indexing process's
+    /// resident memory (570 MiB at 100k messages with 4 merge threads,
+    /// ≈ 320–370 MiB with one; `bench-notes/rss.md`). Merges run in the
+    /// background: indexing 100k messages was not slower with one.
+    pub merge_threads: usize,
 }
 
 impl Default for InvertedOptions {
@@ -100,6 +108,7 @@ impl Default for InvertedOptions {
             cache_bytes: super::directory::DEFAULT_CACHE_BUDGET,
             writer_bytes: 64 << 20,
             writer_threads: threads,
+            merge_threads: 1,
         }
     }
 }
@@ -300,13 +309,17 @@ impl Inverted {
     fn lock_writing(&self) -> Result<MutexGuard<'_, Option<Writing>>> {
         let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
+            let threads = self.options.writer_threads.max(1);
             let writer = self
                 .index
-                .writer_with_num_threads(
-                    self.options.writer_threads.max(1),
-                    self.options
-                        .writer_bytes
-                        .max(15_000_000 * self.options.writer_threads.max(1)),
+                .writer_with_options(
+                    tantivy::indexer::IndexWriterOptions::builder()
+                        .num_worker_threads(threads)
+                        .memory_budget_per_thread(
+                            (self.options.writer_bytes / threads).max(15_000_000),
+                        )
+                        .num_merge_threads(self.options.merge_threads.max(1))
+                        .build(),
                 )
                 .map_err(|e| tantivy_err("opening the inverted index's writer", e))?;
             *guard = Some(Writing {
