@@ -423,10 +423,12 @@ impl Index {
             store,
         };
         #[cfg(feature = "tantivy")]
-        if let Some(inv) = &index.inverted
-            && !inv.is_current(index.store.manifest()?.generation)
-        {
-            index.start_background(false);
+        if let Some(inv) = &index.inverted {
+            if inv.is_current(index.store.manifest()?.generation) {
+                inv.mark_in_step();
+            } else {
+                index.start_background(false);
+            }
         }
         Ok(index)
     }

@@ -359,6 +359,10 @@ pub struct Committed {
     /// tell which records it has seen in their current version without
     /// decrypting anything.
     pub stamp: u64,
+    /// The store held no document under this key before this batch (from
+    /// [`Applied`](crate::store::Applied)): a follower need not look for an
+    /// older version.
+    pub new: bool,
 }
 
 /// Called after each batch is durably committed, with the records it stored
@@ -429,14 +433,26 @@ pub fn run_observed(
             if control.is_cancelled() {
                 break;
             }
-            if let Err(e) = store.apply(sealed.batch) {
-                write_result = Err(e);
-                // Wake a paused fetcher so that every stage ends.
-                control.cancel();
-                break;
+            let mut records = sealed.records;
+            match store.apply(sealed.batch) {
+                Ok(applied) => {
+                    // The records are the batch's puts, in order; were they
+                    // not, every record stays "maybe not new".
+                    if applied.new.len() == records.len() {
+                        for (r, new) in records.iter_mut().zip(applied.new) {
+                            r.new = new;
+                        }
+                    }
+                }
+                Err(e) => {
+                    write_result = Err(e);
+                    // Wake a paused fetcher so that every stage ends.
+                    control.cancel();
+                    break;
+                }
             }
             if let Some(observe) = observer {
-                observe(&sealed.records, &sealed.deleted_keys);
+                observe(&records, &sealed.deleted_keys);
             }
             report.stored += sealed.stored;
             report.deleted += sealed.deleted;
@@ -793,6 +809,8 @@ fn process_stage(
                             key: k,
                             record,
                             stamp: crate::seal::stamp(&v),
+                            // Known once the batch is applied.
+                            new: false,
                         });
                     }
                     batch.put(k, v);

@@ -202,6 +202,15 @@ pub struct Manifest {
     pub generation: u64,
 }
 
+/// What [`Store::apply`] did, for whoever follows the store (the inverted
+/// index skips looking for a record it cannot hold).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// For each put of the batch, in order: whether the store held no
+    /// document under its key before the batch.
+    pub new: Vec<bool>,
+}
+
 /// A set of changes applied atomically and durably by [`Store::apply`].
 #[derive(Debug, Default)]
 pub struct WriteBatch {
@@ -795,10 +804,13 @@ impl Store {
 
     /// Applies a batch atomically, then flushes it to disk: once this
     /// returns, the batch survives a crash.
-    pub fn apply(&self, batch: WriteBatch) -> Result<()> {
+    pub fn apply(&self, batch: WriteBatch) -> Result<Applied> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Applied::default());
         }
+        let mut applied = Applied {
+            new: Vec::with_capacity(batch.puts.len()),
+        };
         let _guard = self
             .write_lock
             .lock()
@@ -811,9 +823,11 @@ impl Store {
         let any_failures = manifest.failures > 0;
         let mut b = sled::Batch::default();
         for (key, sealed) in batch.puts {
-            if !self.sealed.contains_key(key.as_bytes())? {
+            let new = !self.sealed.contains_key(key.as_bytes())?;
+            if new {
                 manifest.documents += 1;
             }
+            applied.new.push(new);
             let fk = key.failure_key();
             if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
@@ -886,7 +900,8 @@ impl Store {
             self.dictionary_stored
                 .store(true, std::sync::atomic::Ordering::Release);
         }
-        self.write_commit_file(&manifest)
+        self.write_commit_file(&manifest)?;
+        Ok(applied)
     }
 
     /// Authenticates every sealed record and checks the manifest's counts.

@@ -153,6 +153,12 @@ pub(crate) struct Inverted {
     /// Set when a read failed authentication: searches avoid the index until
     /// it is rebuilt.
     broken: AtomicBool,
+    /// Whether the index (committed plus pending) holds exactly the store's
+    /// documents: set by a catch-up, a commit that claims the store's
+    /// generation, or an open that found the index current; cleared when
+    /// the index is marked broken. While set, a record new to the store is
+    /// known to be absent from the index (see [`apply`](Self::apply)).
+    in_step: AtomicBool,
     /// Live segments' hit columns.
     columns: ColumnCache,
 }
@@ -281,6 +287,7 @@ impl Inverted {
             writing: Mutex::new(None),
             committed: AtomicU64::new(generation),
             broken: AtomicBool::new(false),
+            in_step: AtomicBool::new(false),
             columns: ColumnCache::default(),
         })
     }
@@ -349,11 +356,21 @@ impl Inverted {
             w.writer.delete_term(self.schema.key_term(key));
         }
         let searcher = self.reader.searcher();
+        let in_step = self.in_step.load(Ordering::Acquire);
         for c in stored {
             // A delete costs tantivy a term query per segment at commit;
-            // most stored records are new, so delete only what may exist.
+            // most stored records are new, so delete only what may exist:
+            // a key added since the last commit, or one the searcher holds.
+            // A key new to the store cannot be in the index (the index
+            // follows the store), so it is not even looked up: at a million
+            // records those lookups read the key dictionaries chunk by
+            // chunk and filled the chunk cache while nobody searched.
             let term = self.schema.key_term(&c.key);
-            if !w.uncommitted.insert(c.key) || searcher.doc_freq(&term).map_or(true, |n| n > 0) {
+            let first_since_commit = w.uncommitted.insert(c.key);
+            let known_absent = c.new && in_step;
+            if !first_since_commit
+                || (!known_absent && searcher.doc_freq(&term).map_or(true, |n| n > 0))
+            {
                 w.writer.delete_term(term);
             }
             w.writer
@@ -388,8 +405,19 @@ impl Inverted {
             if w.pending > 0 || self.committed.load(Ordering::Acquire) != w.generation {
                 self.commit_locked(w)?;
             }
+            if generation.is_some() {
+                // The caller vouches that every change up to it went
+                // through `apply`: the index holds the store's documents.
+                self.in_step.store(true, Ordering::Release);
+            }
         }
         Ok(())
+    }
+
+    /// Records that the index was found current with the store (at open,
+    /// before anything else writes either).
+    pub(crate) fn mark_in_step(&self) {
+        self.in_step.store(true, Ordering::Release);
     }
 
     /// Closes the writer, if one is open: waits for merges in flight so that
@@ -412,6 +440,7 @@ impl Inverted {
 
     /// Marks the index as not to be used until a rebuild.
     pub(crate) fn mark_broken(&self) {
+        self.in_step.store(false, Ordering::Release);
         self.broken.store(true, Ordering::Release);
     }
 
@@ -465,6 +494,7 @@ impl Inverted {
         cancel: &AtomicBool,
     ) -> Result<CatchUp> {
         let started = Instant::now();
+        self.in_step.store(false, Ordering::Release);
         let generation = store.manifest()?.generation;
         let mut guard = self.lock_writing()?;
         let Some(w) = guard.as_mut() else {
@@ -538,6 +568,7 @@ impl Inverted {
         w.generation = generation;
         self.commit_locked(w)?;
         self.broken.store(false, Ordering::Release);
+        self.in_step.store(true, Ordering::Release);
         info!(
             indexed = report.indexed,
             removed = report.removed,
@@ -612,11 +643,11 @@ impl Inverted {
         match result {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(e)) => {
-                self.broken.store(true, Ordering::Release);
+                self.mark_broken();
                 Err(tantivy_err("searching the inverted index", e))
             }
             Err(_) => {
-                self.broken.store(true, Ordering::Release);
+                self.mark_broken();
                 Err(Error::Inverted("tantivy panicked during a search".into()))
             }
         }
