@@ -75,7 +75,7 @@
 //! `OwnedBytes` needs a plain shared slice (the index stores no message text,
 //! only terms and postings, see `DESIGN.md`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -902,12 +902,22 @@ struct CacheKey {
 }
 
 /// Least-recently-used cache of decrypted chunks within a byte budget.
+///
+/// Every read of a tantivy file asks it, so a hit must be cheap: the map
+/// hashes with FxHash (its keys are MACs, which an attacker cannot choose
+/// to collide), and recency is a queue of accesses with lazy deletion: a
+/// hit appends one entry, eviction pops from the front and skips entries
+/// made stale by a later access. (A `BTreeMap` ordered by access cost two
+/// tree updates per hit.)
 struct ChunkCache {
     budget: usize,
     bytes: usize,
     tick: u64,
-    entries: HashMap<CacheKey, (Arc<[u8]>, u64)>,
-    order: BTreeMap<u64, CacheKey>,
+    /// Each chunk with the tick of its last access.
+    entries: HashMap<CacheKey, (Arc<[u8]>, u64), rustc_hash::FxBuildHasher>,
+    /// Accesses, oldest first; one is current while its tick is its
+    /// entry's.
+    order: VecDeque<(u64, CacheKey)>,
 }
 
 impl ChunkCache {
@@ -916,8 +926,8 @@ impl ChunkCache {
             budget,
             bytes: 0,
             tick: 0,
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
+            entries: HashMap::default(),
+            order: VecDeque::new(),
         }
     }
 
@@ -925,10 +935,11 @@ impl ChunkCache {
         self.tick += 1;
         let tick = self.tick;
         let (data, used) = self.entries.get_mut(key)?;
-        self.order.remove(used);
         *used = tick;
-        self.order.insert(tick, *key);
-        Some(Arc::clone(data))
+        let data = Arc::clone(data);
+        self.order.push_back((tick, *key));
+        self.compact();
+        Some(data)
     }
 
     fn insert(&mut self, key: CacheKey, data: Arc<[u8]>) {
@@ -936,17 +947,31 @@ impl ChunkCache {
             return;
         }
         while self.bytes + data.len() > self.budget {
-            let Some((_, oldest)) = self.order.pop_first() else {
+            let Some((tick, oldest)) = self.order.pop_front() else {
                 break;
             };
-            if let Some((old, _)) = self.entries.remove(&oldest) {
+            if self.entries.get(&oldest).is_some_and(|e| e.1 == tick)
+                && let Some((old, _)) = self.entries.remove(&oldest)
+            {
                 self.bytes -= old.len();
             }
         }
         self.tick += 1;
         self.bytes += data.len();
-        self.order.insert(self.tick, key);
+        self.order.push_back((self.tick, key));
         self.entries.insert(key, (data, self.tick));
+        self.compact();
+    }
+
+    /// Drops stale accesses once they outnumber the chunks: amortised, a
+    /// constant per access, and the queue stays within a few times the
+    /// number of chunks.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.order
+                .retain(|(tick, key)| entries.get(key).is_some_and(|e| e.1 == *tick));
+        }
     }
 
     fn remove_file(&mut self, mac: &[u8; 32]) {
@@ -957,11 +982,11 @@ impl ChunkCache {
             .copied()
             .collect();
         for k in gone {
-            if let Some((data, used)) = self.entries.remove(&k) {
+            if let Some((data, _)) = self.entries.remove(&k) {
                 self.bytes -= data.len();
-                self.order.remove(&used);
             }
         }
+        self.compact();
     }
 }
 
@@ -1052,7 +1077,43 @@ mod tests {
         assert!(c.get(&k(3)).is_none(), "larger than the budget: not cached");
         c.remove_file(&[0; 32]);
         assert_eq!(c.bytes, 0);
-        assert!(c.order.is_empty());
+        assert!(c.entries.is_empty());
+    }
+
+    proptest! {
+        /// The cache keeps exactly what a plain least-recently-used list
+        /// within the same budget keeps, through any gets and inserts.
+        #[test]
+        fn cache_matches_a_reference_lru(
+            ops in proptest::collection::vec((any::<bool>(), 0u64..12, 1usize..6), 1..400),
+        ) {
+            let budget = 16;
+            let mut c = ChunkCache::new(budget);
+            // Most recently used last: (index, size).
+            let mut model: Vec<(u64, usize)> = Vec::new();
+            let k = |i| CacheKey { mac: [0; 32], generation: 1, index: i };
+            for (is_get, i, size) in ops {
+                if is_get {
+                    let hit = c.get(&k(i)).map(|d| d.len());
+                    let pos = model.iter().position(|m| m.0 == i);
+                    prop_assert_eq!(hit, pos.map(|p| model[p].1));
+                    if let Some(p) = pos {
+                        let m = model.remove(p);
+                        model.push(m);
+                    }
+                } else {
+                    c.insert(k(i), vec![0u8; size].into());
+                    if !model.iter().any(|m| m.0 == i) {
+                        while model.iter().map(|m| m.1).sum::<usize>() + size > budget {
+                            model.remove(0);
+                        }
+                        model.push((i, size));
+                    }
+                }
+                prop_assert_eq!(c.bytes, model.iter().map(|m| m.1).sum::<usize>());
+                prop_assert!(c.order.len() <= 2 * c.entries.len() + 65);
+            }
+        }
     }
 
     #[test]
