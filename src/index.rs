@@ -645,16 +645,11 @@ impl Index {
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
         let (matched, total, next) = self.page(&plan, &needles, options)?;
-        let cache = self.read();
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
-            let record = match cache.get(&m.key) {
-                Some(e) => Arc::clone(&e.record),
-                None => match self.store.get_by_key(&m.key)? {
-                    Some(r) => Arc::new(r),
-                    // Deleted since the scan: skip it.
-                    None => continue,
-                },
+            // Deleted since the scan: skip it.
+            let Some(record) = self.get(&m.key)? else {
+                continue;
             };
             let snippet = if options.snippet_bytes > 0 {
                 snippet::snippet(&record, &needles, options.snippet_bytes)
@@ -729,12 +724,7 @@ impl Index {
             }
         };
         let order = options.order;
-        if let Some(c) = &options.cursor {
-            let at = Matched {
-                key: c.key,
-                timestamp: c.timestamp,
-                score: c.score,
-            };
+        if let (_, Some(at)) = page_bounds(options) {
             matched.retain(|m| cmp_matched(order, m, &at).is_gt());
         }
         let limit = options.limit.unwrap_or(usize::MAX);

@@ -316,8 +316,7 @@ const MAX_DECODED: usize = 1 << 30;
 
 /// Decodes a record that [`encode`] produced.
 pub fn decode(bytes: &[u8]) -> Result<Record> {
-    let raw = decompress(bytes).map_err(|what| bad_record(&what))?;
-    postcard::from_bytes(&raw).map_err(|_| bad_record("postcard"))
+    decode_with(bytes, None)
 }
 
 /// Whether `bytes` (a record's encoding) needs the store's dictionary.
@@ -327,25 +326,7 @@ pub(crate) fn needs_dictionary(bytes: &[u8]) -> bool {
 
 /// Decodes a record that [`encode`] or [`compress_with`] produced.
 pub(crate) fn decode_with(bytes: &[u8], dict: Option<&Dictionary>) -> Result<Record> {
-    let (Some(dict), Some((&CODEC_ZSTD_DICT, rest))) = (dict, bytes.split_first()) else {
-        return decode(bytes);
-    };
-    let size = match zstd::zstd_safe::get_frame_content_size(rest) {
-        Ok(Some(n)) if n <= MAX_DECODED as u64 => n as usize,
-        _ => return Err(bad_record("zstd size")),
-    };
-    let raw = DICT_DECOMPRESSOR
-        .with(|d| {
-            let mut d = d.borrow_mut();
-            if d.as_ref().is_none_or(|(uid, _)| *uid != dict.uid) {
-                *d = zstd::bulk::Decompressor::with_dictionary(dict.as_bytes())
-                    .ok()
-                    .map(|z| (dict.uid, z));
-            }
-            d.as_mut().map(|(_, d)| d.decompress(rest, size))
-        })
-        .ok_or_else(|| bad_record("zstd context"))?
-        .map_err(|_| bad_record("zstd"))?;
+    let raw = decompress(bytes, dict).map_err(|what| bad_record(&what))?;
     postcard::from_bytes(&raw).map_err(|_| bad_record("postcard"))
 }
 
@@ -353,9 +334,22 @@ fn bad_record(what: &str) -> Error {
     Error::Corrupt(format!("undecodable record ({what})"))
 }
 
-/// Undoes [`compress`]. The error names what was wrong, for the caller's
-/// message.
-pub(crate) fn decompress(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// The size a zstd frame states; more than [`MAX_DECODED`] is refused
+/// before anything is allocated.
+fn zstd_size(frame: &[u8]) -> std::result::Result<usize, String> {
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n <= MAX_DECODED as u64 => Ok(n as usize),
+        _ => Err("zstd size".into()),
+    }
+}
+
+/// Undoes [`compress`] and [`compress_with`] (`dict`: the store's
+/// dictionary, if it has one). The error names what was wrong, for the
+/// caller's message.
+pub(crate) fn decompress(
+    bytes: &[u8],
+    dict: Option<&Dictionary>,
+) -> std::result::Result<Vec<u8>, String> {
     let (&codec, rest) = bytes.split_first().ok_or("empty")?;
     match codec {
         CODEC_RAW => Ok(rest.to_vec()),
@@ -370,12 +364,7 @@ pub(crate) fn decompress(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
             lz4_flex::decompress_size_prepended(rest).map_err(|_| "lz4".into())
         }
         CODEC_ZSTD => {
-            // The frame states its size; more than MAX_DECODED is refused
-            // before anything is allocated.
-            let size = match zstd::zstd_safe::get_frame_content_size(rest) {
-                Ok(Some(n)) if n <= MAX_DECODED as u64 => n as usize,
-                _ => return Err("zstd size".into()),
-            };
+            let size = zstd_size(rest)?;
             DECOMPRESSOR
                 .with(|d| {
                     let mut d = d.borrow_mut();
@@ -387,7 +376,22 @@ pub(crate) fn decompress(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
                 .ok_or("zstd context")?
                 .map_err(|_| "zstd".into())
         }
-        CODEC_ZSTD_DICT => Err("compressed with a dictionary that is missing".into()),
+        CODEC_ZSTD_DICT => {
+            let dict = dict.ok_or("compressed with a dictionary that is missing")?;
+            let size = zstd_size(rest)?;
+            DICT_DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.as_ref().is_none_or(|(uid, _)| *uid != dict.uid) {
+                        *d = zstd::bulk::Decompressor::with_dictionary(dict.as_bytes())
+                            .ok()
+                            .map(|z| (dict.uid, z));
+                    }
+                    d.as_mut().map(|(_, d)| d.decompress(rest, size))
+                })
+                .ok_or("zstd context")?
+                .map_err(|_| "zstd".into())
+        }
         _ => Err("unknown codec".into()),
     }
 }

@@ -730,7 +730,7 @@ impl Store {
             .map_err(|e| e.into_error(kind))?;
         let undecodable = || Error::Corrupt(format!("undecodable {} record", kind.name()));
         let plain = if self.format >= 2 {
-            record::decompress(&plain).map_err(|_| undecodable())?
+            record::decompress(&plain, None).map_err(|_| undecodable())?
         } else {
             plain
         };

@@ -139,6 +139,27 @@ struct Writing {
     uncommitted: std::collections::HashSet<DocKey>,
 }
 
+/// The writing state, locked, with its writer open (what
+/// [`Inverted::lock_writing`] returns).
+struct WritingGuard<'a>(MutexGuard<'a, Option<Writing>>);
+
+impl std::ops::Deref for WritingGuard<'_> {
+    type Target = Writing;
+    fn deref(&self) -> &Writing {
+        self.0
+            .as_ref()
+            .expect("lock_writing opens the writer before returning")
+    }
+}
+
+impl std::ops::DerefMut for WritingGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writing {
+        self.0
+            .as_mut()
+            .expect("lock_writing opens the writer before returning")
+    }
+}
+
 /// The live inverted index of one store.
 pub(crate) struct Inverted {
     root: PathBuf,
@@ -313,7 +334,9 @@ impl Inverted {
         self.reader.searcher().num_docs()
     }
 
-    fn lock_writing(&self) -> Result<MutexGuard<'_, Option<Writing>>> {
+    /// Locks the writing state, opening tantivy's writer first if it is
+    /// not open.
+    fn lock_writing(&self) -> Result<WritingGuard<'_>> {
         let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let threads = self.options.writer_threads.max(1);
@@ -337,7 +360,7 @@ impl Inverted {
                 uncommitted: std::collections::HashSet::new(),
             });
         }
-        Ok(guard)
+        Ok(WritingGuard(guard))
     }
 
     /// Adds one committed store batch (store generation `generation`);
@@ -349,9 +372,7 @@ impl Inverted {
         generation: u64,
     ) -> Result<()> {
         let mut guard = self.lock_writing()?;
-        let Some(w) = guard.as_mut() else {
-            return Ok(());
-        };
+        let w = &mut *guard;
         for key in deleted {
             w.writer.delete_term(self.schema.key_term(key));
         }
@@ -394,7 +415,7 @@ impl Inverted {
     pub(crate) fn flush(&self, generation: Option<u64>) -> Result<()> {
         let claims_new = generation.is_some_and(|g| g != self.committed.load(Ordering::Acquire));
         let mut guard = if claims_new {
-            self.lock_writing()?
+            self.lock_writing()?.0
         } else {
             self.writing.lock().unwrap_or_else(|p| p.into_inner())
         };
@@ -497,9 +518,7 @@ impl Inverted {
         self.in_step.store(false, Ordering::Release);
         let generation = store.manifest()?.generation;
         let mut guard = self.lock_writing()?;
-        let Some(w) = guard.as_mut() else {
-            return Ok(CatchUp::default());
-        };
+        let w = &mut *guard;
         let mut held: HashMap<DocKey, u64> = HashMap::new();
         if rebuild {
             w.writer
@@ -703,9 +722,15 @@ pub(crate) struct Window {
     pub after: Option<(Option<i64>, DocKey)>,
 }
 
-/// A date as a rank: smaller is newer, undated last.
-fn rank(ts: Option<i64>) -> (bool, std::cmp::Reverse<i64>) {
-    (ts.is_none(), std::cmp::Reverse(ts.unwrap_or(i64::MIN)))
+/// Newest-first order of a date as one integer: smaller is newer, undated
+/// last (the date part of [`newest_first`](crate::cache::newest_first),
+/// compared in one instruction).
+fn order_key(ts: Option<i64>) -> u64 {
+    match ts {
+        // i64::MAX - t, for t > i64::MIN: 0 ..= u64::MAX - 1.
+        Some(t) => (i128::from(i64::MAX) - i128::from(t)).clamp(0, i128::from(u64::MAX - 1)) as u64,
+        None => u64::MAX,
+    }
 }
 
 /// Collects the matches that can be on one newest-first page.
@@ -780,9 +805,9 @@ fn keep_page<T>(items: &mut Vec<T>, limit: usize, ts: impl Fn(&T) -> Option<i64>
     if items.len() <= keep {
         return;
     }
-    items.select_nth_unstable_by_key(keep - 1, |x| rank(ts(x)));
-    let boundary = rank(ts(&items[keep - 1]));
-    items.retain(|x| rank(ts(x)) <= boundary);
+    items.select_nth_unstable_by_key(keep - 1, |x| order_key(ts(x)));
+    let boundary = order_key(ts(&items[keep - 1]));
+    items.retain(|x| order_key(ts(x)) <= boundary);
 }
 
 impl SegmentCollector for NewestSegment {
@@ -858,16 +883,6 @@ impl NewestSegment {
 
 /// Records per block of [`NewestPerBlock`], as a shift.
 const BLOCK_SHIFT: u32 = 8;
-
-/// Newest-first order as one integer: smaller is newer, undated last (the
-/// order of [`rank`], compared in one instruction).
-fn order_key(ts: Option<i64>) -> u64 {
-    match ts {
-        // i64::MAX - t, for t > i64::MIN: 0 ..= u64::MAX - 1.
-        Some(t) => (i128::from(i64::MAX) - i128::from(t)).clamp(0, i128::from(u64::MAX - 1)) as u64,
-        None => u64::MAX,
-    }
-}
 
 /// The [`order_key`] of the newest record of each block of 256 records of
 /// a segment.
@@ -1027,7 +1042,7 @@ mod tests {
         {
             let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
             let mut guard = inv.lock_writing().unwrap();
-            let w = guard.as_mut().unwrap();
+            let w = &mut *guard;
             w.generation = 7;
             inv.commit_locked(w).unwrap();
         }
@@ -1035,8 +1050,7 @@ mod tests {
             let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
             assert!(inv.is_current(7), "same format: kept");
             let mut guard = inv.lock_writing().unwrap();
-            let w = guard.as_mut().unwrap();
-            let mut prepared = w.writer.prepare_commit().unwrap();
+            let mut prepared = guard.writer.prepare_commit().unwrap();
             prepared.set_payload(r#"{"format":0,"generation":9}"#);
             prepared.commit().unwrap();
         }
@@ -1118,7 +1132,7 @@ mod tests {
             IndexRecordOption::Basic,
         );
         let columns = ColumnCache::default();
-        hits.sort_by_key(|h| (rank(h.0), h.1));
+        hits.sort_by_key(|h| (order_key(h.0), h.1));
         let cursors = [
             None,
             Some(hits[0]),
@@ -1140,14 +1154,16 @@ mod tests {
                 assert_eq!(total, hits.len());
                 let mut expected: Vec<(Option<i64>, DocKey)> = hits
                     .iter()
-                    .filter(|h| after.is_none_or(|(ts, k)| (rank(h.0), h.1) > (rank(ts), k)))
+                    .filter(|h| {
+                        after.is_none_or(|(ts, k)| (order_key(h.0), h.1) > (order_key(ts), k))
+                    })
                     .copied()
                     .collect();
                 keep_page(&mut expected, limit, |h| h.0);
-                expected.sort_by_key(|h| (rank(h.0), h.1));
+                expected.sort_by_key(|h| (order_key(h.0), h.1));
                 let mut got: Vec<(Option<i64>, DocKey)> =
                     got.iter().map(|m| (m.timestamp, m.key)).collect();
-                got.sort_by_key(|h| (rank(h.0), h.1));
+                got.sort_by_key(|h| (order_key(h.0), h.1));
                 assert_eq!(
                     got.len(),
                     expected.len(),
@@ -1158,9 +1174,11 @@ mod tests {
         }
     }
 
-    /// The one-integer order key sorts exactly as the rank does.
+    /// The one-integer order key sorts dates exactly as the crate's
+    /// newest-first order does.
     #[test]
-    fn order_key_sorts_as_rank() {
+    fn order_key_sorts_newest_first() {
+        let k = DocKey::from_mac([7; 32]);
         let values = [
             None,
             Some(i64::MIN + 1),
@@ -1175,7 +1193,7 @@ mod tests {
             for b in values {
                 assert_eq!(
                     order_key(a).cmp(&order_key(b)),
-                    rank(a).cmp(&rank(b)),
+                    crate::cache::newest_first((a, &k), (b, &k)),
                     "{a:?} {b:?}"
                 );
             }
