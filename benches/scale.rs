@@ -201,29 +201,21 @@ fn mode(name: &str) -> Mode {
         kdf: KdfParams::insecure_fast(),
         ..IndexConfig::default()
     };
-    let search = match name.split_once('@') {
-        _ if name == "inverted" => {
+    let (engine, mb) = name.split_once('@').unwrap_or((name, ""));
+    let bytes = (!mb.is_empty()).then(|| {
+        mb.parse::<usize>()
+            .unwrap_or_else(|_| panic!("bad cache size in mode {name:?}"))
+            << 20
+    });
+    let search = match engine {
+        "inverted" => {
             config.inverted = true;
+            config.inverted_cache_bytes = bytes.unwrap_or(config.inverted_cache_bytes);
             SearchMode::Inverted
         }
-        Some(("inverted", mb)) => {
-            config.inverted = true;
-            config.inverted_cache_bytes = mb
-                .parse::<usize>()
-                .unwrap_or_else(|_| panic!("bad cache size in mode {name:?}"))
-                << 20;
-            SearchMode::Inverted
-        }
-        _ if name == "forward" => {
+        "forward" => {
             config.inverted = false;
-            SearchMode::Forward
-        }
-        Some(("forward", mb)) => {
-            config.inverted = false;
-            config.cache_bytes = mb
-                .parse::<usize>()
-                .unwrap_or_else(|_| panic!("bad cache size in mode {name:?}"))
-                << 20;
+            config.cache_bytes = bytes.unwrap_or(config.cache_bytes);
             SearchMode::Forward
         }
         _ => panic!("unknown mode {name:?}: use forward, forward@MB, inverted or inverted@MB"),

@@ -37,6 +37,12 @@ fn config() -> IndexConfig {
     }
 }
 
+/// UTF-8 bytes of a record's five text fields: the extracted text, as
+/// `benches/compare.rs` counts it.
+fn text_bytes(r: &sealdex::Record) -> u64 {
+    Field::ALL.iter().map(|f| r.field(*f).len() as u64).sum()
+}
+
 fn mb(b: u64) -> String {
     format!("{:.2} MB", b as f64 / 1e6)
 }
@@ -152,10 +158,7 @@ fn measure(name: &str, source: &mut dyn Source, decryptor: &dyn Decryptor) {
         let mut docs = 0u64;
         for r in index.store().records() {
             let r = r.unwrap();
-            text += Field::ALL
-                .iter()
-                .map(|f| r.field(*f).len() as u64)
-                .sum::<u64>();
+            text += text_bytes(&r);
             docs += 1;
         }
         println!(
@@ -383,15 +386,7 @@ fn packing_potential(name: &str) {
     };
     let mut records: Vec<sealdex::Record> = index.store().records().map(|r| r.unwrap()).collect();
     records.sort_by(|a, b| a.id.cmp(&b.id));
-    let text: u64 = records
-        .iter()
-        .map(|r| {
-            Field::ALL
-                .iter()
-                .map(|f| r.field(*f).len() as u64)
-                .sum::<u64>()
-        })
-        .sum();
+    let text: u64 = records.iter().map(text_bytes).sum();
     let each: u64 = records
         .iter()
         .map(|r| sealdex::record::encode(r).len() as u64)
@@ -504,15 +499,7 @@ fn packed_layout(name: &str) {
         })
         .collect();
     records.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    let text: u64 = records
-        .iter()
-        .map(|(_, r)| {
-            Field::ALL
-                .iter()
-                .map(|f| r.field(*f).len() as u64)
-                .sum::<u64>()
-        })
-        .sum();
+    let text: u64 = records.iter().map(|(_, r)| text_bytes(r)).sum();
     println!("\n== {name}: {} records, text {}", records.len(), mb(text));
     let tmp = tempfile::tempdir().unwrap();
     let mut noise = 0x2545_f491_4f6c_dd1du64;
