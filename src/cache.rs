@@ -370,6 +370,9 @@ impl CacheState {
         let mut live: Vec<Entry> = self.entries.drain(..).flatten().collect();
         live.sort_by(|a, b| newest_first((a.timestamp, &a.key), (b.timestamp, &b.key)));
         self.shards.clear();
+        // Folder sets of records gone since would stay otherwise, and every
+        // query's folder filter would walk them.
+        self.folders = FolderSets::default();
         self.by_key.clear();
         self.by_age.clear();
         self.bytes = 0;

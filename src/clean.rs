@@ -151,7 +151,6 @@ mod tokens_to_text {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::convert::Infallible;
-    use std::hash::{BuildHasherDefault, Hasher};
 
     use html5gum::emitters::callback::{CallbackEmitter, CallbackEvent};
     use html5gum::{Emitter, ForwardingEmitter, Span, Tokenizer};
@@ -203,28 +202,6 @@ mod tokens_to_text {
                 .len(),
         );
         Extracted::Text(out)
-    }
-
-    /// FNV-1a: tag names are short, and SipHash on them was a tenth of the
-    /// extractor's time. Hash flooding is bounded by [`MAX_NAMES`].
-    struct Fnv(u64);
-
-    impl Default for Fnv {
-        fn default() -> Self {
-            Fnv(0xcbf2_9ce4_8422_2325)
-        }
-    }
-
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
     }
 
     /// Most distinct element names interned; later new names all share one
@@ -488,7 +465,9 @@ mod tokens_to_text {
         stack: Vec<Open>,
         /// Names of elements seen, interned: `names[name] == id`,
         /// `open_counts[id]` open elements of that name.
-        names: HashMap<Vec<u8>, u32, BuildHasherDefault<Fnv>>,
+        /// FxHash: tag names are short, and SipHash on them was a tenth of
+        /// the extractor's time. Hash flooding is bounded by [`MAX_NAMES`].
+        names: HashMap<Vec<u8>, u32, rustc_hash::FxBuildHasher>,
         open_counts: Vec<u32>,
         /// Depth of the outermost open element that hides its content.
         hidden_from: Option<usize>,
@@ -1320,37 +1299,36 @@ mod tests {
             <ul><li>item</li></ul><blockquote>quoted</blockquote>
             </body></html>"#;
         let text = html_to_text(html);
-        for gone in [
-            "secret",
-            "hidden attr",
-            "display none",
-            "visibility hidden",
-            "class hidden",
-            "iVBOR",
-            "base64",
-            "example.org",
-            "[",
-            "*",
-            "_",
-            "|",
-            "#",
-            ">",
-            "color",
-        ] {
-            assert!(!text.contains(gone), "{gone:?} in {text:?}");
-        }
-        for kept in [
-            "Title",
-            "Some emphasis and bold and",
-            "a link",
-            "Company logo",
-            "cell one",
-            "cell two",
-            "item",
-            "quoted",
-        ] {
-            assert!(text.contains(kept), "{kept:?} not in {text:?}");
-        }
+        assert_drops_and_keeps(
+            &text,
+            &[
+                "secret",
+                "hidden attr",
+                "display none",
+                "visibility hidden",
+                "class hidden",
+                "iVBOR",
+                "base64",
+                "example.org",
+                "[",
+                "*",
+                "_",
+                "|",
+                "#",
+                ">",
+                "color",
+            ],
+            &[
+                "Title",
+                "Some emphasis and bold and",
+                "a link",
+                "Company logo",
+                "cell one",
+                "cell two",
+                "item",
+                "quoted",
+            ],
+        );
     }
 
     #[test]
@@ -1401,37 +1379,36 @@ mod tests {
             tokens_to_text::Extracted::Text(_)
         ));
         let text = html_to_text(html);
-        for gone in [
-            "Page title",
-            "secret",
-            "color",
-            "hidden attr",
-            "display none",
-            "visibility hidden",
-            "zero height",
-            "comment",
-            "no script",
-            "frame text",
-            "template text",
-            "svg text",
-            "iVBOR",
-            "example.org",
-            "<b>x",
-        ] {
-            assert!(!text.contains(gone), "{gone:?} in {text:?}");
-        }
-        for kept in [
-            "Title",
-            "Some emphasis and bold and a link.",
-            "Company logo",
-            "cell one",
-            "cell two",
-            "item",
-            "quoted",
-            "café & crème A<b>",
-        ] {
-            assert!(text.contains(kept), "{kept:?} not in {text:?}");
-        }
+        assert_drops_and_keeps(
+            &text,
+            &[
+                "Page title",
+                "secret",
+                "color",
+                "hidden attr",
+                "display none",
+                "visibility hidden",
+                "zero height",
+                "comment",
+                "no script",
+                "frame text",
+                "template text",
+                "svg text",
+                "iVBOR",
+                "example.org",
+                "<b>x",
+            ],
+            &[
+                "Title",
+                "Some emphasis and bold and a link.",
+                "Company logo",
+                "cell one",
+                "cell two",
+                "item",
+                "quoted",
+                "café & crème A<b>",
+            ],
+        );
     }
 
     #[test]
@@ -1581,6 +1558,16 @@ mod tests {
 
     fn any_text() -> impl Strategy<Value = String> {
         prop_oneof![any::<String>(), tricky()]
+    }
+
+    /// `text` holds none of `gone` and every one of `kept`.
+    fn assert_drops_and_keeps(text: &str, gone: &[&str], kept: &[&str]) {
+        for g in gone {
+            assert!(!text.contains(g), "{g:?} in {text:?}");
+        }
+        for k in kept {
+            assert!(text.contains(k), "{k:?} not in {text:?}");
+        }
     }
 
     /// Tokens, one character at a time: what [`Tokens`] must yield.

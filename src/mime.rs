@@ -122,15 +122,12 @@ pub fn parse_rfc822(raw: &RawMessage, max_bytes: usize) -> Result<Message, Decry
     let mut parsed = catch_unwind(AssertUnwindSafe(|| PARSER.parse(bytes)))
         .map_err(|_| DecryptError::Malformed("mail-parser failed on this message".into()))?
         .ok_or_else(|| DecryptError::Malformed("no header or body found".into()))?;
-    if parsed.parts.is_empty() {
-        return Err(DecryptError::Malformed("no MIME part found".into()));
-    }
-    let body = body_of(&mut parsed);
-    let Some(root) = parsed.parts.first() else {
+    let Some(headerless) = parsed.parts.first().map(|root| root.headers.is_empty()) else {
         return Err(DecryptError::Malformed("no MIME part found".into()));
     };
+    let body = body_of(&mut parsed);
     let (attachments, has_attachment) = attachments_of(&parsed);
-    if root.headers.is_empty() && is_empty_body(&body) && !has_attachment {
+    if headerless && is_empty_body(&body) && !has_attachment {
         return Err(DecryptError::Malformed("no header or body found".into()));
     }
 
@@ -203,33 +200,30 @@ fn is_empty_body(body: &Body) -> bool {
 /// message rather than copied; the part is left empty, which nothing after
 /// this reads (attachments are told by their headers).
 fn body_of(msg: &mut mail_parser::Message<'_>) -> Body {
-    let texts: Vec<usize> = msg
-        .text_body
-        .iter()
-        .map(|&id| id as usize)
-        .filter(|&id| {
-            msg.parts
-                .get(id)
-                .is_some_and(|p| is_plain_text(p) && matches!(p.body, PartType::Text(_)))
-        })
-        .collect();
+    let texts = body_parts(msg, &msg.text_body, |p| {
+        is_plain_text(p) && matches!(p.body, PartType::Text(_))
+    });
     if !texts.is_empty() {
         return Body::Text(take_joined(msg, &texts));
     }
-    let htmls: Vec<usize> = msg
-        .html_body
-        .iter()
-        .map(|&id| id as usize)
-        .filter(|&id| {
-            msg.parts
-                .get(id)
-                .is_some_and(|p| matches!(p.body, PartType::Html(_)))
-        })
-        .collect();
+    let htmls = body_parts(msg, &msg.html_body, |p| matches!(p.body, PartType::Html(_)));
     if !htmls.is_empty() {
         return Body::Html(take_joined(msg, &htmls));
     }
     Body::default()
+}
+
+/// The parts among `ids` (the parser's text or HTML body list) that `keep`
+/// accepts, as indexes into the message's parts.
+fn body_parts(
+    msg: &mail_parser::Message<'_>,
+    ids: &[u32],
+    keep: impl Fn(&mail_parser::MessagePart<'_>) -> bool,
+) -> Vec<usize> {
+    ids.iter()
+        .map(|&id| id as usize)
+        .filter(|&id| msg.parts.get(id).is_some_and(&keep))
+        .collect()
 }
 
 /// The text of the given text or HTML parts, joined by blank lines; a

@@ -33,8 +33,8 @@
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery,
-    Query as TQuery, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery,
+    PhraseQuery, Query as TQuery, RangeQuery, TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Searcher, Term};
@@ -252,7 +252,10 @@ impl Ctx<'_> {
             }
             (_, true) => Box::new(PhraseQuery::new(terms)),
             (_, false) => {
-                let (last, exact) = n.tokens.split_last().unwrap_or((&n.tokens[0], &[]));
+                // A needle always has a token (the planner drops empty ones).
+                let Some((last, exact)) = n.tokens.split_last() else {
+                    return Box::new(EmptyQuery);
+                };
                 let exact = exact
                     .iter()
                     .map(|t| Term::from_field_text(field, t))

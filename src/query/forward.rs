@@ -310,6 +310,12 @@ fn slot_matches(shard: &Shard, slot: usize, needle: &Needle, finder: &Finder<'_>
     false
 }
 
+/// Whether `count` candidates of `n` slots are many enough that one pass
+/// over the whole shard costs less than visiting them one by one.
+fn dense(count: usize, n: usize) -> bool {
+    count * 8 >= n
+}
+
 /// Evaluates `plan` over one shard, restricted to `candidates` (slots
 /// outside it may come back set or not; the caller masks).
 fn eval(plan: &Plan, shard: &Shard, prep: &Prepared<'_>, candidates: &Bits) -> Bits {
@@ -320,8 +326,7 @@ fn eval(plan: &Plan, shard: &Shard, prep: &Prepared<'_>, candidates: &Bits) -> B
         Plan::Filter(f) => filter_bits(f, shard, prep),
         Plan::Text(needle) => {
             let finder = Finder::new(&needle.bytes);
-            let c = candidates.count();
-            if c * 8 < n {
+            if !dense(candidates.count(), n) {
                 let mut bits = Bits::zeros(n);
                 for slot in candidates.iter() {
                     if slot_matches(shard, slot, needle, &finder) {
@@ -348,7 +353,7 @@ fn eval(plan: &Plan, shard: &Shard, prep: &Prepared<'_>, candidates: &Bits) -> B
             let mut acc = Bits::zeros(n);
             let any_of = prep
                 .any_of(children)
-                .filter(|_| candidates.count() * 8 >= n);
+                .filter(|_| dense(candidates.count(), n));
             if let Some((searcher, needles)) = any_of {
                 acc = scan_any(shard, needles, searcher);
             }
