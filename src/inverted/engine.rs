@@ -52,6 +52,7 @@ use tantivy::{
 use tracing::{debug, info, warn};
 
 use super::directory::{DirectoryOptions, EncryptedDirectory};
+use super::parallel::{SPLIT_MIN_DOCS, SearchThreads};
 use super::query::compile_plan;
 use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::error::{Error, Result};
@@ -97,6 +98,10 @@ pub struct InvertedOptions {
     /// ≈ 320–370 MiB with one; `bench-notes/rss.md`). Merges run in the
     /// background: indexing 100k messages was not slower with one.
     pub merge_threads: usize,
+    /// Threads one search may use, the caller's included: a large index's
+    /// segments are searched side by side (see `parallel`). Up to 4 by
+    /// default, as many as the machine has.
+    pub search_threads: usize,
 }
 
 impl Default for InvertedOptions {
@@ -109,6 +114,9 @@ impl Default for InvertedOptions {
             writer_bytes: 64 << 20,
             writer_threads: threads,
             merge_threads: 1,
+            search_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 4),
         }
     }
 }
@@ -182,6 +190,8 @@ pub(crate) struct Inverted {
     in_step: AtomicBool,
     /// Live segments' hit columns.
     columns: ColumnCache,
+    /// Threads a search may split its segments over.
+    threads: SearchThreads,
 }
 
 impl std::fmt::Debug for Inverted {
@@ -304,12 +314,13 @@ impl Inverted {
             index,
             directory,
             reader,
-            options,
             writing: Mutex::new(None),
             committed: AtomicU64::new(generation),
             broken: AtomicBool::new(false),
             in_step: AtomicBool::new(false),
             columns: ColumnCache::default(),
+            threads: SearchThreads::new(options.search_threads, SPLIT_MIN_DOCS),
+            options,
         })
     }
 
@@ -641,15 +652,18 @@ impl Inverted {
             let searcher = self.reader.searcher();
             let query: Box<dyn TQuery> = compile_plan(plan, &self.schema, &searcher, scored);
             match window {
-                Some(w) if !scored => searcher.search(
+                Some(w) if !scored => self.threads.search(
+                    &searcher,
                     &*query,
                     &Newest {
                         window: w,
                         columns: &self.columns,
                     },
                 ),
-                _ => searcher
+                _ => self
+                    .threads
                     .search(
+                        &searcher,
                         &*query,
                         &AllFound {
                             scored,
@@ -1139,19 +1153,44 @@ mod tests {
             Some(hits[500]),
             Some(hits[hits.len() / 2]),
         ];
+        // Both segments on one thread, and side by side on two.
+        let split = SearchThreads::new(2, 0);
+        let scored = AllFound {
+            scored: true,
+            columns: &columns,
+        };
+        let by_key = |mut v: Vec<Matched>| {
+            v.sort_by_key(|m| m.key);
+            v.into_iter()
+                .map(|m| (m.key, m.timestamp, m.score.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        let all = by_key(searcher.search(&query, &scored).unwrap());
+        assert_eq!(all.len(), hits.len());
+        assert_eq!(
+            by_key(split.search(&searcher, &query, &scored).unwrap()),
+            all
+        );
         for limit in [0, 1, 10, 300, 1_000] {
             for after in cursors {
                 let window = Window { limit, after };
-                let (total, got) = searcher
-                    .search(
-                        &query,
-                        &Newest {
-                            window,
-                            columns: &columns,
-                        },
-                    )
-                    .unwrap();
+                let newest = Newest {
+                    window,
+                    columns: &columns,
+                };
+                let (total, got) = searcher.search(&query, &newest).unwrap();
+                let (split_total, mut split_got) =
+                    split.search(&searcher, &query, &newest).unwrap();
                 assert_eq!(total, hits.len());
+                assert_eq!(split_total, total);
+                let mut one: Vec<(Option<i64>, DocKey)> =
+                    got.iter().map(|m| (m.timestamp, m.key)).collect();
+                one.sort_by_key(|h| (order_key(h.0), h.1));
+                split_got.sort_by_key(|m| (order_key(m.timestamp), m.key));
+                assert!(
+                    split_got.iter().map(|m| (m.timestamp, m.key)).eq(one),
+                    "split search, pattern {pattern}, limit {limit}"
+                );
                 let mut expected: Vec<(Option<i64>, DocKey)> = hits
                     .iter()
                     .filter(|h| {

@@ -24,6 +24,7 @@
 
 pub mod directory;
 pub(crate) mod engine;
+mod parallel;
 pub mod query;
 pub mod schema;
 mod split;
