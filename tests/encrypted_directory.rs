@@ -677,3 +677,60 @@ fn reload_after_a_commit_does_not_decrypt_unchanged_segments() {
         "the first load decrypts more than a reload"
     );
 }
+
+/// A merge reads every chunk of the segments it merges, once, on tantivy's
+/// merge thread: it must not fill the cache that searches use, and what it
+/// writes must still search right.
+#[test]
+fn merges_leave_the_cache_to_searches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sb = Schema::builder();
+    let body = sb.add_text_field("body", TEXT | STORED);
+    let schema = sb.build();
+    {
+        let index = Index::create(
+            Box::new(open(tmp.path(), 64 << 20)) as Box<dyn Directory>,
+            schema.clone(),
+            tantivy::IndexSettings::default(),
+        )
+        .unwrap();
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        for segment in 0..3 {
+            for i in 0..2_000usize {
+                let text = format!("message {segment} {i} alpha {}", i % 13);
+                writer.add_document(doc!(body => text)).unwrap();
+            }
+            writer.commit().unwrap();
+        }
+    }
+    // A fresh instance: nothing cached.
+    let dir = open(tmp.path(), 64 << 20);
+    let index = Index::open(dir.clone()).unwrap();
+    let segments = index.searchable_segment_ids().unwrap();
+    assert_eq!(segments.len(), 3);
+    let cached = dir.cached_bytes();
+    let decrypted = dir.chunks_decrypted();
+    let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+    writer.merge(&segments).wait().unwrap();
+    writer.wait_merging_threads().unwrap();
+    assert!(
+        dir.chunks_decrypted() > decrypted + 10,
+        "the merge read the segments"
+    );
+    assert_eq!(dir.cached_bytes(), cached, "the merge cached nothing");
+
+    let reader = index.reader().unwrap();
+    reader.reload().unwrap();
+    let searcher = reader.searcher();
+    assert_eq!(searcher.segment_readers().len(), 1);
+    let parser = QueryParser::for_index(&index, vec![body]);
+    let count = |q: &str| {
+        searcher
+            .search(&parser.parse_query(q).unwrap(), &Count)
+            .unwrap()
+    };
+    assert_eq!(count("alpha"), 6_000);
+    assert_eq!(count("\"alpha 7\""), 3 * 154);
+    assert!(dir.cached_bytes() > cached, "searches still fill the cache");
+}

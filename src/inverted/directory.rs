@@ -503,6 +503,7 @@ impl EncryptedDirectory {
             mac: self.inner.mac(path),
             file,
             header,
+            merge_memo: Mutex::new(None),
         })
     }
 
@@ -543,6 +544,17 @@ struct EncryptedFileHandle {
     mac: [u8; 32],
     file: File,
     header: Header,
+    /// The last chunk a merge read through this handle (see
+    /// [`chunk`](Self::chunk)).
+    merge_memo: Mutex<Option<(u64, Arc<[u8]>)>>,
+}
+
+/// Whether the calling thread is one of tantivy's merge threads (named
+/// `merge_thread_N` by its segment updater).
+fn on_merge_thread() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with("merge_thread_"))
 }
 
 impl fmt::Debug for EncryptedFileHandle {
@@ -571,6 +583,19 @@ impl EncryptedFileHandle {
         if let Some(hit) = lock(&self.inner.cache).get(&key) {
             return Ok(hit);
         }
+        // A merge reads each chunk of segments about to be deleted, in
+        // order, once: admitted to the cache, those chunks evicted what
+        // searches use and, while a large sync indexed and nobody searched,
+        // held the cache at its budget (at a million messages, most of the
+        // 128 MiB). So a merge keeps only the chunk it is reading, per
+        // file, and the cache is left to searches.
+        let merging = on_merge_thread();
+        if merging
+            && let Some((at, plain)) = lock(&self.merge_memo).as_ref()
+            && *at == i
+        {
+            return Ok(Arc::clone(plain));
+        }
         let cs = self.header.chunk_size as usize;
         let count = layout::chunk_count(self.header.len, cs);
         let plain_len = layout::chunk_plain_len(self.header.len, cs, i);
@@ -597,7 +622,11 @@ impl EncryptedFileHandle {
         self.inner
             .decrypted
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        lock(&self.inner.cache).insert(key, Arc::clone(&plain));
+        if merging {
+            *lock(&self.merge_memo) = Some((i, Arc::clone(&plain)));
+        } else {
+            lock(&self.inner.cache).insert(key, Arc::clone(&plain));
+        }
         Ok(plain)
     }
 }
