@@ -74,10 +74,11 @@ pub struct IndexConfig {
     pub inverted_cache_bytes: usize,
     /// Threads one inverted search may use, the calling thread included.
     /// A large index's segments are searched side by side (at a million
-    /// messages, two threads halve the slowest queries); an index with
-    /// fewer than about 32,000 records outside its largest segments is
-    /// always searched on the calling thread alone. Up to 4 by default, as
-    /// many as the machine has; 1 never starts a thread.
+    /// messages, two threads halve the slowest queries). An index whose
+    /// segments cannot be grouped with at least 32,768 records outside the
+    /// largest group is searched on the calling thread alone, and the
+    /// threads are started by the first search that is split. Up to 4 by
+    /// default, as many as the machine has; 1 never starts a thread.
     pub search_threads: usize,
 }
 

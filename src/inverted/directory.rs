@@ -550,7 +550,8 @@ struct EncryptedFileHandle {
 }
 
 /// Whether the calling thread is one of tantivy's merge threads (named
-/// `merge_thread_N` by its segment updater).
+/// `merge_thread_N` by its segment updater; `tests/encrypted_directory.rs`
+/// fails if a tantivy upgrade renames them).
 fn on_merge_thread() -> bool {
     std::thread::current()
         .name()

@@ -1167,6 +1167,13 @@ mod tests {
         };
         let all = by_key(searcher.search(&query, &scored).unwrap());
         assert_eq!(all.len(), hits.len());
+        // 5,000 records are too few to split: no thread is started.
+        let small = SearchThreads::new(2, SPLIT_MIN_DOCS);
+        assert_eq!(
+            by_key(small.search(&searcher, &query, &scored).unwrap()),
+            all
+        );
+        assert!(!small.started());
         assert_eq!(
             by_key(split.search(&searcher, &query, &scored).unwrap()),
             all

@@ -4,7 +4,7 @@
 //! tantivy searches one segment at a time on the calling thread. At a
 //! million messages a broad phrase or exclusion spends 15–30 ms in
 //! position checks and unions that no cheaper query plan avoids
-//! (`bench-notes/scale.md`); the segments are independent, so the only
+//! (`bench-notes/round4.md`); the segments are independent, so the only
 //! way to answer sooner is to check them at the same time. tantivy's own
 //! multi-threaded executor hands every segment to its pool, the tiny ones
 //! too, and makes the caller wait idle; here the segments are grouped
@@ -51,7 +51,7 @@ impl std::fmt::Debug for SearchThreads {
         f.debug_struct("SearchThreads")
             .field("threads", &self.threads)
             .field("min_docs", &self.min_docs)
-            .field("started", &self.pool.get().is_some_and(Option::is_some))
+            .field("started", &self.started())
             .finish()
     }
 }
@@ -66,6 +66,11 @@ impl SearchThreads {
             min_docs,
             pool: OnceLock::new(),
         }
+    }
+
+    /// Whether the pool's threads were started.
+    pub(crate) fn started(&self) -> bool {
+        self.pool.get().is_some_and(Option::is_some)
     }
 
     /// The pool of `threads - 1` helpers, started on first use; `None` if
@@ -114,8 +119,14 @@ impl SearchThreads {
                 })
                 .collect()
         };
-        let mut fruits: Vec<(usize, SegmentFruit<C>)> = match (groups.split_first(), self.pool()) {
-            (Some((first, rest)), Some(pool)) if !rest.is_empty() => {
+        // The pool is asked for only when there is work to split: a small
+        // index never starts its threads.
+        let split = match groups.split_first() {
+            Some((first, rest)) if !rest.is_empty() => self.pool().map(|pool| (pool, first, rest)),
+            _ => None,
+        };
+        let mut fruits: Vec<(usize, SegmentFruit<C>)> = match split {
+            Some((pool, first, rest)) => {
                 let mut done: Vec<Option<GroupFruits<C>>> = (0..rest.len()).map(|_| None).collect();
                 let mut own = None;
                 pool.in_place_scope(|scope| {
@@ -138,7 +149,7 @@ impl SearchThreads {
                 }
                 all
             }
-            _ => collect(&(0..segments.len()).collect::<Vec<_>>())?,
+            None => collect(&(0..segments.len()).collect::<Vec<_>>())?,
         };
         fruits.sort_unstable_by_key(|(i, _)| *i);
         collector.merge_fruits(fruits.into_iter().map(|(_, f)| f).collect())
