@@ -82,6 +82,17 @@ pub struct IndexConfig {
     pub search_threads: usize,
 }
 
+/// Most threads a search uses by default (`IndexConfig::search_threads`).
+pub(crate) const DEFAULT_SEARCH_THREADS: usize = 4;
+
+/// The machine's cores, at most `max` (1 when unknown): what a thread
+/// count defaults to.
+pub(crate) fn cores_up_to(max: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, max.max(1))
+}
+
 impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
@@ -89,9 +100,7 @@ impl Default for IndexConfig {
             kdf: KdfParams::default(),
             inverted: cfg!(feature = "tantivy"),
             inverted_cache_bytes: 128 << 20,
-            search_threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 4),
+            search_threads: cores_up_to(DEFAULT_SEARCH_THREADS),
         }
     }
 }

@@ -57,6 +57,7 @@ use super::query::compile_plan;
 use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::error::{Error, Result};
 use crate::index::Matched;
+use crate::index::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::keys::SecretKey;
 use crate::pipeline::Committed;
 use crate::query::plan::Plan;
@@ -106,17 +107,12 @@ pub struct InvertedOptions {
 
 impl Default for InvertedOptions {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 2);
         InvertedOptions {
             cache_bytes: super::directory::DEFAULT_CACHE_BUDGET,
             writer_bytes: 64 << 20,
-            writer_threads: threads,
+            writer_threads: cores_up_to(2),
             merge_threads: 1,
-            search_threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 4),
+            search_threads: cores_up_to(DEFAULT_SEARCH_THREADS),
         }
     }
 }
@@ -1186,16 +1182,18 @@ mod tests {
                     columns: &columns,
                 };
                 let (total, got) = searcher.search(&query, &newest).unwrap();
-                let (split_total, mut split_got) =
-                    split.search(&searcher, &query, &newest).unwrap();
+                let (split_total, split_got) = split.search(&searcher, &query, &newest).unwrap();
                 assert_eq!(total, hits.len());
                 assert_eq!(split_total, total);
-                let mut one: Vec<(Option<i64>, DocKey)> =
-                    got.iter().map(|m| (m.timestamp, m.key)).collect();
-                one.sort_by_key(|h| (order_key(h.0), h.1));
-                split_got.sort_by_key(|m| (order_key(m.timestamp), m.key));
+                let in_order = |found: Vec<Matched>| {
+                    let mut v: Vec<(Option<i64>, DocKey)> =
+                        found.iter().map(|m| (m.timestamp, m.key)).collect();
+                    v.sort_by_key(|h| (order_key(h.0), h.1));
+                    v
+                };
+                let got = in_order(got);
                 assert!(
-                    split_got.iter().map(|m| (m.timestamp, m.key)).eq(one),
+                    in_order(split_got) == got,
                     "split search, pattern {pattern}, limit {limit}"
                 );
                 let mut expected: Vec<(Option<i64>, DocKey)> = hits
@@ -1207,9 +1205,6 @@ mod tests {
                     .collect();
                 keep_page(&mut expected, limit, |h| h.0);
                 expected.sort_by_key(|h| (order_key(h.0), h.1));
-                let mut got: Vec<(Option<i64>, DocKey)> =
-                    got.iter().map(|m| (m.timestamp, m.key)).collect();
-                got.sort_by_key(|h| (order_key(h.0), h.1));
                 assert_eq!(
                     got.len(),
                     expected.len(),
