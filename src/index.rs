@@ -80,6 +80,12 @@ pub struct IndexConfig {
     /// threads are started by the first search that is split. Up to 4 by
     /// default, as many as the machine has; 1 never starts a thread.
     pub search_threads: usize,
+    /// Bytes of the encrypted store's page cache (sled's, holding sealed
+    /// records as stored). 16 MiB by default: the store is read through it
+    /// to apply writes and to open the records a page of results shows,
+    /// and sled keeps its cached pages deserialised, at about twice this
+    /// figure, so a larger cache mostly raises memory while indexing.
+    pub store_cache_bytes: usize,
 }
 
 /// Most threads a search uses by default (`IndexConfig::search_threads`).
@@ -101,6 +107,7 @@ impl Default for IndexConfig {
             inverted: cfg!(feature = "tantivy"),
             inverted_cache_bytes: 128 << 20,
             search_threads: cores_up_to(DEFAULT_SEARCH_THREADS),
+            store_cache_bytes: crate::store::DEFAULT_DB_CACHE,
         }
     }
 }
@@ -413,17 +420,24 @@ const STREAM_BATCH: usize = 2048;
 impl Index {
     /// Opens an existing index and loads its cache.
     pub fn open(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
-        Self::from_store(Store::open(path, cred)?, config)
+        Self::from_store(
+            Store::open_tuned(path, cred, config.store_cache_bytes)?,
+            config,
+        )
     }
 
     /// Creates a new, empty index.
     pub fn create(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
-        Self::from_store(Store::create(path, cred, config.kdf)?, config)
+        Self::from_store(
+            Store::create_tuned(path, cred, config.kdf, config.store_cache_bytes)?,
+            config,
+        )
     }
 
     /// Opens the index at `path`, creating it if there is none.
     pub fn open_or_create(path: &Path, cred: &Credential, config: IndexConfig) -> Result<Index> {
-        let (store, _) = Store::open_or_create(path, cred, config.kdf)?;
+        let (store, _) =
+            Store::open_or_create_tuned(path, cred, config.kdf, config.store_cache_bytes)?;
         Self::from_store(store, config)
     }
 

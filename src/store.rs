@@ -327,7 +327,17 @@ fn is_index_dir(path: &Path) -> bool {
     path.join(KEYRING_FILE).is_file()
 }
 
-fn open_db(path: &Path) -> Result<sled::Db> {
+/// Bytes of sled's page cache when the opener does not say
+/// ([`IndexConfig::store_cache_bytes`](crate::IndexConfig::store_cache_bytes)).
+///
+/// sled counts this budget in bytes of pages as stored, and holds them in
+/// memory deserialised, so it costs more than it says: at 64 MiB sled held
+/// about 30 MiB more than at 16 MiB while a large sync indexed
+/// (`bench-notes/round5.md`), and the store is read through it only to
+/// apply writes and to open the few records a page of results shows.
+pub(crate) const DEFAULT_DB_CACHE: usize = 16 << 20;
+
+fn open_db(path: &Path, cache_bytes: usize) -> Result<sled::Db> {
     // sled releases its file lock from a background thread after the last
     // handle is dropped, so reopening an index right after closing it in the
     // same process can find the lock still held for a moment. sealdex's own
@@ -337,7 +347,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
     loop {
         match sled::Config::new()
             .path(path.join(DB_DIR))
-            .cache_capacity(64 << 20)
+            .cache_capacity(cache_bytes as u64)
             .open()
         {
             // sled 0.34 reports it as an `Other` I/O error with this text.
@@ -424,6 +434,16 @@ impl Store {
     /// Creates a new index in `path` (created if missing, or empty) and
     /// unlocks it with `cred`. Fails if an index is already there.
     pub fn create(path: &Path, cred: &Credential, kdf: KdfParams) -> Result<Store> {
+        Self::create_tuned(path, cred, kdf, DEFAULT_DB_CACHE)
+    }
+
+    /// [`create`](Self::create) with sled's page cache at `cache_bytes`.
+    pub(crate) fn create_tuned(
+        path: &Path,
+        cred: &Credential,
+        kdf: KdfParams,
+        cache_bytes: usize,
+    ) -> Result<Store> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let lock = lock_dir(path)?;
         if is_index_dir(path) {
@@ -454,7 +474,7 @@ impl Store {
         let data_key = SecretKey::random()?;
         let kek = KekSpec::new_for(cred, kdf)?;
         let wrapped = kek.wrap(cred, &data_key)?;
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         Keyring {
             format: FORMAT_VERSION,
             kek,
@@ -470,6 +490,11 @@ impl Store {
     /// A wrong credential gives [`Error::WrongKey`] before the database is
     /// opened, so it changes nothing on disk.
     pub fn open(path: &Path, cred: &Credential) -> Result<Store> {
+        Self::open_tuned(path, cred, DEFAULT_DB_CACHE)
+    }
+
+    /// [`open`](Self::open) with sled's page cache at `cache_bytes`.
+    pub(crate) fn open_tuned(path: &Path, cred: &Credential, cache_bytes: usize) -> Result<Store> {
         if !is_index_dir(path) {
             return Err(Error::NotFound {
                 path: path.to_owned(),
@@ -478,7 +503,7 @@ impl Store {
         let lock = lock_dir(path)?;
         let keyring = Keyring::read(path)?;
         let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         debug!(path = %path.display(), "unlocked index");
         Self::finish_open(path, db, data_key, lock, keyring.format)
     }
@@ -486,10 +511,21 @@ impl Store {
     /// Opens the index in `path`, creating it first if there is none.
     /// Returns the store and whether it was created.
     pub fn open_or_create(path: &Path, cred: &Credential, kdf: KdfParams) -> Result<(Store, bool)> {
+        Self::open_or_create_tuned(path, cred, kdf, DEFAULT_DB_CACHE)
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with sled's page cache at
+    /// `cache_bytes`.
+    pub(crate) fn open_or_create_tuned(
+        path: &Path,
+        cred: &Credential,
+        kdf: KdfParams,
+        cache_bytes: usize,
+    ) -> Result<(Store, bool)> {
         if is_index_dir(path) {
-            Ok((Self::open(path, cred)?, false))
+            Ok((Self::open_tuned(path, cred, cache_bytes)?, false))
         } else {
-            Ok((Self::create(path, cred, kdf)?, true))
+            Ok((Self::create_tuned(path, cred, kdf, cache_bytes)?, true))
         }
     }
 

@@ -497,6 +497,10 @@ impl Inverted {
             .map(|s| s.segment_id())
             .collect();
         self.columns.retain(&live);
+        // The writer just dropped its in-memory segment, and merges since
+        // the last commit freed theirs: give that back now, while the
+        // resident size still tracks what is in use (see `allocator`).
+        crate::allocator::release_freed_memory();
         debug!(
             docs = w.pending,
             generation = w.generation,
