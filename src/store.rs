@@ -330,12 +330,13 @@ fn is_index_dir(path: &Path) -> bool {
 /// Bytes of sled's page cache when the opener does not say
 /// ([`IndexConfig::store_cache_bytes`](crate::IndexConfig::store_cache_bytes)).
 ///
-/// sled counts this budget in bytes of pages as stored, and holds them in
-/// memory deserialised, so it costs more than it says: at 64 MiB sled held
-/// about 30 MiB more than at 16 MiB while a large sync indexed
-/// (`bench-notes/round5.md`), and the store is read through it only to
-/// apply writes and to open the few records a page of results shows.
-pub(crate) const DEFAULT_DB_CACHE: usize = 16 << 20;
+/// sled applies every write to the leaf that holds its key, and the keys are
+/// MACs, so a batch touches leaves all over the tree: with the leaves of a
+/// chat-sized store (258k records, ≈ 50 MB of sealed records) in cache,
+/// writes are fast, and at 32 or 16 MiB they were 25–40 % slower. The
+/// memory it saves while a large sync indexes is small beside that: about
+/// 30 MiB at 16 MiB (`bench-notes/round5.md`).
+pub(crate) const DEFAULT_DB_CACHE: usize = 64 << 20;
 
 fn open_db(path: &Path, cache_bytes: usize) -> Result<sled::Db> {
     // sled releases its file lock from a background thread after the last
