@@ -288,8 +288,9 @@ fn cli_pages_with_cursors() {
 }
 
 /// A partial or empty cache streams the rest from the store: the same
-/// results as a full one, whatever sled's own cache holds. (Every search then decrypts and tokenises the
-/// streamed records again, so this test keeps to a handful of searches.)
+/// results as a full one, whatever sled's own cache holds. (Every search
+/// then decrypts and tokenises the streamed records again, so this test
+/// keeps to a handful of searches.)
 #[test]
 fn any_cache_budget_gives_the_same_results() {
     let Some(s) = shared() else { return };
