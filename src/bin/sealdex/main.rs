@@ -16,6 +16,7 @@ use sealdex::{
 };
 
 mod demo;
+mod import;
 mod output;
 
 /// Encrypted, on-device full-text search for end-to-end-encrypted mail.
@@ -93,6 +94,19 @@ enum Command {
         /// The query, e.g. `from:alice "quarterly report" -draft after:2024-01-01`.
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         query: Vec<String>,
+    },
+    /// Apply ops from JSON Lines (one op per line; README.md, "Importing
+    /// ops"), creating the index if there is none. A bad line is reported
+    /// with its number and skipped; the exit code is 2 if any line failed.
+    Import {
+        /// The source the records belong to (their ids are unique within it).
+        #[arg(long, default_value = "import")]
+        source: String,
+        /// Lines applied per batch: each batch is durable once applied.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// The file to read, or `-` for standard input.
+        input: String,
     },
     /// Build a throw-away index from the bundled sample mailbox and run a few
     /// searches on it. No passphrase, no network, nothing left behind.
@@ -344,6 +358,27 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            source,
+            batch,
+            input,
+        } => {
+            if input != "-" && !Path::new(input).is_file() {
+                return Err(Error::Io {
+                    path: PathBuf::from(input),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file to import (give a file, or - for standard input)",
+                    ),
+                });
+            }
+            let (store, created) = Store::open_or_create(&dir, &cred, KdfParams::default())?;
+            if created {
+                eprintln!("created a new index in {}", dir.display());
+            }
+            let index = Index::from_store(store, IndexConfig::default())?;
+            import::run(&index, source, input, *batch)
         }
         Command::Verify => {
             let store = Store::open(&dir, &cred)?;
