@@ -31,7 +31,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use rayon::prelude::*;
 #[cfg(feature = "tantivy")]
 use tracing::warn;
 
@@ -46,10 +45,7 @@ use crate::query::plan::{self, Needle, Plan};
 use crate::query::snippet::{self, Snippet};
 use crate::query::{self, Query};
 use crate::record::Record;
-use crate::search::bm25::Scorer;
 use crate::search::cursor::UsedMode;
-use crate::search::forward::{self, Best, Prepared};
-use crate::search::scan::{STREAM_BATCH, Streamed, offer_shard};
 use crate::search::{
     Hit, InvertedStatus, KeyPage, Matched, Order, PageCursor, SearchMode, SearchOptions,
     SearchResults, cmp_matched, page_bounds,
@@ -145,8 +141,13 @@ impl Index {
         };
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &index.inverted {
-            if inv.is_current(index.store.manifest()?.generation) {
+            let manifest = index.store.manifest()?;
+            if inv.is_current(manifest.generation) {
                 inv.mark_in_step();
+            } else if manifest.documents == 0 && inv.num_docs() == 0 {
+                // Nothing to read: in step at once, so that the first
+                // writes are followed from the start.
+                inv.catch_up(&index.store, false, &AtomicBool::new(false))?;
             } else {
                 index.start_background(false);
             }
@@ -379,9 +380,14 @@ impl Index {
             running.remove(&name);
             self.running_done.notify_all();
         }
+        // The run ends with the inverted index in step and committed, as
+        // a caller of a finished run expects (a catch-up that ran beside
+        // it is waited for).
         #[cfg(feature = "tantivy")]
-        if let Err(e) = self.commit() {
-            warn!(error = %e, "the inverted index could not commit; it will catch up");
+        if self.inverted.is_some()
+            && let Err(e) = self.wait_for_inverted()
+        {
+            warn!(error = %e, "the inverted index could not catch up; it will be rebuilt");
             self.start_background(true);
         }
         report
@@ -477,9 +483,15 @@ impl Index {
                 None => {
                     self.ensure_cache()?;
                     let cache = self.read();
-                    let (total, mut m) = self.match_cached(plan, needles, options, &cache);
-                    let (streamed_total, streamed) =
-                        self.match_streamed(plan, needles, options, &cache)?;
+                    let (total, mut m) =
+                        crate::search::scan::match_cached(plan, needles, options, &cache);
+                    let (streamed_total, streamed) = crate::search::scan::match_streamed(
+                        &self.store,
+                        plan,
+                        needles,
+                        options,
+                        &cache,
+                    )?;
                     m.extend(streamed);
                     (m, total + streamed_total, UsedMode::Forward)
                 }
@@ -746,91 +758,6 @@ impl Index {
                 .join()
                 .unwrap_or_else(|_| Err(Error::Inverted("the builder thread panicked".into()))),
         )
-    }
-
-    /// The cached records matching `plan`: how many, and the best
-    /// `limit + 1` after the cursor in result order (enough for the caller
-    /// to fill a page and tell whether another follows), never a list of
-    /// every match. Shards run in parallel, each into its own [`Best`].
-    fn match_cached(
-        &self,
-        plan: &Plan,
-        needles: &[&Needle],
-        options: &SearchOptions,
-        cache: &CacheState,
-    ) -> (usize, Vec<Matched>) {
-        let order = options.order;
-        let (k, cursor) = page_bounds(options);
-        let cmp = move |a: &Matched, b: &Matched| cmp_matched(order, a, b);
-        let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
-        let prep = Prepared::new(plan, &cache.folders);
-        let (total, best) = cache
-            .shards
-            .par_iter()
-            .map(|shard| {
-                let slots = forward::shard_matches(plan, shard, &prep);
-                let mut best = Best::new(k, cmp);
-                offer_shard(
-                    shard,
-                    &slots,
-                    order,
-                    scorer.as_ref(),
-                    cursor.as_ref(),
-                    &mut best,
-                    |slot| {
-                        let idx = *shard.entries.get(slot)?;
-                        Some(cache.entries.get(idx as usize)?.as_ref()?.key)
-                    },
-                );
-                (slots.count(), best)
-            })
-            .reduce(
-                || (0, Best::new(k, cmp)),
-                |(n, mut a), (m, b)| {
-                    a.merge(b);
-                    (n + m, a)
-                },
-            );
-        (total, best.into_sorted())
-    }
-
-    /// [`Index::match_cached`] for the records beyond the cache budget,
-    /// streamed from the store in batches.
-    fn match_streamed(
-        &self,
-        plan: &Plan,
-        needles: &[&Needle],
-        options: &SearchOptions,
-        cache: &CacheState,
-    ) -> Result<(usize, Vec<Matched>)> {
-        if cache.uncached.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        let order = options.order;
-        let (k, cursor) = page_bounds(options);
-        let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
-        let mut total = 0;
-        let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
-        for chunk in cache.uncached.chunks(STREAM_BATCH) {
-            let opened: Result<Vec<Option<(DocKey, Record)>>> = chunk
-                .par_iter()
-                .map(|(_, key)| Ok(self.store.get_by_key(key)?.map(|r| (*key, r))))
-                .collect();
-            let streamed = Streamed::new(opened?.into_iter().flatten().collect());
-            let prep = Prepared::new(plan, &streamed.folders);
-            let slots = forward::shard_matches(plan, &streamed.shard, &prep);
-            total += slots.count();
-            offer_shard(
-                &streamed.shard,
-                &slots,
-                order,
-                scorer.as_ref(),
-                cursor.as_ref(),
-                &mut best,
-                |slot| streamed.records.get(slot).map(|(key, _)| *key),
-            );
-        }
-        Ok((total, best.into_sorted()))
     }
 }
 

@@ -2,10 +2,15 @@
 //! from the store beyond the cache, offered to a page's bounded heap.
 
 use super::bm25::Scorer;
-use super::forward::{self, Best};
-use super::{Matched, Order, cmp_matched};
+use super::forward::{self, Best, Prepared};
+use rayon::prelude::*;
+
+use super::{Matched, Order, SearchOptions, cmp_matched, page_bounds};
+use crate::cache::CacheState;
 pub(crate) use crate::cache::STREAM_BATCH;
 use crate::cache::{FolderSets, Shard};
+use crate::error::Result;
+use crate::query::plan::{Needle, Plan};
 use crate::record::Record;
 use crate::store::DocKey;
 
@@ -152,4 +157,88 @@ pub(crate) fn match_tail(
         );
     }
     (total, best.into_sorted(), seen.into_iter().collect())
+}
+
+/// The cached records matching `plan`: how many, and the best
+/// `limit + 1` after the cursor in result order (enough for the caller
+/// to fill a page and tell whether another follows), never a list of
+/// every match. Shards run in parallel, each into its own [`Best`].
+pub(crate) fn match_cached(
+    plan: &Plan,
+    needles: &[&Needle],
+    options: &SearchOptions,
+    cache: &CacheState,
+) -> (usize, Vec<Matched>) {
+    let order = options.order;
+    let (k, cursor) = page_bounds(options);
+    let cmp = move |a: &Matched, b: &Matched| cmp_matched(order, a, b);
+    let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
+    let prep = Prepared::new(plan, &cache.folders);
+    let (total, best) = cache
+        .shards
+        .par_iter()
+        .map(|shard| {
+            let slots = forward::shard_matches(plan, shard, &prep);
+            let mut best = Best::new(k, cmp);
+            offer_shard(
+                shard,
+                &slots,
+                order,
+                scorer.as_ref(),
+                cursor.as_ref(),
+                &mut best,
+                |slot| {
+                    let idx = *shard.entries.get(slot)?;
+                    Some(cache.entries.get(idx as usize)?.as_ref()?.key)
+                },
+            );
+            (slots.count(), best)
+        })
+        .reduce(
+            || (0, Best::new(k, cmp)),
+            |(n, mut a), (m, b)| {
+                a.merge(b);
+                (n + m, a)
+            },
+        );
+    (total, best.into_sorted())
+}
+
+/// [`match_cached`] for the records beyond the cache budget,
+/// streamed from the store in batches.
+pub(crate) fn match_streamed(
+    store: &crate::store::Store,
+    plan: &Plan,
+    needles: &[&Needle],
+    options: &SearchOptions,
+    cache: &CacheState,
+) -> Result<(usize, Vec<Matched>)> {
+    if cache.uncached.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let order = options.order;
+    let (k, cursor) = page_bounds(options);
+    let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
+    let mut total = 0;
+    let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
+    for chunk in cache.uncached.chunks(STREAM_BATCH) {
+        let opened: Result<Vec<Option<(DocKey, Record)>>> = chunk
+            .par_iter()
+            .map(|(_, key)| Ok(store.get_by_key(key)?.map(|r| (*key, r))))
+            .collect();
+        let streamed = Streamed::new(opened?.into_iter().flatten().collect());
+        let prep = Prepared::new(plan, &streamed.folders);
+        let slots = forward::shard_matches(plan, &streamed.shard, &prep);
+        total += slots.count();
+        offer_shard(
+            &streamed.shard,
+            &slots,
+            order,
+            scorer.as_ref(),
+            cursor.as_ref(),
+            &mut best,
+            |slot| streamed.records.get(slot).map(|(key, _)| *key),
+        );
+    }
+    Ok((total, best.into_sorted()))
 }
