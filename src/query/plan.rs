@@ -17,13 +17,16 @@
 
 use crate::clean;
 use crate::query::{Filter, Query, Term};
-use crate::record::Field;
+use crate::record::{ContentKind, Field};
 
 /// Bit set of fields, bit `f as u8`.
 pub(crate) type FieldMask = u8;
 
-/// The fields a term without a field prefix searches.
-pub(crate) const DEFAULT_FIELDS: FieldMask = 0b1_1111;
+/// The fields a term without a field prefix searches: every one.
+pub(crate) const DEFAULT_FIELDS: FieldMask = {
+    assert!(Field::ALL.len() <= FieldMask::BITS as usize);
+    ((1u16 << Field::ALL.len()) - 1) as FieldMask
+};
 
 /// A text term, normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub(crate) enum FilterPlan {
     Unread,
     Read,
     Flagged,
+    /// The record is of this kind.
+    Kind(ContentKind),
 }
 
 /// What the search modes evaluate.
@@ -121,6 +126,7 @@ pub(crate) fn plan(q: &Query) -> Plan {
             Filter::IsUnread => FilterPlan::Unread,
             Filter::IsRead => FilterPlan::Read,
             Filter::IsFlagged => FilterPlan::Flagged,
+            Filter::Kind(k) => FilterPlan::Kind(*k),
         }),
     }
 }
@@ -176,6 +182,17 @@ mod tests {
         assert!(n.exact_end);
         assert_eq!(n.fields, 1 << (Field::Subject as u8));
         assert_eq!(plan(&parse("!!!").unwrap()), Plan::All);
+        // A bare word searches every field, whichever were added last.
+        let Plan::Text(n) = plan(&parse("berlin").unwrap()) else {
+            panic!()
+        };
+        for f in Field::ALL {
+            assert_ne!(n.fields & 1 << (f as u8), 0, "{f:?}");
+        }
+        assert_eq!(
+            plan(&parse("kind:Event").unwrap()),
+            Plan::Filter(FilterPlan::Kind(ContentKind::Event))
+        );
     }
 
     #[test]
