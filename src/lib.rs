@@ -31,12 +31,14 @@ pub mod decrypt;
 mod error;
 mod index;
 pub mod keys;
+mod message;
 pub mod mime;
 pub mod pipeline;
 pub mod query;
 pub mod record;
 pub mod seal;
 pub mod search;
+mod secret;
 pub mod source;
 pub mod store;
 
