@@ -15,9 +15,9 @@
 //!   token exact;
 //! * no needle contains a newline, so no match crosses a field.
 
-use crate::clean;
 use crate::query::{Filter, Query, Term};
 use crate::record::{ContentKind, Field};
+use crate::text;
 
 /// Bit set of fields, bit `f as u8`.
 pub(crate) type FieldMask = u8;
@@ -93,8 +93,8 @@ fn field_bit(f: Field) -> FieldMask {
 }
 
 fn needle(term: &Term) -> Option<Needle> {
-    let norm = clean::normalise(&term.text);
-    let tokens: Vec<String> = clean::tokens(&norm).map(|(_, t)| t.to_owned()).collect();
+    let norm = text::normalise(&term.text);
+    let tokens: Vec<String> = text::tokens(&norm).map(|(_, t)| t.to_owned()).collect();
     if tokens.is_empty() {
         return None;
     }
@@ -150,8 +150,8 @@ impl Plan {
 /// Appends the token stream of one field: `" tok1 tok2\n"`.
 pub(crate) fn push_token_stream(text: &str, scratch: &mut String, out: &mut Vec<u8>) {
     scratch.clear();
-    clean::normalise_into(text, scratch);
-    for (_, tok) in clean::tokens(scratch) {
+    text::normalise_into(text, scratch);
+    for (_, tok) in text::tokens(scratch) {
         out.push(b' ');
         out.extend_from_slice(tok.as_bytes());
     }

@@ -9,9 +9,9 @@
 
 use std::ops::Range;
 
-use crate::clean;
 use crate::query::plan::Needle;
 use crate::record::{Field, Record};
+use crate::text;
 
 /// A window of one field's text with the ranges that matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,10 +41,10 @@ pub(crate) fn matches_in(text: &str, field: Field, needles: &[&Needle]) -> Vec<R
     let mut origin: Vec<u32> = Vec::with_capacity(text.len());
     for (i, c) in text.char_indices() {
         let before = norm.len();
-        clean::normalise_char(c, &mut norm);
+        text::normalise_char(c, &mut norm);
         origin.extend(std::iter::repeat_n(i as u32, norm.len() - before));
     }
-    let toks: Vec<(usize, &str)> = clean::tokens(&norm).collect();
+    let toks: Vec<(usize, &str)> = text::tokens(&norm).collect();
     let words: Vec<&str> = toks.iter().map(|(_, t)| *t).collect();
     let orig_range = |ti: usize| -> Range<usize> {
         let (s, t) = toks[ti];

@@ -25,8 +25,8 @@
 //! # One tokenizer for both modes
 //!
 //! The text fields are tokenized by [`SealdexTokenizer`], which runs the
-//! crate's normaliser ([`clean::normalise_into`]) and splits with
-//! [`clean::tokens`], exactly as the cache builds the forward scan's token
+//! crate's normaliser ([`text::normalise_into`]) and splits with
+//! [`text::tokens`], exactly as the cache builds the forward scan's token
 //! streams. A field is indexed as one value, so token positions are the
 //! token numbers of the forward scan's stream, and a phrase can match in the
 //! inverted index exactly where the forward scan's needle matches.
@@ -55,10 +55,10 @@ use tantivy::schema::{
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{TantivyDocument, Term};
 
-use crate::clean;
 use crate::query::plan::fold_name;
 use crate::record::{ContentKind, Field, Flags, Record};
 use crate::store::DocKey;
+use crate::text;
 
 /// The name the tokenizer is registered under in every tantivy index.
 pub const TOKENIZER: &str = "sealdex";
@@ -269,7 +269,7 @@ pub struct SealdexTokenizer {
 /// The token stream of [`SealdexTokenizer`].
 #[derive(Debug)]
 pub struct SealdexTokenStream<'a> {
-    tokens: clean::Tokens<'a>,
+    tokens: text::Tokens<'a>,
     token: Token,
 }
 
@@ -278,9 +278,9 @@ impl Tokenizer for SealdexTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> SealdexTokenStream<'a> {
         self.normalised.clear();
-        clean::normalise_into(text, &mut self.normalised);
+        text::normalise_into(text, &mut self.normalised);
         SealdexTokenStream {
-            tokens: clean::tokens(&self.normalised),
+            tokens: text::tokens(&self.normalised),
             token: Token {
                 position: usize::MAX,
                 ..Token::default()
@@ -372,13 +372,13 @@ impl Tokenizer for PrefixTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> PrefixTokenStream<'a> {
         self.normalised.clear();
-        clean::normalise_into(text, &mut self.normalised);
+        text::normalise_into(text, &mut self.normalised);
         self.prefixes.clear();
         if self.seen.is_empty() {
             self.seen = vec![0; (1 << 16) / 64];
         }
         let mut others = 0;
-        for (_, tok) in clean::tokens(&self.normalised) {
+        for (_, tok) in text::tokens(&self.normalised) {
             let b = tok.as_bytes();
             if b.is_empty() {
                 continue;
@@ -506,8 +506,8 @@ mod prefix_tests {
         /// once, whatever the script.
         #[test]
         fn distinct_short_prefixes(text in "[a-c0-9éΣ日 ,.'-]{0,40}") {
-            let norm = clean::normalise(&text);
-            let mut expected: Vec<String> = clean::tokens(&norm)
+            let norm = text::normalise(&text);
+            let mut expected: Vec<String> = text::tokens(&norm)
                 .flat_map(|(_, tok)| {
                     let one: String = tok.chars().take(1).collect();
                     let two: String = tok.chars().take(2).collect();
