@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! Each cached record contributes the *token stream* of its five fields to a
+//! Each cached record contributes the *token stream* of each of its fields
+//! ([`Field::ALL`]) to a
 //! shard's one contiguous byte arena (`" tok1 tok2\n"` per field, see
 //! [`crate::query`]'s planner), plus its metadata in parallel arrays. A
 //! search runs `memmem` over whole arenas, one shard per rayon task, and maps
@@ -11,7 +12,7 @@
 //! bounds: the inner loop touches nothing but contiguous bytes.
 //!
 //! The metadata filters and the result ordering need (timestamp, flags,
-//! folders, token count) are *columns* of the shard, one element per slot,
+//! kind, folders, token count) are *columns* of the shard, one element per slot,
 //! rather than fields of [`Entry`]: a filter over 250,000 chat messages then
 //! reads four contiguous arrays instead of chasing a pointer per record
 //! (and, for folders, two more per name). Folders are interned per cache
@@ -38,7 +39,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::query::plan::{self, fold_name};
-use crate::record::{Field, Flags, Record};
+use crate::record::{ContentKind, Field, Flags, Record};
 use crate::store::DocKey;
 
 /// Records read from the store at a time, decrypted in parallel.
@@ -119,7 +120,7 @@ impl FolderSets {
 pub(crate) struct Shard {
     pub text: Vec<u8>,
     /// For each slot, the start of each field and, last, the end:
-    /// `bounds[slot * 6 + f]`. Slots are laid out one after another, so
+    /// `bounds[slot * STRIDE + f]`. Slots are laid out one after another, so
     /// the whole array is non-decreasing.
     pub bounds: Vec<u32>,
     /// The entry each slot belongs to; `u32::MAX` once dead.
@@ -128,6 +129,8 @@ pub(crate) struct Shard {
     pub timestamps: Vec<Option<i64>>,
     /// Each slot's record flags.
     pub flags: Vec<Flags>,
+    /// Each slot's record kind (`kind:`).
+    pub kinds: Vec<ContentKind>,
     /// Each slot's folder set id ([`FolderSets`]).
     pub folder_sets: Vec<u32>,
     /// Each slot's token count (relevance length normalisation).
@@ -154,8 +157,9 @@ impl Shard {
     /// The field a byte offset within `slot` falls in.
     #[inline]
     pub(crate) fn field_at(&self, slot: usize, pos: usize) -> usize {
-        // The starts of fields 1..5: how many of them are at or before
-        // `pos` is the field. Four comparisons, no branches to mispredict.
+        // The starts of the fields after the first: how many of them are
+        // at or before `pos` is the field. A comparison per field, no
+        // branches to mispredict.
         let b = &self.bounds[slot * STRIDE + 1..slot * STRIDE + Field::ALL.len()];
         b.iter().filter(|&&x| (x as usize) <= pos).count()
     }
@@ -221,6 +225,7 @@ impl Shard {
         self.entries.push(entry);
         self.timestamps.push(record.timestamp);
         self.flags.push(record.flags);
+        self.kinds.push(record.kind);
         self.folder_sets.push(folders.intern(record.places()));
         self.tokens.push(tokens);
         (slot, tokens)

@@ -20,74 +20,17 @@
 
 use std::fmt;
 
-use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::seal::{RecordKind, Sealer};
-
-/// Length in bytes of every symmetric key sealdex uses.
-pub const KEY_LEN: usize = 32;
+pub(crate) use crate::secret::fill_random;
+pub use crate::secret::{KEY_LEN, SecretKey};
 
 /// Length of the Argon2 salt stored beside the wrapped key.
 const SALT_LEN: usize = 16;
-
-/// A 256-bit secret. Zeroized on drop; `Debug` never shows it.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
-pub struct SecretKey([u8; KEY_LEN]);
-
-impl SecretKey {
-    /// Wraps 32 bytes the caller already has (for instance a key the app
-    /// derived from the user's private key).
-    ///
-    /// ```
-    /// let key = sealdex::SecretKey::from_bytes([7u8; 32]);
-    /// assert_eq!(format!("{key:?}"), "SecretKey(<redacted>)");
-    /// ```
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        SecretKey(bytes)
-    }
-
-    /// Reads a key from a slice that must be exactly 32 bytes long.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        let arr: [u8; KEY_LEN] = bytes.try_into().ok()?;
-        Some(SecretKey(arr))
-    }
-
-    /// A fresh key from the operating system's random number generator.
-    pub fn random() -> Result<Self> {
-        let mut k = [0u8; KEY_LEN];
-        fill_random(&mut k)?;
-        Ok(SecretKey(k))
-    }
-
-    pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-
-    /// Derives a sub-key for one purpose with HKDF-SHA256.
-    fn derive(&self, label: &str) -> SecretKey {
-        let hk = Hkdf::<Sha256>::new(None, &self.0);
-        let mut out = [0u8; KEY_LEN];
-        let info = format!("sealdex/v1/{label}");
-        // Expanding 32 bytes from SHA-256 HKDF cannot exceed the 255*32 limit.
-        hk.expand(info.as_bytes(), &mut out)
-            .expect("32-byte HKDF-SHA256 output is always valid");
-        SecretKey(out)
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
-
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
-}
 
 /// What unlocks an index: the user's passphrase or a 32-byte key from the app.
 ///
@@ -208,7 +151,7 @@ impl KekSpec {
                     .argon2()?
                     .hash_password_into(p.as_bytes(), salt, &mut out)
                     .map_err(|e| Error::InvalidKdfParams(e.to_string()))?;
-                let key = SecretKey(out);
+                let key = SecretKey::from_bytes(out);
                 out.zeroize();
                 Ok(key)
             }

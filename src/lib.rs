@@ -4,18 +4,28 @@
 //!
 //! An E2EE client cannot let its server search, because the server holds only
 //! ciphertext. sealdex lets the client search itself: it fetches messages
-//! through a [`Source`], decrypts them with a [`Decryptor`], cleans HTML and
-//! normalises text ([`clean`]), and seals every record with AES-256-GCM
-//! ([`seal`]) into a local sled store ([`store`]) under a data key wrapped by
-//! the user's passphrase (Argon2id) or a key the app supplies ([`keys`]).
+//! through a [`Source`], decrypts them with a [`Decryptor`] into a
+//! [`Message`] of a kind (mail, chat, event, file), cleans it into a
+//! [`Record`] ([`clean`], with the HTML extractor, normaliser and tokenizer
+//! of [`text`]), and seals every record with AES-256-GCM ([`seal`]) into a
+//! local sled store ([`store`]) under a data key wrapped by the user's
+//! passphrase (Argon2id) or a key the app supplies ([`keys`]).
 //!
 //! The modules follow the data flow:
 //!
 //! ```text
 //!  Source ──fetch──► Decryptor ──► Cleaner ──► Sealer ──► Store (sled)
 //!  source, backends  decrypt, mime  clean      seal        store
+//!                    (message)      (text)     (secret, keys)
 //!                        └──────────── pipeline ────────────┘
+//!  Query ──► parse ──► plan ──► forward scan | inverted index
+//!  query (names, ast, parse, plan)  search (forward, inverted)   (text: the same tokens)
 //! ```
+//!
+//! Lower layers never import higher ones: `message`, `secret`, `record` and
+//! `text` sit at the bottom; `mime` builds a `Message` without knowing the
+//! decryptors that call it, and `seal` seals with a `SecretKey` without
+//! knowing the key hierarchy of `keys`.
 // Denied everywhere but `allocator`, whose one FFI call (glibc's
 // `malloc_trim`) is a measured win with its `SAFETY:` note.
 #![deny(unsafe_code)]
@@ -31,6 +41,7 @@ pub mod decrypt;
 mod error;
 mod index;
 pub mod keys;
+mod message;
 pub mod mime;
 pub mod ops;
 pub mod pipeline;
@@ -38,8 +49,10 @@ pub mod query;
 pub mod record;
 pub mod seal;
 pub mod search;
+mod secret;
 pub mod source;
 pub mod store;
+pub mod text;
 mod write;
 
 pub use config::IndexConfig;

@@ -49,7 +49,7 @@ use mail_parser::{
     Addr, Address, HeaderName, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType,
 };
 
-use crate::decrypt::{Body, DecryptError, Message};
+use crate::message::{Body, DecryptError, Message};
 use crate::record::Flags;
 use crate::source::RawMessage;
 

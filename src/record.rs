@@ -62,7 +62,7 @@ impl std::ops::BitOr for Flags {
 }
 
 /// What a record stands for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContentKind {
     /// An email.
     #[default]
@@ -124,6 +124,27 @@ impl std::fmt::Display for ContentKind {
 }
 
 /// The searchable text fields. Their order is the on-disk order.
+///
+/// # Adding a field
+///
+/// Everything that lists fields iterates [`Field::ALL`] and names them by
+/// [`Field::name`]: the query language (`name:` terms, its error messages,
+/// and the fields a bare word searches, which are all of them), the
+/// forward scan's token streams and field bounds in the cache, the inverted
+/// index's text and short-prefix fields, the snippet's choice of field, and
+/// the models of the differential tests. So a new field is:
+///
+/// 1. a variant here, its number the next one, added to [`Field::ALL`] and
+///    given a name in [`Field::name`] (at most eight fields: a query's
+///    field set is a byte);
+/// 2. the text it reads, an arm of [`Record::field`]; if that text is a new
+///    member of [`Record`], a new record layout (postcard is positional:
+///    keep the previous layout as a read-only struct, as
+///    `RecordLayout1` is, and bump the layout tag), the same member on
+///    [`Message`](crate::decrypt::Message) and its copy in
+///    [`clean`](crate::clean::clean);
+/// 3. a new inverted-index format (its schema changed, so older indexes
+///    rebuild), and a line in README.md's query table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     /// Subject, chat topic, file or event title.
@@ -181,9 +202,10 @@ impl Field {
 /// | `attachments` | attachment names     | attachment names  | attachment names        | the file's path          |
 /// | `folders`     | mailbox folder       | conversation      | calendar                | parent folder            |
 ///
-/// Adding a searchable field is one variant of [`Field`] and one arm of
-/// [`Record::field`]: the forward scan, the inverted schema, snippets and
-/// the query language's `name:` terms all iterate [`Field::ALL`].
+/// Adding a searchable field is one variant of [`Field`] (see there) and
+/// one arm of [`Record::field`]: the forward scan, the inverted schema,
+/// snippets and the query language's `name:` terms all iterate
+/// [`Field::ALL`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The id the source gave (for a directory tree: the path relative to its root).

@@ -23,7 +23,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
 use crate::error::Error;
-use crate::keys::{SecretKey, fill_random};
+use crate::secret::{SecretKey, fill_random};
 
 /// Version byte that leads every envelope.
 pub const ENVELOPE_VERSION: u8 = 1;

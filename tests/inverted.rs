@@ -11,14 +11,16 @@ use std::time::Duration;
 use common::{copy_dir, corpora, ok, sealdex};
 use proptest::prelude::*;
 use sealdex::backends::Tree;
+use sealdex::clean;
 use sealdex::decrypt::PassThrough;
 use sealdex::query::{Filter, Query, Term};
 use sealdex::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, SourceError, SyncToken,
 };
 use sealdex::{
-    Credential, Error, Field, Flags, Index, IndexConfig, InvertedStatus, KdfParams, Order,
-    SearchMode, SearchOptions, SecretKey, Source,
+    ContentKind, Credential, DecryptError, Decryptor, Error, Field, Flags, Index, IndexConfig,
+    InvertedStatus, KdfParams, Message, Order, Record, SearchMode, SearchOptions, SecretKey,
+    Source,
 };
 
 fn cred() -> Credential {
@@ -170,6 +172,10 @@ struct Msg {
     date: Option<i64>,
     folder: usize,
     flags: u8,
+    /// Index into [`ContentKind::ALL`].
+    kind: usize,
+    /// An event's location (words).
+    location: Vec<usize>,
 }
 
 fn msg() -> impl Strategy<Value = Msg> {
@@ -182,9 +188,22 @@ fn msg() -> impl Strategy<Value = Msg> {
         // A few distinct days, so ties in date happen; some undated.
         prop::option::of((0i64..6).prop_map(|d| 1_600_000_000 + d * 86_400)),
         (0..FOLDERS.len(), 0u8..8),
+        (
+            0..ContentKind::ALL.len(),
+            prop::collection::vec(0..WORDS.len(), 0..3),
+        ),
     )
         .prop_map(
-            |((from, to), subject, body, html, attachment, date, (folder, flags))| Msg {
+            |(
+                (from, to),
+                subject,
+                body,
+                html,
+                attachment,
+                date,
+                (folder, flags),
+                (kind, location),
+            )| Msg {
                 from,
                 to,
                 subject,
@@ -194,6 +213,8 @@ fn msg() -> impl Strategy<Value = Msg> {
                 date,
                 folder,
                 flags,
+                kind,
+                location,
             },
         )
 }
@@ -256,13 +277,61 @@ fn raw(i: usize, m: &Msg) -> RawMessage {
     }
 }
 
+/// The kinds other than mail, on top of the generated MIME: a message's
+/// [`Msg::kind`] says what the record is, as a chat, calendar or drive
+/// client's decryptor would; an event gets its location and an end, a
+/// file its path (from its subject's words) in place of attachment names.
+struct Kinded<'a> {
+    msgs: &'a [Msg],
+}
+
+impl Decryptor for Kinded<'_> {
+    fn decrypt(&self, raw: &RawMessage) -> Result<Message, DecryptError> {
+        let mut m = PassThrough::default().decrypt(raw)?;
+        let Some(msg) = raw.id[1..]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.msgs.get(i))
+        else {
+            return Ok(m);
+        };
+        m.kind = ContentKind::ALL[msg.kind];
+        match m.kind {
+            ContentKind::Event => {
+                m.location = words(&msg.location);
+                m.end = m.date.map(|d| d + 3600);
+            }
+            ContentKind::File => {
+                let mut path: Vec<&str> = msg.subject.iter().map(|&w| WORDS[w]).collect();
+                path.push("notes.txt");
+                m.attachments = vec![path.join("/")];
+                m.media_type = Some("text/plain".into());
+            }
+            ContentKind::Mail | ContentKind::Chat => {}
+        }
+        Ok(m)
+    }
+}
+
+/// The records the index must hold for `msgs`: decrypted and cleaned as the
+/// pipeline does, without the pipeline.
+fn records(msgs: &[Msg]) -> Vec<Record> {
+    msgs.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let m = Kinded { msgs }.decrypt(&raw(i, m)).unwrap();
+            clean::clean(m, "mem", None)
+        })
+        .collect()
+}
+
 fn build(dir: &Path, msgs: &[Msg]) -> Index {
     let index = Index::create(dir, &cred(), config()).unwrap();
     let mut src = Mem {
         messages: msgs.iter().enumerate().map(|(i, m)| raw(i, m)).collect(),
     };
     let report = index
-        .index(&mut src, &PassThrough::default(), &Default::default())
+        .index(&mut src, &Kinded { msgs }, &Default::default())
         .unwrap();
     assert_eq!(report.failed, 0);
     index.wait_for_inverted().unwrap();
@@ -281,13 +350,7 @@ fn prefix_of(w: &str, n: usize) -> String {
 }
 
 fn leaf() -> impl Strategy<Value = Query> {
-    let field = prop::option::of(prop::sample::select(vec![
-        Field::Subject,
-        Field::Body,
-        Field::From,
-        Field::To,
-        Field::Filename,
-    ]));
+    let field = prop::option::of(prop::sample::select(Field::ALL.to_vec()));
     prop_oneof![
         4 => (0..WORDS.len(), 1usize..8, field.clone()).prop_map(|(w, n, f)| {
             let mut t = Term::word(prefix_of(WORDS[w], n));
@@ -314,7 +377,65 @@ fn leaf() -> impl Strategy<Value = Query> {
         ])
         .prop_map(Query::Filter),
         1 => Just(Query::Term(Term::word("!!!"))),
+        1 => prop::sample::select(ContentKind::ALL.to_vec())
+            .prop_map(|k| Query::Filter(Filter::Kind(k))),
+        1 => Just(Query::Term(Term::word("notes").in_field(Field::Filename))),
     ]
+}
+
+// ---------------------------------------------------------------------------
+// The model: each record's fields as plain token lists, the query evaluated
+// over them recursively, straight from the README's table.
+
+/// The normalised tokens of a text.
+fn toks(text: &str) -> Vec<String> {
+    clean::tokens(&clean::normalise(text))
+        .map(|(_, t)| t.to_owned())
+        .collect()
+}
+
+/// Whether `want` occurs in `have` as consecutive tokens, the last a prefix
+/// unless `phrase`.
+fn occurs(have: &[String], want: &[String], phrase: bool) -> bool {
+    want.len() <= have.len()
+        && (0..=have.len() - want.len()).any(|start| {
+            want.iter().enumerate().all(|(j, w)| {
+                let h = &have[start + j];
+                if j + 1 == want.len() && !phrase {
+                    h.starts_with(w.as_str())
+                } else {
+                    h == w
+                }
+            })
+        })
+}
+
+fn model(q: &Query, r: &Record) -> bool {
+    match q {
+        Query::And(qs) => qs.iter().all(|q| model(q, r)),
+        Query::Or(qs) => qs.iter().any(|q| model(q, r)),
+        Query::Not(q) => !model(q, r),
+        Query::Term(t) => {
+            let want = toks(&t.text);
+            want.is_empty()
+                || Field::ALL
+                    .into_iter()
+                    .filter(|f| t.field.is_none_or(|g| g == *f))
+                    .any(|f| occurs(&toks(r.field(f)), &want, t.phrase))
+        }
+        Query::Filter(f) => match f {
+            Filter::In(name) | Filter::Label(name) => {
+                r.places().any(|p| p.to_lowercase() == name.to_lowercase())
+            }
+            Filter::After(t) => r.timestamp.is_some_and(|ts| ts >= *t),
+            Filter::Before(t) => r.timestamp.is_some_and(|ts| ts < *t),
+            Filter::HasAttachment => r.flags.contains(Flags::HAS_ATTACHMENT),
+            Filter::IsUnread => r.flags.contains(Flags::UNREAD),
+            Filter::IsRead => !r.flags.contains(Flags::UNREAD),
+            Filter::IsFlagged => r.flags.contains(Flags::FLAGGED),
+            Filter::Kind(k) => r.kind == *k,
+        },
+    }
 }
 
 fn query() -> impl Strategy<Value = Query> {
@@ -330,8 +451,9 @@ fn query() -> impl Strategy<Value = Query> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
-    /// Random mailboxes, random queries from the whole language: both modes
-    /// return the same ids in the same order.
+    /// Random mailboxes of every kind (mail, chat, events, files), random
+    /// queries from the whole language: both modes return the same ids in
+    /// the same order, and the ids the model finds.
     #[test]
     fn both_modes_agree_on_random_mailboxes(
         msgs in prop::collection::vec(msg(), 1..60),
@@ -339,8 +461,19 @@ proptest! {
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let index = build(&tmp.path().join("i"), &msgs);
+        let records = records(&msgs);
         for q in &queries {
             same_in_both_modes(&index, q);
+            let got: BTreeSet<String> = ids(&index, q, SearchMode::Forward, Order::Newest)
+                .unwrap()
+                .into_iter()
+                .collect();
+            let want: BTreeSet<String> = records
+                .iter()
+                .filter(|r| model(q, r))
+                .map(|r| r.id.clone())
+                .collect();
+            prop_assert_eq!(got, want, "query {}", q);
         }
     }
 }
@@ -454,6 +587,8 @@ fn fixed_mailbox(n: usize, seed: usize) -> Vec<Msg> {
                 date: (!k.is_multiple_of(11)).then_some(1_600_000_000 + (k % 97) as i64 * 3600),
                 folder: k % FOLDERS.len(),
                 flags: (k % 8) as u8,
+                kind: 0,
+                location: Vec::new(),
             }
         })
         .collect()

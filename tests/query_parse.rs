@@ -2,8 +2,8 @@
 //! property tests (round trip through `Display`, no panic on any input).
 
 use proptest::prelude::*;
-use sealdex::Field;
 use sealdex::query::{Filter, MAX_DEPTH, Query, QueryErrorKind, Term, parse};
+use sealdex::{ContentKind, Field};
 
 fn ok(q: &str) -> Query {
     match parse(q) {
@@ -261,6 +261,36 @@ fn flag_filters() {
 }
 
 #[test]
+fn kind_filters_and_kind_fields() {
+    for kind in ContentKind::ALL {
+        let q = format!("kind:{}", kind.name());
+        assert_eq!(ok(&q), filt(Filter::Kind(kind)));
+        assert_eq!(ok(&q.to_uppercase()), filt(Filter::Kind(kind)));
+        assert_eq!(ok(&q).to_string(), q);
+    }
+    assert_eq!(
+        ok("kind:event location:berlin"),
+        Query::And(vec![
+            filt(Filter::Kind(ContentKind::Event)),
+            fw(Field::Location, "berlin")
+        ])
+    );
+    assert_eq!(ok("Location:\"Room 4\""), fp(Field::Location, "Room 4"));
+    // Every field of the record is a `name:` term.
+    for f in Field::ALL {
+        assert_eq!(ok(&format!("{}:x", f.name())), fw(f, "x"));
+    }
+    let msg = fails("kind:email", QueryErrorKind::UnknownFilterValue, 5);
+    assert!(
+        msg.contains("kind:mail") && msg.contains("kind:file"),
+        "{msg}"
+    );
+    fails("kind: mail", QueryErrorKind::MissingValue, 5);
+    let msg = fails("cc:bob", QueryErrorKind::UnknownField, 0);
+    assert!(msg.contains("location:") && msg.contains("kind:"), "{msg}");
+}
+
+#[test]
 fn everything_together() {
     let q = ok(
         "from:alice \"quarterly report\" -draft (budget OR forecast) after:2024-01-01 is:unread",
@@ -508,6 +538,8 @@ fn arb_leaf() -> impl Strategy<Value = Query> {
         Just(Query::Filter(Filter::IsUnread)),
         Just(Query::Filter(Filter::IsRead)),
         Just(Query::Filter(Filter::IsFlagged)),
+        proptest::sample::select(ContentKind::ALL.to_vec())
+            .prop_map(|k| Query::Filter(Filter::Kind(k))),
     ]
 }
 

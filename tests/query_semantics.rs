@@ -7,7 +7,7 @@
 //! backend that reads the files, the MIME parser, the cleaner, the one
 //! normaliser and tokeniser (`clean::normalise`, `clean::tokens`) and the
 //! query parser. It does not use the planner or the forward scan: every
-//! record becomes five plain lists of tokens, and the parsed query is
+//! record becomes one plain list of tokens per field, and the parsed query is
 //! evaluated over them recursively, straight from the README's table.
 
 mod common;
@@ -22,7 +22,7 @@ use sealdex::backends::Tree;
 use sealdex::clean;
 use sealdex::decrypt::PassThrough;
 use sealdex::query::{self, Filter, Query, Term};
-use sealdex::{Decryptor, Field, Flags, RawMessage, Record, Source};
+use sealdex::{ContentKind, Decryptor, Field, Flags, RawMessage, Record, Source};
 
 use common::*;
 
@@ -30,8 +30,10 @@ use common::*;
 struct RefRecord {
     id: String,
     timestamp: Option<i64>,
-    folders: Vec<String>,
+    /// Folders, then labels: what `in:` and `label:` match.
+    places: Vec<String>,
     flags: Flags,
+    kind: ContentKind,
     /// Indexed by `Field as usize`.
     fields: [Vec<String>; Field::ALL.len()],
 }
@@ -45,10 +47,11 @@ impl RefRecord {
         };
         RefRecord {
             fields: Field::ALL.map(toks),
+            places: r.places().map(str::to_owned).collect(),
             id: r.id,
             timestamp: r.timestamp,
-            folders: r.folders,
             flags: r.flags,
+            kind: r.kind,
         }
     }
 }
@@ -179,7 +182,7 @@ fn term_matches(t: &Term, r: &RefRecord) -> bool {
 fn filter_matches(f: &Filter, r: &RefRecord) -> bool {
     match f {
         Filter::In(name) | Filter::Label(name) => r
-            .folders
+            .places
             .iter()
             .any(|x| x.to_lowercase() == name.to_lowercase()),
         Filter::After(t) => r.timestamp.is_some_and(|ts| ts >= *t),
@@ -188,6 +191,7 @@ fn filter_matches(f: &Filter, r: &RefRecord) -> bool {
         Filter::IsUnread => r.flags.contains(Flags::UNREAD),
         Filter::IsRead => !r.flags.contains(Flags::UNREAD),
         Filter::IsFlagged => r.flags.contains(Flags::FLAGGED),
+        Filter::Kind(k) => r.kind == *k,
     }
 }
 
@@ -331,6 +335,12 @@ const BATTERY: &[&str] = &[
     "中国 OR 中國",
     "出会い",
     "filename:マイルストーン",
+    // Kinds: every record of this corpus is a mail, none has a location.
+    "kind:mail",
+    "kind:mail money -kind:chat",
+    "kind:chat OR kind:event OR kind:file",
+    "location:a",
+    "-location:a free money",
     // Terms that normalise to no token match everything.
     "!!!",
     "!!! money",
@@ -468,10 +478,20 @@ fn cli_search_agrees_with_a_naive_evaluation_on_real_mail() {
             hits[q]
         );
     }
-    for q in ["xyzzyplughq", "in:nosuchfolder", "-!!!", "is:unread"] {
+    for q in [
+        "xyzzyplughq",
+        "in:nosuchfolder",
+        "-!!!",
+        "is:unread",
+        "kind:chat OR kind:event OR kind:file",
+        "location:a",
+    ] {
         assert_eq!(hits[q], 0, "{q:?} should match nothing");
     }
     assert_eq!(hits["!!!"], all);
+    assert_eq!(hits["kind:mail"], all);
+    assert_eq!(hits["kind:mail money -kind:chat"], hits["money"]);
+    assert_eq!(hits["-location:a free money"], hits["free money"]);
     assert_eq!(hits["cats - dogs"], hits["cats dogs"]);
     assert_eq!(hits["café"], hits["cafe"]);
     assert_eq!(hits["--money"], hits["money"]);

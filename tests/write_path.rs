@@ -18,9 +18,9 @@ const QUERIES: [&str; 12] = [
     "alpha",
     "bravo -alpha",
     "charlie OR delta",
-    "in:f2",
-    "location:paris",
-    "is:flagged",
+    "kind:chat",
+    "kind:event location:paris",
+    "kind:mail is:flagged",
     "in:f1",
     "label:red",
     "is:unread",
@@ -307,7 +307,7 @@ fn concurrent_writers_lose_nothing_and_the_index_never_claims_a_batch_it_lacks()
     assert_eq!(index.manifest().unwrap().documents, 1500 + 2 * 40 * 25);
     // No waiting, no catch-up: what the index says now must be true now.
     if let InvertedStatus::Current { .. } = index.inverted_status().unwrap() {
-        for q in ["zulu", "yankee", "in:room0"] {
+        for q in ["zulu", "yankee", "in:room0", "kind:chat", "kind:mail"] {
             assert_eq!(
                 found(&index, q, SearchMode::Auto),
                 found(&index, q, SearchMode::Forward),
@@ -319,7 +319,14 @@ fn concurrent_writers_lose_nothing_and_the_index_never_claims_a_batch_it_lacks()
     assert_eq!(found(&index, "zulu", SearchMode::Forward).0, 1500);
     index.wait_for_inverted().unwrap();
     assert_eq!(found(&index, "yankee", SearchMode::Inverted).0, 2000);
-    assert_eq!(found(&index, "zulu", SearchMode::Inverted).0, 1500);
+    assert_eq!(
+        found(&index, "zulu kind:mail", SearchMode::Inverted).0,
+        1500
+    );
+    assert_eq!(
+        found(&index, "yankee kind:chat", SearchMode::Inverted).0,
+        2000
+    );
 }
 
 /// A cursor is bound to its query and order: replayed with another query

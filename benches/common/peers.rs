@@ -196,7 +196,8 @@ CREATE TABLE docs(
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,
     filenames TEXT NOT NULL,
-    location TEXT NOT NULL
+    location TEXT NOT NULL,
+    kind TEXT NOT NULL
 );
 CREATE INDEX docs_stamp ON docs(stamp);
 CREATE TABLE labels(
@@ -266,8 +267,8 @@ impl Fts5 {
             let tx = db.conn.transaction()?;
             {
                 let mut doc = tx.prepare_cached(
-                    "INSERT INTO docs(id, stamp, flags, subject, body, sender, recipients, filenames, location)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO docs(id, stamp, flags, subject, body, sender, recipients, filenames, location, kind)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 let mut fts = tx.prepare_cached(
                     "INSERT INTO fts(rowid, subject, body, sender, recipients, filenames, location)
@@ -286,7 +287,8 @@ impl Fts5 {
                         r.from,
                         r.to,
                         r.attachments,
-                        r.location
+                        r.location,
+                        r.kind.name()
                     ])?;
                     fts.execute(params![
                         id,
@@ -566,6 +568,7 @@ fn filter(f: &Filter) -> String {
         Filter::IsUnread => format!("(d.flags & {}) != 0", Flags::UNREAD.bits()),
         Filter::IsRead => format!("(d.flags & {}) = 0", Flags::UNREAD.bits()),
         Filter::IsFlagged => format!("(d.flags & {}) != 0", Flags::FLAGGED.bits()),
+        Filter::Kind(kind) => format!("d.kind = {}", sql_string(kind.name())),
     }
 }
 

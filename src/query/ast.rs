@@ -4,7 +4,7 @@ use std::fmt::{self, Display, Formatter, Write as _};
 
 use chrono::{DateTime, Datelike as _};
 
-use crate::record::Field;
+use crate::record::{ContentKind, Field};
 
 /// A parsed query: what both search modes (forward scan and inverted index)
 /// plan from.
@@ -107,11 +107,9 @@ pub enum Filter {
     IsRead,
     /// `is:flagged` (also written `is:starred`).
     IsFlagged,
-}
-
-/// The lowercase name a field is written with.
-pub(crate) fn field_name(field: Field) -> &'static str {
-    field.name()
+    /// `kind:mail`, `kind:chat`, `kind:event` or `kind:file`: what the
+    /// record stands for ([`ContentKind`]).
+    Kind(ContentKind),
 }
 
 /// Whether `s` can stand after `field:` or `in:` unquoted.
@@ -136,7 +134,7 @@ fn is_bare_word(s: &str) -> bool {
     // known `NAME:` alone is a missing value.
     let letters = s.bytes().take_while(u8::is_ascii_alphabetic).count();
     let named = letters > 0 && s.as_bytes().get(letters) == Some(&b':');
-    !(named && (s.len() > letters + 1 || s.get(..letters).and_then(super::parse::key).is_some()))
+    !(named && (s.len() > letters + 1 || s.get(..letters).and_then(super::names::key).is_some()))
 }
 
 fn write_value(f: &mut Formatter<'_>, text: &str, quoted: bool) -> fmt::Result {
@@ -163,7 +161,7 @@ impl Display for Term {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self.field {
             Some(field) => {
-                f.write_str(field_name(field))?;
+                f.write_str(field.name())?;
                 f.write_char(':')?;
                 write_value(f, &self.text, self.phrase)
             }
@@ -195,6 +193,7 @@ impl Display for Filter {
             Filter::IsUnread => f.write_str("is:unread"),
             Filter::IsRead => f.write_str("is:read"),
             Filter::IsFlagged => f.write_str("is:flagged"),
+            Filter::Kind(kind) => write!(f, "kind:{}", kind.name()),
         }
     }
 }

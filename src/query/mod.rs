@@ -27,11 +27,12 @@
 //! disj    = unary { "OR" unary } ;                  (* OR binds tighter than AND *)
 //! unary   = "-" unary | atom ;                      (* "-" directly before its operand *)
 //! atom    = "(" conj ")" | phrase | field | filter | word ;
-//! field   = ( "from" | "to" | "subject" | "body" | "filename" ) ":" value ;
+//! field   = ( "subject" | "body" | "from" | "to" | "filename" | "location" ) ":" value ;
 //! filter  = ( "in" | "label" ) ":" value
 //!         | ( "after" | "before" ) ":" date
 //!         | "has:attachment"
-//!         | "is:" ( "unread" | "read" | "flagged" | "starred" ) ;
+//!         | "is:" ( "unread" | "read" | "flagged" | "starred" )
+//!         | "kind:" ( "mail" | "chat" | "event" | "file" ) ;
 //! value   = phrase | word ;                         (* directly after the colon *)
 //! phrase  = '"' { char - '"' } '"' ;                (* not empty or only whitespace *)
 //! word    = wchar { wchar } ;                       (* wchar: not whitespace, '(', ')', '"' *)
@@ -67,8 +68,12 @@
 //!   quoted if it has spaces (`in:"Project X"`), matched later without regard
 //!   to case. `after:` and `before:` take a UTC calendar day: `after:D` keeps
 //!   records at or after the start of D, `before:D` records before the start
-//!   of D. `has:` and `is:` values are case-insensitive; `is:starred` is
-//!   Gmail's name for `is:flagged`.
+//!   of D (an event's date is its start). `has:`, `is:` and `kind:` values
+//!   are case-insensitive; `is:starred` is Gmail's name for `is:flagged`.
+//!   `kind:` keeps the records of one [`ContentKind`](crate::ContentKind).
+//! - **Field names** are those of [`Field::ALL`](crate::Field::ALL) (see
+//!   [`Field::name`](crate::Field::name)); a term without one searches
+//!   every field.
 //! - Parentheses and negations nest at most [`MAX_DEPTH`] deep.
 //!
 //! # Why these choices
@@ -101,10 +106,9 @@
 //! being as private as the query.
 
 mod ast;
+mod names;
 mod parse;
 
-#[cfg(feature = "tantivy")]
-pub(crate) use ast::field_name;
 pub use ast::{Filter, Query, Term};
 pub use parse::{MAX_DEPTH, parse};
 
@@ -155,7 +159,7 @@ pub enum QueryErrorKind {
     MissingValue,
     /// An `after:` or `before:` value that is not a `YYYY-MM-DD` date.
     BadDate,
-    /// A `has:` or `is:` value that is not known.
+    /// A `has:`, `is:` or `kind:` value that is not known.
     UnknownFilterValue,
     /// Parentheses and negations nest deeper than [`MAX_DEPTH`].
     TooDeep,

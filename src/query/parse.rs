@@ -5,8 +5,9 @@
 use chrono::{NaiveDate, NaiveTime};
 
 use super::ast::{Filter, Query, Term};
+use super::names::{Key, key, known};
 use super::{QueryError, QueryErrorKind};
-use crate::record::Field;
+use crate::record::ContentKind;
 
 /// How deeply parentheses and negations may nest. Real queries nest two or
 /// three levels; the limit keeps a hostile query from overflowing the stack.
@@ -89,43 +90,6 @@ struct Token {
     tok: Tok,
     /// Byte offset where the token starts.
     pos: usize,
-}
-
-/// What a `NAME:` prefix stands for.
-#[derive(Clone, Copy)]
-pub(super) enum Key {
-    Field(Field),
-    In,
-    Label,
-    After,
-    Before,
-    Has,
-    Is,
-}
-
-const KEYS: [(&str, Key); 12] = [
-    ("from", Key::Field(Field::From)),
-    ("to", Key::Field(Field::To)),
-    ("subject", Key::Field(Field::Subject)),
-    ("body", Key::Field(Field::Body)),
-    ("filename", Key::Field(Field::Filename)),
-    ("location", Key::Field(Field::Location)),
-    ("in", Key::In),
-    ("label", Key::Label),
-    ("after", Key::After),
-    ("before", Key::Before),
-    ("has", Key::Has),
-    ("is", Key::Is),
-];
-
-const KNOWN_FIELDS: &str =
-    "from:, to:, subject:, body:, filename:, location:, in:, label:, after:, before:, has:, is:";
-
-/// The field or filter that `name` (any case) names, if any.
-pub(super) fn key(name: &str) -> Option<Key> {
-    KEYS.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|&(_, key)| key)
 }
 
 /// Whether `c` ends a bare word.
@@ -251,8 +215,9 @@ impl<'a> Lexer<'a> {
                         QueryErrorKind::UnknownField,
                         start,
                         format!(
-                            "unknown field `{name}:` (known: {KNOWN_FIELDS}); \
-                             to search for this text literally, {hint}"
+                            "unknown field `{name}:` (known: {}); \
+                             to search for this text literally, {hint}",
+                            known()
                         ),
                     ));
                 }
@@ -292,6 +257,7 @@ fn example(name: &str) -> &'static str {
         "has" => "attachment",
         "is" => "unread",
         "in" | "label" => "inbox",
+        "kind" => "event",
         _ => "alice",
     }
 }
@@ -349,6 +315,14 @@ fn keyed(
             Filter::IsFlagged
         }
         Key::Is => return Err(unknown("`is:unread`, `is:read` or `is:flagged`")),
+        Key::Kind => match value.parse::<ContentKind>() {
+            Ok(kind) => Filter::Kind(kind),
+            Err(_) => {
+                return Err(unknown(
+                    "`kind:mail`, `kind:chat`, `kind:event` or `kind:file`",
+                ));
+            }
+        },
     };
     Ok(Query::Filter(filter))
 }

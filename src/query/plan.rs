@@ -15,16 +15,18 @@
 //!   token exact;
 //! * no needle contains a newline, so no match crosses a field.
 
-use crate::clean;
 use crate::query::{Filter, Query, Term};
-use crate::record::Field;
+use crate::record::{ContentKind, Field};
+use crate::text;
 
 /// Bit set of fields, bit `f as u8`.
 pub(crate) type FieldMask = u8;
 
-/// The fields a term without a field prefix searches: every one (an
-/// event's location is found by a plain word, as its summary is).
-pub(crate) const DEFAULT_FIELDS: FieldMask = (1 << Field::ALL.len()) - 1;
+/// The fields a term without a field prefix searches: every one.
+pub(crate) const DEFAULT_FIELDS: FieldMask = {
+    assert!(Field::ALL.len() <= FieldMask::BITS as usize);
+    ((1u16 << Field::ALL.len()) - 1) as FieldMask
+};
 
 /// A text term, normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub(crate) enum FilterPlan {
     Unread,
     Read,
     Flagged,
+    /// The record is of this kind.
+    Kind(ContentKind),
 }
 
 /// What the search modes evaluate.
@@ -89,8 +93,8 @@ fn field_bit(f: Field) -> FieldMask {
 }
 
 fn needle(term: &Term) -> Option<Needle> {
-    let norm = clean::normalise(&term.text);
-    let tokens: Vec<String> = clean::tokens(&norm).map(|(_, t)| t.to_owned()).collect();
+    let norm = text::normalise(&term.text);
+    let tokens: Vec<String> = text::tokens(&norm).map(|(_, t)| t.to_owned()).collect();
     if tokens.is_empty() {
         return None;
     }
@@ -122,6 +126,7 @@ pub(crate) fn plan(q: &Query) -> Plan {
             Filter::IsUnread => FilterPlan::Unread,
             Filter::IsRead => FilterPlan::Read,
             Filter::IsFlagged => FilterPlan::Flagged,
+            Filter::Kind(k) => FilterPlan::Kind(*k),
         }),
     }
 }
@@ -145,8 +150,8 @@ impl Plan {
 /// Appends the token stream of one field: `" tok1 tok2\n"`.
 pub(crate) fn push_token_stream(text: &str, scratch: &mut String, out: &mut Vec<u8>) {
     scratch.clear();
-    clean::normalise_into(text, scratch);
-    for (_, tok) in clean::tokens(scratch) {
+    text::normalise_into(text, scratch);
+    for (_, tok) in text::tokens(scratch) {
         out.push(b' ');
         out.extend_from_slice(tok.as_bytes());
     }
@@ -177,6 +182,17 @@ mod tests {
         assert!(n.exact_end);
         assert_eq!(n.fields, 1 << (Field::Subject as u8));
         assert_eq!(plan(&parse("!!!").unwrap()), Plan::All);
+        // A bare word searches every field, whichever were added last.
+        let Plan::Text(n) = plan(&parse("berlin").unwrap()) else {
+            panic!()
+        };
+        for f in Field::ALL {
+            assert_ne!(n.fields & 1 << (f as u8), 0, "{f:?}");
+        }
+        assert_eq!(
+            plan(&parse("kind:Event").unwrap()),
+            Plan::Filter(FilterPlan::Kind(ContentKind::Event))
+        );
     }
 
     #[test]

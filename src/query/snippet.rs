@@ -9,9 +9,9 @@
 
 use std::ops::Range;
 
-use crate::clean;
 use crate::query::plan::Needle;
 use crate::record::{Field, Record};
+use crate::text;
 
 /// A window of one field's text with the ranges that matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,10 +41,10 @@ pub(crate) fn matches_in(text: &str, field: Field, needles: &[&Needle]) -> Vec<R
     let mut origin: Vec<u32> = Vec::with_capacity(text.len());
     for (i, c) in text.char_indices() {
         let before = norm.len();
-        clean::normalise_char(c, &mut norm);
+        text::normalise_char(c, &mut norm);
         origin.extend(std::iter::repeat_n(i as u32, norm.len() - before));
     }
-    let toks: Vec<(usize, &str)> = clean::tokens(&norm).collect();
+    let toks: Vec<(usize, &str)> = text::tokens(&norm).collect();
     let words: Vec<&str> = toks.iter().map(|(_, t)| *t).collect();
     let orig_range = |ti: usize| -> Range<usize> {
         let (s, t) = toks[ti];
@@ -83,15 +83,11 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
 }
 
 /// Builds the snippet for a record: the body around its first match, else
-/// the first other field with a match, else the start of the body.
+/// the first other field with a match (in [`Field::ALL`]'s order), else the
+/// start of the body.
 pub(crate) fn snippet(record: &Record, needles: &[&Needle], width: usize) -> Snippet {
-    let order = [
-        Field::Body,
-        Field::Subject,
-        Field::From,
-        Field::To,
-        Field::Filename,
-    ];
+    let order =
+        std::iter::once(Field::Body).chain(Field::ALL.into_iter().filter(|&f| f != Field::Body));
     let mut chosen = None;
     for f in order {
         let text = record.field(f);
@@ -180,5 +176,21 @@ mod tests {
         assert_eq!(&s.text[h.clone()], "Needle");
         assert_eq!(&r.body[s.offset + h.start..s.offset + h.end], "Needle");
         assert!(!s.text.contains('\n'));
+    }
+
+    #[test]
+    fn a_match_outside_the_body_shows_its_field() {
+        let p = needles("berlin");
+        let mut ns = Vec::new();
+        p.positive_needles(&mut ns);
+        let r = Record {
+            subject: "Standup".into(),
+            body: "Daily sync".into(),
+            location: "Room 4, Berlin office".into(),
+            ..Default::default()
+        };
+        let s = snippet(&r, &ns, 80);
+        assert_eq!(s.field, Some(Field::Location));
+        assert_eq!(&s.text[s.highlights[0].clone()], "Berlin");
     }
 }

@@ -3,7 +3,7 @@
 //! the store.
 //!
 //! Each shard is evaluated into a bit set of matching slots. Filters on
-//! dates, folders and flags read the shard's per-slot columns (a load and a
+//! dates, folders, flags and kinds read the shard's per-slot columns (a load and a
 //! compare per record, vectorisable) and run first inside a conjunction;
 //! text terms then search only where needed: a full `memmem` pass over the
 //! arena while many records are still candidates, or a search of each
@@ -220,6 +220,7 @@ fn filter_bits(f: &FilterPlan, shard: &Shard, prep: &Prepared<'_>) -> Bits {
         FilterPlan::Unread => flag(Flags::UNREAD, true),
         FilterPlan::Read => flag(Flags::UNREAD, false),
         FilterPlan::Flagged => flag(Flags::FLAGGED, true),
+        FilterPlan::Kind(k) => Bits::from_column(&shard.kinds, |x| x == k),
     }
 }
 
@@ -616,6 +617,15 @@ mod tests {
         assert_eq!(hits("is:read", &rs), vec![0, 2, 3]);
         assert_eq!(hits("has:attachment", &rs), vec![1]);
         assert_eq!(hits("is:flagged two OR three", &rs), vec![2]);
+        // Kinds: a column of their own; records of layout 1 are mail.
+        rs[1].kind = crate::ContentKind::Event;
+        rs[2].kind = crate::ContentKind::Chat;
+        rs[3].kind = crate::ContentKind::File;
+        assert_eq!(hits("kind:mail", &rs), vec![0]);
+        assert_eq!(hits("kind:event", &rs), vec![1]);
+        assert_eq!(hits("kind:chat OR kind:file", &rs), vec![2, 3]);
+        assert_eq!(hits("-kind:mail x", &rs), vec![1, 2, 3]);
+        assert_eq!(hits("kind:chat is:flagged", &rs), vec![2]);
     }
 
     #[test]

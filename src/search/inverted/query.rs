@@ -14,6 +14,7 @@
 //! | no field given                           | the same query on each text field, OR-ed       |
 //! | `in:` `label:`                           | `TermQuery` on the case-folded `folder` field  |
 //! | `is:` `has:`                             | `TermQuery` on the `flag` field; `is:read` is NOT `unread` |
+//! | `kind:`                                  | `TermQuery` on the `kind` field                |
 //! | `after:` `before:`                       | a range on the `date` fast field (undated records never match) |
 //! | AND, OR, NOT                             | `BooleanQuery` with MUST, SHOULD, MUST_NOT (NOT alone: all records but) |
 //!
@@ -167,6 +168,7 @@ fn filter(f: &FilterPlan, s: &IndexSchema) -> Box<dyn TQuery> {
         FilterPlan::Unread => flag(FLAG_UNREAD),
         FilterPlan::Flagged => flag(FLAG_FLAGGED),
         FilterPlan::Read => not(flag(FLAG_UNREAD)),
+        FilterPlan::Kind(k) => Box::new(TermQuery::new(s.kind_term(*k), IndexRecordOption::Basic)),
     }
 }
 

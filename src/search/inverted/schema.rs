@@ -8,10 +8,11 @@
 //!
 //! | field                          | kind                          | for                          |
 //! |--------------------------------|-------------------------------|------------------------------|
-//! | `subject` `body` `from` `to` `filename` | text, freqs + positions, not stored | words, prefixes, phrases, BM25 |
-//! | `subject.pre` … `filename.pre` | the first one and two characters of each token, docs only | one- and two-letter prefixes |
+//! | one per [`Field`], by its [`name`](Field::name): `subject` `body` … `location` | text, freqs + positions, not stored | words, prefixes, phrases, BM25 |
+//! | `subject.pre` … `location.pre` | the first one and two characters of each token, docs only | one- and two-letter prefixes |
 //! | `folder`                       | raw string, one value per folder or label, case-folded | `in:` `label:` |
 //! | `flag`                         | raw string: `unread` `flagged` `attachment` | `is:` `has:` |
+//! | `kind`                         | raw string: the [`ContentKind`]'s name (`mail` `chat` `event` `file`) | `kind:` |
 //! | `date`                         | i64, indexed and fast; [`UNDATED`] when undated | `after:` `before:`, newest-first order |
 //! | `key`                          | bytes, indexed                | deleting or replacing a record |
 //! | `k0`..`k3`                     | u64 fast: the key's 32 bytes, big-endian | resolving a hit in the store, ties in the order |
@@ -24,8 +25,8 @@
 //! # One tokenizer for both modes
 //!
 //! The text fields are tokenized by [`SealdexTokenizer`], which runs the
-//! crate's normaliser ([`clean::normalise_into`]) and splits with
-//! [`clean::tokens`], exactly as the cache builds the forward scan's token
+//! crate's normaliser ([`text::normalise_into`]) and splits with
+//! [`text::tokens`], exactly as the cache builds the forward scan's token
 //! streams. A field is indexed as one value, so token positions are the
 //! token numbers of the forward scan's stream, and a phrase can match in the
 //! inverted index exactly where the forward scan's needle matches.
@@ -54,10 +55,10 @@ use tantivy::schema::{
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{TantivyDocument, Term};
 
-use crate::clean;
 use crate::query::plan::fold_name;
-use crate::record::{Field, Flags, Record};
+use crate::record::{ContentKind, Field, Flags, Record};
 use crate::store::DocKey;
+use crate::text;
 
 /// The name the tokenizer is registered under in every tantivy index.
 pub const TOKENIZER: &str = "sealdex";
@@ -100,6 +101,7 @@ pub struct IndexSchema {
     pub(crate) prefix: [TField; Field::ALL.len()],
     pub(crate) folder: TField,
     pub(crate) flag: TField,
+    pub(crate) kind: TField,
     pub(crate) date: TField,
     pub(crate) key: TField,
     pub(crate) k: [TField; 4],
@@ -124,22 +126,18 @@ impl IndexSchema {
                 .set_tokenizer(TOKENIZER)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        let text =
-            Field::ALL.map(|f| b.add_text_field(crate::query::field_name(f), text_options.clone()));
+        let text = Field::ALL.map(|f| b.add_text_field(f.name(), text_options.clone()));
         let prefix_options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(PREFIX_TOKENIZER)
                 .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false),
         );
-        let prefix = Field::ALL.map(|f| {
-            b.add_text_field(
-                &format!("{}.pre", crate::query::field_name(f)),
-                prefix_options.clone(),
-            )
-        });
+        let prefix = Field::ALL
+            .map(|f| b.add_text_field(&format!("{}.pre", f.name()), prefix_options.clone()));
         let folder = b.add_text_field("folder", STRING);
         let flag = b.add_text_field("flag", STRING);
+        let kind = b.add_text_field("kind", STRING);
         let date = b.add_i64_field("date", NumericOptions::default().set_indexed().set_fast());
         let key = b.add_bytes_field("key", BytesOptions::from(INDEXED));
         let k = KEY_WORDS.map(|n| b.add_u64_field(n, NumericOptions::default().set_fast()));
@@ -150,6 +148,7 @@ impl IndexSchema {
             prefix,
             folder,
             flag,
+            kind,
             date,
             key,
             k,
@@ -185,6 +184,11 @@ impl IndexSchema {
         self.text[f as usize]
     }
 
+    /// The term of the records of one kind (`kind:`).
+    pub(crate) fn kind_term(&self, kind: ContentKind) -> Term {
+        Term::from_field_text(self.kind, kind.name())
+    }
+
     /// The term that names a record, for deleting or replacing it.
     pub fn key_term(&self, key: &DocKey) -> Term {
         Term::from_field_bytes(self.key, &key.mac())
@@ -213,6 +217,7 @@ impl IndexSchema {
                 doc.add_text(self.flag, name);
             }
         }
+        doc.add_text(self.kind, record.kind.name());
         doc.add_i64(self.date, record.timestamp.unwrap_or(UNDATED));
         let mac = key.mac();
         doc.add_bytes(self.key, &mac[..]);
@@ -264,7 +269,7 @@ pub struct SealdexTokenizer {
 /// The token stream of [`SealdexTokenizer`].
 #[derive(Debug)]
 pub struct SealdexTokenStream<'a> {
-    tokens: clean::Tokens<'a>,
+    tokens: text::Tokens<'a>,
     token: Token,
 }
 
@@ -273,9 +278,9 @@ impl Tokenizer for SealdexTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> SealdexTokenStream<'a> {
         self.normalised.clear();
-        clean::normalise_into(text, &mut self.normalised);
+        text::normalise_into(text, &mut self.normalised);
         SealdexTokenStream {
-            tokens: clean::tokens(&self.normalised),
+            tokens: text::tokens(&self.normalised),
             token: Token {
                 position: usize::MAX,
                 ..Token::default()
@@ -367,13 +372,13 @@ impl Tokenizer for PrefixTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> PrefixTokenStream<'a> {
         self.normalised.clear();
-        clean::normalise_into(text, &mut self.normalised);
+        text::normalise_into(text, &mut self.normalised);
         self.prefixes.clear();
         if self.seen.is_empty() {
             self.seen = vec![0; (1 << 16) / 64];
         }
         let mut others = 0;
-        for (_, tok) in clean::tokens(&self.normalised) {
+        for (_, tok) in text::tokens(&self.normalised) {
             let b = tok.as_bytes();
             if b.is_empty() {
                 continue;
@@ -501,8 +506,8 @@ mod prefix_tests {
         /// once, whatever the script.
         #[test]
         fn distinct_short_prefixes(text in "[a-c0-9éΣ日 ,.'-]{0,40}") {
-            let norm = clean::normalise(&text);
-            let mut expected: Vec<String> = clean::tokens(&norm)
+            let norm = text::normalise(&text);
+            let mut expected: Vec<String> = text::tokens(&norm)
                 .flat_map(|(_, tok)| {
                     let one: String = tok.chars().take(1).collect();
                     let two: String = tok.chars().take(2).collect();
