@@ -92,16 +92,26 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The message source failed as a whole (not one message): for example the
-    /// mailbox path vanished or the server is unreachable. Run again later;
-    /// indexing resumes from the last checkpoint.
-    #[error("source {source_name} failed: {detail}")]
+    /// The message source failed as a whole (not one message): for example
+    /// the mailbox path vanished, the server is unreachable or refused the
+    /// credentials. [`Error::is_retryable`] says whether running again later
+    /// can help (indexing then resumes from the last checkpoint) or
+    /// something must be fixed first; the message says which.
+    #[error("source {source_name} failed: {kind}: {detail} ({})", kind.advice())]
     Source {
         /// The source's stable name.
         source_name: String,
+        /// What kind of failure it was.
+        kind: crate::source::SourceErrorKind,
         /// What went wrong.
         detail: String,
     },
+
+    /// A worker thread panicked: a bug in sealdex, or in a [`crate::Source`]
+    /// or [`crate::Decryptor`] implementation. Nothing after the last
+    /// checkpoint was stored and the index is intact; please report it.
+    #[error("a worker thread panicked ({0}); the index is intact up to the last checkpoint")]
+    Panicked(String),
 
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
@@ -130,6 +140,32 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error for a [`SourceError`](crate::SourceError) of the source
+    /// named `source_name`, keeping its kind.
+    pub fn source(source_name: impl Into<String>, e: crate::SourceError) -> Self {
+        Error::Source {
+            source_name: source_name.into(),
+            kind: e.kind(),
+            detail: e.message().to_owned(),
+        }
+    }
+
+    /// Whether the same call may succeed later without anyone changing
+    /// anything: a source's network failure, timeout or transient refusal
+    /// ([`SourceErrorKind::is_retryable`](crate::SourceErrorKind::is_retryable)),
+    /// or an index held open by another process that may close it. An
+    /// authentication failure, a vanished mailbox, tampering or a bug is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Source { kind, .. } => kind.is_retryable(),
+            Error::InUse { .. } => true,
+            Error::Io { source, .. } => {
+                crate::source::SourceErrorKind::from(source.kind()).is_retryable()
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -524,11 +524,8 @@ fn send(tx: &Sender<Work>, control: &Control, work: Work) -> bool {
     control.wait_while_paused() && tx.send(work).is_ok()
 }
 
-fn source_err(name: &str, e: impl std::fmt::Display) -> Error {
-    Error::Source {
-        source_name: name.to_owned(),
-        detail: e.to_string(),
-    }
+fn source_err(name: &str, e: crate::SourceError) -> Error {
+    Error::source(name, e)
 }
 
 /// Splits refs into groups within the batch limits and fetches each group.

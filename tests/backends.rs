@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use sealdex::backends::{self, Maildir, Mbox, Tree};
-use sealdex::{Change, Cursor, Flags, MessageRef, Source, SyncToken};
+use sealdex::{
+    Change, Cursor, Error, Flags, MessageRef, Source, SourceError, SourceErrorKind, SyncToken,
+};
 use tempfile::TempDir;
 
 /// Lists the whole source in pages of `limit`, checking the page invariants.
@@ -224,17 +226,79 @@ fn malformed_tokens_are_errors() {
         vec![0xff; 3],
         vec![1, 4, b't', b'r', b'e', b'e', 9, 9],
     ] {
-        assert!(tree.changes(&SyncToken(bad)).is_err());
+        let e = tree.changes(&SyncToken(bad)).unwrap_err();
+        assert_eq!(e.kind(), SourceErrorKind::Malformed, "{e}");
+        assert!(!e.is_retryable());
     }
     // A token of another backend is refused too.
     let mbox_dir = TempDir::new().unwrap();
     let path = mbox_dir.path().join("box.mbox");
     write(&path, MBOX.as_bytes());
     let token = Mbox::open(&path).unwrap().sync_token().unwrap();
-    assert!(tree.changes(&token).is_err());
+    let e = tree.changes(&token).unwrap_err();
+    assert_eq!(e.kind(), SourceErrorKind::Malformed);
+    assert!(e.to_string().contains("mbox"), "{e}");
     let mut truncated = tree.sync_token().unwrap();
     truncated.0.pop();
     assert!(tree.changes(&truncated).is_err());
+}
+
+/// A mailbox that vanished is `NotFound` and not retried, at open and at
+/// every later call, for every backend; and it stays that kind once it is
+/// the crate's error.
+#[test]
+fn a_vanished_mailbox_is_not_found_and_not_retryable() {
+    let check = |e: SourceError| {
+        assert_eq!(e.kind(), SourceErrorKind::NotFound, "{e}");
+        assert!(!e.is_retryable());
+        let e = Error::source("test", e);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("not retried"), "{e}");
+    };
+    let gone = TempDir::new().unwrap().path().join("nothing-here");
+    check(backends::open_path(&gone).err().unwrap());
+    check(Maildir::open(&gone).unwrap_err());
+
+    let dir = maildir_fixture();
+    let mut md = Maildir::open(dir.path()).unwrap();
+    let token = md.sync_token().unwrap();
+    let tree_dir = tree_fixture();
+    let mut tree = Tree::open(tree_dir.path()).unwrap();
+    let tree_token = tree.sync_token().unwrap();
+    let (mbox_dir, mbox_path) = mbox_fixture();
+    let mut mbox = Mbox::open(&mbox_path).unwrap();
+    let mbox_token = mbox.sync_token().unwrap();
+    drop((dir, tree_dir, mbox_dir));
+    check(md.list(None, 10).unwrap_err());
+    check(md.changes(&token).unwrap_err());
+    check(tree.changes(&tree_token).unwrap_err());
+    check(mbox.changes(&mbox_token).unwrap_err());
+}
+
+#[test]
+fn source_errors_say_whether_to_retry() {
+    use std::io::{Error as IoError, ErrorKind};
+    for (io, kind, retry) in [
+        (ErrorKind::NotFound, SourceErrorKind::NotFound, false),
+        (ErrorKind::PermissionDenied, SourceErrorKind::Auth, false),
+        (ErrorKind::TimedOut, SourceErrorKind::Timeout, true),
+        (ErrorKind::ConnectionReset, SourceErrorKind::Network, true),
+        (ErrorKind::Interrupted, SourceErrorKind::Transient, true),
+        (ErrorKind::InvalidData, SourceErrorKind::Malformed, false),
+        (ErrorKind::OutOfMemory, SourceErrorKind::Other, false),
+    ] {
+        let e = SourceError::from(IoError::from(io));
+        assert_eq!((e.kind(), e.is_retryable()), (kind, retry), "{io:?}");
+        assert_eq!(Error::source("s", e).is_retryable(), retry);
+    }
+    let auth = Error::source("imap:alice", SourceError::auth("LOGIN refused"));
+    assert!(!auth.is_retryable());
+    assert!(auth.to_string().contains("authentication failed"), "{auth}");
+    assert!(auth.to_string().contains("LOGIN refused"), "{auth}");
+    let net = Error::source("imap:alice", SourceError::network("connection reset"));
+    assert!(net.is_retryable());
+    assert!(net.to_string().contains("retried"), "{net}");
+    assert!(!Error::Panicked("the fetch stage".into()).is_retryable());
 }
 
 #[cfg(unix)]

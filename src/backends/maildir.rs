@@ -218,7 +218,7 @@ fn find_renamed(root: &Path, rel: &Path) -> Option<PathBuf> {
 fn scan(root: &Path) -> Result<Snapshot, SourceError> {
     check_root(root, true)?;
     let list_err = |path: &Path, e: std::io::Error| {
-        SourceError(format!("cannot list {}: {e}", path.display()))
+        SourceError::io(format_args!("cannot list {}", path.display()), &e)
     };
     // (relative folder directory, folder name): the root first, then every
     // Maildir++ subfolder.

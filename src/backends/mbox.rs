@@ -269,7 +269,7 @@ impl<R> Tracker<R> {
 /// Reads the mbox once and returns its snapshot.
 fn scan(path: &Path) -> Result<Snapshot, SourceError> {
     check_root(path, false)?;
-    let err = |e: io::Error| SourceError(format!("cannot read {}: {e}", path.display()));
+    let err = |e: io::Error| SourceError::io(format_args!("cannot read {}", path.display()), &e);
     let file = File::open(path).map_err(err)?;
     let marks = Rc::new(Cell::new(Marks::default()));
     let tracker = Tracker {
@@ -291,7 +291,7 @@ fn scan(path: &Path) -> Result<Snapshot, SourceError> {
             (m.prev_from, m.last_from.unwrap_or(m.pos))
         };
         let lost = || {
-            SourceError(format!(
+            SourceError::malformed(format!(
                 "lost track of message {ordinal} in {}",
                 path.display()
             ))

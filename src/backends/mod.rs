@@ -90,16 +90,18 @@ pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
             Ok(Box::new(Tree::open(path)?))
         }
     } else {
-        Err(SourceError(format!(
+        Err(SourceError::other(format!(
             "{} is neither a regular file nor a directory",
             path.display()
         )))
     }
 }
 
-/// A [`SourceError`] naming the path and the operation.
+/// A [`SourceError`] naming the path and the operation, of the kind the
+/// I/O error's kind maps to (a missing path is
+/// [`NotFound`](crate::SourceErrorKind::NotFound), not retried).
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> SourceError {
-    SourceError(format!("{what} {}: {e}", path.display()))
+    SourceError::io(format_args!("{what} {}", path.display()), e)
 }
 
 /// Canonicalises `path` and checks it is what the backend expects, for
@@ -112,13 +114,13 @@ fn canonical_root(
     let root = fs::canonicalize(path).map_err(|e| io_error("cannot open", path, &e))?;
     let meta = fs::metadata(&root).map_err(|e| io_error("cannot open", &root, &e))?;
     if want_dir && !meta.is_dir() {
-        return Err(SourceError(format!(
+        return Err(SourceError::other(format!(
             "{} is not a directory",
             root.display()
         )));
     }
     if !want_dir && !meta.is_file() {
-        return Err(SourceError(format!(
+        return Err(SourceError::other(format!(
             "{} is not a regular file",
             root.display()
         )));
@@ -132,7 +134,15 @@ fn canonical_root(
 fn check_root(root: &Path, want_dir: bool) -> Result<(), SourceError> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() == want_dir => Ok(()),
-        Ok(_) => Err(SourceError(format!("{} changed type", root.display()))),
+        Ok(_) => Err(SourceError::not_found(format!(
+            "{} is no longer a {}",
+            root.display(),
+            if want_dir {
+                "directory"
+            } else {
+                "regular file"
+            }
+        ))),
         Err(e) => Err(io_error("cannot list", root, &e)),
     }
 }

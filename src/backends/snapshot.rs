@@ -129,14 +129,14 @@ impl Snapshot {
         };
         postcard::to_allocvec(&out)
             .map(SyncToken)
-            .map_err(|e| SourceError(format!("cannot encode the {kind} sync token: {e}")))
+            .map_err(|e| SourceError::other(format!("cannot encode the {kind} sync token: {e}")))
     }
 
     /// Reads back a token [`Snapshot::to_token`] wrote for a backend of
     /// `kind`. Anything else (garbage, trailing bytes, another format or
     /// another kind of backend) is an error, never a panic.
     pub fn from_token(token: &SyncToken, kind: &str) -> Result<Self, SourceError> {
-        let bad = |why: &str| SourceError(format!("malformed {kind} sync token: {why}"));
+        let bad = |why: &str| SourceError::malformed(format!("{kind} sync token: {why}"));
         let (t, rest) =
             postcard::take_from_bytes::<TokenIn>(&token.0).map_err(|_| bad("undecodable"))?;
         if !rest.is_empty() {

@@ -36,7 +36,8 @@ use super::{
     read_file_limited, relative_bytes,
 };
 use crate::source::{
-    Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
+    Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError,
+    SourceErrorKind, SyncToken,
 };
 
 /// The kind tag of this backend's names and sync tokens.
@@ -169,7 +170,10 @@ fn scan(root: &Path) -> Result<Snapshot, SourceError> {
             }
             Err(e) => {
                 let path = e.path().unwrap_or(root).display().to_string();
-                return Err(SourceError(format!("cannot list {path}: {e}")));
+                let kind = e
+                    .io_error()
+                    .map_or(SourceErrorKind::Other, |io| io.kind().into());
+                return Err(SourceError::new(kind, format!("cannot list {path}: {e}")));
             }
         };
         if !dirent.file_type().is_file() {
@@ -184,10 +188,13 @@ fn scan(root: &Path) -> Result<Snapshot, SourceError> {
                 continue;
             }
             Err(e) => {
-                return Err(SourceError(format!(
-                    "cannot stat {}: {e}",
-                    dirent.path().display()
-                )));
+                let kind = e
+                    .io_error()
+                    .map_or(SourceErrorKind::Other, |io| io.kind().into());
+                return Err(SourceError::new(
+                    kind,
+                    format!("cannot stat {}: {e}", dirent.path().display()),
+                ));
             }
         };
         let Ok(rel) = dirent.path().strip_prefix(root) else {
