@@ -49,7 +49,12 @@
 //! unchanged directories byte for byte, and decodes only the chunks of the
 //! directories it re-lists. The chunks hold a file name, its size and mtime:
 //! the id, locator, folder and flags are derived from the directory and the
-//! name, so a Maildir message costs about 60 bytes instead of about 200.
+//! name, so a Maildir message costs about 43 bytes instead of about 200.
+//! Measured with `benches/sync_tokens.rs` (synthetic Maildir in 6 folders,
+//! tmpfs): at a million messages the token is 42.9 MB (8.1 MB after zstd),
+//! a no-change run reads no directory and takes 7 ms (most of it copying
+//! the token it returns), one delivery re-reads one directory in 0.35 s,
+//! where a full listing takes 13.8 s.
 //! When nothing changed, [`refresh`] returns the token it was given,
 //! byte-identical, so that the caller can tell there is nothing to store.
 //! What stays O(messages) is the caller's part: the store keeps the token as
@@ -88,6 +93,10 @@ use crate::source::{Changes, SourceError, SyncToken};
 /// (see `snapshot.rs`); it is still read, and diffed against a full
 /// listing, so an index synced by an older build carries on.
 pub(crate) const FORMAT: u8 = 2;
+
+/// How deep a walk goes: a backstop against a symbolic link loop where the
+/// platform gives no inode to detect it by.
+const MAX_DEPTH: usize = 256;
 
 /// What a backend does with a name found in a directory it lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +315,10 @@ fn walk<L: Layout>(
             }
             continue;
         }
+        if rel.components().count() > MAX_DEPTH {
+            tracing::warn!(path = ?abs, "skipping a directory nested deeper than {MAX_DEPTH}");
+            continue;
+        }
         let stamp = Stamp::of(&meta);
         // A second way to the same directory (a symbolic link back to an
         // ancestor, or two links to one place) is not walked again: that
@@ -397,7 +410,7 @@ fn assign_ids<L: Layout>(
     layout: &L,
     dirs: &[Dir],
     keep: &HashMap<(usize, Vec<u8>), String>,
-    taken_elsewhere: impl FnOnce() -> Result<HashSet<String>, SourceError>,
+    taken_elsewhere: impl FnOnce(&HashSet<&str>) -> Result<HashSet<String>, SourceError>,
 ) -> Result<Vec<Vec<String>>, SourceError> {
     let mut ids: Vec<Vec<String>> = Vec::with_capacity(dirs.len());
     let mut taken: HashSet<String> = HashSet::new();
@@ -429,7 +442,9 @@ fn assign_ids<L: Layout>(
     if fresh.is_empty() {
         return Ok(ids);
     }
-    taken.extend(taken_elsewhere()?);
+    let wanted: HashSet<&str> = fresh.iter().map(|f| f.0.as_str()).collect();
+    let elsewhere = taken_elsewhere(&wanted)?;
+    taken.extend(elsewhere);
     fresh.sort_unstable();
     for (natural, _, di, fi) in fresh {
         let id = if taken.contains(&natural) {
@@ -537,7 +552,7 @@ pub(crate) fn full<L: Layout>(
     stats: &mut WalkStats,
 ) -> Result<(Snapshot, SyncToken), SourceError> {
     let w = walk(root, layout, None, true, stats)?;
-    let ids = assign_ids(layout, &w.dirs, &HashMap::new(), || Ok(HashSet::new()))?;
+    let ids = assign_ids(layout, &w.dirs, &HashMap::new(), |_| Ok(HashSet::new()))?;
     let token = encode(layout, &w.dirs, &ids, None)?;
     Ok((listed_snapshot(layout, &w.dirs, &ids), token))
 }
@@ -606,11 +621,18 @@ pub(crate) fn refresh<L: Layout>(
     }
     // Only names that are in `keep` are the same files in the same place;
     // a name missing from its directory's old listing is new there.
-    let ids = assign_ids(layout, &w.dirs, &keep, || {
+    // Which of the ids wanted for new names files in kept directories have:
+    // their chunks are decoded (in memory), but no entry is built.
+    let ids = assign_ids(layout, &w.dirs, &keep, |wanted| {
         let mut taken = HashSet::new();
         for d in &w.dirs {
             if let Files::Kept(i) = d.files {
-                taken.extend(old_entries(layout, &old, i)?.into_iter().map(|e| e.id));
+                for f in old.files(i, L::KIND)? {
+                    let id = f.id.unwrap_or_else(|| layout.natural_id(&d.rel, &f.name));
+                    if wanted.contains(id.as_str()) {
+                        taken.insert(id);
+                    }
+                }
             }
         }
         Ok(taken)

@@ -169,6 +169,24 @@ struct StampedIn {
     entries: Vec<Entry>,
 }
 
+/// The start of a stamped token: enough to tell an unchanged mbox without
+/// decoding its entries.
+#[derive(Deserialize)]
+struct StampedHead {
+    format: u8,
+    kind: String,
+    stamp: Stamp,
+    racy: bool,
+}
+
+/// The stamp a stamped token of `kind` was taken at, if it is one and was
+/// not racy; `None` for anything else (which [`Snapshot::from_token`] then
+/// accepts or refuses).
+pub(crate) fn token_stamp(token: &SyncToken, kind: &str) -> Option<Stamp> {
+    let (h, _) = postcard::take_from_bytes::<StampedHead>(&token.0).ok()?;
+    (h.format == FORMAT_STAMPED && h.kind == kind && !h.racy).then_some(h.stamp)
+}
+
 /// A backend's full listing, sorted by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Snapshot {
@@ -454,6 +472,8 @@ mod tests {
         };
         let t = s.to_stamped_token("tree", stamp).unwrap();
         assert_eq!(Snapshot::from_token(&t, "tree").unwrap(), (s, Some(stamp)));
+        assert_eq!(token_stamp(&t, "tree"), Some(stamp));
+        assert_eq!(token_stamp(&t, "mbox"), None);
         assert!(Snapshot::from_token(&t, "mbox").is_err());
         let mut long = t.0.clone();
         long.push(0);
