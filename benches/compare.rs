@@ -399,7 +399,7 @@ impl Source for RecordSource {
                 c.0.as_slice()
                     .try_into()
                     .map(|b| u64::from_le_bytes(b) as usize)
-                    .map_err(|_| SourceError("bad cursor".into()))?
+                    .map_err(|_| SourceError::malformed("bad cursor"))?
             }
         };
         let end = start.saturating_add(limit.max(1)).min(self.records.len());

@@ -41,12 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let control = control.clone();
         let mailbox = mailbox.clone();
         std::thread::spawn(move || -> sealdex::Result<_> {
-            let mut source = sealdex::backends::open_path(mailbox.as_ref()).map_err(|e| {
-                sealdex::Error::Source {
-                    source_name: mailbox.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
+            let mut source = sealdex::backends::open_path(mailbox.as_ref())
+                .map_err(|e| sealdex::Error::source(mailbox.clone(), e))?;
             index.index_with(
                 source.as_mut(),
                 &PassThrough::default(),

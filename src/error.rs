@@ -92,16 +92,26 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The message source failed as a whole (not one message): for example the
-    /// mailbox path vanished or the server is unreachable. Run again later;
-    /// indexing resumes from the last checkpoint.
-    #[error("source {source_name} failed: {detail}")]
+    /// The message source failed as a whole (not one message): for example
+    /// the mailbox path vanished, the server is unreachable or refused the
+    /// credentials. [`Error::is_retryable`] says whether running again later
+    /// can help (indexing then resumes from the last checkpoint) or
+    /// something must be fixed first; the message says which.
+    #[error("source {source_name} failed: {kind}: {detail} ({})", kind.advice())]
     Source {
         /// The source's stable name.
         source_name: String,
+        /// What kind of failure it was.
+        kind: SourceErrorKind,
         /// What went wrong.
         detail: String,
     },
+
+    /// A worker thread panicked: a bug in sealdex, or in a [`crate::Source`]
+    /// or [`crate::Decryptor`] implementation. Nothing after the last
+    /// checkpoint was stored and the index is intact; please report it.
+    #[error("a worker thread panicked ({0}); the index is intact up to the last checkpoint")]
+    Panicked(String),
 
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
@@ -121,11 +131,6 @@ pub enum Error {
     )]
     Inverted(String),
 
-    /// A thread of sealdex's panicked (a bug: please report it). What was
-    /// written before stays; run again to resume.
-    #[error("{0} panicked; what was written before is kept, run again to resume")]
-    Panicked(String),
-
     /// A page cursor was given with a query, order or search mode other
     /// than the one that printed it. Start again from the first page.
     #[error("invalid page cursor: {0}")]
@@ -140,6 +145,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the same call may succeed later without anyone changing
+    /// anything: a source's network failure, timeout or transient refusal
+    /// ([`SourceErrorKind::is_retryable`](SourceErrorKind::is_retryable)),
+    /// or an index held open by another process that may close it. An
+    /// authentication failure, a vanished mailbox, tampering or a bug is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Source { kind, .. } => kind.is_retryable(),
+            Error::InUse { .. } => true,
+            Error::Io { source, .. } => SourceErrorKind::from(source.kind()).is_retryable(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -153,6 +172,106 @@ impl From<sled::Error> for Error {
         match e {
             sled::Error::Corruption { .. } => Error::Corrupt(format!("database: {e}")),
             other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
+/// What kind of failure a source's error is ([`crate::SourceError`],
+/// [`Error::Source`]): what the caller should do
+/// about it.
+///
+/// The pipeline retries a [retryable](SourceErrorKind::is_retryable) failure
+/// with backoff and resumes from its checkpoint; any other kind stops the run
+/// with an error that says what to fix, since running again unchanged would
+/// fail the same way (and retrying a refused password can lock an account).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceErrorKind {
+    /// Authentication or authorization failed: a wrong password or token,
+    /// a revoked grant, a file the process may not read. Not retried.
+    Auth,
+    /// The network failed (connection refused, reset, unreachable host).
+    /// Retried.
+    Network,
+    /// An operation timed out. Retried.
+    Timeout,
+    /// The source is temporarily unable to answer (server busy, rate
+    /// limited, mailbox locked, interrupted call). Retried.
+    Transient,
+    /// What the source points at is gone: the mailbox path vanished, the
+    /// account or folder no longer exists. Not retried.
+    NotFound,
+    /// The source's data, or a cursor or sync token given back to it, is
+    /// unreadable (another format, truncated, garbage). Not retried; a
+    /// malformed sync token means the source must be listed again.
+    Malformed,
+    /// Anything else. Not retried.
+    Other,
+}
+
+impl SourceErrorKind {
+    /// Whether the same call may succeed later without anyone changing
+    /// anything: network failures, timeouts and transient refusals.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            SourceErrorKind::Network | SourceErrorKind::Timeout | SourceErrorKind::Transient
+        )
+    }
+
+    /// What to do about a failure of this kind, in a few words for an error
+    /// message.
+    pub fn advice(self) -> &'static str {
+        match self {
+            SourceErrorKind::Auth => "check the credentials or permissions; not retried",
+            SourceErrorKind::Network | SourceErrorKind::Timeout | SourceErrorKind::Transient => {
+                "a transient failure: retried later, resuming from the last checkpoint"
+            }
+            SourceErrorKind::NotFound => "check that the mailbox still exists; not retried",
+            SourceErrorKind::Malformed => "the source's data is unreadable; not retried",
+            SourceErrorKind::Other => "not retried",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SourceErrorKind::Auth => "authentication failed",
+            SourceErrorKind::Network => "network error",
+            SourceErrorKind::Timeout => "timed out",
+            SourceErrorKind::Transient => "temporarily unavailable",
+            SourceErrorKind::NotFound => "not found",
+            SourceErrorKind::Malformed => "malformed data",
+            SourceErrorKind::Other => "error",
+        })
+    }
+}
+
+impl From<std::io::ErrorKind> for SourceErrorKind {
+    /// Sorts an I/O error: a missing path is [`NotFound`](Self::NotFound), a
+    /// refused permission [`Auth`](Self::Auth), timeouts, dropped
+    /// connections and interrupted calls retryable, undecodable data
+    /// [`Malformed`](Self::Malformed), the rest [`Other`](Self::Other).
+    fn from(kind: std::io::ErrorKind) -> Self {
+        use std::io::ErrorKind as K;
+        match kind {
+            K::NotFound => SourceErrorKind::NotFound,
+            K::PermissionDenied => SourceErrorKind::Auth,
+            K::TimedOut => SourceErrorKind::Timeout,
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable
+            | K::StaleNetworkFileHandle => SourceErrorKind::Network,
+            K::Interrupted | K::WouldBlock | K::ResourceBusy => SourceErrorKind::Transient,
+            K::InvalidData | K::UnexpectedEof => SourceErrorKind::Malformed,
+            _ => SourceErrorKind::Other,
         }
     }
 }

@@ -69,7 +69,7 @@ pub use search::{
 };
 pub use source::{
     Change, Changes, Cursor, FetchError, MessageRef, Metadata, Page, RawMessage, Source,
-    SourceError, SyncToken,
+    SourceError, SourceErrorKind, SyncToken,
 };
 
 pub use store::{DocKey, Store};

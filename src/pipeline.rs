@@ -478,11 +478,8 @@ fn send(tx: &Sender<Work>, control: &Control, work: Work) -> bool {
     control.wait_while_paused() && tx.send(work).is_ok()
 }
 
-fn source_err(name: &str, e: impl std::fmt::Display) -> Error {
-    Error::Source {
-        source_name: name.to_owned(),
-        detail: e.to_string(),
-    }
+fn source_err(name: &str, e: crate::SourceError) -> Error {
+    Error::source(name, e)
 }
 
 /// Splits refs into groups within the batch limits and fetches each group.
@@ -692,19 +689,22 @@ fn fetch_stage(
             return Ok(());
         }
     }
-    let final_cp = Mark {
+    // A source that found nothing changed hands back the token it was
+    // given: then nothing is written at all (a no-change run costs what the
+    // source's `changes` costs, not a rewrite of its token).
+    let final_cp = (changes.token != since || n_changes > 0 || !cp.synced).then(|| Mark {
         checkpoint: Checkpoint {
             cursor: None,
             synced: true,
             done: 0,
         },
         tokens: vec![(TokenSlot::Synced, Some(changes.token))],
-    };
+    });
     fetch_refs(
         source,
         refetch,
         Phase::Syncing,
-        Some(final_cp),
+        final_cp,
         total,
         options,
         control,

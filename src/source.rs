@@ -91,14 +91,118 @@ pub struct FetchError {
     pub reason: String,
 }
 
-/// Why a source failed as a whole.
+pub use crate::error::SourceErrorKind;
+
+/// Why a source failed as a whole (not one message): a [kind](Self::kind)
+/// that says whether to retry, and a message for people.
+///
+/// Implementers build one with the constructor of its kind
+/// ([`SourceError::auth`], [`SourceError::network`], …) or convert an
+/// [`std::io::Error`], whose kind is kept.
+///
+/// ```
+/// use sealdex::{SourceError, SourceErrorKind};
+///
+/// let e = SourceError::auth("IMAP LOGIN refused for alice@example.org");
+/// assert_eq!(e.kind(), SourceErrorKind::Auth);
+/// assert!(!e.is_retryable());
+///
+/// let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+/// assert!(SourceError::from(io).is_retryable());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+#[error("{kind}: {message}")]
+pub struct SourceError {
+    kind: SourceErrorKind,
+    message: String,
+}
+
+impl SourceError {
+    /// An error of `kind`.
+    pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Authentication or authorization failed ([`SourceErrorKind::Auth`]).
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Auth, message)
+    }
+
+    /// The network failed ([`SourceErrorKind::Network`]).
+    pub fn network(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Network, message)
+    }
+
+    /// An operation timed out ([`SourceErrorKind::Timeout`]).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Timeout, message)
+    }
+
+    /// The source is temporarily unable to answer
+    /// ([`SourceErrorKind::Transient`]).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Transient, message)
+    }
+
+    /// What the source points at is gone ([`SourceErrorKind::NotFound`]).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::NotFound, message)
+    }
+
+    /// The source's data, cursor or token is unreadable
+    /// ([`SourceErrorKind::Malformed`]).
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Malformed, message)
+    }
+
+    /// Any other failure ([`SourceErrorKind::Other`]).
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Other, message)
+    }
+
+    /// An I/O error with context (`"cannot list /home/me/Maildir/cur"`),
+    /// keeping the kind [`SourceErrorKind::from`] gives `e`'s kind.
+    pub fn io(context: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        Self::new(e.kind().into(), format!("{context}: {e}"))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> SourceErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the same call may succeed later unchanged; see
+    /// [`SourceErrorKind::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
 
 impl From<std::io::Error> for SourceError {
     fn from(e: std::io::Error) -> Self {
-        SourceError(e.to_string())
+        SourceError::new(e.kind().into(), e.to_string())
+    }
+}
+
+impl crate::error::Error {
+    /// The error for a [`SourceError`] of the source named `source_name`,
+    /// keeping its kind (and with it [`Error::is_retryable`]'s answer).
+    ///
+    /// [`Error::is_retryable`]: crate::Error::is_retryable
+    pub fn source(source_name: impl Into<String>, e: SourceError) -> Self {
+        crate::error::Error::Source {
+            source_name: source_name.into(),
+            kind: e.kind,
+            detail: e.message,
+        }
     }
 }
 

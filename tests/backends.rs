@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use sealdex::backends::{self, Maildir, Mbox, Tree};
-use sealdex::{Change, Cursor, Flags, MessageRef, Source, SyncToken};
+use sealdex::{
+    Change, Cursor, Error, Flags, MessageRef, Metadata, Source, SourceError, SourceErrorKind,
+    SyncToken,
+};
 use tempfile::TempDir;
 
 /// Lists the whole source in pages of `limit`, checking the page invariants.
@@ -224,17 +227,79 @@ fn malformed_tokens_are_errors() {
         vec![0xff; 3],
         vec![1, 4, b't', b'r', b'e', b'e', 9, 9],
     ] {
-        assert!(tree.changes(&SyncToken(bad)).is_err());
+        let e = tree.changes(&SyncToken(bad)).unwrap_err();
+        assert_eq!(e.kind(), SourceErrorKind::Malformed, "{e}");
+        assert!(!e.is_retryable());
     }
     // A token of another backend is refused too.
     let mbox_dir = TempDir::new().unwrap();
     let path = mbox_dir.path().join("box.mbox");
     write(&path, MBOX.as_bytes());
     let token = Mbox::open(&path).unwrap().sync_token().unwrap();
-    assert!(tree.changes(&token).is_err());
+    let e = tree.changes(&token).unwrap_err();
+    assert_eq!(e.kind(), SourceErrorKind::Malformed);
+    assert!(e.to_string().contains("mbox"), "{e}");
     let mut truncated = tree.sync_token().unwrap();
     truncated.0.pop();
     assert!(tree.changes(&truncated).is_err());
+}
+
+/// A mailbox that vanished is `NotFound` and not retried, at open and at
+/// every later call, for every backend; and it stays that kind once it is
+/// the crate's error.
+#[test]
+fn a_vanished_mailbox_is_not_found_and_not_retryable() {
+    let check = |e: SourceError| {
+        assert_eq!(e.kind(), SourceErrorKind::NotFound, "{e}");
+        assert!(!e.is_retryable());
+        let e = Error::source("test", e);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("not retried"), "{e}");
+    };
+    let gone = TempDir::new().unwrap().path().join("nothing-here");
+    check(backends::open_path(&gone).err().unwrap());
+    check(Maildir::open(&gone).unwrap_err());
+
+    let dir = maildir_fixture();
+    let mut md = Maildir::open(dir.path()).unwrap();
+    let token = md.sync_token().unwrap();
+    let tree_dir = tree_fixture();
+    let mut tree = Tree::open(tree_dir.path()).unwrap();
+    let tree_token = tree.sync_token().unwrap();
+    let (mbox_dir, mbox_path) = mbox_fixture();
+    let mut mbox = Mbox::open(&mbox_path).unwrap();
+    let mbox_token = mbox.sync_token().unwrap();
+    drop((dir, tree_dir, mbox_dir));
+    check(md.list(None, 10).unwrap_err());
+    check(md.changes(&token).unwrap_err());
+    check(tree.changes(&tree_token).unwrap_err());
+    check(mbox.changes(&mbox_token).unwrap_err());
+}
+
+#[test]
+fn source_errors_say_whether_to_retry() {
+    use std::io::{Error as IoError, ErrorKind};
+    for (io, kind, retry) in [
+        (ErrorKind::NotFound, SourceErrorKind::NotFound, false),
+        (ErrorKind::PermissionDenied, SourceErrorKind::Auth, false),
+        (ErrorKind::TimedOut, SourceErrorKind::Timeout, true),
+        (ErrorKind::ConnectionReset, SourceErrorKind::Network, true),
+        (ErrorKind::Interrupted, SourceErrorKind::Transient, true),
+        (ErrorKind::InvalidData, SourceErrorKind::Malformed, false),
+        (ErrorKind::OutOfMemory, SourceErrorKind::Other, false),
+    ] {
+        let e = SourceError::from(IoError::from(io));
+        assert_eq!((e.kind(), e.is_retryable()), (kind, retry), "{io:?}");
+        assert_eq!(Error::source("s", e).is_retryable(), retry);
+    }
+    let auth = Error::source("imap:alice", SourceError::auth("LOGIN refused"));
+    assert!(!auth.is_retryable());
+    assert!(auth.to_string().contains("authentication failed"), "{auth}");
+    assert!(auth.to_string().contains("LOGIN refused"), "{auth}");
+    let net = Error::source("imap:alice", SourceError::network("connection reset"));
+    assert!(net.is_retryable());
+    assert!(net.to_string().contains("retried"), "{net}");
+    assert!(!Error::Panicked("the fetch stage".into()).is_retryable());
 }
 
 #[cfg(unix)]
@@ -493,6 +558,306 @@ fn maildir_duplicate_unique_names_get_distinct_ids() {
     assert_eq!(got.len(), MAILDIR_IDS.len() + 1);
     assert!(got.contains(&"1001.B.host".to_string()));
     assert!(got.contains(&"1001.B.host#cur/1001.B.host:2,S".to_string()));
+}
+
+// ------------------------------------------------- incremental sync tokens
+
+/// Sets the modification time of `root` and every directory under it an
+/// hour back, as if the mailbox had last changed then. Directories changed
+/// within the last seconds are re-read on every run by design (a change in
+/// the same clock tick as a listing could leave the mtime equal), so a test
+/// of what an unchanged mailbox costs needs them older than that.
+fn age_directories(root: &Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        fs::File::open(&dir).unwrap().set_modified(past).unwrap();
+        for d in fs::read_dir(&dir).unwrap() {
+            let d = d.unwrap();
+            if d.file_type().unwrap().is_dir() {
+                stack.push(d.path());
+            }
+        }
+    }
+}
+
+/// A Maildir of `per_dir` messages in each of INBOX's new/ and cur/ and
+/// three subfolders' cur/.
+fn big_maildir(per_dir: usize) -> (TempDir, usize) {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    let subs = [
+        "new",
+        "cur",
+        ".Sent/cur",
+        ".Archive.2020/cur",
+        ".Lists.rust/cur",
+    ];
+    for (s, sub) in subs.iter().enumerate() {
+        fs::create_dir_all(root.join(sub)).unwrap();
+        for i in 0..per_dir {
+            let info = if sub.ends_with("cur") { ":2,S" } else { "" };
+            let name = format!("17000{s}{i:05}.M{i}P1.host{info}");
+            fs::write(root.join(sub).join(name), mail(&format!("{s}-{i}"))).unwrap();
+        }
+    }
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    (dir, subs.len() * per_dir)
+}
+
+/// An unchanged Maildir of a few thousand messages: the re-run reads no
+/// directory (it stats the root, the folders and their cur/ and new/), finds
+/// nothing, and gives back the very token it was given.
+#[test]
+fn maildir_no_change_rerun_reads_no_directory() {
+    let (dir, n) = big_maildir(400);
+    age_directories(dir.path());
+    let mut md = Maildir::open(dir.path()).unwrap();
+    let token = md.sync_token().unwrap();
+    let full = md.walk_stats();
+    // The root, new/, cur/ (tmp/ is never read), three folders and their
+    // cur/.
+    assert_eq!(full.dirs_read, 9, "{full:?}");
+    assert_eq!(list_all(&mut md, 1000).len(), n);
+    // The token is the listing, but compact: well under format 1's
+    // ~200 bytes a message.
+    assert!(
+        token.0.len() < 80 * n,
+        "{} bytes for {n} messages",
+        token.0.len()
+    );
+
+    let before = md.walk_stats();
+    let again = md.changes(&token).unwrap();
+    let after = md.walk_stats();
+    assert!(again.changes.is_empty());
+    assert_eq!(after.dirs_read, before.dirs_read, "no directory is read");
+    assert_eq!(after.dirs_kept - before.dirs_kept, 9);
+    assert_eq!(again.token, token, "an unchanged Maildir keeps its token");
+    // A new source object (a new process) does the same from the token.
+    let mut fresh = Maildir::open(dir.path()).unwrap();
+    assert!(fresh.changes(&token).unwrap().changes.is_empty());
+    assert_eq!(fresh.walk_stats().dirs_read, 0);
+}
+
+/// A delivery to one folder re-reads that folder's new/ only.
+#[test]
+fn maildir_new_message_rereads_only_its_folder() {
+    let (dir, _) = big_maildir(40);
+    let root = dir.path();
+    fs::create_dir_all(root.join(".Sent/new")).unwrap();
+    age_directories(root);
+    let mut md = Maildir::open(root).unwrap();
+    let token = md.sync_token().unwrap();
+    assert_eq!(md.walk_stats().dirs_read, 10);
+
+    write(&root.join(".Sent/new/1800000000.N1.host"), &mail("new"));
+    let before = md.walk_stats();
+    let c = md.changes(&token).unwrap();
+    assert_eq!(summarise(&c.changes), ["+1800000000.N1.host"]);
+    assert_eq!(md.walk_stats().dirs_read - before.dirs_read, 1);
+    match &c.changes[0] {
+        Change::Created(r) => {
+            assert_eq!(r.locator, b".Sent/new/1800000000.N1.host");
+            let m = md.fetch(std::slice::from_ref(r)).remove(0).unwrap();
+            assert_eq!(m.folder.as_deref(), Some("Sent"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Listed within the racy window: read once more.
+    let before = md.walk_stats();
+    let c = md.changes(&c.token).unwrap();
+    assert!(c.changes.is_empty());
+    assert_eq!(md.walk_stats().dirs_read - before.dirs_read, 1);
+    // Setting modification times back is noticed (it moves the ctime), so
+    // every directory is read once...
+    age_directories(root);
+    let before = md.walk_stats();
+    let c = md.changes(&c.token).unwrap();
+    assert!(c.changes.is_empty());
+    assert_eq!(md.walk_stats().dirs_read - before.dirs_read, 10);
+    // ...and then left alone.
+    let before = md.walk_stats();
+    assert!(md.changes(&c.token).unwrap().changes.is_empty());
+    assert_eq!(md.walk_stats().dirs_read, before.dirs_read);
+}
+
+/// A flag change and a move are metadata changes carrying the folder and
+/// flags they set, never content updates.
+#[test]
+fn maildir_flag_change_and_move_are_metadata() {
+    let (dir, _) = big_maildir(20);
+    let root = dir.path();
+    age_directories(root);
+    let mut md = Maildir::open(root).unwrap();
+    let token = md.sync_token().unwrap();
+    // Flagged, in place (INBOX cur/), and read + moved out of INBOX new/.
+    fs::rename(
+        root.join("cur/17000100007.M7P1.host:2,S"),
+        root.join("cur/17000100007.M7P1.host:2,FS"),
+    )
+    .unwrap();
+    fs::rename(
+        root.join("new/17000000003.M3P1.host"),
+        root.join(".Archive.2020/cur/17000000003.M3P1.host:2,S"),
+    )
+    .unwrap();
+    let before = md.walk_stats();
+    let c = md.changes(&token).unwrap();
+    // INBOX cur/ and new/, and the archive's cur/.
+    assert_eq!(md.walk_stats().dirs_read - before.dirs_read, 3);
+    assert_eq!(
+        summarise(&c.changes),
+        ["*17000100007.M7P1.host", ">17000000003.M3P1.host"]
+    );
+    for change in &c.changes {
+        match change {
+            Change::MetadataUpdated(r, m) => {
+                assert_eq!(r.locator, b"cur/17000100007.M7P1.host:2,FS");
+                assert_eq!(
+                    *m,
+                    Metadata {
+                        folders: Some(vec!["INBOX".into()]),
+                        labels: None,
+                        unread: Some(false),
+                        flagged: Some(true),
+                    }
+                );
+            }
+            Change::Moved(r, m) => {
+                assert_eq!(r.locator, b".Archive.2020/cur/17000000003.M3P1.host:2,S");
+                assert_eq!(
+                    *m,
+                    Metadata {
+                        folders: Some(vec!["Archive/2020".into()]),
+                        labels: None,
+                        unread: Some(false),
+                        flagged: Some(false),
+                    }
+                );
+            }
+            other => panic!("not a metadata change: {other:?}"),
+        }
+    }
+    assert!(md.changes(&c.token).unwrap().changes.is_empty());
+}
+
+/// A token this build does not write is refused by name, or (format 1, the
+/// whole listing an older build stored) diffed against a full listing;
+/// never misread.
+#[test]
+fn maildir_old_and_foreign_tokens() {
+    #[derive(serde::Serialize)]
+    struct Format1Entry {
+        key: Vec<u8>,
+        id: String,
+        locator: Vec<u8>,
+        version: Option<String>,
+        size: Option<u64>,
+        folder: Option<String>,
+        flags: Option<Flags>,
+    }
+    let dir = maildir_fixture();
+    let mut md = Maildir::open(dir.path()).unwrap();
+    // Format 1 listing one message under its current name but with another
+    // version, and one that is gone.
+    let listed = list_all(&mut md, 100);
+    let one = listed.iter().find(|r| r.id == "1002.C.host").unwrap();
+    let entries = vec![
+        Format1Entry {
+            key: b"0999.gone".to_vec(),
+            id: "0999.gone".into(),
+            locator: b"cur/0999.gone:2,S".to_vec(),
+            version: Some("1-1".into()),
+            size: Some(1),
+            folder: Some("INBOX".into()),
+            flags: Some(Flags::empty()),
+        },
+        Format1Entry {
+            key: one.id.as_bytes().to_vec(),
+            id: one.id.clone(),
+            locator: one.locator.clone(),
+            version: Some("0-0".into()),
+            size: one.size,
+            folder: Some("INBOX".into()),
+            flags: Some(Flags::FLAGGED),
+        },
+    ];
+    let old = postcard::to_allocvec(&(1u8, "maildir", entries)).unwrap();
+    let c = md.changes(&SyncToken(old)).unwrap();
+    let summary = summarise(&c.changes);
+    assert!(summary.contains(&"-0999.gone".to_string()), "{summary:?}");
+    assert!(summary.contains(&"~1002.C.host".to_string()), "{summary:?}");
+    assert_eq!(summary.len(), listed.len() + 1, "{summary:?}");
+    // The answer is a token of the current format.
+    assert!(md.changes(&c.token).unwrap().changes.is_empty());
+
+    for (bad, says) in [
+        (
+            postcard::to_allocvec(&(9u8, "maildir")).unwrap(),
+            "format 9",
+        ),
+        (postcard::to_allocvec(&(2u8, "tree")).unwrap(), "tree"),
+        (
+            Tree::open(dir.path()).unwrap().sync_token().unwrap().0,
+            "tree",
+        ),
+    ] {
+        let e = md.changes(&SyncToken(bad)).unwrap_err();
+        assert_eq!(e.kind(), SourceErrorKind::Malformed, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
+/// A file rewritten in place under its name leaves its directory's mtime:
+/// the default run does not see it, a full rescan does (the documented
+/// trade of the tree backend).
+#[test]
+fn tree_in_place_edit_needs_a_full_rescan() {
+    let dir = tree_fixture();
+    let root = dir.path();
+    age_directories(root);
+    let mut tree = Tree::open(root).unwrap();
+    let token = tree.sync_token().unwrap();
+    fs::write(root.join("ham/1.txt"), mail("rewritten in place, longer")).unwrap();
+    let before = tree.walk_stats();
+    assert!(tree.changes(&token).unwrap().changes.is_empty());
+    assert_eq!(tree.walk_stats().dirs_read, before.dirs_read);
+    let mut full = Tree::open(root).unwrap().with_full_rescan(true);
+    let c = full.changes(&token).unwrap();
+    assert_eq!(summarise(&c.changes), ["~ham/1.txt"]);
+    // A new file is seen either way, by re-reading its directory only.
+    write(&root.join("ham/sub/4.eml"), &mail("four"));
+    let before = tree.walk_stats();
+    let c = tree.changes(&token).unwrap();
+    assert_eq!(summarise(&c.changes), ["+ham/sub/4.eml"]);
+    assert_eq!(tree.walk_stats().dirs_read - before.dirs_read, 1);
+}
+
+/// An unchanged mbox is not read again, and keeps its token.
+#[test]
+fn mbox_unchanged_is_not_reread() {
+    let (_dir, path) = mbox_fixture();
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    let mut mbox = Mbox::open(&path).unwrap();
+    let token = mbox.sync_token().unwrap();
+    let c = mbox.changes(&token).unwrap();
+    assert!(c.changes.is_empty());
+    assert_eq!(c.token, token);
+    // Appending a message changes the stamp: read, and found.
+    let mut more = fs::read(&path).unwrap();
+    more.extend_from_slice(
+        b"From x@example.org Sat Jan  3 01:05:38 1996\nMessage-ID: <five@example.org>\n\nfive\n",
+    );
+    fs::write(&path, more).unwrap();
+    let c = mbox.changes(&token).unwrap();
+    assert_eq!(summarise(&c.changes), ["+five@example.org"]);
 }
 
 // ---------------------------------------------------------------- Mbox

@@ -114,11 +114,11 @@ impl ChitChat {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SourceError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
-            .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| SourceError::io(format!("cannot read {}", path.display()), &e))?;
         // A BTreeMap orders the conversations by id: the stable listing order.
         let parsed: BTreeMap<String, ConversationJson> =
             serde_json::from_slice(&bytes).map_err(|e| {
-                SourceError(format!("{} is not a ChitChat dataset: {e}", path.display()))
+                SourceError::other(format!("{} is not a ChitChat dataset: {e}", path.display()))
             })?;
         drop(bytes);
 
@@ -126,7 +126,8 @@ impl ChitChat {
         let mut senders: Vec<Box<str>> = Vec::new();
         let mut conversations = Vec::with_capacity(parsed.len());
         let mut messages = Vec::new();
-        let too_many = || SourceError(format!("{} has more than 2^32 entries", path.display()));
+        let too_many =
+            || SourceError::other(format!("{} has more than 2^32 entries", path.display()));
         for (conv_id, conv) in parsed {
             let conversation = u32::try_from(conversations.len()).map_err(|_| too_many())?;
             let mut participants: Vec<u32> = Vec::new();
@@ -287,7 +288,7 @@ impl Source for ChitChat {
             Some(c) => read_u64(&c.0)
                 .and_then(|i| usize::try_from(i).ok())
                 .filter(|i| *i <= self.messages.len())
-                .ok_or_else(|| SourceError("invalid ChitChat cursor".to_string()))?,
+                .ok_or_else(|| SourceError::malformed("invalid ChitChat cursor"))?,
         };
         // A zero limit still makes progress, as the other backends do.
         let end = start.saturating_add(limit.max(1)).min(self.messages.len());
@@ -336,7 +337,7 @@ impl Source for ChitChat {
             .0
             .strip_prefix(TOKEN_TAG)
             .and_then(read_u64)
-            .ok_or_else(|| SourceError("not a ChitChat sync token".to_string()))?;
+            .ok_or_else(|| SourceError::malformed("not a ChitChat sync token"))?;
         let changes = if count == self.messages.len() as u64 {
             Vec::new()
         } else {

@@ -472,7 +472,7 @@ fn extension(name: &str) -> String {
 /// Reads the directory's entries, sorted by name, skipping hidden files.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| SourceError(format!("cannot read {}: {e}", dir.display())))?
+        .map_err(|e| SourceError::io(format!("cannot read {}", dir.display()), &e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -723,7 +723,7 @@ impl Model {
             usable[k - 1]
         });
         if templates.is_empty() || body.is_empty() {
-            return Err(SourceError(format!(
+            return Err(SourceError::other(format!(
                 "no usable message under {}",
                 spam_root.display()
             )));
@@ -817,7 +817,7 @@ impl Model {
         if let Ok(bytes) = std::fs::read(&cc) {
             let parsed: std::collections::BTreeMap<String, ChatConversation> =
                 serde_json::from_slice(&bytes).map_err(|e| {
-                    SourceError(format!("{} is not a ChitChat dataset: {e}", cc.display()))
+                    SourceError::other(format!("{} is not a ChitChat dataset: {e}", cc.display()))
                 })?;
             drop(bytes);
             for conv in parsed.into_values().take(options.chat_conversations) {
@@ -898,17 +898,17 @@ impl Model {
     /// Writes the model to `path` (postcard).
     pub fn save(&self, path: &Path) -> Result<(), SourceError> {
         let bytes = postcard::to_allocvec(self)
-            .map_err(|e| SourceError(format!("cannot encode the model: {e}")))?;
+            .map_err(|e| SourceError::other(format!("cannot encode the model: {e}")))?;
         std::fs::write(path, bytes)
-            .map_err(|e| SourceError(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| SourceError::io(format!("cannot write {}", path.display()), &e))
     }
 
     /// Reads a model written by [`Model::save`].
     pub fn load(path: &Path) -> Result<Model, SourceError> {
         let bytes = std::fs::read(path)
-            .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| SourceError::io(format!("cannot read {}", path.display()), &e))?;
         postcard::from_bytes(&bytes)
-            .map_err(|e| SourceError(format!("{} is not a model: {e}", path.display())))
+            .map_err(|e| SourceError::other(format!("{} is not a model: {e}", path.display())))
     }
 
     /// Folder names, in corpus order.
@@ -1707,7 +1707,7 @@ impl Source for Synth {
             None => 0,
             Some(c) => read_u64(&c.0)
                 .filter(|i| *i <= self.count)
-                .ok_or_else(|| SourceError("invalid synth cursor".to_string()))?,
+                .ok_or_else(|| SourceError::malformed("invalid synth cursor"))?,
         };
         let end = start.saturating_add(limit.max(1) as u64).min(self.count);
         Ok(Page {
@@ -1745,7 +1745,7 @@ impl Source for Synth {
 
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
         if !since.0.starts_with(TOKEN_TAG) {
-            return Err(SourceError("not a synth sync token".to_string()));
+            return Err(SourceError::malformed("not a synth sync token"));
         }
         // The mailbox is immutable: the same token means no change; another
         // (other seed or count) means every message is new to it.

@@ -15,6 +15,8 @@
 //!   two files share a unique name (a copy made with `cp`), the first in
 //!   path order keeps it and the others get `#` and their relative path
 //!   appended (`1700000000.M1.host#.Sent/cur/1700000000.M1.host:2,S`).
+//!   Once given, an id stays: a later run that finds a new copy gives the
+//!   new copy the longer id, whatever its path.
 //! - **order**: by id, byte order.
 //! - **folder**: `INBOX`, or the subfolder name as above.
 //! - **flags**: from the info suffix: `S` (seen) absent means
@@ -36,10 +38,11 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::snapshot::{Entry, Listing, Snapshot, make_ids_unique};
+use super::dirs::{self, Class, Layout, WalkStats};
+use super::snapshot::{Entry, Listing};
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, file_version, locator_path,
-    read_file_limited, relative_bytes,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, os_str, read_file_limited,
+    relative_bytes, version_string,
 };
 use crate::record::Flags;
 use crate::source::{
@@ -73,6 +76,7 @@ pub struct Maildir {
     name: String,
     max_message_bytes: u64,
     listing: Listing,
+    stats: WalkStats,
 }
 
 impl Maildir {
@@ -85,6 +89,7 @@ impl Maildir {
             name,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             listing: Listing::default(),
+            stats: WalkStats::default(),
         })
     }
 
@@ -99,6 +104,13 @@ impl Maildir {
     /// The canonical root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many directories this source has read and kept unread since it
+    /// was opened: for tests and benchmarks of the incremental sync.
+    #[doc(hidden)]
+    pub fn walk_stats(&self) -> WalkStats {
+        self.stats
     }
 
     /// Reads one message, following a rename within its folder.
@@ -137,7 +149,11 @@ impl Source for Maildir {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        self.listing.list(cursor, limit, || scan(&self.root))
+        let (root, stats) = (&self.root, &mut self.stats);
+        self.listing.list(cursor, limit, || {
+            check_root(root, true)?;
+            Ok(dirs::full(root, &MaildirLayout, stats)?.0)
+        })
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -145,11 +161,78 @@ impl Source for Maildir {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        self.listing.sync_token(KIND, || scan(&self.root))
+        check_root(&self.root, true)?;
+        let (snapshot, token) = dirs::full(&self.root, &MaildirLayout, &mut self.stats)?;
+        self.listing.set(snapshot);
+        Ok(token)
     }
 
+    /// Re-reads only the `cur/` and `new/` directories (and the root and
+    /// folder directories) whose stamp changed: see `dirs.rs`. Maildir never
+    /// rewrites a message in place, so nothing is missed.
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        self.listing.changes(KIND, since, || scan(&self.root))
+        check_root(&self.root, true)?;
+        self.listing.clear();
+        dirs::refresh(&self.root, &MaildirLayout, since, false, &mut self.stats)
+    }
+}
+
+/// The Maildir's directories and names, for the incremental listing.
+struct MaildirLayout;
+
+/// Whether `dir` (relative to the root) is a `cur/` or `new/` directory,
+/// and if so whether it is `new/`.
+fn message_dir(dir: &Path) -> Option<bool> {
+    match dir.file_name()?.as_encoded_bytes() {
+        b"cur" => Some(false),
+        b"new" => Some(true),
+        _ => None,
+    }
+}
+
+impl Layout for MaildirLayout {
+    const KIND: &'static str = KIND;
+
+    fn classify(&self, dir: &Path, name: &OsStr, is_dir: bool) -> Class {
+        let depth = dir.components().count();
+        let cur_or_new = matches!(name.as_encoded_bytes(), b"cur" | b"new");
+        if message_dir(dir).is_some() {
+            // Hidden files are not messages (the Maildir specification).
+            if is_dir || name.as_encoded_bytes().starts_with(b".") {
+                Class::Skip
+            } else {
+                Class::Message
+            }
+        } else if is_dir && (cur_or_new || (depth == 0 && folder_name(name).is_some())) {
+            Class::Descend
+        } else {
+            Class::Skip
+        }
+    }
+
+    fn natural_id(&self, _dir: &Path, name: &[u8]) -> String {
+        String::from_utf8_lossy(unique_name(name)).into_owned()
+    }
+
+    fn alt_id(&self, dir: &Path, name: &[u8], natural: &str) -> String {
+        let locator = relative_bytes(&dir.join(os_str(name)));
+        format!("{natural}#{}", String::from_utf8_lossy(&locator))
+    }
+
+    fn entry(&self, dir: &Path, name: &[u8], id: String, size: u64, mtime: i128) -> Entry {
+        let folder = match dir.parent().and_then(Path::file_name) {
+            Some(f) => folder_name(f).unwrap_or_else(|| INBOX.to_string()),
+            None => INBOX.to_string(),
+        };
+        Entry {
+            key: id.as_bytes().to_vec(),
+            id,
+            locator: relative_bytes(&dir.join(os_str(name))),
+            version: Some(version_string(size, mtime)),
+            size: Some(size),
+            folder: Some(folder),
+            flags: Some(flags_of(message_dir(dir).unwrap_or(false), name)),
+        }
     }
 }
 
@@ -212,75 +295,6 @@ fn find_renamed(root: &Path, rel: &Path) -> Option<PathBuf> {
             (unique_name(name.as_encoded_bytes()) == unique).then(|| dir.join(&name))
         })
     })
-}
-
-/// Lists every message of the Maildir once and returns the sorted snapshot.
-fn scan(root: &Path) -> Result<Snapshot, SourceError> {
-    check_root(root, true)?;
-    let list_err = |path: &Path, e: std::io::Error| {
-        SourceError(format!("cannot list {}: {e}", path.display()))
-    };
-    // (relative folder directory, folder name): the root first, then every
-    // Maildir++ subfolder.
-    let mut folders: Vec<(PathBuf, String)> = vec![(PathBuf::new(), INBOX.to_string())];
-    for d in fs::read_dir(root).map_err(|e| list_err(root, e))? {
-        let d = d.map_err(|e| list_err(root, e))?;
-        let Some(name) = folder_name(&d.file_name()) else {
-            continue;
-        };
-        if d.path().is_dir() {
-            folders.push((PathBuf::from(d.file_name()), name));
-        }
-    }
-    let mut entries = Vec::new();
-    for (dir, folder) in &folders {
-        for sub in ["cur", "new"] {
-            let rel_dir = dir.join(sub);
-            let abs_dir = root.join(&rel_dir);
-            let reader = match fs::read_dir(&abs_dir) {
-                Ok(r) => r,
-                // A folder without cur/ or new/ (or a dot-directory that is
-                // not a folder at all) has no messages there.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(list_err(&abs_dir, e)),
-            };
-            for d in reader {
-                let d = d.map_err(|e| list_err(&abs_dir, e))?;
-                let file_name = d.file_name();
-                let name = file_name.as_encoded_bytes();
-                if name.starts_with(b".") {
-                    continue;
-                }
-                // Follows a symlinked message, as a mail client would.
-                let meta = match fs::metadata(d.path()) {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(list_err(&d.path(), e)),
-                };
-                if !meta.is_file() {
-                    continue;
-                }
-                let locator = relative_bytes(&rel_dir.join(&file_name));
-                entries.push(Entry {
-                    key: Vec::new(),
-                    id: String::from_utf8_lossy(unique_name(name)).into_owned(),
-                    locator,
-                    version: Some(file_version(&meta)),
-                    size: Some(meta.len()),
-                    folder: Some(folder.clone()),
-                    flags: Some(flags_of(sub == "new", name)),
-                });
-            }
-        }
-    }
-    entries.sort_unstable_by(|a, b| a.id.cmp(&b.id).then_with(|| a.locator.cmp(&b.locator)));
-    make_ids_unique(&mut entries, |e| {
-        format!("{}#{}", e.id, String::from_utf8_lossy(&e.locator))
-    });
-    for e in &mut entries {
-        e.key = e.id.as_bytes().to_vec();
-    }
-    Ok(Snapshot::new(entries))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use mail_parser::MessageParser;
 use mail_parser::mailbox::mbox::MessageIterator;
 use sha2::{Digest, Sha256};
 
-use super::snapshot::{Entry, Listing, Snapshot, make_ids_unique};
+use super::snapshot::{Entry, Listing, Snapshot, Stamp, diff, make_ids_unique, token_stamp};
 use super::{DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, too_large};
 use crate::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
@@ -139,12 +139,42 @@ impl Source for Mbox {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        self.listing.sync_token(KIND, || scan(&self.path))
+        let (snapshot, stamp) = scan_stamped(&self.path)?;
+        let token = snapshot.to_stamped_token(KIND, stamp)?;
+        self.listing.set(snapshot);
+        Ok(token)
     }
 
+    /// Reads the mbox only if its stamp (inode, mtime, ctime) changed since
+    /// `since` was taken: an unchanged mbox costs one `stat`, however large.
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        self.listing.changes(KIND, since, || scan(&self.path))
+        check_root(&self.path, false)?;
+        let now = std::fs::metadata(&self.path).map_err(|e| {
+            SourceError::io(format_args!("cannot read {}", self.path.display()), &e)
+        })?;
+        // Only the token's head is decoded to see that nothing changed.
+        if token_stamp(since, KIND) == Some(Stamp::of(&now)) {
+            return Ok(Changes {
+                changes: Vec::new(),
+                token: since.clone(),
+            });
+        }
+        let (old, _) = Snapshot::from_token(since, KIND)?;
+        let (new, stamp) = scan_stamped(&self.path)?;
+        let token = new.to_stamped_token(KIND, stamp)?;
+        let changes = diff(&old, &new);
+        self.listing.set(new);
+        Ok(Changes { changes, token })
     }
+}
+
+/// [`scan`], with the file's stamp taken before it is read (so that a write
+/// during the read makes the next run read it again).
+fn scan_stamped(path: &Path) -> Result<(Snapshot, Stamp), SourceError> {
+    check_root(path, false)?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SourceError::io(format_args!("cannot read {}", path.display()), &e))?;
+    Ok((scan(path)?, Stamp::of(&meta)))
 }
 
 /// The version of a message: hex of the first 16 bytes of its SHA-256.
@@ -269,7 +299,7 @@ impl<R> Tracker<R> {
 /// Reads the mbox once and returns its snapshot.
 fn scan(path: &Path) -> Result<Snapshot, SourceError> {
     check_root(path, false)?;
-    let err = |e: io::Error| SourceError(format!("cannot read {}: {e}", path.display()));
+    let err = |e: io::Error| SourceError::io(format_args!("cannot read {}", path.display()), &e);
     let file = File::open(path).map_err(err)?;
     let marks = Rc::new(Cell::new(Marks::default()));
     let tracker = Tracker {
@@ -291,7 +321,7 @@ fn scan(path: &Path) -> Result<Snapshot, SourceError> {
             (m.prev_from, m.last_from.unwrap_or(m.pos))
         };
         let lost = || {
-            SourceError(format!(
+            SourceError::malformed(format!(
                 "lost track of message {ordinal} in {}",
                 path.display()
             ))

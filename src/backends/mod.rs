@@ -19,13 +19,18 @@
 //! the last message handed out, so a pass resumed in a new process (with no
 //! cache) walks once and continues exactly after it.
 //!
-//! [`Source::sync_token`] is the same snapshot (id, locator, version, folder,
-//! flags of every message), postcard-encoded; [`Source::changes`] takes a
-//! fresh snapshot and diffs the two with one rule set shared by all three
-//! backends (see `snapshot.rs`). Files have no change journal, so a full
-//! comparison is the only way to see deletions and renames; it costs one
-//! directory walk (or one read of the mbox), which is cheap next to indexing.
-//!
+//! [`Source::changes`] must not cost a walk of every file, or a no-change
+//! run over a million messages would cost a million `stat` calls and a
+//! token of 200 MB. The Maildir and tree tokens are per directory
+//! (`dirs.rs`): each directory's stamp (inode, mtime, ctime) and a compact
+//! listing of its files; a run stats the directories and re-reads only
+//! those whose stamp changed, and returns the token it was given,
+//! byte-identical, when none did. Maildir never rewrites a message in place,
+//! so nothing is missed; a tree can be (a file edited under its name), which
+//! [`Tree::with_full_rescan`] covers at O(files). The mbox token is the
+//! listing with the file's stamp: an unchanged mbox is not read. The diff
+//! rules are shared by all three backends (`snapshot.rs`).
+
 //! # Failure policy
 //!
 //! A message that cannot be read (vanished, unreadable, larger than
@@ -42,11 +47,14 @@ use std::time::UNIX_EPOCH;
 
 use crate::source::{Source, SourceError};
 
+mod dirs;
 pub mod maildir;
 pub mod mbox;
 mod snapshot;
 pub mod tree;
 
+#[doc(hidden)]
+pub use dirs::WalkStats;
 pub use maildir::Maildir;
 pub use mbox::Mbox;
 pub use tree::Tree;
@@ -90,16 +98,18 @@ pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
             Ok(Box::new(Tree::open(path)?))
         }
     } else {
-        Err(SourceError(format!(
+        Err(SourceError::other(format!(
             "{} is neither a regular file nor a directory",
             path.display()
         )))
     }
 }
 
-/// A [`SourceError`] naming the path and the operation.
+/// A [`SourceError`] naming the path and the operation, of the kind the
+/// I/O error's kind maps to (a missing path is
+/// [`NotFound`](crate::SourceErrorKind::NotFound), not retried).
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> SourceError {
-    SourceError(format!("{what} {}: {e}", path.display()))
+    SourceError::io(format_args!("{what} {}", path.display()), e)
 }
 
 /// Canonicalises `path` and checks it is what the backend expects, for
@@ -112,13 +122,13 @@ fn canonical_root(
     let root = fs::canonicalize(path).map_err(|e| io_error("cannot open", path, &e))?;
     let meta = fs::metadata(&root).map_err(|e| io_error("cannot open", &root, &e))?;
     if want_dir && !meta.is_dir() {
-        return Err(SourceError(format!(
+        return Err(SourceError::other(format!(
             "{} is not a directory",
             root.display()
         )));
     }
     if !want_dir && !meta.is_file() {
-        return Err(SourceError(format!(
+        return Err(SourceError::other(format!(
             "{} is not a regular file",
             root.display()
         )));
@@ -132,7 +142,15 @@ fn canonical_root(
 fn check_root(root: &Path, want_dir: bool) -> Result<(), SourceError> {
     match fs::metadata(root) {
         Ok(m) if m.is_dir() == want_dir => Ok(()),
-        Ok(_) => Err(SourceError(format!("{} changed type", root.display()))),
+        Ok(_) => Err(SourceError::not_found(format!(
+            "{} is no longer a {}",
+            root.display(),
+            if want_dir {
+                "directory"
+            } else {
+                "regular file"
+            }
+        ))),
         Err(e) => Err(io_error("cannot list", root, &e)),
     }
 }
@@ -142,14 +160,24 @@ fn check_root(root: &Path, want_dir: bool) -> Result<(), SourceError> {
 /// change, a move) changes neither, which is what lets a move be told from
 /// an edit.
 fn file_version(meta: &Metadata) -> String {
-    let nanos: i128 = match meta.modified() {
+    version_string(meta.len(), mtime_nanos(meta))
+}
+
+/// [`file_version`] from its parts.
+fn version_string(size: u64, mtime_nanos: i128) -> String {
+    format!("{size}-{mtime_nanos}")
+}
+
+/// A file's modification time in nanoseconds since the epoch (0 where the
+/// platform has none).
+fn mtime_nanos(meta: &Metadata) -> i128 {
+    match meta.modified() {
         Ok(t) => match t.duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_nanos() as i128,
             Err(before) => -(before.duration().as_nanos() as i128),
         },
         Err(_) => 0,
-    };
-    format!("{}-{nanos}", meta.len())
+    }
 }
 
 /// The raw bytes of a relative path, components joined by `/`, for keys and
@@ -163,6 +191,20 @@ fn relative_bytes(rel: &Path) -> Vec<u8> {
         out.extend_from_slice(c.as_os_str().as_encoded_bytes());
     }
     out
+}
+
+/// A file name from the raw bytes it was read as
+/// (`OsStr::as_encoded_bytes`), exactly.
+fn os_str(name: &[u8]) -> &std::ffi::OsStr {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(name)
+    }
+    #[cfg(not(unix))]
+    {
+        std::ffi::OsStr::new(std::str::from_utf8(name).unwrap_or_default())
+    }
 }
 
 /// The relative path a locator names, refusing anything that could leave

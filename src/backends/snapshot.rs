@@ -9,7 +9,9 @@
 //!   page starts at the first key after it (a binary search). A key-based
 //!   cursor stays meaningful when the listing changes between pages: nothing
 //!   listed before is repeated, and nothing that still exists is skipped;
-//! - sync tokens: the snapshot, postcard-encoded, is the token;
+//! - sync tokens: the mbox's token is the snapshot and the file's [`Stamp`],
+//!   postcard-encoded (the Maildir and tree tokens are per directory, in
+//!   `dirs.rs`, and built from the same entries);
 //! - changes: [`diff`] compares an old snapshot with the current one, so the
 //!   three backends classify changes by exactly the same rules.
 
@@ -20,10 +22,83 @@ use serde::{Deserialize, Serialize};
 use crate::record::Flags;
 use crate::source::{Change, Cursor, MessageRef, Metadata, Page, SourceError, SyncToken};
 
-/// The sync token format this code writes and reads. Bumped whenever
-/// [`Entry`] changes shape, so that an old token is refused with a clear
-/// error instead of being misread.
-const TOKEN_FORMAT: u8 = 1;
+/// The first sync token format: the whole listing. Still read (a token
+/// stored by an older build is diffed against a full listing, and answered
+/// with a token of the current format), never written.
+pub(crate) const FORMAT_1: u8 = 1;
+
+/// The format of the mbox backend's token: format 1 plus the file's stamp,
+/// so that an unchanged mbox is not read at all. (The Maildir and tree
+/// tokens are format 2 of `dirs.rs`.)
+pub(crate) const FORMAT_STAMPED: u8 = 2;
+
+/// What a directory's or a file's metadata says about whether it changed:
+/// device and inode (the same path may now be another directory), the
+/// modification time and the status-change time, in nanoseconds.
+///
+/// A directory's mtime changes whenever an entry is created, removed or
+/// renamed in it. The ctime changes then too, and also when someone sets
+/// the mtime back (`touch -d`), which userland cannot do to the ctime; so an
+/// equal stamp means an unchanged set of names, up to the clock's
+/// granularity, which [`Stamp::is_racy`] covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    mtime: i128,
+    ctime: i128,
+}
+
+/// How close to "now" a modification time must be to be distrusted: FAT
+/// keeps mtimes to 2 s, and Linux stamps them from a coarse clock, so a
+/// change made in the same tick as a listing can leave the mtime equal.
+const RACY_WINDOW_NANOS: i128 = 3_000_000_000;
+
+impl Stamp {
+    /// The stamp of `meta` (from `fs::metadata`, links followed).
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+            Stamp {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                mtime: ns(meta.mtime(), meta.mtime_nsec()),
+                ctime: ns(meta.ctime(), meta.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Stamp {
+                dev: 0,
+                ino: 0,
+                mtime: super::mtime_nanos(meta),
+                ctime: 0,
+            }
+        }
+    }
+
+    /// The (device, inode) pair that identifies a directory, for loop
+    /// detection; `None` where the platform has none.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        (self.dev != 0 || self.ino != 0).then_some((self.dev, self.ino))
+    }
+
+    /// Whether a listing taken now could miss a change that leaves this
+    /// stamp as it is: the mtime is within [`RACY_WINDOW_NANOS`] of the
+    /// clock, or ahead of it. A racy directory is listed again next time, as
+    /// git does with racily clean index entries.
+    pub fn is_racy(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        // The mtime alone: a change after the listing sets it to the time
+        // of the change, which differs from an mtime older than the window
+        // (the ctime, also compared, catches an mtime set back later).
+        now - self.mtime < RACY_WINDOW_NANOS
+    }
+}
 
 /// One message as a backend lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,20 +141,50 @@ impl Entry {
     }
 }
 
-/// The sync token as written.
-#[derive(Serialize)]
-struct TokenOut<'a> {
-    format: u8,
-    kind: &'a str,
-    entries: &'a [Entry],
-}
-
-/// The sync token as read back.
+/// A format-1 sync token as read back.
 #[derive(Deserialize)]
 struct TokenIn {
     format: u8,
     kind: String,
     entries: Vec<Entry>,
+}
+
+/// The mbox token as written.
+#[derive(Serialize)]
+struct StampedOut<'a> {
+    format: u8,
+    kind: &'a str,
+    stamp: Stamp,
+    racy: bool,
+    entries: &'a [Entry],
+}
+
+/// The mbox token as read back.
+#[derive(Deserialize)]
+struct StampedIn {
+    format: u8,
+    kind: String,
+    stamp: Stamp,
+    racy: bool,
+    entries: Vec<Entry>,
+}
+
+/// The start of a stamped token: enough to tell an unchanged mbox without
+/// decoding its entries.
+#[derive(Deserialize)]
+struct StampedHead {
+    format: u8,
+    kind: String,
+    stamp: Stamp,
+    racy: bool,
+}
+
+/// The stamp a stamped token of `kind` was taken at, if it is one and was
+/// not racy; `None` for anything else (which [`Snapshot::from_token`] then
+/// accepts or refuses).
+pub(crate) fn token_stamp(token: &SyncToken, kind: &str) -> Option<Stamp> {
+    let (h, _) = postcard::take_from_bytes::<StampedHead>(&token.0).ok()?;
+    (h.format == FORMAT_STAMPED && h.kind == kind && !h.racy).then_some(h.stamp)
 }
 
 /// A backend's full listing, sorted by key.
@@ -120,38 +225,68 @@ impl Snapshot {
         }
     }
 
-    /// This snapshot as a sync token of a backend of `kind`.
-    pub fn to_token(&self, kind: &str) -> Result<SyncToken, SourceError> {
-        let out = TokenOut {
-            format: TOKEN_FORMAT,
+    /// This snapshot as a stamped token (the mbox's): `stamp` is the file's
+    /// stamp taken before it was read.
+    pub fn to_stamped_token(&self, kind: &str, stamp: Stamp) -> Result<SyncToken, SourceError> {
+        let out = StampedOut {
+            format: FORMAT_STAMPED,
             kind,
+            stamp,
+            racy: stamp.is_racy(),
             entries: &self.entries,
         };
         postcard::to_allocvec(&out)
             .map(SyncToken)
-            .map_err(|e| SourceError(format!("cannot encode the {kind} sync token: {e}")))
+            .map_err(|e| SourceError::other(format!("cannot encode the {kind} sync token: {e}")))
     }
 
-    /// Reads back a token [`Snapshot::to_token`] wrote for a backend of
-    /// `kind`. Anything else (garbage, trailing bytes, another format or
-    /// another kind of backend) is an error, never a panic.
-    pub fn from_token(token: &SyncToken, kind: &str) -> Result<Self, SourceError> {
-        let bad = |why: &str| SourceError(format!("malformed {kind} sync token: {why}"));
-        let (t, rest) =
-            postcard::take_from_bytes::<TokenIn>(&token.0).map_err(|_| bad("undecodable"))?;
+    /// Reads back a token of a backend of `kind`: format 1 (no stamp) or a
+    /// stamped one, with its stamp unless it was racy. Anything else
+    /// (garbage, trailing bytes, another format or another kind of backend)
+    /// is a [`Malformed`](crate::SourceErrorKind::Malformed) error, never a
+    /// panic.
+    pub fn from_token(token: &SyncToken, kind: &str) -> Result<(Self, Option<Stamp>), SourceError> {
+        let bad = |why: &str| SourceError::malformed(format!("{kind} sync token: {why}"));
+        let check = |format: u8, want: u8, k: &str| {
+            if format != want {
+                Err(bad(&format!("format {format} (expected {want})")))
+            } else if k != kind {
+                Err(bad(&format!("written by a {k} source")))
+            } else {
+                Ok(())
+            }
+        };
+        // The format and kind first, so that a token of another backend or
+        // format is named as such rather than as undecodable.
+        let (format, k) = postcard::take_from_bytes::<(u8, String)>(&token.0)
+            .map(|(t, _)| t)
+            .map_err(|_| bad("undecodable"))?;
+        if k != kind {
+            return Err(bad(&format!("written by a {k} source")));
+        }
+        let (entries, stamp, rest) = match Some(&format) {
+            Some(&FORMAT_1) => {
+                let (t, rest) = postcard::take_from_bytes::<TokenIn>(&token.0)
+                    .map_err(|_| bad("undecodable"))?;
+                check(t.format, FORMAT_1, &t.kind)?;
+                (t.entries, None, rest)
+            }
+            Some(&FORMAT_STAMPED) => {
+                let (t, rest) = postcard::take_from_bytes::<StampedIn>(&token.0)
+                    .map_err(|_| bad("undecodable"))?;
+                check(t.format, FORMAT_STAMPED, &t.kind)?;
+                (t.entries, (!t.racy).then_some(t.stamp), rest)
+            }
+            _ => {
+                return Err(bad(&format!(
+                    "format {format} is not one this build reads; list the source again"
+                )));
+            }
+        };
         if !rest.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        if t.format != TOKEN_FORMAT {
-            return Err(bad(&format!(
-                "format {} (expected {TOKEN_FORMAT})",
-                t.format
-            )));
-        }
-        if t.kind != kind {
-            return Err(bad(&format!("written by a {} source", t.kind)));
-        }
-        Ok(Snapshot::new(t.entries))
+        Ok((Snapshot::new(entries), stamp))
     }
 }
 
@@ -243,29 +378,14 @@ impl Listing {
         Ok(snapshot.page(cursor, limit))
     }
 
-    /// [`crate::Source::sync_token`]: a fresh snapshot, encoded.
-    pub fn sync_token(
-        &mut self,
-        kind: &str,
-        scan: impl FnOnce() -> Result<Snapshot, SourceError>,
-    ) -> Result<SyncToken, SourceError> {
-        self.current.insert(scan()?).to_token(kind)
+    /// Caches `snapshot` as the listing later pages are cut from.
+    pub fn set(&mut self, snapshot: Snapshot) {
+        self.current = Some(snapshot);
     }
 
-    /// [`crate::Source::changes`]: diffs a fresh snapshot against the one in
-    /// `since`. The token is checked before the (possibly slow) scan.
-    pub fn changes(
-        &mut self,
-        kind: &str,
-        since: &SyncToken,
-        scan: impl FnOnce() -> Result<Snapshot, SourceError>,
-    ) -> Result<crate::source::Changes, SourceError> {
-        let old = Snapshot::from_token(since, kind)?;
-        let new = self.current.insert(scan()?);
-        Ok(crate::source::Changes {
-            changes: diff(&old, new),
-            token: new.to_token(kind)?,
-        })
+    /// Forgets the cached listing: the next page re-scans.
+    pub fn clear(&mut self) {
+        self.current = None;
     }
 }
 
@@ -346,8 +466,14 @@ mod tests {
     #[test]
     fn token_round_trip_and_rejects() {
         let s = Snapshot::new(vec![entry("a", "a", "1", None, Some(Flags::FLAGGED))]);
-        let t = s.to_token("tree").unwrap();
-        assert_eq!(Snapshot::from_token(&t, "tree").unwrap(), s);
+        let stamp = Stamp {
+            mtime: 1,
+            ..Stamp::default()
+        };
+        let t = s.to_stamped_token("tree", stamp).unwrap();
+        assert_eq!(Snapshot::from_token(&t, "tree").unwrap(), (s, Some(stamp)));
+        assert_eq!(token_stamp(&t, "tree"), Some(stamp));
+        assert_eq!(token_stamp(&t, "mbox"), None);
         assert!(Snapshot::from_token(&t, "mbox").is_err());
         let mut long = t.0.clone();
         long.push(0);

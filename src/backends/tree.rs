@@ -24,16 +24,23 @@
 //! is ignored. Other non-regular files (FIFOs, sockets, devices) are skipped.
 //! Moving a file to another directory changes its id: it is reported as a
 //! deletion and a creation.
+//!
+//! Changes are found per directory (see `dirs.rs`): a run re-reads only the
+//! directories whose modification time changed. A file rewritten in place,
+//! under the same name, does not change its directory's, so it is not seen
+//! until something else in that directory changes; exported mail is written
+//! once, which makes that the right default for a run that costs
+//! O(directories). [`Tree::with_full_rescan`] re-reads every directory and
+//! re-stats every file on each run instead.
 
-use std::io::ErrorKind;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
-
-use super::snapshot::{Entry, Listing, Snapshot, make_ids_unique};
+use super::dirs::{self, Class, Layout, WalkStats};
+use super::snapshot::{Entry, Listing};
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, file_version, locator_path,
-    read_file_limited, relative_bytes,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, os_str, read_file_limited,
+    relative_bytes, version_string,
 };
 use crate::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
@@ -72,6 +79,8 @@ pub struct Tree {
     name: String,
     max_message_bytes: u64,
     listing: Listing,
+    full_rescan: bool,
+    stats: WalkStats,
 }
 
 impl Tree {
@@ -84,6 +93,8 @@ impl Tree {
             name,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             listing: Listing::default(),
+            full_rescan: false,
+            stats: WalkStats::default(),
         })
     }
 
@@ -95,9 +106,26 @@ impl Tree {
         self
     }
 
+    /// With `true`, [`Source::changes`] re-reads every directory and
+    /// re-stats every file, so that a file rewritten in place under the same
+    /// name is seen too, at a cost of O(files) system calls a run. Default:
+    /// `false`, O(directories): only directories whose modification time
+    /// changed are re-read (see the [module documentation](self)).
+    pub fn with_full_rescan(mut self, full: bool) -> Self {
+        self.full_rescan = full;
+        self
+    }
+
     /// The canonical root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many directories this source has read and kept unread since it
+    /// was opened: for tests and benchmarks of the incremental sync.
+    #[doc(hidden)]
+    pub fn walk_stats(&self) -> WalkStats {
+        self.stats
     }
 
     /// Reads one message.
@@ -127,7 +155,11 @@ impl Source for Tree {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        self.listing.list(cursor, limit, || scan(&self.root))
+        let (root, stats) = (&self.root, &mut self.stats);
+        self.listing.list(cursor, limit, || {
+            check_root(root, true)?;
+            Ok(dirs::full(root, &TreeLayout, stats)?.0)
+        })
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -135,85 +167,71 @@ impl Source for Tree {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        self.listing.sync_token(KIND, || scan(&self.root))
+        check_root(&self.root, true)?;
+        let (snapshot, token) = dirs::full(&self.root, &TreeLayout, &mut self.stats)?;
+        self.listing.set(snapshot);
+        Ok(token)
     }
 
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        self.listing.changes(KIND, since, || scan(&self.root))
+        check_root(&self.root, true)?;
+        self.listing.clear();
+        dirs::refresh(
+            &self.root,
+            &TreeLayout,
+            since,
+            self.full_rescan,
+            &mut self.stats,
+        )
     }
 }
 
-/// Walks the tree once and returns the sorted snapshot.
-fn scan(root: &Path) -> Result<Snapshot, SourceError> {
-    check_root(root, true)?;
-    let walker = WalkDir::new(root)
-        .follow_links(true)
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
-    let mut entries = Vec::new();
-    for item in walker {
-        let dirent = match item {
-            Ok(d) => d,
-            // A symlink back to an ancestor: skipping it is what keeps
-            // the walk finite.
-            Err(e) if e.loop_ancestor().is_some() => {
-                tracing::warn!(path = ?e.path(), "skipping a symbolic link loop");
-                continue;
-            }
-            // Vanished during the walk, or a dangling symlink: not there.
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                let path = e.path().unwrap_or(root).display().to_string();
-                return Err(SourceError(format!("cannot list {path}: {e}")));
-            }
-        };
-        if !dirent.file_type().is_file() {
-            continue;
+/// The tree's rules for the incremental listing: every visible regular file
+/// is a message, every visible directory is walked. Symbolic links are
+/// followed; a directory reached a second time (a link back to an ancestor)
+/// is skipped, which keeps the walk finite.
+struct TreeLayout;
+
+impl Layout for TreeLayout {
+    const KIND: &'static str = KIND;
+
+    fn classify(&self, _dir: &Path, name: &OsStr, is_dir: bool) -> Class {
+        if name.as_encoded_bytes().starts_with(b".") {
+            Class::Skip
+        } else if is_dir {
+            Class::Descend
+        } else {
+            Class::Message
         }
-        let meta = match dirent.metadata() {
-            Ok(m) => m,
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                return Err(SourceError(format!(
-                    "cannot stat {}: {e}",
-                    dirent.path().display()
-                )));
-            }
-        };
-        let Ok(rel) = dirent.path().strip_prefix(root) else {
-            continue;
-        };
-        let locator = relative_bytes(rel);
-        let id = String::from_utf8_lossy(&locator).into_owned();
-        let folder = parent_folder(rel);
-        entries.push(Entry {
+    }
+
+    fn natural_id(&self, dir: &Path, name: &[u8]) -> String {
+        String::from_utf8_lossy(&relative_bytes(&dir.join(os_str(name)))).into_owned()
+    }
+
+    /// Ids collide only when two non-UTF-8 names convert to the same
+    /// string: the later one gets the hex of its raw path.
+    fn alt_id(&self, dir: &Path, name: &[u8], natural: &str) -> String {
+        let hex: String = relative_bytes(&dir.join(os_str(name)))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{natural}#{hex}")
+    }
+
+    fn entry(&self, dir: &Path, name: &[u8], id: String, size: u64, mtime: i128) -> Entry {
+        let rel = dir.join(os_str(name));
+        let locator = relative_bytes(&rel);
+        Entry {
             key: locator.clone(),
             id,
             locator,
-            version: Some(file_version(&meta)),
-            size: Some(meta.len()),
-            folder,
+            version: Some(version_string(size, mtime)),
+            size: Some(size),
+            folder: parent_folder(&rel),
             flags: None,
-        });
+        }
     }
-    // Ids collide only when two non-UTF-8 names convert to the same string;
-    // in key order the first keeps its id.
-    entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    make_ids_unique(&mut entries, |e| {
-        let hex: String = e.locator.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}#{hex}", e.id)
-    });
-    Ok(Snapshot::new(entries))
 }
 
 /// The folder of a file: its relative parent directory, `None` at the root.

@@ -48,10 +48,7 @@ pub fn run() -> Result<(), Error> {
         ..IndexConfig::default()
     };
     let index = Index::create(&tmp.path().join("index"), &key, config)?;
-    let mut source = Mbox::open(&mbox).map_err(|e| Error::Source {
-        source_name: "sample mailbox".into(),
-        detail: e.to_string(),
-    })?;
+    let mut source = Mbox::open(&mbox).map_err(|e| Error::source("sample mailbox", e))?;
     let report = index.index(&mut source, &PassThrough::default(), &Default::default())?;
     println!(
         "Indexed {} sample messages into an encrypted index in {:.0} ms \

@@ -277,10 +277,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             let mut any_failed = false;
             for path in paths {
-                let mut source = sealdex::backends::open_path(path).map_err(|e| Error::Source {
-                    source_name: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+                let mut source = sealdex::backends::open_path(path)
+                    .map_err(|e| Error::source(path.display().to_string(), e))?;
                 let mut reporter = Reporter::new(path);
                 let report = index.index_with(
                     source.as_mut(),
