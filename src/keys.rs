@@ -68,7 +68,7 @@ impl SecretKey {
     }
 
     /// Derives a sub-key for one purpose with HKDF-SHA256.
-    fn derive(&self, label: &str) -> SecretKey {
+    pub(crate) fn derive(&self, label: &str) -> SecretKey {
         let hk = Hkdf::<Sha256>::new(None, &self.0);
         let mut out = [0u8; KEY_LEN];
         let info = format!("sealdex/v1/{label}");

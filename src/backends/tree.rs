@@ -24,6 +24,12 @@
 //! is ignored. Other non-regular files (FIFOs, sockets, devices) are skipped.
 //! Moving a file to another directory changes its id: it is reported as a
 //! deletion and a creation.
+//!
+//! Files that are not mail are refused when fetched, by content rather than
+//! by name ([`not_mail`]): a binary, random bytes or a plain text file is a
+//! [`FetchError`] whose reason says why (`not mail: …`), recorded as a
+//! failure like any unreadable message, never a record full of NULs.
+//! [`Tree::open_file`] makes a source of one RFC 822 file.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -72,6 +78,8 @@ pub struct Tree {
     name: String,
     max_message_bytes: u64,
     listing: Listing,
+    /// For [`Tree::open_file`]: the one file (a name in `root`) listed.
+    only: Option<PathBuf>,
 }
 
 impl Tree {
@@ -84,6 +92,24 @@ impl Tree {
             name,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             listing: Listing::default(),
+            only: None,
+        })
+    }
+
+    /// A source of the single RFC 822 file at `path` (a leading mbox `From `
+    /// line is fine). Its name is `file:` and the canonical path; the one
+    /// message's id is the file name.
+    pub fn open_file(path: impl AsRef<Path>) -> Result<Self, SourceError> {
+        let (file, _) = canonical_root(KIND, path.as_ref(), false)?;
+        let (Some(root), Some(only)) = (file.parent(), file.file_name()) else {
+            return Err(SourceError(format!("{} is not a file", file.display())));
+        };
+        Ok(Tree {
+            root: root.to_owned(),
+            name: format!("file:{}", file.display()),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            listing: Listing::default(),
+            only: Some(PathBuf::from(only)),
         })
     }
 
@@ -109,6 +135,9 @@ impl Tree {
         let rel = locator_path(&r.locator).ok_or_else(|| fail("invalid locator".to_string()))?;
         let (bytes, version) =
             read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
+        if let Some(why) = not_mail(&bytes) {
+            return Err(fail(format!("not mail: {why}")));
+        }
         let folder = parent_folder(&rel);
         Ok(RawMessage {
             id: r.id.clone(),
@@ -127,7 +156,8 @@ impl Source for Tree {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        self.listing.list(cursor, limit, || scan(&self.root))
+        self.listing
+            .list(cursor, limit, || scan(&self.root, self.only.as_deref()))
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -135,18 +165,21 @@ impl Source for Tree {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        self.listing.sync_token(KIND, || scan(&self.root))
+        self.listing
+            .sync_token(KIND, || scan(&self.root, self.only.as_deref()))
     }
 
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        self.listing.changes(KIND, since, || scan(&self.root))
+        self.listing
+            .changes(KIND, since, || scan(&self.root, self.only.as_deref()))
     }
 }
 
-/// Walks the tree once and returns the sorted snapshot.
-fn scan(root: &Path) -> Result<Snapshot, SourceError> {
+/// Walks the tree once and returns the sorted snapshot; with `only`, lists
+/// just that file of `root` (gone: an empty listing).
+fn scan(root: &Path, only: Option<&Path>) -> Result<Snapshot, SourceError> {
     check_root(root, true)?;
-    let walker = WalkDir::new(root)
+    let walker = WalkDir::new(only.map_or_else(|| root.to_owned(), |f| root.join(f)))
         .follow_links(true)
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
@@ -222,4 +255,75 @@ fn parent_folder(rel: &Path) -> Option<String> {
         .map(relative_bytes)
         .filter(|p| !p.is_empty())
         .map(|p| String::from_utf8_lossy(&p).into_owned())
+}
+
+/// Why `bytes` is not an RFC 822 message, or `None` if it looks like one.
+///
+/// The test is on content, since names say nothing (SpamAssassin's mail is
+/// `*.txt`, exported mail often has no extension): no NUL bytes in the
+/// first 64 KiB (binaries, random bytes), and a header block at the start:
+/// after an optional mbox `From ` line, the first line is a header field
+/// (`Name: value`), and the block up to the first empty line holds at least
+/// one header every mail has one of (From, Date, Subject, Received, …).
+/// The second rule is what tells `/etc/passwd` (`root:x:0:0:…`, shaped
+/// like a header) from mail. Malformed mail that passes goes on to the
+/// parser, which is tolerant; this only turns away what is not mail at all.
+pub(crate) fn not_mail(bytes: &[u8]) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "content-type",
+        "delivered-to",
+        "reply-to",
+        "sender",
+        "in-reply-to",
+        "references",
+        "x-mailer",
+        "envelope-to",
+        "dkim-signature",
+        "authentication-results",
+        "x-original-to",
+        "newsgroups",
+    ];
+    if bytes.is_empty() {
+        return Some("the file is empty");
+    }
+    let head = &bytes[..bytes.len().min(64 << 10)];
+    if memchr::memchr(0, head).is_some() {
+        return Some("binary content (NUL bytes)");
+    }
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut first = lines.next().unwrap_or_default();
+    if first.starts_with(b"From ") {
+        first = lines.next().unwrap_or_default();
+    }
+    let field = |line: &[u8]| -> Option<String> {
+        let colon = memchr::memchr(b':', line)?;
+        let name = &line[..colon];
+        (!name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b)))
+            .then(|| String::from_utf8_lossy(name).trim().to_ascii_lowercase())
+    };
+    let Some(name) = field(first) else {
+        return Some("it does not start with a header line (`Name: value`)");
+    };
+    let mut known = KNOWN.contains(&name.as_str());
+    for line in lines {
+        if known || line.is_empty() {
+            break;
+        }
+        if let Some(n) = field(line) {
+            known = KNOWN.contains(&n.as_str());
+        }
+    }
+    (!known).then_some("no mail header (From, Date, Subject, Received, …) in its header block")
 }
