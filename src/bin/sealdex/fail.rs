@@ -112,7 +112,7 @@ impl Fail {
 /// The query on one line and a caret under byte `position`:
 ///
 /// ```text
-/// sealdex: bad query: after: needs a date YYYY-MM-DD
+/// sealdex: query error at byte 13: `2024-13-01` is not a date: …
 ///   report after:2024-13-01
 ///                ^
 /// ```
@@ -120,7 +120,10 @@ impl Fail {
 /// The query is neutralised first, which keeps one character per character,
 /// so the caret's column is the display width of what precedes it.
 pub fn caret(query: &str, position: usize, message: &str) -> String {
-    let mut out = format!("sealdex: bad query: {}", term::line(message));
+    let mut out = format!(
+        "sealdex: query error at byte {position}: {}",
+        term::line(message)
+    );
     if query.is_empty() {
         return out;
     }

@@ -85,6 +85,7 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
     let mut empty: Vec<String> = Vec::new();
     for (path, mut source) in sources {
         let name = source.name().to_owned();
+        let before = index.store().checkpoint(&name)?.unwrap_or_default();
         if let Some(cp) = index.store().checkpoint(&name)?
             && cp.cursor.is_some()
             && !cp.synced
@@ -128,10 +129,10 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
             report.failed,
             report.elapsed.as_secs_f64()
         ));
-        // No message from this source at all: an empty folder, a tree of
-        // files none of which is mail.
-        let done = index.store().checkpoint(&name)?.map_or(0, |c| c.done);
-        if report.stored == 0 && (done == 0 || report.failed >= done) {
+        // A first full listing that stored nothing: an empty folder, or a
+        // tree of files none of which is mail. (Later runs only apply
+        // changes, where storing nothing is the normal case.)
+        if !before.synced && before.done == 0 && report.stored == 0 {
             empty.push(if report.failed > 0 {
                 format!(
                     "{} ({} file(s), none of them mail: `sealdex failures` says why)",

@@ -124,7 +124,8 @@ pub struct Style {
 
 /// Prints a page of hits. Text: one line per hit on stdout, the count and
 /// the next-page cursor on stderr. JSON: one `{"type":"hit",…}` object per
-/// hit, then `{"type":"summary","total":…,"shown":…,"next":…}`.
+/// hit, then `{"type":"summary","total":…,"shown":…,"next":…}` (and the
+/// same count and cursor on stderr).
 pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term::Closed> {
     if style.json {
         for hit in &page.hits {
@@ -138,7 +139,9 @@ pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term:
                 "next": page.next,
             })))?;
         }
-        return out.flush();
+        out.flush()?;
+        summary(page, style);
+        return Ok(());
     }
     let locations: Vec<String> = page
         .hits
@@ -157,6 +160,13 @@ pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term:
         out.line(&line)?;
     }
     out.flush()?;
+    summary(page, style);
+    Ok(())
+}
+
+/// The count and the next page's cursor on stderr, for a person (JSON has
+/// them in its summary object as well).
+fn summary(page: &Page, style: &Style) {
     if style.summary {
         term::note(&format!(
             "{} match(es), {} shown",
@@ -167,7 +177,6 @@ pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term:
             term::note(&format!("next page: --cursor {next}"));
         }
     }
-    Ok(())
 }
 
 fn hit_line(hit: &WireHit, loc: &str, loc_cols: usize, style: &Style) -> String {
@@ -257,7 +266,7 @@ pub fn print_record(out: &mut Out, r: &Record, json: bool) -> Result<(), term::C
         out.line(&term::json(&serde_json::Value::Object(m)))?;
         return out.flush();
     }
-    let field = |name: &str, value: &str| format!("{name:<12}{}", term::line(value));
+    let field = |name: &str, value: &str| format!("{name:<13}{}", term::line(value));
     out.line(&field("Location:", &location(&r.source, &r.id)))?;
     out.line(&field("Date:", &rfc3339(r.timestamp).unwrap_or_default()))?;
     out.line(&field("From:", &lines_of(&r.from).join(", ")))?;
