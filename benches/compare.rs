@@ -473,6 +473,12 @@ impl Decryptor for RecordDecryptor {
             } else {
                 r.attachments.split('\n').map(str::to_owned).collect()
             },
+            kind: r.kind,
+            labels: r.labels.clone(),
+            message_id: r.message_id.clone(),
+            end: r.end,
+            location: r.location.clone(),
+            media_type: r.media_type.clone(),
         })
     }
 }

@@ -81,9 +81,8 @@ pub(crate) struct FolderSets {
 
 impl FolderSets {
     /// The set id of a record's folders (names as stored, folded here).
-    pub(crate) fn intern(&mut self, folders: &[String]) -> u32 {
+    pub(crate) fn intern<'a>(&mut self, folders: impl Iterator<Item = &'a str>) -> u32 {
         let mut ids: Vec<u32> = folders
-            .iter()
             .map(|f| {
                 let name = fold_name(f);
                 let next = self.names.len() as u32;
@@ -219,7 +218,7 @@ impl Shard {
         self.entries.push(entry);
         self.timestamps.push(record.timestamp);
         self.flags.push(record.flags);
-        self.folder_sets.push(folders.intern(&record.folders));
+        self.folder_sets.push(folders.intern(record.places()));
         self.tokens.push(tokens);
         (slot, tokens)
     }

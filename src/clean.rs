@@ -55,7 +55,7 @@ use caseless::Caseless;
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
 use crate::decrypt::{Body, Message};
-use crate::record::{ContentKind, Record};
+use crate::record::Record;
 
 // ---------------------------------------------------------------------------
 // HTML to text
@@ -916,15 +916,21 @@ pub fn clean(msg: Message, source: &str, version: Option<String>) -> Record {
         id: msg.id,
         source: source.to_owned(),
         timestamp: msg.date,
-        kind: ContentKind::Mail,
+        kind: msg.kind,
         subject: msg.subject,
         body,
         from: msg.from,
         to: msg.to,
         attachments: msg.attachments.join("\n"),
         folders: msg.folders,
+        labels: msg.labels,
         flags: msg.flags,
         version,
+        revision: 0,
+        message_id: msg.message_id,
+        end: msg.end,
+        location: msg.location,
+        media_type: msg.media_type,
     }
 }
 
@@ -1533,6 +1539,7 @@ mod tests {
             folders: vec!["INBOX".into()],
             flags: crate::Flags::UNREAD,
             attachments: vec!["f1".into(), "f2".into()],
+            ..Message::default()
         };
         let r = clean(msg, "src", None);
         assert_eq!(r.id, "x");

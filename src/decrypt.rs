@@ -1,7 +1,7 @@
 //! Decryptors: turn a fetched [`RawMessage`] into a [`Message`], undoing
 //! whatever encryption the backend applied, or fail with a typed reason.
 
-use crate::record::Flags;
+use crate::record::{ContentKind, Flags};
 use crate::source::RawMessage;
 
 /// The body of a message as the decryptor found it.
@@ -38,8 +38,20 @@ pub struct Message {
     pub folders: Vec<String>,
     /// Unread, flagged, has attachment.
     pub flags: Flags,
-    /// Attachment file names.
+    /// Attachment file names; for a drive file, its path.
     pub attachments: Vec<String>,
+    /// What the message is: the decryptor (or the pushing app) says.
+    pub kind: ContentKind,
+    /// Labels, apart from the folder.
+    pub labels: Vec<String>,
+    /// A mail's `Message-ID`, without angle brackets.
+    pub message_id: Option<String>,
+    /// An event's end, seconds since the Unix epoch, UTC.
+    pub end: Option<i64>,
+    /// An event's location.
+    pub location: String,
+    /// A file's media type.
+    pub media_type: Option<String>,
 }
 
 /// Why a message could not be turned into a [`Message`]. Recorded with the

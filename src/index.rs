@@ -37,266 +37,28 @@ use tracing::debug;
 #[cfg(feature = "tantivy")]
 use tracing::warn;
 
-use crate::cache::{CacheState, DEFAULT_BUDGET, newest_first};
+use crate::cache::{CacheState, newest_first};
+use crate::config::IndexConfig;
 use crate::decrypt::Decryptor;
 use crate::error::{Error, Result};
-use crate::keys::{Credential, KdfParams};
+use crate::keys::Credential;
 use crate::pipeline::{self, Control, IndexOptions, Progress, Report};
-use crate::query::forward::{self, Best, Prepared};
 use crate::query::plan::{self, Needle, Plan};
 use crate::query::snippet::{self, Snippet};
 use crate::query::{self, Query};
 use crate::record::Record;
+use crate::search::bm25::Scorer;
+use crate::search::forward::{self, Best, Prepared};
+use crate::search::scan::{STREAM_BATCH, Streamed, offer_shard};
+use crate::search::{
+    Hit, InvertedStatus, KeyPage, Matched, Order, PageCursor, SearchMode, SearchOptions,
+    SearchResults, cmp_matched, page_bounds,
+};
 use crate::source::Source;
 use crate::store::{DocKey, Store};
 
 #[cfg(feature = "tantivy")]
-use crate::inverted::{InvertedOptions, engine::Inverted};
-
-/// How an index is opened.
-#[derive(Clone, Debug)]
-pub struct IndexConfig {
-    /// Bytes of decrypted text the cache may hold; records beyond it are
-    /// streamed from the encrypted store during each search.
-    pub cache_bytes: usize,
-    /// Argon2id cost, used when the index is created.
-    pub kdf: KdfParams,
-    /// Keep an inverted index beside the store (needs the `tantivy`
-    /// feature; ignored without it). When it is current, searches use it
-    /// and the decrypted cache is only filled if a forward scan is asked
-    /// for; when it is missing, behind or damaged, it is built or caught up
-    /// from the store in the background while searches use the forward scan.
-    pub inverted: bool,
-    /// Bytes of decrypted inverted-index chunks kept in memory. 128 MiB by
-    /// default: at a million messages, 32 MiB put a floor of tens of
-    /// milliseconds under every query (benches/scale.rs); a small mailbox
-    /// never fills it.
-    pub inverted_cache_bytes: usize,
-    /// Threads one inverted search may use, the calling thread included.
-    /// A large index's segments are searched side by side (at a million
-    /// messages, two threads halve the slowest queries). An index whose
-    /// segments cannot be grouped with at least 32,768 records outside the
-    /// largest group is searched on the calling thread alone, and the
-    /// threads are started by the first search that is split. Up to 4 by
-    /// default, as many as the machine has; 1 never starts a thread.
-    pub search_threads: usize,
-    /// Bytes of the encrypted store's page cache (sled's, holding sealed
-    /// records as stored; sled keeps them deserialised, at up to about
-    /// twice this figure). 64 MiB by default. Writes go through it: on the
-    /// chat corpus (258k short messages) 16 MiB stored 35–40 % fewer
-    /// records per second, and saved about 30 MiB while a million messages
-    /// indexed. A device short of memory may still choose less.
-    pub store_cache_bytes: usize,
-}
-
-/// Most threads a search uses by default (`IndexConfig::search_threads`).
-pub(crate) const DEFAULT_SEARCH_THREADS: usize = 4;
-
-/// The machine's cores, at most `max` (1 when unknown): what a thread
-/// count defaults to.
-pub(crate) fn cores_up_to(max: usize) -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, max.max(1))
-}
-
-impl Default for IndexConfig {
-    fn default() -> Self {
-        IndexConfig {
-            cache_bytes: DEFAULT_BUDGET,
-            kdf: KdfParams::default(),
-            inverted: cfg!(feature = "tantivy"),
-            inverted_cache_bytes: 128 << 20,
-            search_threads: cores_up_to(DEFAULT_SEARCH_THREADS),
-            store_cache_bytes: crate::store::DEFAULT_DB_CACHE,
-        }
-    }
-}
-
-/// Which search mode runs a query. Both return the same records in the same
-/// newest-first order; they differ in speed and memory, and in how
-/// relevance ranks ties.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum SearchMode {
-    /// The inverted index when it is current with the store, the forward
-    /// scan otherwise.
-    #[default]
-    Auto,
-    /// The forward scan over the decrypted cache (filled on first use).
-    Forward,
-    /// The inverted index: waits for a build or catch-up in progress, and
-    /// fails with [`Error::Inverted`] when there is none or it is damaged.
-    Inverted,
-}
-
-impl std::str::FromStr for SearchMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "auto" => Ok(SearchMode::Auto),
-            "forward" => Ok(SearchMode::Forward),
-            "inverted" => Ok(SearchMode::Inverted),
-            other => Err(format!(
-                "unknown search mode {other:?}: use auto, forward or inverted"
-            )),
-        }
-    }
-}
-
-/// The state of an index's inverted index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InvertedStatus {
-    /// Not kept (disabled in [`IndexConfig`], or built without `tantivy`).
-    Disabled,
-    /// Current with the store: searches in [`SearchMode::Auto`] use it.
-    Current {
-        /// Records it holds.
-        documents: u64,
-        /// Bytes of decrypted index chunks now in memory.
-        cached_bytes: usize,
-    },
-    /// Being built or caught up in the background.
-    Building,
-    /// Behind the store (an indexing run has not committed it yet).
-    Behind,
-    /// A read failed authentication; it is being rebuilt.
-    Broken,
-}
-
-/// Result order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Order {
-    /// Newest first; undated messages last.
-    #[default]
-    Newest,
-    /// Most relevant first (BM25 over the matched terms), then newest.
-    Relevance,
-}
-
-/// What to search and how to page.
-#[derive(Clone, Debug)]
-pub struct SearchOptions {
-    /// Result order.
-    pub order: Order,
-    /// Hits per page; `None` for all of them.
-    pub limit: Option<usize>,
-    /// Continue after this cursor (from a previous page's `next`).
-    pub cursor: Option<PageCursor>,
-    /// Width of snippets in bytes; 0 for no snippets.
-    pub snippet_bytes: usize,
-    /// Which search mode runs the query.
-    pub mode: SearchMode,
-}
-
-impl Default for SearchOptions {
-    fn default() -> Self {
-        SearchOptions {
-            order: Order::Newest,
-            limit: Some(20),
-            cursor: None,
-            snippet_bytes: 160,
-            mode: SearchMode::Auto,
-        }
-    }
-}
-
-/// A position in a result list. Opaque; valid while the index is unchanged
-/// (after a change, paging goes on without repeats, but may miss or add
-/// records that changed).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PageCursor {
-    order: Order,
-    score: f32,
-    timestamp: Option<i64>,
-    key: DocKey,
-}
-
-impl PageCursor {
-    /// A printable form, for handing to a UI and back.
-    pub fn encode(&self) -> String {
-        let mut s = String::with_capacity(100);
-        s.push(match self.order {
-            Order::Newest => 'n',
-            Order::Relevance => 'r',
-        });
-        s.push_str(&format!("{:08x}", self.score.to_bits()));
-        match self.timestamp {
-            Some(t) => s.push_str(&format!("{:016x}", t as u64)),
-            None => s.push_str("----------------"),
-        }
-        for b in self.key.as_bytes() {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
-    }
-
-    /// Parses [`PageCursor::encode`]'s output.
-    pub fn decode(s: &str) -> Option<PageCursor> {
-        let order = match s.get(..1)? {
-            "n" => Order::Newest,
-            "r" => Order::Relevance,
-            _ => return None,
-        };
-        let score = f32::from_bits(u32::from_str_radix(s.get(1..9)?, 16).ok()?);
-        let ts = s.get(9..25)?;
-        let timestamp = if ts == "----------------" {
-            None
-        } else {
-            Some(u64::from_str_radix(ts, 16).ok()? as i64)
-        };
-        let hex = s.get(25..)?;
-        if hex.len() % 2 != 0 {
-            return None;
-        }
-        let bytes: Option<Vec<u8>> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-            .collect();
-        let key = DocKey::from_bytes(&bytes?)?;
-        Some(PageCursor {
-            order,
-            score,
-            timestamp,
-            key,
-        })
-    }
-}
-
-/// One result.
-#[derive(Clone, Debug)]
-pub struct Hit {
-    /// The id the source gave.
-    pub id: String,
-    /// The whole record (decrypted, in memory only).
-    pub record: Arc<Record>,
-    /// Relevance score (0 in newest-first order).
-    pub score: f32,
-    /// Text around the first matches, with highlights.
-    pub snippet: Snippet,
-}
-
-/// A page of results.
-#[derive(Clone, Debug)]
-pub struct SearchResults {
-    /// How many records match in all.
-    pub total: usize,
-    /// This page.
-    pub hits: Vec<Hit>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<PageCursor>,
-}
-
-/// A page of keys: what [`Index::search_keys`] returns.
-#[derive(Clone, Debug)]
-pub struct KeyPage {
-    /// How many records match in all.
-    pub total: usize,
-    /// This page's store keys, in order.
-    pub keys: Vec<DocKey>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<PageCursor>,
-}
+use crate::search::inverted::{InvertedOptions, engine::Inverted};
 
 /// An open index: a store, its cache and its search modes.
 pub struct Index {
@@ -318,7 +80,7 @@ pub struct Index {
 #[cfg(feature = "tantivy")]
 struct Background {
     cancel: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Result<crate::inverted::CatchUp>>,
+    handle: std::thread::JoinHandle<Result<crate::search::inverted::CatchUp>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -328,95 +90,6 @@ impl std::fmt::Debug for Index {
             .finish_non_exhaustive()
     }
 }
-
-/// One match before ordering, from either search mode.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Matched {
-    pub key: DocKey,
-    pub timestamp: Option<i64>,
-    pub score: f32,
-}
-
-fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::Ordering {
-    let by_date = newest_first((a.timestamp, &a.key), (b.timestamp, &b.key));
-    match order {
-        Order::Newest => by_date,
-        Order::Relevance => b.score.total_cmp(&a.score).then(by_date),
-    }
-}
-
-/// Records streamed from the store for one search batch, laid out as a
-/// shard of their own (slot `i` is `records[i]`) so that the forward scan
-/// runs over them exactly as over the cache.
-struct Streamed {
-    records: Vec<(DocKey, Record)>,
-    shard: crate::cache::Shard,
-    folders: crate::cache::FolderSets,
-}
-
-impl Streamed {
-    fn new(records: Vec<(DocKey, Record)>) -> Self {
-        let mut shard = crate::cache::Shard::default();
-        let mut folders = crate::cache::FolderSets::default();
-        let mut scratch = String::new();
-        for (i, (_, r)) in records.iter().enumerate() {
-            shard.push(r, i as u32, &mut folders, &mut scratch);
-        }
-        Streamed {
-            records,
-            shard,
-            folders,
-        }
-    }
-}
-
-/// The matches of one shard offered to a page's [`Best`]: `key_of` gives
-/// a slot's record key. Timestamps and scores come from the shard and the
-/// scorer; a slot before the cursor, or after the page's bar, is skipped
-/// on those alone, and the key (a lookup away) is read only for the few
-/// that may make the page or tie on them.
-fn offer_shard(
-    shard: &crate::cache::Shard,
-    slots: &forward::Bits,
-    order: Order,
-    scorer: Option<&Scorer<'_>>,
-    cursor: Option<&Matched>,
-    best: &mut Best<Matched, impl Fn(&Matched, &Matched) -> std::cmp::Ordering>,
-    key_of: impl Fn(usize) -> Option<DocKey>,
-) {
-    use std::cmp::Ordering::{Greater, Less};
-    for slot in slots.iter() {
-        let timestamp = shard.timestamps[slot];
-        let score = scorer.map_or(0.0, |s| s.score(shard, slot, shard.tokens[slot]));
-        // Where this match goes relative to `m` on score and date only
-        // (`cmp_matched` without its last, key, tie-break).
-        let partial = |m: &Matched| match order {
-            Order::Newest => m.timestamp.cmp(&timestamp),
-            Order::Relevance => m.score.total_cmp(&score).then(m.timestamp.cmp(&timestamp)),
-        };
-        if cursor.is_some_and(|c| partial(c) == Less)
-            || best.bar().is_some_and(|b| partial(b) == Greater)
-        {
-            continue;
-        }
-        let Some(key) = key_of(slot) else { continue };
-        let m = Matched {
-            key,
-            timestamp,
-            score,
-        };
-        if cursor.is_some_and(|c| cmp_matched(order, &m, c).is_le())
-            || best
-                .bar()
-                .is_some_and(|b| cmp_matched(order, &m, b).is_gt())
-        {
-            continue;
-        }
-        best.push(m);
-    }
-}
-
-const STREAM_BATCH: usize = 2048;
 
 impl Index {
     /// Opens an existing index and loads its cache.
@@ -819,7 +492,7 @@ impl Index {
             }
         };
         let window = match (options.order, options.limit) {
-            (Order::Newest, Some(limit)) => Some(crate::inverted::engine::Window {
+            (Order::Newest, Some(limit)) => Some(crate::search::inverted::engine::Window {
                 limit,
                 after: options.cursor.as_ref().map(|c| (c.timestamp, c.key)),
             }),
@@ -933,7 +606,7 @@ impl Index {
 
     /// Waits for the background job, if any; its result.
     #[cfg(feature = "tantivy")]
-    fn join_background(&self) -> Option<Result<crate::inverted::CatchUp>> {
+    fn join_background(&self) -> Option<Result<crate::search::inverted::CatchUp>> {
         let job = self
             .background
             .lock()
@@ -1074,69 +747,5 @@ fn open_inverted(store: &Store, config: &IndexConfig) -> Option<Arc<Inverted>> {
             warn!(error = %e, "the inverted index is unavailable; searching with the forward scan");
             None
         }
-    }
-}
-
-/// How many matches a page needs from each source (its limit, plus one to
-/// tell whether a next page exists), and the cursor it starts after.
-fn page_bounds(options: &SearchOptions) -> (usize, Option<Matched>) {
-    let k = options.limit.map_or(usize::MAX, |l| l.saturating_add(1));
-    let cursor = options.cursor.as_ref().map(|c| Matched {
-        key: c.key,
-        timestamp: c.timestamp,
-        score: c.score,
-    });
-    (k, cursor)
-}
-
-/// BM25 over the positive terms of a query. Document frequencies come from
-/// the cached records, scaled to the whole index when part of it is not
-/// cached; subject matches count double.
-struct Scorer<'a> {
-    needles: Vec<(&'a Needle, f32)>,
-    avg_tokens: f32,
-}
-
-const K1: f32 = 1.2;
-const B: f32 = 0.75;
-
-impl<'a> Scorer<'a> {
-    fn new(needles: &[&'a Needle], cache: &CacheState) -> Self {
-        let cached = cache.by_key.len().max(1) as f32;
-        let total = cache.len().max(1) as f32;
-        let avg_tokens = cache
-            .entries
-            .iter()
-            .flatten()
-            .map(|e| e.tokens as f64)
-            .sum::<f64>() as f32
-            / cached;
-        let needles = needles
-            .iter()
-            .map(|n| {
-                let df = forward::count(&Plan::Text((*n).clone()), &cache.shards, &cache.folders)
-                    as f32
-                    * total
-                    / cached;
-                let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();
-                (*n, idf)
-            })
-            .collect();
-        Scorer {
-            needles,
-            avg_tokens: avg_tokens.max(1.0),
-        }
-    }
-
-    fn score(&self, shard: &crate::cache::Shard, slot: usize, tokens: u32) -> f32 {
-        let norm = K1 * (1.0 - B + B * tokens as f32 / self.avg_tokens);
-        self.needles
-            .iter()
-            .map(|(n, idf)| {
-                let (tf, subject) = forward::term_frequency(shard, slot, n);
-                let tf = (tf + subject) as f32;
-                idf * tf * (K1 + 1.0) / (tf + norm)
-            })
-            .sum()
     }
 }

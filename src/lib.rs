@@ -26,32 +26,35 @@ mod allocator;
 pub mod backends;
 mod cache;
 pub mod clean;
+mod config;
 pub mod decrypt;
 mod error;
 mod index;
-#[cfg(feature = "tantivy")]
-pub mod inverted;
 pub mod keys;
 pub mod mime;
 pub mod pipeline;
 pub mod query;
 pub mod record;
 pub mod seal;
+pub mod search;
 pub mod source;
 pub mod store;
 
+pub use config::IndexConfig;
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
 pub use error::{Error, Result};
-pub use index::{
-    Hit, Index, IndexConfig, InvertedStatus, KeyPage, Order, PageCursor, SearchMode, SearchOptions,
-    SearchResults,
-};
+pub use index::Index;
 pub use keys::{Credential, KdfParams, SecretKey};
 pub use query::snippet::Snippet;
 pub use record::{ContentKind, Field, Flags, Record};
+#[cfg(feature = "tantivy")]
+pub use search::inverted;
+pub use search::{
+    Hit, InvertedStatus, KeyPage, Order, PageCursor, SearchMode, SearchOptions, SearchResults,
+};
 pub use source::{
-    Change, Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError,
-    SyncToken,
+    Change, Changes, Cursor, FetchError, MessageRef, Metadata, Page, RawMessage, Source,
+    SourceError, SyncToken,
 };
 
 pub use store::{DocKey, Store};

@@ -156,12 +156,15 @@ pub fn parse_rfc822(raw: &RawMessage, max_bytes: usize) -> Result<Message, Decry
     };
     flags.set(Flags::HAS_ATTACHMENT, has_attachment);
 
-    let folders = raw
-        .folder
-        .iter()
-        .chain(raw.labels.iter())
-        .cloned()
-        .collect();
+    let message_id = parsed
+        .message_id()
+        .map(|m| {
+            m.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+        .filter(|m| !m.is_empty());
 
     Ok(Message {
         id: raw.id.clone(),
@@ -170,9 +173,13 @@ pub fn parse_rfc822(raw: &RawMessage, max_bytes: usize) -> Result<Message, Decry
         to,
         subject,
         body,
-        folders,
+        folders: raw.folder.iter().cloned().collect(),
+        labels: raw.labels.clone(),
         flags,
         attachments,
+        kind: crate::record::ContentKind::Mail,
+        message_id,
+        ..Message::default()
     })
 }
 
@@ -522,7 +529,8 @@ mod tests {
         r.labels = vec!["work".into(), "urgent".into()];
         let m = parse_rfc822(&r, 1 << 20).unwrap();
         assert_eq!(m.flags, Flags::FLAGGED | Flags::HAS_ATTACHMENT);
-        assert_eq!(m.folders, ["INBOX", "work", "urgent"]);
+        assert_eq!(m.folders, ["INBOX"]);
+        assert_eq!(m.labels, ["work", "urgent"]);
         assert_eq!(m.attachments, ["a.txt"]);
     }
 

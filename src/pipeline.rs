@@ -690,8 +690,9 @@ fn fetch_stage(
         match change {
             Change::Created(r)
             | Change::ContentUpdated(r)
-            | Change::MetadataUpdated(r)
-            | Change::Moved(r) => refetch.push(r),
+            // Until the write path takes patches: refetched.
+            | Change::MetadataUpdated(r, _)
+            | Change::Moved(r, _) => refetch.push(r),
             Change::Deleted { id } => deletes.push(id),
         }
     }

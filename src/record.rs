@@ -75,6 +75,54 @@ pub enum ContentKind {
     Event,
 }
 
+impl ContentKind {
+    /// Every kind, in the order of their codes.
+    pub const ALL: [ContentKind; 4] = [
+        ContentKind::Mail,
+        ContentKind::Chat,
+        ContentKind::File,
+        ContentKind::Event,
+    ];
+
+    /// The kind's name, as `kind:` and the import format spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ContentKind::Mail => "mail",
+            ContentKind::Chat => "chat",
+            ContentKind::File => "file",
+            ContentKind::Event => "event",
+        }
+    }
+
+    /// A small number for the kind, stable on disk (the inverted index's
+    /// `kind` column).
+    pub const fn code(self) -> u8 {
+        match self {
+            ContentKind::Mail => 0,
+            ContentKind::Chat => 1,
+            ContentKind::File => 2,
+            ContentKind::Event => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for ContentKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        ContentKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown kind {s:?}: use mail, chat, event or file"))
+    }
+}
+
+impl std::fmt::Display for ContentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The searchable text fields. Their order is the on-disk order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
@@ -86,29 +134,63 @@ pub enum Field {
     From = 2,
     /// Recipients (to and cc) or attendees: display names and addresses.
     To = 3,
-    /// Attachment names, or the file name of a drive file.
+    /// Attachment names, or a drive file's path (`filename:` matches its
+    /// name and each component of its path).
     Filename = 4,
+    /// An event's location.
+    Location = 5,
 }
 
 impl Field {
     /// Every field, in storage order.
-    pub const ALL: [Field; 5] = [
+    pub const ALL: [Field; 6] = [
         Field::Subject,
         Field::Body,
         Field::From,
         Field::To,
         Field::Filename,
+        Field::Location,
     ];
+
+    /// The field's name in the query language (`subject:`) and in the
+    /// inverted index's schema.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Subject => "subject",
+            Field::Body => "body",
+            Field::From => "from",
+            Field::To => "to",
+            Field::Filename => "filename",
+            Field::Location => "location",
+        }
+    }
 }
 
 /// One message, file or event, as stored (sealed) and searched.
+///
+/// The fields every kind shares come first; then the few that only some
+/// kinds fill (an event's end and location, a file's media type), empty
+/// for the others. What a kind means for each shared field:
+///
+/// | field         | mail                 | chat              | event                   | file                     |
+/// |---------------|----------------------|-------------------|-------------------------|--------------------------|
+/// | `timestamp`   | date sent            | time sent         | start                   | last modified            |
+/// | `subject`     | subject              | (topic, if any)   | summary                 | title or file name       |
+/// | `from`        | sender               | author            | organizer               | owner, if known          |
+/// | `to`          | to and cc            | (members)         | attendees               |                          |
+/// | `attachments` | attachment names     | attachment names  | attachment names        | the file's path          |
+/// | `folders`     | mailbox folder       | conversation      | calendar                | parent folder            |
+///
+/// Adding a searchable field is one variant of [`Field`] and one arm of
+/// [`Record::field`]: the forward scan, the inverted schema, snippets and
+/// the query language's `name:` terms all iterate [`Field::ALL`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The id the source gave (for a directory tree: the path relative to its root).
     pub id: String,
     /// The stable name of the source the record came from.
     pub source: String,
-    /// Seconds since the Unix epoch, UTC, if known.
+    /// Seconds since the Unix epoch, UTC, if known (an event's start).
     pub timestamp: Option<i64>,
     /// What the record stands for.
     pub kind: ContentKind,
@@ -120,16 +202,30 @@ pub struct Record {
     pub from: String,
     /// Recipients or attendees, names and addresses, one per line.
     pub to: String,
-    /// Attachment or file names, one per line.
+    /// Attachment names, one per line; a drive file's path.
     pub attachments: String,
-    /// Folder and labels; the first is the folder when the source has one.
+    /// Folders the record is in (a chat message's conversation, an event's
+    /// calendar); the first is the main one.
     pub folders: Vec<String>,
+    /// Labels, apart from folders. `in:` and `label:` match either.
+    pub labels: Vec<String>,
     /// Unread, flagged, has attachment.
     pub flags: Flags,
     /// A fingerprint of the source's version of this message (size and
-    /// mtime, a content hash, a server revision): lets re-indexing skip
-    /// messages that did not change.
+    /// mtime, a content hash, a server revision), as the source gave it.
     pub version: Option<String>,
+    /// The version of the last [`Op`](crate::ops::Op) applied to this
+    /// record: an op at or below it changes nothing (see [`crate::ops`]).
+    pub revision: u64,
+    /// The `Message-ID` of a mail, without angle brackets: the same mail
+    /// stored from two sources has the same one.
+    pub message_id: Option<String>,
+    /// An event's end, seconds since the Unix epoch, UTC.
+    pub end: Option<i64>,
+    /// An event's location (searched by `location:`).
+    pub location: String,
+    /// A file's media type (`application/pdf`).
+    pub media_type: Option<String>,
 }
 
 impl Record {
@@ -141,6 +237,7 @@ impl Record {
             Field::From => &self.from,
             Field::To => &self.to,
             Field::Filename => &self.attachments,
+            Field::Location => &self.location,
         }
     }
 
@@ -152,6 +249,15 @@ impl Record {
             .sum::<usize>()
             + self.id.len()
             + self.folders.iter().map(String::len).sum::<usize>()
+            + self.labels.iter().map(String::len).sum::<usize>()
+    }
+
+    /// Folders, then labels: what `in:` and `label:` match.
+    pub fn places(&self) -> impl Iterator<Item = &str> + '_ {
+        self.folders
+            .iter()
+            .chain(self.labels.iter())
+            .map(String::as_str)
     }
 }
 
@@ -249,7 +355,59 @@ impl std::fmt::Debug for Dictionary {
 
 /// Encodes a record for sealing.
 pub fn encode(record: &Record) -> Vec<u8> {
-    compress(raw(record))
+    with_layout(compress(raw(record)))
+}
+
+/// The record layout of an encoding, in the high nibble of its codec byte:
+/// 0 for the layout of store formats 1 and 2 ([`RecordLayout1`]), 1 for
+/// today's [`Record`]. A store keeps records of both layouts side by side
+/// after an upgrade: each decodes by its own tag, so nothing is rewritten.
+const LAYOUT_SHIFT: u8 = 4;
+const LAYOUT_CURRENT: u8 = 1;
+
+/// Marks a codec-tagged encoding of [`raw`] as today's layout.
+pub(crate) fn with_layout(mut encoded: Vec<u8>) -> Vec<u8> {
+    if let Some(first) = encoded.first_mut() {
+        *first |= LAYOUT_CURRENT << LAYOUT_SHIFT;
+    }
+    encoded
+}
+
+/// The record as store formats 1 and 2 wrote it: read, never written.
+#[derive(Deserialize)]
+struct RecordLayout1 {
+    id: String,
+    source: String,
+    timestamp: Option<i64>,
+    kind: ContentKind,
+    subject: String,
+    body: String,
+    from: String,
+    to: String,
+    attachments: String,
+    folders: Vec<String>,
+    flags: Flags,
+    version: Option<String>,
+}
+
+impl From<RecordLayout1> for Record {
+    fn from(r: RecordLayout1) -> Record {
+        Record {
+            id: r.id,
+            source: r.source,
+            timestamp: r.timestamp,
+            kind: r.kind,
+            subject: r.subject,
+            body: r.body,
+            from: r.from,
+            to: r.to,
+            attachments: r.attachments,
+            folders: r.folders,
+            flags: r.flags,
+            version: r.version,
+            ..Record::default()
+        }
+    }
 }
 
 /// A record's postcard encoding, before compression.
@@ -321,13 +479,21 @@ pub fn decode(bytes: &[u8]) -> Result<Record> {
 
 /// Whether `bytes` (a record's encoding) needs the store's dictionary.
 pub(crate) fn needs_dictionary(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&CODEC_ZSTD_DICT)
+    bytes.first().map(|b| b & 0x0f) == Some(CODEC_ZSTD_DICT)
 }
 
 /// Decodes a record that [`encode`] or [`compress_with`] produced.
 pub(crate) fn decode_with(bytes: &[u8], dict: Option<&Dictionary>) -> Result<Record> {
-    let raw = decompress(bytes, dict).map_err(|what| bad_record(&what))?;
-    postcard::from_bytes(&raw).map_err(|_| bad_record("postcard"))
+    let (&first, rest) = bytes.split_first().ok_or_else(|| bad_record("empty"))?;
+    let layout = first >> LAYOUT_SHIFT;
+    let raw = decompress_codec(first & 0x0f, rest, dict).map_err(|what| bad_record(&what))?;
+    match layout {
+        0 => postcard::from_bytes::<RecordLayout1>(&raw)
+            .map(Record::from)
+            .map_err(|_| bad_record("postcard")),
+        LAYOUT_CURRENT => postcard::from_bytes(&raw).map_err(|_| bad_record("postcard")),
+        _ => Err(bad_record("unknown layout")),
+    }
 }
 
 fn bad_record(what: &str) -> Error {
@@ -351,6 +517,15 @@ pub(crate) fn decompress(
     dict: Option<&Dictionary>,
 ) -> std::result::Result<Vec<u8>, String> {
     let (&codec, rest) = bytes.split_first().ok_or("empty")?;
+    decompress_codec(codec, rest, dict)
+}
+
+/// [`decompress`] with the codec byte apart from what follows it.
+fn decompress_codec(
+    codec: u8,
+    rest: &[u8],
+    dict: Option<&Dictionary>,
+) -> std::result::Result<Vec<u8>, String> {
     match codec {
         CODEC_RAW => Ok(rest.to_vec()),
         CODEC_LZ4 => {
@@ -435,6 +610,7 @@ mod tests {
                     folders,
                     flags: Flags::from_bits(flags),
                     version,
+                    ..Record::default()
                 },
             )
     }
@@ -458,7 +634,7 @@ mod tests {
             ..Record::default()
         };
         let enc = encode(&r);
-        assert_eq!(enc[0], CODEC_ZSTD);
+        assert_eq!(enc[0] & 0x0f, CODEC_ZSTD);
         assert!(enc.len() < r.body.len() / 4);
         assert_eq!(decode(&enc).unwrap(), r);
     }
@@ -472,7 +648,7 @@ mod tests {
         let dict = Dictionary::from_samples(&samples);
         let other = Dictionary::from_samples(b"something else entirely");
         let r = chat(5000);
-        let enc = compress_with(raw(&r), &dict);
+        let enc = with_layout(compress_with(raw(&r), &dict));
         assert!(needs_dictionary(&enc));
         assert!(enc.len() < encode(&r).len());
         assert_eq!(decode_with(&enc, Some(&dict)).unwrap(), r);
@@ -495,6 +671,61 @@ mod tests {
         }
     }
 
+    /// A record of the first layout (store formats 1 and 2), as those
+    /// wrote it.
+    fn layout1(r: &Record) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Old<'a>(
+            &'a str,
+            &'a str,
+            Option<i64>,
+            ContentKind,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a [String],
+            Flags,
+            &'a Option<String>,
+        );
+        postcard::to_allocvec(&Old(
+            &r.id,
+            &r.source,
+            r.timestamp,
+            r.kind,
+            &r.subject,
+            &r.body,
+            &r.from,
+            &r.to,
+            &r.attachments,
+            &r.folders,
+            r.flags,
+            &r.version,
+        ))
+        .unwrap()
+    }
+
+    /// Records of the first layout still read, into today's record.
+    #[test]
+    fn layout1_records_still_decode() {
+        let r = Record {
+            id: "inbox/1".into(),
+            subject: "old".into(),
+            body: "the quick brown fox ".repeat(200),
+            folders: vec!["INBOX".into()],
+            flags: Flags::UNREAD,
+            version: Some("v".into()),
+            ..Record::default()
+        };
+        assert_eq!(decode(&compress(layout1(&r))).unwrap(), r);
+        let small = Record {
+            id: "x".into(),
+            ..Record::default()
+        };
+        assert_eq!(decode(&compress(layout1(&small))).unwrap(), small);
+    }
+
     /// Records written by earlier versions (LZ4) still read.
     #[test]
     fn lz4_records_still_decode() {
@@ -502,7 +733,7 @@ mod tests {
             body: "the quick brown fox ".repeat(200),
             ..Record::default()
         };
-        let raw = postcard::to_allocvec(&r).unwrap();
+        let raw = layout1(&r);
         let mut old = vec![CODEC_LZ4];
         old.extend_from_slice(&lz4_flex::compress_prepend_size(&raw));
         assert_eq!(decode(&old).unwrap(), r);

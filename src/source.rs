@@ -102,6 +102,21 @@ impl From<std::io::Error> for SourceError {
     }
 }
 
+/// What a metadata-only change sets: each `Some` replaces the record's
+/// value, each `None` leaves it. Applied as a [`Patch`](crate::ops::Patch)
+/// without fetching, decrypting or cleaning the message again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The folders the message is in now.
+    pub folders: Option<Vec<String>>,
+    /// Its labels now.
+    pub labels: Option<Vec<String>>,
+    /// Whether it is unread now.
+    pub unread: Option<bool>,
+    /// Whether it is flagged now.
+    pub flagged: Option<bool>,
+}
+
 /// One change reported by [`Source::changes`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -109,10 +124,11 @@ pub enum Change {
     Created(MessageRef),
     /// The message's content changed (re-fetch and re-index it).
     ContentUpdated(MessageRef),
-    /// Only flags or labels changed.
-    MetadataUpdated(MessageRef),
-    /// The message moved to another folder.
-    Moved(MessageRef),
+    /// Only flags or labels changed: patched, never fetched.
+    MetadataUpdated(MessageRef, Metadata),
+    /// The message moved to another folder (its id stays): patched, never
+    /// fetched.
+    Moved(MessageRef, Metadata),
     /// The message is gone.
     Deleted {
         /// Its id.

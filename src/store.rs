@@ -680,10 +680,10 @@ impl Store {
     pub fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
         let key = self.doc_key(&record.source, &record.id);
         let raw = record::raw(record);
-        let encoded = match self.dictionary_for(&raw) {
+        let encoded = record::with_layout(match self.dictionary_for(&raw) {
             Some(d) => record::compress_with(raw, d),
             None => record::compress(raw),
-        };
+        });
         let sealed = self
             .keys
             .documents

@@ -68,8 +68,8 @@ fn summarise(changes: &[Change]) -> Vec<String> {
         .map(|c| match c {
             Change::Created(r) => format!("+{}", r.id),
             Change::ContentUpdated(r) => format!("~{}", r.id),
-            Change::Moved(r) => format!(">{}", r.id),
-            Change::MetadataUpdated(r) => format!("*{}", r.id),
+            Change::Moved(r, _) => format!(">{}", r.id),
+            Change::MetadataUpdated(r, _) => format!("*{}", r.id),
             Change::Deleted { id } => format!("-{id}"),
         })
         .collect();
@@ -471,7 +471,7 @@ fn maildir_changes() {
         ]
     );
     let moved = changes.changes.iter().find_map(|c| match c {
-        Change::Moved(r) => Some(r),
+        Change::Moved(r, _) => Some(r),
         _ => None,
     });
     assert_eq!(moved.unwrap().locator, b".Sent/cur/1001.B.host:2,S");

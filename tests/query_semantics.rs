@@ -33,7 +33,7 @@ struct RefRecord {
     folders: Vec<String>,
     flags: Flags,
     /// Indexed by `Field as usize`.
-    fields: [Vec<String>; 5],
+    fields: [Vec<String>; Field::ALL.len()],
 }
 
 impl RefRecord {

@@ -247,6 +247,7 @@ impl ChitChat {
                 folders: vec![FOLDER.to_string()],
                 flags: Flags::empty(),
                 version: None,
+                ..Record::default()
             })
             .collect()
     }
@@ -383,6 +384,8 @@ impl Decryptor for ChatDecryptor {
             folders: vec![raw.folder.clone().unwrap_or_else(|| FOLDER.to_string())],
             flags: raw.flags.unwrap_or_default(),
             attachments: Vec::new(),
+            kind: ContentKind::Chat,
+            ..Message::default()
         })
     }
 }

@@ -195,7 +195,8 @@ CREATE TABLE docs(
     body TEXT NOT NULL,
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,
-    filenames TEXT NOT NULL
+    filenames TEXT NOT NULL,
+    location TEXT NOT NULL
 );
 CREATE INDEX docs_stamp ON docs(stamp);
 CREATE TABLE labels(
@@ -204,7 +205,7 @@ CREATE TABLE labels(
     PRIMARY KEY(name, doc)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE fts USING fts5(
-    subject, body, sender, recipients, filenames,
+    subject, body, sender, recipients, filenames, location,
     content='docs', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
 );
@@ -218,6 +219,7 @@ fn column(field: Field) -> &'static str {
         Field::From => "sender",
         Field::To => "recipients",
         Field::Filename => "filenames",
+        Field::Location => "location",
     }
 }
 
@@ -264,12 +266,12 @@ impl Fts5 {
             let tx = db.conn.transaction()?;
             {
                 let mut doc = tx.prepare_cached(
-                    "INSERT INTO docs(id, stamp, flags, subject, body, sender, recipients, filenames)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO docs(id, stamp, flags, subject, body, sender, recipients, filenames, location)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 let mut fts = tx.prepare_cached(
-                    "INSERT INTO fts(rowid, subject, body, sender, recipients, filenames)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO fts(rowid, subject, body, sender, recipients, filenames, location)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
                 let mut label =
                     tx.prepare_cached("INSERT OR IGNORE INTO labels(name, doc) VALUES (?1, ?2)")?;
@@ -283,10 +285,19 @@ impl Fts5 {
                         r.body,
                         r.from,
                         r.to,
-                        r.attachments
+                        r.attachments,
+                        r.location
                     ])?;
-                    fts.execute(params![id, r.subject, r.body, r.from, r.to, r.attachments])?;
-                    for f in &r.folders {
+                    fts.execute(params![
+                        id,
+                        r.subject,
+                        r.body,
+                        r.from,
+                        r.to,
+                        r.attachments,
+                        r.location
+                    ])?;
+                    for f in r.places() {
                         label.execute(params![f, id])?;
                     }
                 }

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::record::Flags;
-use crate::source::{Change, Cursor, MessageRef, Page, SourceError, SyncToken};
+use crate::source::{Change, Cursor, MessageRef, Metadata, Page, SourceError, SyncToken};
 
 /// The sync token format this code writes and reads. Bumped whenever
 /// [`Entry`] changes shape, so that an old token is refused with a clear
@@ -45,6 +45,16 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// What a metadata-only change sets: the folder and flags as listed.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            folders: self.folder.as_ref().map(|f| vec![f.clone()]),
+            labels: None,
+            unread: self.flags.map(|f| f.contains(Flags::UNREAD)),
+            flagged: self.flags.map(|f| f.contains(Flags::FLAGGED)),
+        }
+    }
+
     /// The reference handed to the pipeline.
     pub fn to_ref(&self) -> MessageRef {
         MessageRef {
@@ -170,9 +180,9 @@ pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
         if o.version != e.version || o.size != e.size {
             changes.push(Change::ContentUpdated(e.to_ref()));
         } else if o.folder != e.folder {
-            changes.push(Change::Moved(e.to_ref()));
+            changes.push(Change::Moved(e.to_ref(), e.metadata()));
         } else if o.flags != e.flags || o.locator != e.locator {
-            changes.push(Change::MetadataUpdated(e.to_ref()));
+            changes.push(Change::MetadataUpdated(e.to_ref(), e.metadata()));
         }
     }
     let now: HashSet<&str> = new.entries.iter().map(|e| e.id.as_str()).collect();
@@ -324,8 +334,8 @@ mod tests {
             .map(|c| match c {
                 Change::Created(r) => format!("+{}", r.id),
                 Change::ContentUpdated(r) => format!("~{}", r.id),
-                Change::Moved(r) => format!(">{}", r.id),
-                Change::MetadataUpdated(r) => format!("*{}", r.id),
+                Change::Moved(r, _) => format!(">{}", r.id),
+                Change::MetadataUpdated(r, _) => format!("*{}", r.id),
                 Change::Deleted { id } => format!("-{id}"),
             })
             .collect();

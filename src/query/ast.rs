@@ -111,13 +111,7 @@ pub enum Filter {
 
 /// The lowercase name a field is written with.
 pub(crate) fn field_name(field: Field) -> &'static str {
-    match field {
-        Field::From => "from",
-        Field::To => "to",
-        Field::Subject => "subject",
-        Field::Body => "body",
-        Field::Filename => "filename",
-    }
+    field.name()
 }
 
 /// Whether `s` can stand after `field:` or `in:` unquoted.

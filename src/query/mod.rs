@@ -170,6 +170,5 @@ impl std::str::FromStr for Query {
     }
 }
 
-pub(crate) mod forward;
 pub(crate) mod plan;
 pub mod snippet;

@@ -103,12 +103,13 @@ pub(super) enum Key {
     Is,
 }
 
-const KEYS: [(&str, Key); 11] = [
+const KEYS: [(&str, Key); 12] = [
     ("from", Key::Field(Field::From)),
     ("to", Key::Field(Field::To)),
     ("subject", Key::Field(Field::Subject)),
     ("body", Key::Field(Field::Body)),
     ("filename", Key::Field(Field::Filename)),
+    ("location", Key::Field(Field::Location)),
     ("in", Key::In),
     ("label", Key::Label),
     ("after", Key::After),
@@ -118,7 +119,7 @@ const KEYS: [(&str, Key); 11] = [
 ];
 
 const KNOWN_FIELDS: &str =
-    "from:, to:, subject:, body:, filename:, in:, label:, after:, before:, has:, is:";
+    "from:, to:, subject:, body:, filename:, location:, in:, label:, after:, before:, has:, is:";
 
 /// The field or filter that `name` (any case) names, if any.
 pub(super) fn key(name: &str) -> Option<Key> {

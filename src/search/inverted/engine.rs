@@ -55,19 +55,19 @@ use super::directory::{DirectoryOptions, EncryptedDirectory};
 use super::parallel::{SPLIT_MIN_DOCS, SearchThreads};
 use super::query::compile_plan;
 use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
+use crate::config::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::error::{Error, Result};
-use crate::index::Matched;
-use crate::index::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::keys::SecretKey;
 use crate::pipeline::Committed;
 use crate::query::plan::Plan;
 use crate::seal;
+use crate::search::Matched;
 use crate::store::{DocKey, Store};
 
 /// The inverted index's format. Bump it with any change to the schema, the
 /// tokenizer, or the tantivy version's file format: an index of another
 /// format is rebuilt from the store.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Records buffered before a commit.
 pub const COMMIT_DOCS: usize = 20_000;

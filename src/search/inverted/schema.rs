@@ -95,9 +95,9 @@ pub(crate) const FLAG_ATTACHMENT: &str = "attachment";
 pub struct IndexSchema {
     schema: Schema,
     /// Text fields, indexed by [`Field`] as `u8`.
-    pub(crate) text: [TField; 5],
+    pub(crate) text: [TField; Field::ALL.len()],
     /// Their short-prefix companions.
-    pub(crate) prefix: [TField; 5],
+    pub(crate) prefix: [TField; Field::ALL.len()],
     pub(crate) folder: TField,
     pub(crate) flag: TField,
     pub(crate) date: TField,
@@ -201,7 +201,7 @@ impl IndexSchema {
                 doc.add_text(self.prefix_field(f), text);
             }
         }
-        for folder in &record.folders {
+        for folder in record.places() {
             doc.add_text(self.folder, fold_name(folder));
         }
         for (flag, name) in [

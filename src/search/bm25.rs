@@ -1,0 +1,58 @@
+//! BM25 for the forward scan: the relevance order of [`Order::Relevance`](super::Order::Relevance)
+//! when the decrypted cache answers a query.
+
+use super::forward;
+use crate::cache::{CacheState, Shard};
+use crate::query::plan::{Needle, Plan};
+
+/// BM25 over the positive terms of a query. Document frequencies come from
+/// the cached records, scaled to the whole index when part of it is not
+/// cached; subject matches count double.
+pub(crate) struct Scorer<'a> {
+    needles: Vec<(&'a Needle, f32)>,
+    avg_tokens: f32,
+}
+
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+impl<'a> Scorer<'a> {
+    pub(crate) fn new(needles: &[&'a Needle], cache: &CacheState) -> Self {
+        let cached = cache.by_key.len().max(1) as f32;
+        let total = cache.len().max(1) as f32;
+        let avg_tokens = cache
+            .entries
+            .iter()
+            .flatten()
+            .map(|e| e.tokens as f64)
+            .sum::<f64>() as f32
+            / cached;
+        let needles = needles
+            .iter()
+            .map(|n| {
+                let df = forward::count(&Plan::Text((*n).clone()), &cache.shards, &cache.folders)
+                    as f32
+                    * total
+                    / cached;
+                let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();
+                (*n, idf)
+            })
+            .collect();
+        Scorer {
+            needles,
+            avg_tokens: avg_tokens.max(1.0),
+        }
+    }
+
+    pub(crate) fn score(&self, shard: &Shard, slot: usize, tokens: u32) -> f32 {
+        let norm = K1 * (1.0 - B + B * tokens as f32 / self.avg_tokens);
+        self.needles
+            .iter()
+            .map(|(n, idf)| {
+                let (tf, subject) = forward::term_frequency(shard, slot, n);
+                let tf = (tf + subject) as f32;
+                idf * tf * (K1 + 1.0) / (tf + norm)
+            })
+            .sum()
+    }
+}

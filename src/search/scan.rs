@@ -1,0 +1,82 @@
+//! The forward scan of one page: the cached shards and the records streamed
+//! from the store beyond the cache, offered to a page's bounded heap.
+
+use super::bm25::Scorer;
+use super::forward::{self, Best};
+use super::{Matched, Order, cmp_matched};
+use crate::cache::{FolderSets, Shard};
+use crate::record::Record;
+use crate::store::DocKey;
+
+/// Records streamed from the store for one search batch, laid out as a
+/// shard of their own (slot `i` is `records[i]`) so that the forward scan
+/// runs over them exactly as over the cache.
+pub(crate) struct Streamed {
+    pub(crate) records: Vec<(DocKey, Record)>,
+    pub(crate) shard: Shard,
+    pub(crate) folders: FolderSets,
+}
+
+impl Streamed {
+    pub(crate) fn new(records: Vec<(DocKey, Record)>) -> Self {
+        let mut shard = Shard::default();
+        let mut folders = FolderSets::default();
+        let mut scratch = String::new();
+        for (i, (_, r)) in records.iter().enumerate() {
+            shard.push(r, i as u32, &mut folders, &mut scratch);
+        }
+        Streamed {
+            records,
+            shard,
+            folders,
+        }
+    }
+}
+
+/// The matches of one shard offered to a page's [`Best`]: `key_of` gives
+/// a slot's record key. Timestamps and scores come from the shard and the
+/// scorer; a slot before the cursor, or after the page's bar, is skipped
+/// on those alone, and the key (a lookup away) is read only for the few
+/// that may make the page or tie on them.
+pub(crate) fn offer_shard(
+    shard: &Shard,
+    slots: &forward::Bits,
+    order: Order,
+    scorer: Option<&Scorer<'_>>,
+    cursor: Option<&Matched>,
+    best: &mut Best<Matched, impl Fn(&Matched, &Matched) -> std::cmp::Ordering>,
+    key_of: impl Fn(usize) -> Option<DocKey>,
+) {
+    use std::cmp::Ordering::{Greater, Less};
+    for slot in slots.iter() {
+        let timestamp = shard.timestamps[slot];
+        let score = scorer.map_or(0.0, |s| s.score(shard, slot, shard.tokens[slot]));
+        // Where this match goes relative to `m` on score and date only
+        // (`cmp_matched` without its last, key, tie-break).
+        let partial = |m: &Matched| match order {
+            Order::Newest => m.timestamp.cmp(&timestamp),
+            Order::Relevance => m.score.total_cmp(&score).then(m.timestamp.cmp(&timestamp)),
+        };
+        if cursor.is_some_and(|c| partial(c) == Less)
+            || best.bar().is_some_and(|b| partial(b) == Greater)
+        {
+            continue;
+        }
+        let Some(key) = key_of(slot) else { continue };
+        let m = Matched {
+            key,
+            timestamp,
+            score,
+        };
+        if cursor.is_some_and(|c| cmp_matched(order, &m, c).is_le())
+            || best
+                .bar()
+                .is_some_and(|b| cmp_matched(order, &m, b).is_gt())
+        {
+            continue;
+        }
+        best.push(m);
+    }
+}
+
+pub(crate) const STREAM_BATCH: usize = 2048;
