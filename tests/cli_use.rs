@@ -580,3 +580,69 @@ fn completions_and_man_page_come_from_the_definitions() {
     assert!(s.starts_with(".ie") || s.contains(".TH sealdex"), "{s}");
     assert!(s.contains("search") && s.contains("SEALDEX_DIR"));
 }
+
+/// The same mail in an mbox archive and a Maildir (same Message-ID) is one
+/// hit that lists both locations; a different mail with the same subject
+/// stays a hit of its own.
+#[test]
+fn copies_of_one_message_are_one_hit_with_their_locations() {
+    let t = tempfile::tempdir().unwrap();
+    let m = mail(
+        7,
+        "Alice <alice@example.org>",
+        "quarterly duplicate",
+        "twice stored",
+    );
+    let mbox = t.path().join("archive.mbox");
+    let other = mail(
+        8,
+        "Alice <alice@example.org>",
+        "quarterly duplicate",
+        "a different one",
+    )
+    .replace("<m8@example.org>", "<other@example.org>");
+    std::fs::write(
+        &mbox,
+        format!("From alice@example.org Tue Oct  1 10:07:00 2024\n{m}\nFrom alice@example.org Tue Oct  1 10:08:00 2024\n{other}"),
+    )
+    .unwrap();
+    let md = t.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("cur/1727777220.dup.host:2,S"), &m).unwrap();
+    let dir = t.path().join("idx");
+    ok(sealdex(&dir).arg("index").arg(&mbox).arg(&md));
+    assert_eq!(stats(&dir)["messages"], 3);
+
+    let out = ok(sealdex(&dir).args(["search", "--json", "subject:quarterly"]));
+    let lines = json_lines(&out);
+    let hits: Vec<&serde_json::Value> = lines.iter().filter(|v| v["type"] == "hit").collect();
+    assert_eq!(hits.len(), 2, "{}", stdout(&out));
+    let dup = hits
+        .iter()
+        .find(|h| h["message_id"] == "m7@example.org")
+        .expect("the duplicated message");
+    let locations: Vec<&str> = dup["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(locations.len(), 2, "{locations:?}");
+    assert!(locations.iter().any(|l| l.starts_with("mbox:")));
+    assert!(locations.iter().any(|l| l.starts_with("maildir:")));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["total"], 3, "the total counts records");
+    assert_eq!(summary["folded"], 1);
+    // Each location shows the message.
+    for l in locations {
+        ok(sealdex(&dir).args(["show", l]));
+    }
+    // In text: one line for it, naming the other copy.
+    let out = ok(sealdex(&dir).args(["search", "subject:quarterly"]));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("(also "), "{text}");
+    assert!(stderr(&out).contains("folded"));
+}

@@ -81,6 +81,8 @@ pub struct WireHit {
     pub snippet: String,
     /// Byte ranges of `snippet` to highlight.
     pub highlights: Vec<(usize, usize)>,
+    /// Where else the same message (by Message-ID) is stored.
+    pub also: Vec<String>,
 }
 
 /// A page of hits.
@@ -92,6 +94,9 @@ pub struct Page {
     pub hits: Vec<WireHit>,
     /// The cursor of the next page, if there is one.
     pub next: Option<String>,
+    /// Hits of this page folded into an earlier hit with the same
+    /// Message-ID (see [`page_of`]).
+    pub folded: usize,
 }
 
 /// A recorded failure.
@@ -266,25 +271,46 @@ fn search(index: &Index, s: &SearchReq) -> Result<Page, Fail> {
 }
 
 /// A page of library results as the CLI prints them.
+///
+/// The same mail stored from two places (an mbox archive and a Maildir
+/// both holding it) is two records; like notmuch, the CLI shows it as one
+/// hit that lists its locations. Hits are folded by Message-ID within the
+/// page: copies of one mail share their date, so in newest-first order they
+/// are neighbours and nearly always on one page (at a page boundary the
+/// next page may show the copy again). The total still counts records.
 pub fn page_of(results: sealdex::SearchResults) -> Page {
+    let mut hits: Vec<WireHit> = Vec::with_capacity(results.hits.len());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut folded = 0;
+    for h in results.hits {
+        if let Some(mid) = &h.record.message_id {
+            if let Some(&first) = seen.get(mid) {
+                hits[first]
+                    .also
+                    .push(location(&h.record.source, &h.record.id));
+                folded += 1;
+                continue;
+            }
+            seen.insert(mid.clone(), hits.len());
+        }
+        hits.push(WireHit {
+            record: (*h.record).clone(),
+            score: h.score,
+            highlights: h
+                .snippet
+                .highlights
+                .iter()
+                .map(|r| (r.start, r.end))
+                .collect(),
+            snippet: h.snippet.text,
+            also: Vec::new(),
+        });
+    }
     Page {
         total: results.total,
         next: results.next.as_ref().map(PageCursor::encode),
-        hits: results
-            .hits
-            .into_iter()
-            .map(|h| WireHit {
-                record: (*h.record).clone(),
-                score: h.score,
-                highlights: h
-                    .snippet
-                    .highlights
-                    .iter()
-                    .map(|r| (r.start, r.end))
-                    .collect(),
-                snippet: h.snippet.text,
-            })
-            .collect(),
+        hits,
+        folded,
     }
 }
 

@@ -82,6 +82,8 @@ fn record_json(r: &Record) -> serde_json::Map<String, serde_json::Value> {
         "to": r.to,
         "subject": r.subject,
         "folders": r.folders,
+        "labels": r.labels,
+        "message_id": r.message_id,
         "flags": flag_names(r.flags),
         "attachments": lines_of(&r.attachments),
     });
@@ -106,6 +108,9 @@ fn json_hit(hit: &WireHit) -> serde_json::Value {
         ),
     );
     m.insert("score".into(), serde_json::json!(hit.score));
+    let mut locations = vec![location(&hit.record.source, &hit.record.id)];
+    locations.extend(hit.also.iter().cloned());
+    m.insert("locations".into(), serde_json::json!(locations));
     serde_json::Value::Object(m)
 }
 
@@ -136,6 +141,7 @@ pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term:
                 "type": "summary",
                 "total": page.total,
                 "shown": page.hits.len(),
+                "folded": page.folded,
                 "next": page.next,
             })))?;
         }
@@ -168,8 +174,15 @@ pub fn print_page(out: &mut Out, page: &Page, style: &Style) -> Result<(), term:
 /// them in its summary object as well).
 fn summary(page: &Page, style: &Style) {
     if style.summary {
+        let folded = match page.folded {
+            0 => String::new(),
+            n => format!(
+                " ({n} more cop{} of shown messages folded in)",
+                if n == 1 { "y" } else { "ies" }
+            ),
+        };
         term::note(&format!(
-            "{} match(es), {} shown",
+            "{} match(es), {} shown{folded}",
             page.total,
             page.hits.len()
         ));
@@ -210,10 +223,18 @@ fn hit_line(hit: &WireHit, loc: &str, loc_cols: usize, style: &Style) -> String 
     line.push_str(GAP);
     line.push_str(&term::pad(&term::line(&r.subject), subject_cols));
     line.push_str(GAP);
+    // Other copies of the same message close the line, whole.
+    let also = if hit.also.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = hit.also.iter().map(|l| term::line(l)).collect();
+        format!("{GAP}(also {})", list.join(", "))
+    };
     let room = style
         .width
-        .map(|w| w.saturating_sub(fixed(from_cols, subject_cols)));
+        .map(|w| w.saturating_sub(fixed(from_cols, subject_cols) + term::width(&also)));
     line.push_str(&snippet(hit, room, style.colour));
+    line.push_str(&also);
     line.trim_end().to_owned()
 }
 
@@ -273,6 +294,12 @@ pub fn print_record(out: &mut Out, r: &Record, json: bool) -> Result<(), term::C
     out.line(&field("To/Cc:", &lines_of(&r.to).join(", ")))?;
     out.line(&field("Subject:", &r.subject))?;
     out.line(&field("Folders:", &r.folders.join(", ")))?;
+    if !r.labels.is_empty() {
+        out.line(&field("Labels:", &r.labels.join(", ")))?;
+    }
+    if let Some(mid) = &r.message_id {
+        out.line(&field("Message-ID:", &format!("<{mid}>")))?;
+    }
     out.line(&field("Flags:", &flag_names(r.flags).join(", ")))?;
     out.line(&field("Attachments:", &lines_of(&r.attachments).join(", ")))?;
     out.line("")?;
@@ -302,6 +329,7 @@ mod tests {
             score: 0.0,
             snippet: "a cafe b".into(),
             highlights: vec![(2, 6)],
+            also: Vec::new(),
         };
         assert_eq!(snippet(&hit, None, false), "a [cafe] b");
         assert_eq!(snippet(&hit, Some(5), false), "a […]");
