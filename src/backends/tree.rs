@@ -327,3 +327,40 @@ pub(crate) fn not_mail(bytes: &[u8]) -> Option<&'static str> {
     }
     (!known).then_some("no mail header (From, Date, Subject, Received, …) in its header block")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::not_mail;
+    use proptest::prelude::*;
+
+    #[test]
+    fn mail_is_told_from_what_is_not() {
+        assert_eq!(not_mail(b"From: a@b.c\r\nSubject: x\r\n\r\nhi\r\n"), None);
+        assert_eq!(
+            not_mail(b"From a@b.c Mon Jan  1 00:00:00 2024\nSubject: x\n\nhi\n"),
+            None
+        );
+        // A known header after unknown ones still counts (X- headers first).
+        assert_eq!(
+            not_mail(b"X-Spam: yes\nX-Other: 1\nReceived: by x\n\nb\n"),
+            None
+        );
+        assert!(not_mail(b"").is_some());
+        assert!(
+            not_mail(b"\x7fELF\x02\x01\x01\x00\x00")
+                .unwrap()
+                .contains("NUL")
+        );
+        assert!(not_mail(b"shopping list\nmilk\n").is_some());
+        assert!(not_mail(b"root:x:0:0:root:/root:/bin/bash\n").is_some());
+        // The header block ends at the first empty line.
+        assert!(not_mail(b"Foo: bar\n\nFrom: a@b.c\n").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_get_an_answer(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = not_mail(&bytes);
+        }
+    }
+}

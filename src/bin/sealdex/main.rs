@@ -132,20 +132,25 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
     }
     let dir = index_dir(&cli)?;
     let key_file = cli.key_file.as_deref();
-    if let Command::Index(args) = &cli.command {
-        return index::run(args, &dir, key_file);
+    match &cli.command {
+        Command::Index(args) => return index::run(args, &dir, key_file),
+        // These check the query before asking for a passphrase.
+        Command::Search(args) => return search::search(args, &dir, key_file),
+        Command::Count(args) => return search::count(args, &dir, key_file),
+        _ => {}
     }
     let cred = creds::existing(key_file)?;
     match &cli.command {
-        Command::Search(args) => search::search(args, &dir, cred),
-        Command::Count(args) => search::count(args, &dir, cred),
         Command::Show(args) => show::show(args, &dir, cred),
         Command::Stats(args) => stats::stats(args, &dir, cred),
         Command::Failures(args) => stats::failures(args, &dir, cred),
         Command::Verify => stats::verify(&dir, cred),
         Command::Passwd { new_key_file } => stats::passwd(&dir, cred, new_key_file.as_deref()),
-        Command::Index(_) | Command::Demo | Command::Completions { .. } | Command::Man => {
-            unreachable!("handled above")
-        }
+        Command::Index(_)
+        | Command::Search(_)
+        | Command::Count(_)
+        | Command::Demo
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled above"),
     }
 }

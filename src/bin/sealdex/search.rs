@@ -86,11 +86,12 @@ pub struct CountArgs {
 pub fn search(
     args: &SearchArgs,
     dir: &std::path::Path,
-    cred: sealdex::Credential,
+    key_file: Option<&std::path::Path>,
 ) -> Result<ExitCode, Fail> {
     let text = args.q.text();
     // A bad query is reported before anything is unlocked.
     crate::ops::parse(&text)?;
+    let cred = crate::creds::existing(key_file)?;
     let reader = Reader::open(dir, cred, args.q.config())?;
     let req = Request::Search(SearchReq {
         query: text.clone(),
@@ -119,10 +120,11 @@ pub fn search(
 pub fn count(
     args: &CountArgs,
     dir: &std::path::Path,
-    cred: sealdex::Credential,
+    key_file: Option<&std::path::Path>,
 ) -> Result<ExitCode, Fail> {
     let text = args.q.text();
     crate::ops::parse(&text)?;
+    let cred = crate::creds::existing(key_file)?;
     let reader = Reader::open(dir, cred, args.q.config())?;
     let req = Request::Count(SearchReq {
         query: text.clone(),
