@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::{self, Control, IndexOptions};
-use sealdex::{Credential, KdfParams, Store};
+use sealdex::{Credential, Index, IndexConfig, KdfParams};
 
 fn corpus() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("SEALDEX_CORPORA")?).join("spamassassin");
@@ -19,16 +19,19 @@ fn corpus() -> Option<PathBuf> {
 
 fn index_once(corpus: &std::path::Path) -> (u64, Duration) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let store = Store::create(
+    let index = Index::create(
         &tmp.path().join("idx"),
         &Credential::passphrase("bench"),
-        KdfParams::insecure_fast(),
+        IndexConfig {
+            kdf: KdfParams::insecure_fast(),
+            ..IndexConfig::default()
+        },
     )
     .expect("create");
     let mut source = sealdex::backends::open_path(corpus).expect("source");
     let start = Instant::now();
     let report = pipeline::run(
-        &store,
+        &index,
         source.as_mut(),
         &PassThrough::default(),
         &IndexOptions::default(),

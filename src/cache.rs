@@ -401,6 +401,94 @@ impl CacheState {
     }
 }
 
+impl CacheState {
+    /// A cache filled from `store` within `budget`: the newest records that
+    /// fit, decrypted in parallel; the rest listed as uncached, to be
+    /// streamed from the store by each search.
+    pub(crate) fn from_store(
+        store: &crate::store::Store,
+        budget: usize,
+    ) -> crate::error::Result<Self> {
+        use crate::error::{Error, Result};
+        use crate::search::scan::STREAM_BATCH;
+        use rayon::prelude::*;
+        let started = std::time::Instant::now();
+        // First pass: every record's date, key and cost, keeping only the
+        // records themselves while they fit the budget, so that memory stays
+        // within the budget however large the store.
+        let mut meta: Vec<(Option<i64>, DocKey, usize)> = Vec::new();
+        let mut kept: Vec<(DocKey, Arc<Record>)> = Vec::new();
+        let mut kept_bytes = 0usize;
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
+            let opened: Result<Vec<(DocKey, Record)>> = batch
+                .par_iter()
+                .map(|(k, v)| {
+                    let key = DocKey::from_bytes(k)
+                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
+                    Ok((key, store.open_record(k, v)?))
+                })
+                .collect();
+            for (key, record) in opened? {
+                let c = crate::cache::cost(&record);
+                meta.push((record.timestamp, key, c));
+                if kept_bytes + c <= budget {
+                    kept_bytes += c;
+                    kept.push((key, Arc::new(record)));
+                }
+            }
+            batch.clear();
+            Ok(())
+        };
+        for item in store.sealed_documents() {
+            batch.push(item?);
+            if batch.len() == STREAM_BATCH {
+                flush(&mut batch)?;
+            }
+        }
+        flush(&mut batch)?;
+        // The newest records that fit the budget are cached, the rest
+        // streamed by searches.
+        meta.sort_unstable_by(|a, b| newest_first((a.0, &a.1), (b.0, &b.1)));
+        let mut fit = 0;
+        let mut bytes = 0usize;
+        while fit < meta.len() && bytes + meta[fit].2 <= budget {
+            bytes += meta[fit].2;
+            fit += 1;
+        }
+        let wanted: std::collections::HashSet<DocKey> = meta[..fit].iter().map(|m| m.1).collect();
+        kept.retain(|(k, _)| wanted.contains(k));
+        if kept.len() < fit {
+            // Some of the newest were not kept in the first pass: read them again.
+            let have: std::collections::HashSet<DocKey> = kept.iter().map(|(k, _)| *k).collect();
+            let missing: Vec<DocKey> = wanted.into_iter().filter(|k| !have.contains(k)).collect();
+            for chunk in missing.chunks(STREAM_BATCH) {
+                let opened: Result<Vec<Option<Record>>> =
+                    chunk.par_iter().map(|k| store.get_by_key(k)).collect();
+                kept.extend(
+                    chunk
+                        .iter()
+                        .zip(opened?)
+                        .filter_map(|(k, r)| Some((*k, Arc::new(r?)))),
+                );
+            }
+        }
+        let mut cache = CacheState::new(budget);
+        cache.load(kept);
+        cache
+            .uncached
+            .extend(meta[fit..].iter().map(|(ts, key, _)| (*ts, *key)));
+        tracing::debug!(
+            records = cache.len(),
+            uncached = cache.uncached.len(),
+            bytes = cache.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "cache loaded"
+        );
+        Ok(cache)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,16 @@ pub enum Error {
     )]
     Inverted(String),
 
+    /// A thread of sealdex's panicked (a bug: please report it). What was
+    /// written before stays; run again to resume.
+    #[error("{0} panicked; what was written before is kept, run again to resume")]
+    Panicked(String),
+
+    /// A page cursor was given with a query, order or search mode other
+    /// than the one that printed it. Start again from the first page.
+    #[error("invalid page cursor: {0}")]
+    InvalidCursor(String),
+
     /// A search query could not be parsed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),

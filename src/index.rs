@@ -27,27 +27,27 @@
 //! ```
 
 use std::path::Path;
-#[cfg(feature = "tantivy")]
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
-use tracing::debug;
 #[cfg(feature = "tantivy")]
 use tracing::warn;
 
-use crate::cache::{CacheState, newest_first};
+use crate::cache::CacheState;
 use crate::config::IndexConfig;
 use crate::decrypt::Decryptor;
 use crate::error::{Error, Result};
 use crate::keys::Credential;
+use crate::ops::{Applied, Op};
 use crate::pipeline::{self, Control, IndexOptions, Progress, Report};
 use crate::query::plan::{self, Needle, Plan};
 use crate::query::snippet::{self, Snippet};
 use crate::query::{self, Query};
 use crate::record::Record;
 use crate::search::bm25::Scorer;
+use crate::search::cursor::UsedMode;
 use crate::search::forward::{self, Best, Prepared};
 use crate::search::scan::{STREAM_BATCH, Streamed, offer_shard};
 use crate::search::{
@@ -68,8 +68,17 @@ pub struct Index {
     /// the cache's write lock). Left unloaded while the inverted index
     /// serves searches, so that opening a large index decrypts nothing.
     cache_loaded: Arc<AtomicBool>,
-    /// Set while `index_with` runs.
-    indexing: AtomicBool,
+    /// The one writer: held by [`Index::apply`] for a whole batch.
+    writer: Arc<Mutex<()>>,
+    /// Held for writing while a batch reaches the cache and the inverted
+    /// index, and for reading while a search takes its view of them: a
+    /// search sees all of a batch or none of it.
+    view: RwLock<()>,
+    /// Versions for ops given as version 0.
+    clock: crate::write::Clock,
+    /// Sources being indexed now: a second run of the same source waits.
+    running: Mutex<std::collections::HashSet<String>>,
+    running_done: std::sync::Condvar,
     #[cfg(feature = "tantivy")]
     inverted: Option<Arc<Inverted>>,
     /// A background build, catch-up or rebuild of the inverted index.
@@ -123,7 +132,11 @@ impl Index {
         let index = Index {
             cache: Arc::new(RwLock::new(CacheState::new(config.cache_bytes))),
             cache_loaded: Arc::new(AtomicBool::new(false)),
-            indexing: AtomicBool::new(false),
+            writer: Arc::new(Mutex::new(())),
+            view: RwLock::new(()),
+            clock: crate::write::Clock::new(),
+            running: Mutex::new(std::collections::HashSet::new()),
+            running_done: std::sync::Condvar::new(),
             #[cfg(feature = "tantivy")]
             inverted: open_inverted(&store, &config),
             #[cfg(feature = "tantivy")]
@@ -150,88 +163,54 @@ impl Index {
         if self.cache_loaded.load(Ordering::Acquire) {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let store = &self.store;
         let budget = cache.budget;
-        // First pass: every record's date, key and cost, keeping only the
-        // records themselves while they fit the budget, so that memory stays
-        // within the budget however large the store.
-        let mut meta: Vec<(Option<i64>, DocKey, usize)> = Vec::new();
-        let mut kept: Vec<(DocKey, Arc<Record>)> = Vec::new();
-        let mut kept_bytes = 0usize;
-        let mut batch = Vec::with_capacity(STREAM_BATCH);
-        let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
-            let opened: Result<Vec<(DocKey, Record)>> = batch
-                .par_iter()
-                .map(|(k, v)| {
-                    let key = DocKey::from_bytes(k)
-                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
-                    Ok((key, store.open_record(k, v)?))
-                })
-                .collect();
-            for (key, record) in opened? {
-                let c = crate::cache::cost(&record);
-                meta.push((record.timestamp, key, c));
-                if kept_bytes + c <= budget {
-                    kept_bytes += c;
-                    kept.push((key, Arc::new(record)));
-                }
-            }
-            batch.clear();
-            Ok(())
-        };
-        for item in store.sealed_documents() {
-            batch.push(item?);
-            if batch.len() == STREAM_BATCH {
-                flush(&mut batch)?;
-            }
-        }
-        flush(&mut batch)?;
-        // The newest records that fit the budget are cached, the rest
-        // streamed by searches.
-        meta.sort_unstable_by(|a, b| newest_first((a.0, &a.1), (b.0, &b.1)));
-        let mut fit = 0;
-        let mut bytes = 0usize;
-        while fit < meta.len() && bytes + meta[fit].2 <= budget {
-            bytes += meta[fit].2;
-            fit += 1;
-        }
-        let wanted: std::collections::HashSet<DocKey> = meta[..fit].iter().map(|m| m.1).collect();
-        kept.retain(|(k, _)| wanted.contains(k));
-        if kept.len() < fit {
-            // Some of the newest were not kept in the first pass: read them again.
-            let have: std::collections::HashSet<DocKey> = kept.iter().map(|(k, _)| *k).collect();
-            let missing: Vec<DocKey> = wanted.into_iter().filter(|k| !have.contains(k)).collect();
-            for chunk in missing.chunks(STREAM_BATCH) {
-                let opened: Result<Vec<Option<Record>>> =
-                    chunk.par_iter().map(|k| store.get_by_key(k)).collect();
-                kept.extend(
-                    chunk
-                        .iter()
-                        .zip(opened?)
-                        .filter_map(|(k, r)| Some((*k, Arc::new(r?)))),
-                );
-            }
-        }
-        *cache = CacheState::new(budget);
-        cache.load(kept);
-        cache
-            .uncached
-            .extend(meta[fit..].iter().map(|(ts, key, _)| (*ts, *key)));
+        *cache = CacheState::from_store(&self.store, budget)?;
         self.cache_loaded.store(true, Ordering::Release);
-        debug!(
-            records = cache.len(),
-            uncached = cache.uncached.len(),
-            bytes = cache.bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "cache loaded"
-        );
         Ok(())
     }
 
-    /// The underlying store.
+    /// The index directory.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// The store, for reading: its records, failures, manifest and
+    /// verification. It offers no way to write: every change goes through
+    /// [`Index::apply`], which keeps the cache and the inverted index in
+    /// step.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The sealed manifest: records, failures, generation.
+    pub fn manifest(&self) -> Result<crate::store::Manifest> {
+        self.store.manifest()
+    }
+
+    /// Every recorded per-message failure.
+    pub fn failures(&self) -> Result<Vec<crate::store::Failure>> {
+        self.store.failures()
+    }
+
+    /// Authenticates every sealed record and checks the manifest's counts.
+    pub fn verify(&self) -> crate::store::VerifyReport {
+        self.store.verify()
+    }
+
+    /// Bytes the index occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.store.disk_bytes()
+    }
+
+    /// The record a source stored under `id`, if any.
+    pub fn get_by_id(&self, source: &str, id: &str) -> Result<Option<Arc<Record>>> {
+        self.get(&self.store.doc_key(source, id))
+    }
+
+    /// Re-wraps the data key under a new credential (nothing is
+    /// re-encrypted); the old credential stops working once this returns.
+    pub fn change_credential(&self, new: &Credential, kdf: crate::keys::KdfParams) -> Result<()> {
+        self.store.change_credential(new, kdf)
     }
 
     /// Number of records.
@@ -251,9 +230,108 @@ impl Index {
         self.cache.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs the indexing pipeline for a source, keeping the cache in step
-    /// with every committed batch. Searches may run meanwhile from other
-    /// threads and see each batch once it is committed.
+    /// Applies a batch of ops: the one way an index changes (see
+    /// [`crate::ops`] for what each op does and when it changes nothing).
+    ///
+    /// **Durable** when this returns: the batch is written atomically and
+    /// flushed, and survives a crash or a kill. **Searchable** when this
+    /// returns, in both modes: the inverted index answers for what it has
+    /// committed and a scan of the batches applied since answers for the
+    /// rest (the inverted index commits every 20,000 records or 2 seconds,
+    /// at [`Index::commit`], and when the index is dropped; after a crash
+    /// it catches up from the store).
+    ///
+    /// **One writer at a time**: a call from another thread while a batch
+    /// is being applied (by another call, or by a running
+    /// [`Index::index`]) waits for it, then applies its own; nothing is
+    /// lost and nothing interleaves within a batch. Searches run
+    /// meanwhile. Another process gets [`Error::InUse`] at open.
+    ///
+    /// ```no_run
+    /// use sealdex::ops::Op;
+    /// use sealdex::{ContentKind, Credential, Index, IndexConfig, Metadata, Record};
+    ///
+    /// let index = Index::open_or_create("/path/to/index".as_ref(), &Credential::passphrase("pw"), IndexConfig::default())?;
+    /// let message = Record {
+    ///     source: "chat".into(),
+    ///     id: "!room:example.org/$event1".into(),
+    ///     kind: ContentKind::Chat,
+    ///     timestamp: Some(1_700_000_000),
+    ///     from: "Alice".into(),
+    ///     body: "lunch at noon?".into(),
+    ///     folders: vec!["!room:example.org".into()],
+    ///     ..Record::default()
+    /// };
+    /// index.apply(vec![Op::upsert(message)])?;
+    /// let read = Metadata { unread: Some(false), ..Metadata::default() };
+    /// index.apply(vec![Op::patch("chat", "!room:example.org/$event1", read)])?;
+    /// assert_eq!(index.search("lunch", &Default::default())?.total, 1);
+    /// # Ok::<(), sealdex::Error>(())
+    /// ```
+    pub fn apply(&self, ops: Vec<Op>) -> Result<Applied> {
+        self.apply_with(ops, crate::write::State::default())
+    }
+
+    /// [`Index::apply`] with the pipeline's state (failures, checkpoint,
+    /// sync tokens), written in the same atomic batch.
+    pub(crate) fn apply_with(&self, ops: Vec<Op>, state: crate::write::State) -> Result<Applied> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (applied, written) = crate::write::write(&self.store, &self.clock, ops, state)?;
+        if written.generation == written.previous {
+            return Ok(applied);
+        }
+        let _view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        if self.cache_loaded.load(Ordering::Acquire) {
+            let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            for k in &written.deleted {
+                c.remove(k);
+            }
+            for s in &written.stored {
+                c.upsert(s.key, Arc::clone(&s.record));
+            }
+        }
+        #[cfg(feature = "tantivy")]
+        self.follow(&written);
+        Ok(applied)
+    }
+
+    /// Hands a written batch to the inverted index if it follows the store;
+    /// otherwise makes sure a catch-up will bring it in step.
+    #[cfg(feature = "tantivy")]
+    fn follow(&self, written: &crate::write::Written) {
+        let Some(inv) = &self.inverted else { return };
+        if inv.is_following(written.previous) {
+            if let Err(e) = inv.apply(&written.stored, &written.deleted, written.generation) {
+                warn!(error = %e, "the inverted index missed a batch; it will catch up");
+                inv.mark_broken();
+            } else {
+                return;
+            }
+        }
+        // Behind (a catch-up is running, or it missed a batch): one more
+        // catch-up after the running one brings it in step, comparing
+        // stamps, so only what changed is read.
+        self.start_background(inv.is_broken());
+    }
+
+    /// Commits the inverted index's pending batches now, so that a search
+    /// reads them from the index rather than from the tail. Not needed for
+    /// durability (the store is durable once [`Index::apply`] returns).
+    pub fn commit(&self) -> Result<()> {
+        #[cfg(feature = "tantivy")]
+        if let Some(inv) = &self.inverted {
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if inv.is_following(self.store.generation()) {
+                inv.flush(None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the indexing pipeline for a source: its changes become ops
+    /// applied by [`Index::apply`], batch by batch, so searches from other
+    /// threads see each batch once it is committed, and ops pushed by the
+    /// app meanwhile interleave between batches.
     pub fn index(
         &self,
         source: &mut dyn Source,
@@ -264,6 +342,10 @@ impl Index {
     }
 
     /// [`Index::index`] with a control handle and a progress callback.
+    ///
+    /// A second run for the same source (by name) waits for the first to
+    /// end: the two would race on the source's checkpoint. Runs for
+    /// different sources proceed side by side, their batches interleaved.
     pub fn index_with(
         &self,
         source: &mut dyn Source,
@@ -272,71 +354,27 @@ impl Index {
         control: &Control,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<Report> {
+        let name = source.name().to_owned();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            while running.contains(&name) {
+                running = self
+                    .running_done
+                    .wait(running)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            running.insert(name.clone());
+        }
+        let report = pipeline::run(self, source, decryptor, options, control, on_progress);
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.remove(&name);
+            self.running_done.notify_all();
+        }
         #[cfg(feature = "tantivy")]
-        self.join_background();
-        // No background job may write the inverted index while the pipeline
-        // does: one asked for meanwhile (a search that found damage) only
-        // marks it broken, and the run's end starts the rebuild.
-        self.indexing.store(true, Ordering::Release);
-        let cache = Arc::clone(&self.cache);
-        let loaded = Arc::clone(&self.cache_loaded);
-        #[cfg(feature = "tantivy")]
-        let inverted = self.inverted.clone();
-        let store = Arc::clone(&self.store);
-        let observer = move |stored: &[pipeline::Committed], deleted: &[DocKey]| {
-            {
-                let mut c = cache.write().unwrap_or_else(|p| p.into_inner());
-                // An unfilled cache is filled from the store later, which
-                // already holds this batch.
-                if loaded.load(Ordering::Acquire) {
-                    for k in deleted {
-                        c.remove(k);
-                    }
-                    for s in stored {
-                        c.upsert(s.key, Arc::clone(&s.record));
-                    }
-                }
-            }
-            #[cfg(feature = "tantivy")]
-            if let Some(inv) = &inverted {
-                let applied = store
-                    .manifest()
-                    .and_then(|m| inv.apply(stored, deleted, m.generation));
-                if let Err(e) = applied {
-                    warn!(error = %e, "the inverted index missed a batch; it will catch up");
-                    inv.mark_broken();
-                }
-            }
-            #[cfg(not(feature = "tantivy"))]
-            let _ = &store;
-        };
-        let report = pipeline::run_observed(
-            &self.store,
-            source,
-            decryptor,
-            options,
-            control,
-            on_progress,
-            Some(&observer),
-        );
-        self.indexing.store(false, Ordering::Release);
-        #[cfg(feature = "tantivy")]
-        if let Some(inv) = &self.inverted {
-            // Commit what the run applied, even if it failed part way. Every
-            // document change of the run went through the observer, and
-            // nothing else writes the store meanwhile, so unless a batch was
-            // missed the commit reflects the store's generation.
-            let generation = match inv.is_broken() {
-                false => Some(self.store.manifest()?.generation),
-                true => None,
-            };
-            let flushed = inv.flush(generation);
-            if let Err(e) = &flushed {
-                warn!(error = %e, "the inverted index could not commit; it will catch up");
-            }
-            if inv.is_broken() || flushed.is_err() {
-                self.start_background(true);
-            }
+        if let Err(e) = self.commit() {
+            warn!(error = %e, "the inverted index could not commit; it will catch up");
+            self.start_background(true);
         }
         report
     }
@@ -352,7 +390,7 @@ impl Index {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
-        let (matched, total, next) = self.page(&plan, &needles, options)?;
+        let (matched, total, next) = self.page(query, &plan, &needles, options)?;
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
             // Deleted since the scan: skip it.
@@ -395,7 +433,7 @@ impl Index {
         let plan = plan::plan(query);
         let mut needles = Vec::new();
         plan.positive_needles(&mut needles);
-        let (matched, total, next) = self.page(&plan, &needles, options)?;
+        let (matched, total, next) = self.page(query, &plan, &needles, options)?;
         Ok(KeyPage {
             total,
             keys: matched.iter().map(|m| m.key).collect(),
@@ -415,22 +453,29 @@ impl Index {
     /// One page of matches, in order: the page, the total, the next cursor.
     fn page(
         &self,
+        query: &Query,
         plan: &Plan,
         needles: &[&Needle],
         options: &SearchOptions,
     ) -> Result<(Vec<Matched>, usize, Option<PageCursor>)> {
-        let (mut matched, total) = match self.inverted_matches(plan, options)? {
-            Some(found) => found,
-            None => {
-                self.ensure_cache()?;
-                let cache = self.read();
-                let (total, mut m) = self.match_cached(plan, needles, options, &cache);
-                let (streamed_total, streamed) =
-                    self.match_streamed(plan, needles, options, &cache)?;
-                m.extend(streamed);
-                (m, total + streamed_total)
-            }
+        let bound = crate::search::cursor::query_id(query);
+        let cursor_mode = match &options.cursor {
+            Some(c) => Some(c.check(bound, options.order)?),
+            None => None,
         };
+        let (mut matched, total, used) =
+            match self.inverted_matches(plan, needles, options, cursor_mode)? {
+                Some((m, total)) => (m, total, UsedMode::Inverted),
+                None => {
+                    self.ensure_cache()?;
+                    let cache = self.read();
+                    let (total, mut m) = self.match_cached(plan, needles, options, &cache);
+                    let (streamed_total, streamed) =
+                        self.match_streamed(plan, needles, options, &cache)?;
+                    m.extend(streamed);
+                    (m, total + streamed_total, UsedMode::Forward)
+                }
+            };
         let order = options.order;
         if let (_, Some(at)) = page_bounds(options) {
             matched.retain(|m| cmp_matched(order, m, &at).is_gt());
@@ -451,6 +496,8 @@ impl Index {
                 score: m.score,
                 timestamp: m.timestamp,
                 key: m.key,
+                query: bound,
+                mode: used,
             })
         } else {
             None
@@ -460,37 +507,78 @@ impl Index {
 
     /// The matches from the inverted index, or `None` when the forward scan
     /// is to run the query.
+    ///
+    /// While writes go on, the index answers for what it has committed and
+    /// the tail of batches applied since (kept in memory, a few seconds'
+    /// worth) is scanned: together they are exactly the store's records,
+    /// so a search during a sync never falls back to decrypting the store.
     #[cfg(feature = "tantivy")]
     fn inverted_matches(
         &self,
         plan: &Plan,
+        needles: &[&Needle],
         options: &SearchOptions,
+        cursor_mode: Option<UsedMode>,
     ) -> Result<Option<(Vec<Matched>, usize)>> {
-        let inv = match (options.mode, &self.inverted) {
-            (SearchMode::Forward, _) => return Ok(None),
-            (SearchMode::Auto, None) => return Ok(None),
-            (SearchMode::Inverted, None) => {
+        let relevance = options.order == Order::Relevance;
+        // A relevance cursor continues in the mode that made it: the two
+        // modes score alike but not identically.
+        let want = match (options.mode, cursor_mode) {
+            (SearchMode::Auto, Some(m)) if relevance => Some(m),
+            (SearchMode::Forward, Some(UsedMode::Inverted))
+            | (SearchMode::Inverted, Some(UsedMode::Forward))
+                if relevance =>
+            {
+                return Err(Error::InvalidCursor(
+                    "the cursor is from a page in the other search mode; start again from the \
+                     first page"
+                        .into(),
+                ));
+            }
+            _ => None,
+        };
+        let inv = match (options.mode, &self.inverted, want) {
+            (_, _, Some(UsedMode::Forward)) | (SearchMode::Forward, _, _) => return Ok(None),
+            (SearchMode::Auto, None, None) => return Ok(None),
+            (_, None, _) => {
                 return Err(Error::Inverted(
                     "this index keeps no inverted index (enable IndexConfig::inverted)".into(),
                 ));
             }
-            (SearchMode::Auto, Some(inv)) => {
-                if !inv.is_current(self.store.manifest()?.generation) {
-                    return Ok(None);
-                }
-                inv
-            }
-            (SearchMode::Inverted, Some(inv)) => {
-                self.join_background();
-                if inv.is_broken() {
-                    self.start_background(true);
-                    return Err(Error::Inverted(
-                        "a file failed authentication; it is being rebuilt".into(),
-                    ));
-                }
+            (SearchMode::Auto, Some(inv), None) => inv,
+            (_, Some(inv), _) => {
+                // The inverted index is asked for: wait until it follows.
+                self.wait_until_following()?;
                 inv
             }
         };
+        let snapshot = {
+            let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
+            inv.is_following(self.store.generation())
+                .then(|| inv.snapshot())
+        };
+        let Some((searcher, tail)) = snapshot else {
+            if want == Some(UsedMode::Inverted) {
+                return Err(Error::InvalidCursor(
+                    "the inverted index is being rebuilt, and this relevance cursor is from it; \
+                     start again from the first page"
+                        .into(),
+                ));
+            }
+            if !self.background_running() {
+                self.start_background(inv.is_broken());
+            }
+            return Ok(None);
+        };
+        let (k, cursor) = page_bounds(options);
+        let (tail_total, mut matched, touched) = crate::search::scan::match_tail(
+            &tail,
+            plan,
+            needles,
+            options.order,
+            k,
+            cursor.as_ref(),
+        );
         let window = match (options.order, options.limit) {
             (Order::Newest, Some(limit)) => Some(crate::search::inverted::engine::Window {
                 limit,
@@ -498,8 +586,11 @@ impl Index {
             }),
             _ => None,
         };
-        match inv.search(plan, options.order == Order::Relevance, window) {
-            Ok((total, found)) => Ok(Some((found, total))),
+        match inv.search(plan, relevance, window, Some(&searcher), &touched) {
+            Ok((total, found)) => {
+                matched.extend(found);
+                Ok(Some((matched, total + tail_total)))
+            }
             Err(e) => {
                 warn!(error = %e, "the inverted index failed; rebuilding it from the store");
                 self.start_background(true);
@@ -511,11 +602,43 @@ impl Index {
         }
     }
 
+    /// Blocks until the inverted index follows the store: waits for a
+    /// background job, then catches up under the writer lock (so that no
+    /// batch slips past) if it is still behind.
+    #[cfg(feature = "tantivy")]
+    fn wait_until_following(&self) -> Result<()> {
+        let Some(inv) = &self.inverted else {
+            return Err(Error::Inverted(
+                "this index keeps no inverted index (enable IndexConfig::inverted)".into(),
+            ));
+        };
+        if let Some(result) = self.join_background() {
+            result?;
+        }
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if !inv.is_following(self.store.generation()) {
+            let rebuild = inv.is_broken();
+            inv.catch_up(&self.store, rebuild, &AtomicBool::new(false))?;
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "tantivy")]
+    fn background_running(&self) -> bool {
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|b| !b.handle.is_finished())
+    }
+
     #[cfg(not(feature = "tantivy"))]
     fn inverted_matches(
         &self,
         _plan: &Plan,
+        _needles: &[&Needle],
         options: &SearchOptions,
+        _cursor_mode: Option<UsedMode>,
     ) -> Result<Option<(Vec<Matched>, usize)>> {
         match options.mode {
             SearchMode::Inverted => Err(Error::Inverted(
@@ -529,17 +652,12 @@ impl Index {
     pub fn inverted_status(&self) -> Result<InvertedStatus> {
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
-            let running = self
-                .background
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .is_some_and(|b| !b.handle.is_finished());
-            return Ok(if running {
+            let generation = self.store.generation();
+            return Ok(if self.background_running() {
                 InvertedStatus::Building
             } else if inv.is_broken() {
                 InvertedStatus::Broken
-            } else if inv.is_current(self.store.manifest()?.generation) {
+            } else if inv.is_current(generation) || inv.is_following(generation) {
                 InvertedStatus::Current {
                     documents: inv.num_docs(),
                     cached_bytes: inv.cached_bytes(),
@@ -559,13 +677,9 @@ impl Index {
     pub fn wait_for_inverted(&self) -> Result<()> {
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
-            if let Some(result) = self.join_background() {
-                result?;
-            }
-            if !inv.is_current(self.store.manifest()?.generation) {
-                let rebuild = inv.is_broken();
-                inv.catch_up(&self.store, rebuild, &AtomicBool::new(false))?;
-            }
+            self.wait_until_following()?;
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            inv.flush(None)?;
             return Ok(());
         }
         Err(Error::Inverted(
@@ -578,21 +692,28 @@ impl Index {
     #[cfg(feature = "tantivy")]
     fn start_background(&self, rebuild: bool) {
         let Some(inv) = &self.inverted else { return };
-        if self.indexing.load(Ordering::Acquire) {
-            inv.mark_broken();
-            return;
-        }
         let mut bg = self.background.lock().unwrap_or_else(|p| p.into_inner());
         if bg.as_ref().is_some_and(|b| !b.handle.is_finished()) {
             return;
         }
         let (inv, store) = (Arc::clone(inv), Arc::clone(&self.store));
+        let writer = Arc::clone(&self.writer);
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&cancel);
         let spawned = std::thread::Builder::new()
             .name("sealdex-inverted".into())
             .spawn(move || {
-                let r = inv.catch_up(&store, rebuild, &stop);
+                // The long pass runs beside the writer; batches written
+                // meanwhile are picked up by a short second pass that
+                // holds the writer, so the index ends in step.
+                let mut r = inv.catch_up(&store, rebuild, &stop);
+                if r.is_ok()
+                    && !stop.load(Ordering::Acquire)
+                    && !inv.is_following(store.generation())
+                {
+                    let _writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+                    r = inv.catch_up(&store, false, &stop);
+                }
                 if let Err(e) = &r {
                     warn!(error = %e, "building the inverted index failed");
                 }

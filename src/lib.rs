@@ -32,6 +32,7 @@ mod error;
 mod index;
 pub mod keys;
 pub mod mime;
+pub mod ops;
 pub mod pipeline;
 pub mod query;
 pub mod record;
@@ -39,6 +40,7 @@ pub mod seal;
 pub mod search;
 pub mod source;
 pub mod store;
+mod write;
 
 pub use config::IndexConfig;
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
@@ -58,6 +60,7 @@ pub use source::{
 };
 
 pub use store::{DocKey, Store};
+pub use write::Committed;
 
 // Compiles the README's Rust examples as doctests, so the README cannot rot.
 #[doc = include_str!("../README.md")]

@@ -1,11 +1,19 @@
-//! The indexing pipeline: fetch, decrypt, clean, seal and write, overlapped,
-//! bounded in memory, resumable after a crash, and controllable while it runs.
+//! The indexing pipeline: fetch, decrypt, clean, and apply as ops,
+//! overlapped, bounded in memory, resumable after a crash, and controllable
+//! while it runs.
 //!
 //! ```text
-//!  fetch thread ──work──► process thread ──batches──► writer (caller's thread)
-//!  Source::list/fetch  (2) rayon: decrypt, clean,  (2) Store::apply: one atomic,
-//!  pause/cancel checks      encode, seal               flushed batch + checkpoint
+//!  fetch thread ──work──► process thread ──ops──► writer (caller's thread)
+//!  Source::list/fetch  (2) rayon: decrypt,    (2) Index::apply: seal, one atomic
+//!  pause/cancel checks      clean                 flushed batch + checkpoint
 //! ```
+//!
+//! The pipeline writes nothing itself: each batch is a list of
+//! [`Op`](crate::ops::Op)s (upserts of what it fetched, patches of what
+//! only changed its flags or folder, deletes of what the source no longer
+//! has) given to the index's one write path with the source's checkpoint,
+//! so the cache and the inverted index follow every batch, and ops that an
+//! app pushes meanwhile interleave between batches.
 //!
 //! Each stage runs on its own thread and hands over through a bounded
 //! channel of two items, so fetching the next batch, sealing the current one
@@ -16,7 +24,7 @@
 //! # Resuming
 //!
 //! Every batch is written together with the source's [`Checkpoint`] in one
-//! atomic, flushed [`Store::apply`]. A crash or `kill -9` therefore loses at
+//! atomic, flushed store batch. A crash or `kill -9` therefore loses at
 //! most the batches in flight; the next run resumes from the checkpoint.
 //! Documents are keyed by a MAC of their id, so writing a message twice is an
 //! upsert and nothing is ever duplicated.
@@ -43,12 +51,14 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use rayon::prelude::*;
 use tracing::{debug, info};
 
+use crate::Index;
 use crate::clean;
 use crate::decrypt::Decryptor;
 use crate::error::{Error, Result};
-use crate::record::Record;
-use crate::source::{Change, FetchError, MessageRef, RawMessage, Source, SyncToken};
-use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot, WriteBatch};
+use crate::ops::Op;
+use crate::source::{Change, FetchError, MessageRef, Metadata, RawMessage, Source, SyncToken};
+use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot};
+use crate::write::State;
 
 /// How failed messages are retried on later runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,19 +299,19 @@ struct Work {
     phase: Phase,
     fetched: Vec<(MessageRef, Result<RawMessage, FetchError>)>,
     deletes: Vec<String>,
+    /// Metadata-only changes: applied as patches, never fetched.
+    patches: Vec<(String, Metadata)>,
     /// Checkpoint (and changed sync tokens) to write with this batch (the
     /// last batch of a page).
     checkpoint: Option<Mark>,
     total: Option<u64>,
 }
 
-/// A sealed batch ready to write.
-struct Sealed {
+/// A batch of ops ready to apply.
+struct Ready {
     phase: Phase,
-    batch: WriteBatch,
-    /// The plaintext records of the batch, kept only for an observer.
-    records: Vec<Committed>,
-    deleted_keys: Vec<DocKey>,
+    ops: Vec<Op>,
+    state: State,
     stored: u64,
     deleted: u64,
     failed: u64,
@@ -311,75 +321,34 @@ struct Sealed {
 }
 
 /// Runs the pipeline for one source until the source is fully indexed and
-/// its changes applied, calling `on_progress` after every batch.
+/// its changes applied, calling `on_progress` after every batch. This is
+/// what [`Index::index_with`] runs (which also keeps two runs of one source
+/// from overlapping: call that).
 ///
-/// Blocking; the fetch and seal stages run on their own threads meanwhile.
-/// Use [`spawn`] to run it in the background with a handle.
+/// Blocking; the fetch and process stages run on their own threads
+/// meanwhile. Use [`spawn`] to run it in the background with a handle.
 ///
 /// ```no_run
-/// use sealdex::{Credential, KdfParams, Store};
+/// use sealdex::{Credential, Index, IndexConfig};
 /// use sealdex::decrypt::PassThrough;
 /// use sealdex::pipeline::{self, Control, IndexOptions};
 ///
-/// let store = Store::create("/tmp/idx".as_ref(), &Credential::passphrase("pw"), KdfParams::default())?;
+/// let index = Index::create("/tmp/idx".as_ref(), &Credential::passphrase("pw"), IndexConfig::default())?;
 /// let mut source = sealdex::backends::open_path("/home/me/Maildir".as_ref())?;
-/// let report = pipeline::run(&store, source.as_mut(), &PassThrough::default(),
+/// let report = pipeline::run(&index, source.as_mut(), &PassThrough::default(),
 ///     &IndexOptions::default(), &Control::new(), &mut |p| eprintln!("{} done", p.done))?;
 /// println!("stored {}, failed {}", report.stored, report.failed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run(
-    store: &Store,
+    index: &Index,
     source: &mut dyn Source,
     decryptor: &dyn Decryptor,
     options: &IndexOptions,
     control: &Control,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Report> {
-    run_observed(
-        store,
-        source,
-        decryptor,
-        options,
-        control,
-        on_progress,
-        None,
-    )
-}
-
-/// One record a batch stored, as an observer sees it.
-#[derive(Clone, Debug)]
-pub struct Committed {
-    /// Where the record is stored.
-    pub key: DocKey,
-    /// The record itself (plaintext, in memory only).
-    pub record: Arc<Record>,
-    /// The stored envelope's [`stamp`](crate::seal::stamp): changes with
-    /// every write of the record, so a follower (the inverted index) can
-    /// tell which records it has seen in their current version without
-    /// decrypting anything.
-    pub stamp: u64,
-    /// The store held no document under this key before this batch (from
-    /// [`Applied`](crate::store::Applied)): a follower need not look for an
-    /// older version.
-    pub new: bool,
-}
-
-/// Called after each batch is durably committed, with the records it stored
-/// and the keys it deleted: how the index keeps its cache and its inverted
-/// index in step.
-pub type CommitObserver<'a> = &'a (dyn Fn(&[Committed], &[DocKey]) + Sync);
-
-/// [`run`], calling `observer` after every committed batch.
-pub fn run_observed(
-    store: &Store,
-    source: &mut dyn Source,
-    decryptor: &dyn Decryptor,
-    options: &IndexOptions,
-    control: &Control,
-    on_progress: &mut dyn FnMut(&Progress),
-    observer: Option<CommitObserver<'_>>,
-) -> Result<Report> {
+    let store = index.store();
     let start = Instant::now();
     let name = source.name().to_owned();
     let checkpoint = store.checkpoint(&name)?.unwrap_or_default();
@@ -393,9 +362,11 @@ pub fn run_observed(
             Some(t) => t,
             None => {
                 let t = source.sync_token().map_err(|e| source_err(&name, e))?;
-                let mut b = WriteBatch::new();
-                b.token(&name, TokenSlot::ListingStart, Some(t.clone()));
-                store.apply(b)?;
+                let state = State {
+                    tokens: vec![(name.clone(), TokenSlot::ListingStart, Some(t.clone()))],
+                    ..State::default()
+                };
+                index.apply_with(Vec::new(), state)?;
                 t
             }
         }
@@ -410,7 +381,7 @@ pub fn run_observed(
     );
 
     let (work_tx, work_rx) = bounded::<Work>(2);
-    let (sealed_tx, sealed_rx) = bounded::<Sealed>(2);
+    let (ready_tx, ready_rx) = bounded::<Ready>(2);
     let mut report = Report::default();
     let mut done = checkpoint.done;
     let mut total: Option<u64> = None;
@@ -423,55 +394,38 @@ pub fn run_observed(
                 source, name, checkpoint, since, retries, options, control, work_tx,
             )
         });
-        let keep = observer.is_some();
-        let processor = scope.spawn(move || {
-            process_stage(store, name, decryptor, options, keep, work_rx, sealed_tx)
-        });
+        let processor =
+            scope.spawn(move || process_stage(store, name, decryptor, options, work_rx, ready_tx));
 
         let mut write_result = Ok(());
-        for sealed in sealed_rx.iter() {
+        for ready in ready_rx.iter() {
             if control.is_cancelled() {
                 break;
             }
-            let mut records = sealed.records;
-            match store.apply(sealed.batch) {
-                Ok(applied) => {
-                    // The records are the batch's puts, in order; were they
-                    // not, every record stays "maybe not new".
-                    if applied.new.len() == records.len() {
-                        for (r, new) in records.iter_mut().zip(applied.new) {
-                            r.new = new;
-                        }
-                    }
-                }
-                Err(e) => {
-                    write_result = Err(e);
-                    // Wake a paused fetcher so that every stage ends.
-                    control.cancel();
-                    break;
-                }
+            if let Err(e) = index.apply_with(ready.ops, ready.state) {
+                write_result = Err(e);
+                // Wake a paused fetcher so that every stage ends.
+                control.cancel();
+                break;
             }
-            if let Some(observe) = observer {
-                observe(&records, &sealed.deleted_keys);
-            }
-            report.stored += sealed.stored;
-            report.deleted += sealed.deleted;
-            report.failed += sealed.failed;
-            report.bytes += sealed.bytes;
-            let handled = sealed.stored + sealed.deleted + sealed.failed;
-            done = sealed.done_after.unwrap_or(done + handled);
-            total = sealed.total.or(total);
-            phase = sealed.phase;
+            report.stored += ready.stored;
+            report.deleted += ready.deleted;
+            report.failed += ready.failed;
+            report.bytes += ready.bytes;
+            let handled = ready.stored + ready.deleted + ready.failed;
+            done = ready.done_after.unwrap_or(done + handled);
+            total = ready.total.or(total);
+            phase = ready.phase;
             on_progress(&Progress::new(phase, done, total, &report, start.elapsed()));
         }
         // Dropping the receiver stops the upstream stages at their next send.
-        drop(sealed_rx);
+        drop(ready_rx);
         let processed = processor
             .join()
-            .unwrap_or_else(|_| Err(Error::Corrupt("the sealing stage panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Panicked("the processing stage".into())));
         let fetched = fetcher
             .join()
-            .unwrap_or_else(|_| Err(Error::Corrupt("the fetch stage panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Panicked("the fetch stage".into())));
         write_result?;
         if control.is_cancelled() {
             return Err(Error::Cancelled);
@@ -574,6 +528,7 @@ fn fetch_refs(
                     phase,
                     fetched: Vec::new(),
                     deletes: Vec::new(),
+                    patches: Vec::new(),
                     checkpoint,
                     total,
                 },
@@ -601,6 +556,7 @@ fn fetch_refs(
             phase,
             fetched: pairs,
             deletes: Vec::new(),
+            patches: Vec::new(),
             checkpoint: if i == last { checkpoint.take() } else { None },
             total,
         };
@@ -686,31 +642,49 @@ fn fetch_stage(
     let changes = source.changes(&since).map_err(|e| source_err(name, e))?;
     let mut refetch = Vec::new();
     let mut deletes = Vec::new();
+    let mut patches = Vec::new();
     for change in changes.changes {
         match change {
-            Change::Created(r)
-            | Change::ContentUpdated(r)
-            // Until the write path takes patches: refetched.
-            | Change::MetadataUpdated(r, _)
-            | Change::Moved(r, _) => refetch.push(r),
+            Change::Created(r) | Change::ContentUpdated(r) => refetch.push(r),
+            // Metadata only: a patch, with no fetch, decryption or cleaning.
+            Change::MetadataUpdated(r, meta) | Change::Moved(r, meta) => {
+                if !meta.is_empty() {
+                    patches.push((r.id, meta));
+                }
+            }
             Change::Deleted { id } => deletes.push(id),
         }
     }
-    let n_changes = (refetch.len() + deletes.len()) as u64;
+    let n_changes = (refetch.len() + deletes.len() + patches.len()) as u64;
     // No total for an empty change set, so progress keeps the listing's total.
     let total = (n_changes > 0).then_some(n_changes);
-    if !refetch.is_empty() || !deletes.is_empty() {
+    if n_changes > 0 {
         info!(
             updates = refetch.len(),
+            patches = patches.len(),
             deletes = deletes.len(),
             "applying source changes"
         );
+    }
+    for chunk in patches.chunks(options.batch_messages.max(1) * 8) {
+        let work = Work {
+            phase: Phase::Syncing,
+            fetched: Vec::new(),
+            deletes: Vec::new(),
+            patches: chunk.to_vec(),
+            checkpoint: None,
+            total,
+        };
+        if !send(&tx, control, work) {
+            return Ok(());
+        }
     }
     if !deletes.is_empty() {
         let work = Work {
             phase: Phase::Syncing,
             fetched: Vec::new(),
             deletes,
+            patches: Vec::new(),
             checkpoint: None,
             total,
         };
@@ -740,7 +714,7 @@ fn fetch_stage(
 }
 
 enum Outcome {
-    Stored(DocKey, Vec<u8>, Option<Arc<Record>>),
+    Stored(crate::record::Record),
     Failed(DocKey, Failure),
 }
 
@@ -749,9 +723,8 @@ fn process_stage(
     name: &str,
     decryptor: &dyn Decryptor,
     options: &IndexOptions,
-    keep: bool,
     rx: Receiver<Work>,
-    tx: Sender<Sealed>,
+    tx: Sender<Ready>,
 ) -> Result<()> {
     for work in rx.iter() {
         let now = now_secs();
@@ -772,12 +745,9 @@ fn process_stage(
                 });
                 match result {
                     Ok((msg, version)) => {
-                        let record = clean::clean(msg, name, version.or(mref.version.clone()));
-                        let (key, sealed) = store.seal_record(&record);
-                        Outcome::Stored(key, sealed, keep.then(|| Arc::new(record)))
+                        Outcome::Stored(clean::clean(msg, name, version.or(mref.version.clone())))
                     }
                     Err((reason, detail)) => {
-                        // The id's MAC only here: on success seal_record makes it.
                         let key = store.doc_key(name, &mref.id);
                         let attempts = previous_attempts(store, &key) + 1;
                         debug!(reason, attempts, "message failed; recorded for retry");
@@ -798,52 +768,43 @@ fn process_stage(
                 }
             })
             .collect();
-        let mut batch = WriteBatch::new();
-        let mut records = Vec::new();
+        let mut ops = Vec::with_capacity(outcomes.len() + work.deletes.len());
+        let mut state = State::default();
         let (mut stored, mut failed) = (0, 0);
         for o in outcomes {
             match o {
-                Outcome::Stored(k, v, record) => {
+                Outcome::Stored(record) => {
                     stored += 1;
-                    if let Some(record) = record {
-                        records.push(Committed {
-                            key: k,
-                            record,
-                            stamp: crate::seal::stamp(&v),
-                            // Known once the batch is applied.
-                            new: false,
-                        });
-                    }
-                    batch.put(k, v);
+                    ops.push(Op::upsert(record));
                 }
                 Outcome::Failed(k, f) => {
                     failed += 1;
-                    batch.fail(k, f);
+                    state.failures.push((k, f));
                 }
             }
         }
         let deleted = work.deletes.len() as u64;
-        let mut deleted_keys = Vec::with_capacity(work.deletes.len());
-        for id in &work.deletes {
-            let key = store.doc_key(name, id);
-            batch.delete(key);
-            deleted_keys.push(key);
+        for id in work.deletes {
+            ops.push(Op::delete(name, id));
+        }
+        stored += work.patches.len() as u64;
+        for (id, meta) in work.patches {
+            ops.push(Op::patch(name, id, meta));
         }
         let done_after = work
             .checkpoint
             .as_ref()
             .and_then(|m| (m.checkpoint.done > 0).then_some(m.checkpoint.done));
         if let Some(mark) = work.checkpoint {
-            batch.checkpoint(name, mark.checkpoint);
+            state.checkpoint = Some((name.to_owned(), mark.checkpoint));
             for (slot, token) in mark.tokens {
-                batch.token(name, slot, token);
+                state.tokens.push((name.to_owned(), slot, token));
             }
         }
-        let sealed = Sealed {
+        let ready = Ready {
             phase: work.phase,
-            batch,
-            records,
-            deleted_keys,
+            ops,
+            state,
             stored,
             deleted,
             failed,
@@ -851,7 +812,7 @@ fn process_stage(
             done_after,
             total: work.total,
         };
-        if tx.send(sealed).is_err() {
+        if tx.send(ready).is_err() {
             break;
         }
     }
@@ -883,13 +844,13 @@ impl IndexHandle {
     pub fn join(self) -> Result<Report> {
         self.thread
             .join()
-            .unwrap_or_else(|_| Err(Error::Corrupt("the indexing thread panicked".into())))
+            .unwrap_or_else(|_| Err(Error::Panicked("the indexing thread".into())))
     }
 }
 
 /// Runs [`run`] on a background thread and returns a handle to control it.
 pub fn spawn(
-    store: Arc<Store>,
+    index: Arc<Index>,
     mut source: Box<dyn Source>,
     decryptor: Arc<dyn Decryptor>,
     options: IndexOptions,
@@ -900,8 +861,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("sealdex-index".into())
         .spawn(move || {
-            run(
-                &store,
+            index.index_with(
                 source.as_mut(),
                 decryptor.as_ref(),
                 &options,

@@ -73,6 +73,8 @@ pub enum RecordKind {
     IndexChunk = 6,
     /// The store's compression dictionary (made of record encodings).
     Dictionary = 7,
+    /// A deleted record's tombstone: the version of its delete.
+    Tombstone = 8,
 }
 
 impl RecordKind {
@@ -86,6 +88,7 @@ impl RecordKind {
             RecordKind::Manifest => "manifest",
             RecordKind::IndexChunk => "index-chunk",
             RecordKind::Dictionary => "dictionary",
+            RecordKind::Tombstone => "tombstone",
         }
     }
 }

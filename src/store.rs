@@ -22,6 +22,7 @@
 //! |-----------|-------------------------|-------------------------------------|
 //! | `D`       | MAC(source, message id) | the [`Record`]                      |
 //! | `F`       | MAC(source, message id) | a [`Failure`] awaiting retry        |
+//! | `T`       | MAC(source, message id) | a deleted record's tombstone: the version of its delete (format 3) |
 //! | `C`       | MAC(label, source)      | a [`Checkpoint`] of a source        |
 //! | `M`       | `manifest`              | the [`Manifest`]: counts, generation|
 //! | `Z`       | `dictionary`            | the zstd dictionary of the records  |
@@ -71,9 +72,16 @@ use crate::source::{Cursor, MessageRef, SyncToken};
 ///   against the store's dictionary (`Z` in the table above, codec 3 of
 ///   [`crate::record`]), which format 1 readers do not know.
 ///
-/// An index in format 1 still opens, and keeps being written in format 1;
-/// creating an index anew writes format 2.
-pub const FORMAT_VERSION: u32 = 2;
+/// * 3: records carry their kind's fields and the version of the last op
+///   applied to them (the record layout is tagged in each record's codec
+///   byte, so records written in format 2 still read, side by side with
+///   new ones), and deleted records leave tombstones (`T`).
+///
+/// An index in format 1 still opens, and keeps its state encoded as in
+/// format 1. An index in format 2 is marked format 3 when it is opened, so
+/// that older builds refuse it instead of misreading its new records;
+/// nothing is rewritten. Creating an index anew writes format 3.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build still reads (and writes, to such an index).
 const OLDEST_FORMAT: u32 = 1;
 
@@ -86,6 +94,7 @@ const DB_DIR: &str = "db";
 
 const P_DOC: u8 = b'D';
 const P_FAILURE: u8 = b'F';
+const P_TOMBSTONE: u8 = b'T';
 const P_CHECKPOINT: u8 = b'C';
 const P_MANIFEST: u8 = b'M';
 const MANIFEST_KEY: &[u8] = b"Mmanifest";
@@ -128,6 +137,12 @@ impl DocKey {
     fn failure_key(&self) -> DocKey {
         let mut k = self.0;
         k[0] = P_FAILURE;
+        DocKey(k)
+    }
+
+    fn tombstone_key(&self) -> DocKey {
+        let mut k = self.0;
+        k[0] = P_TOMBSTONE;
         DocKey(k)
     }
 
@@ -202,61 +217,65 @@ pub struct Manifest {
     pub generation: u64,
 }
 
-/// What [`Store::apply`] did, for whoever follows the store (the inverted
-/// index skips looking for a record it cannot hold).
+/// A set of changes applied atomically and durably by [`Store::apply`]:
+/// crate-private, so that every write goes through the one write path
+/// (`crate::write`), which keeps the cache and the inverted index in step.
 #[derive(Debug, Default)]
-pub struct Applied {
-    /// For each put of the batch, in order: whether the store held no
-    /// document under its key before the batch.
-    pub new: Vec<bool>,
-}
-
-/// A set of changes applied atomically and durably by [`Store::apply`].
-#[derive(Debug, Default)]
-pub struct WriteBatch {
-    puts: Vec<(DocKey, Vec<u8>)>,
-    deletes: Vec<DocKey>,
+pub(crate) struct WriteBatch {
+    puts: Vec<Put>,
+    deletes: Vec<(DocKey, Option<u64>)>,
     failures: Vec<(DocKey, Failure)>,
     checkpoint: Option<(String, Checkpoint)>,
     tokens: Vec<(String, TokenSlot, Option<SyncToken>)>,
 }
 
+/// One sealed record to store, and what the writer knows of its key.
+#[derive(Debug)]
+struct Put {
+    key: DocKey,
+    sealed: Vec<u8>,
+    /// The store holds a document under this key (it is replaced).
+    existed: bool,
+    /// The store holds a tombstone under this key (it is removed).
+    tombstone: bool,
+}
+
 impl WriteBatch {
-    /// An empty batch.
-    pub fn new() -> Self {
-        Self::default()
+    /// Upserts a sealed document (from [`Store::seal_record`]); clears any
+    /// failure recorded for it. `existed` and `tombstone`: whether the
+    /// store holds a document or a tombstone under the key now.
+    pub(crate) fn put(&mut self, key: DocKey, sealed: Vec<u8>, existed: bool, tombstone: bool) {
+        self.puts.push(Put {
+            key,
+            sealed,
+            existed,
+            tombstone,
+        });
     }
-    /// Upserts a sealed document (from [`Store::seal_record`]); clears any failure recorded for it.
-    pub fn put(&mut self, key: DocKey, sealed: Vec<u8>) {
-        self.puts.push((key, sealed));
-    }
-    /// Deletes a document and any failure recorded for it.
-    pub fn delete(&mut self, key: DocKey) {
-        self.deletes.push(key);
+    /// Deletes a document and any failure recorded for it; with a version,
+    /// leaves a tombstone holding it.
+    pub(crate) fn delete(&mut self, key: DocKey, tombstone: Option<u64>) {
+        self.deletes.push((key, tombstone));
     }
     /// Records a failure for the message (replacing an earlier one).
-    pub fn fail(&mut self, key: DocKey, failure: Failure) {
+    pub(crate) fn fail(&mut self, key: DocKey, failure: Failure) {
         self.failures.push((key, failure));
     }
     /// Saves a source's checkpoint with this batch.
-    pub fn checkpoint(&mut self, source: &str, cp: Checkpoint) {
+    pub(crate) fn checkpoint(&mut self, source: &str, cp: Checkpoint) {
         self.checkpoint = Some((source.to_owned(), cp));
     }
     /// Stores (or with `None`, removes) a sync token of a source with this batch.
-    pub fn token(&mut self, source: &str, slot: TokenSlot, token: Option<SyncToken>) {
+    pub(crate) fn token(&mut self, source: &str, slot: TokenSlot, token: Option<SyncToken>) {
         self.tokens.push((source.to_owned(), slot, token));
     }
     /// Whether nothing would change.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.puts.is_empty()
             && self.deletes.is_empty()
             && self.failures.is_empty()
             && self.checkpoint.is_none()
             && self.tokens.is_empty()
-    }
-    /// Number of document upserts.
-    pub fn puts(&self) -> usize {
-        self.puts.len()
     }
 }
 
@@ -296,6 +315,12 @@ pub struct Store {
     dictionary: std::sync::OnceLock<Dictionary>,
     dictionary_stored: std::sync::atomic::AtomicBool,
     samples: std::sync::Mutex<zeroize::Zeroizing<Vec<u8>>>,
+    // The manifest's generation, as of the last applied batch: read by
+    // every search, so kept here rather than decrypted each time.
+    generation: std::sync::atomic::AtomicU64,
+    // How many tombstones the store holds: while none, a write need not
+    // look for one.
+    tombstones: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -502,10 +527,17 @@ impl Store {
             });
         }
         let lock = lock_dir(path)?;
-        let keyring = Keyring::read(path)?;
+        let mut keyring = Keyring::read(path)?;
         let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
         let db = open_db(path, cache_bytes)?;
         debug!(path = %path.display(), "unlocked index");
+        if keyring.format == 2 {
+            // Format 3 writes records an older build would misread: say
+            // so in the keyring before the first one is written.
+            keyring.format = FORMAT_VERSION;
+            keyring.write(path)?;
+            info!("index marked format {FORMAT_VERSION}; its records are read as they are");
+        }
         Self::finish_open(path, db, data_key, lock, keyring.format)
     }
 
@@ -549,9 +581,19 @@ impl Store {
             dictionary: std::sync::OnceLock::new(),
             dictionary_stored: std::sync::atomic::AtomicBool::new(false),
             samples: std::sync::Mutex::new(zeroize::Zeroizing::new(Vec::new())),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            tombstones: std::sync::atomic::AtomicU64::new(0),
         };
         store.check_commit_file()?;
         store.load_dictionary()?;
+        store.generation.store(
+            store.manifest()?.generation,
+            std::sync::atomic::Ordering::Release,
+        );
+        let tombstones = store.sealed.scan_prefix([P_TOMBSTONE]).keys().count() as u64;
+        store
+            .tombstones
+            .store(tombstones, std::sync::atomic::Ordering::Release);
         Ok(store)
     }
 
@@ -677,7 +719,7 @@ impl Store {
 
     /// Encodes and seals a record: the CPU-heavy part of a write, safe to run
     /// on many threads at once.
-    pub fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
+    pub(crate) fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
         let key = self.doc_key(&record.source, &record.id);
         let raw = record::raw(record);
         let encoded = record::with_layout(match self.dictionary_for(&raw) {
@@ -817,6 +859,32 @@ impl Store {
         }
     }
 
+    /// The store generation as of the last applied batch (the manifest's,
+    /// without decrypting it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The version of the delete that removed the record under `key`, if
+    /// it left a tombstone.
+    pub(crate) fn tombstone(&self, key: &DocKey) -> Result<Option<u64>> {
+        if self.tombstones.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        let tk = key.tombstone_key();
+        match self.sealed.get(tk.as_bytes())? {
+            None => Ok(None),
+            Some(v) => self
+                .open_state(RecordKind::Tombstone, tk.as_bytes(), &v)
+                .map(Some),
+        }
+    }
+
+    /// The sealed document under `key`, unopened.
+    pub(crate) fn get_sealed(&self, key: &DocKey) -> Result<Option<sled::IVec>> {
+        Ok(self.sealed.get(key.as_bytes())?)
+    }
+
     /// The failure recorded for a message, if any.
     pub fn failure(&self, key: &DocKey) -> Result<Option<Failure>> {
         let fk = key.failure_key();
@@ -841,13 +909,10 @@ impl Store {
 
     /// Applies a batch atomically, then flushes it to disk: once this
     /// returns, the batch survives a crash.
-    pub fn apply(&self, batch: WriteBatch) -> Result<Applied> {
+    pub(crate) fn apply(&self, batch: WriteBatch) -> Result<()> {
         if batch.is_empty() {
-            return Ok(Applied::default());
+            return Ok(());
         }
-        let mut applied = Applied {
-            new: Vec::with_capacity(batch.puts.len()),
-        };
         let _guard = self
             .write_lock
             .lock()
@@ -859,20 +924,23 @@ impl Store {
         // record saved on every clean run).
         let any_failures = manifest.failures > 0;
         let mut b = sled::Batch::default();
-        for (key, sealed) in batch.puts {
-            let new = !self.sealed.contains_key(key.as_bytes())?;
-            if new {
+        let mut tombstones = 0i64;
+        for put in batch.puts {
+            if !put.existed {
                 manifest.documents += 1;
             }
-            applied.new.push(new);
-            let fk = key.failure_key();
+            let fk = put.key.failure_key();
             if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
                 b.remove(fk.as_bytes());
             }
-            b.insert(key.as_bytes(), sealed);
+            if put.tombstone {
+                b.remove(put.key.tombstone_key().as_bytes());
+                tombstones -= 1;
+            }
+            b.insert(put.key.as_bytes(), put.sealed);
         }
-        for key in batch.deletes {
+        for (key, tombstone) in batch.deletes {
             if self.sealed.contains_key(key.as_bytes())? {
                 manifest.documents = manifest.documents.saturating_sub(1);
                 b.remove(key.as_bytes());
@@ -881,6 +949,16 @@ impl Store {
             if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
                 b.remove(fk.as_bytes());
+            }
+            if let Some(version) = tombstone {
+                let tk = key.tombstone_key();
+                if !self.sealed.contains_key(tk.as_bytes())? {
+                    tombstones += 1;
+                }
+                b.insert(
+                    tk.as_bytes(),
+                    self.seal_state(RecordKind::Tombstone, tk.as_bytes(), &version),
+                );
             }
         }
         for (key, failure) in batch.failures {
@@ -938,7 +1016,14 @@ impl Store {
                 .store(true, std::sync::atomic::Ordering::Release);
         }
         self.write_commit_file(&manifest)?;
-        Ok(applied)
+        self.generation
+            .store(manifest.generation, std::sync::atomic::Ordering::Release);
+        let held = self.tombstones.load(std::sync::atomic::Ordering::Acquire) as i64;
+        self.tombstones.store(
+            (held + tombstones).max(0) as u64,
+            std::sync::atomic::Ordering::Release,
+        );
+        Ok(())
     }
 
     /// Authenticates every sealed record and checks the manifest's counts.
@@ -978,6 +1063,9 @@ impl Store {
                     .open(RecordKind::Checkpoint, &k, &v)
                     .map(|_| false)
                     .map_err(|e| e.into_error(RecordKind::Checkpoint)),
+                Some(&P_TOMBSTONE) => self
+                    .open_state::<u64>(RecordKind::Tombstone, &k, &v)
+                    .map(|_| false),
                 Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
                 Some(&P_DICTIONARY) if &k[..] == DICTIONARY_KEY => self
                     .keys

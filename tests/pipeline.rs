@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::{self, Control, IndexOptions, Phase, RetryPolicy};
-use sealdex::{Credential, DecryptError, Decryptor, Error, KdfParams, Message, RawMessage, Store};
+use sealdex::{
+    Credential, DecryptError, Decryptor, Error, Index, IndexConfig, KdfParams, Message, RawMessage,
+};
 
 fn mailbox(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
@@ -24,11 +26,14 @@ fn mailbox(dir: &Path, n: usize) {
     }
 }
 
-fn store(dir: &Path) -> Store {
-    Store::create(
+fn index(dir: &Path) -> Index {
+    Index::create(
         dir,
         &Credential::passphrase("pw"),
-        KdfParams::insecure_fast(),
+        IndexConfig {
+            kdf: KdfParams::insecure_fast(),
+            ..IndexConfig::default()
+        },
     )
     .unwrap()
 }
@@ -44,13 +49,13 @@ fn small_batches() -> IndexOptions {
 fn cancel_then_resume_stores_everything_once() {
     let tmp = tempfile::tempdir().unwrap();
     mailbox(&tmp.path().join("mail"), 600);
-    let store = store(&tmp.path().join("idx"));
+    let index = index(&tmp.path().join("idx"));
     let mut source = sealdex::backends::open_path(&tmp.path().join("mail")).unwrap();
     let control = Control::new();
     let c = control.clone();
     let mut events = 0;
     let err = pipeline::run(
-        &store,
+        &index,
         source.as_mut(),
         &PassThrough::default(),
         &small_batches(),
@@ -65,10 +70,11 @@ fn cancel_then_resume_stores_everything_once() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Cancelled), "{err:?}");
-    let partial = store.len().unwrap();
+    let partial = index.store().len().unwrap();
     assert!(partial > 0 && partial < 600, "{partial}");
     assert!(
-        store
+        index
+            .store()
             .checkpoint(source.name())
             .unwrap()
             .unwrap()
@@ -78,7 +84,7 @@ fn cancel_then_resume_stores_everything_once() {
 
     let mut source = sealdex::backends::open_path(&tmp.path().join("mail")).unwrap();
     let report = pipeline::run(
-        &store,
+        &index,
         source.as_mut(),
         &PassThrough::default(),
         &small_batches(),
@@ -87,18 +93,18 @@ fn cancel_then_resume_stores_everything_once() {
     )
     .unwrap();
     assert!(report.stored as usize <= 600 - partial as usize + 16 * 2);
-    assert_eq!(store.len().unwrap(), 600);
-    assert!(store.verify().is_ok());
+    assert_eq!(index.store().len().unwrap(), 600);
+    assert!(index.store().verify().is_ok());
 }
 
 #[test]
 fn pause_and_resume_from_another_thread() {
     let tmp = tempfile::tempdir().unwrap();
     mailbox(&tmp.path().join("mail"), 200);
-    let store = Arc::new(store(&tmp.path().join("idx")));
+    let index = Arc::new(index(&tmp.path().join("idx")));
     let source = sealdex::backends::open_path(&tmp.path().join("mail")).unwrap();
     let handle = pipeline::spawn(
-        Arc::clone(&store),
+        Arc::clone(&index),
         source,
         Arc::new(PassThrough::default()),
         small_batches(),
@@ -106,10 +112,10 @@ fn pause_and_resume_from_another_thread() {
     handle.control().pause();
     assert!(handle.control().is_paused());
     std::thread::sleep(Duration::from_millis(100));
-    let during_pause = store.len().unwrap();
+    let during_pause = index.store().len().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // Paused: at most the batches already in flight land.
-    assert!(store.len().unwrap() <= during_pause + 16 * 4);
+    assert!(index.store().len().unwrap() <= during_pause + 16 * 4);
     handle.control().resume();
     let progress = handle.progress().clone();
     let report = handle.join().unwrap();
@@ -119,7 +125,7 @@ fn pause_and_resume_from_another_thread() {
     assert_eq!(last.phase, Phase::Done);
     assert_eq!(last.done, 200);
     assert!(last.bytes > 0);
-    assert_eq!(store.len().unwrap(), 200);
+    assert_eq!(index.store().len().unwrap(), 200);
 }
 
 /// Fails every message whose id contains "7" until switched off.
@@ -138,7 +144,7 @@ impl Decryptor for Flaky {
 fn failures_are_recorded_then_retried_with_backoff() {
     let tmp = tempfile::tempdir().unwrap();
     mailbox(&tmp.path().join("mail"), 100);
-    let store = store(&tmp.path().join("idx"));
+    let index = index(&tmp.path().join("idx"));
     let flaky = Flaky(AtomicBool::new(true));
     let options = IndexOptions {
         retry: RetryPolicy {
@@ -150,7 +156,7 @@ fn failures_are_recorded_then_retried_with_backoff() {
     let run = |opts: &IndexOptions| {
         let mut source = sealdex::backends::open_path(&tmp.path().join("mail")).unwrap();
         pipeline::run(
-            &store,
+            &index,
             source.as_mut(),
             &flaky,
             opts,
@@ -162,8 +168,8 @@ fn failures_are_recorded_then_retried_with_backoff() {
     let first = run(&options);
     let failing = (0..100).filter(|i| format!("{i:05}").contains('7')).count();
     assert_eq!(first.failed as usize, failing);
-    assert_eq!(store.len().unwrap() as usize, 100 - failing);
-    let failures = store.failures().unwrap();
+    assert_eq!(index.store().len().unwrap() as usize, 100 - failing);
+    let failures = index.store().failures().unwrap();
     assert_eq!(failures.len(), failing);
     assert!(
         failures
@@ -174,7 +180,14 @@ fn failures_are_recorded_then_retried_with_backoff() {
     // Still failing: attempts grow.
     let second = run(&options);
     assert_eq!(second.failed as usize, failing);
-    assert!(store.failures().unwrap().iter().all(|f| f.attempts == 2));
+    assert!(
+        index
+            .store()
+            .failures()
+            .unwrap()
+            .iter()
+            .all(|f| f.attempts == 2)
+    );
 
     // With backoff, a later run does not retry yet.
     let slow = IndexOptions {
@@ -184,12 +197,12 @@ fn failures_are_recorded_then_retried_with_backoff() {
     flaky.0.store(false, Ordering::SeqCst);
     let third = run(&slow);
     assert_eq!(third.failed, 0);
-    assert_eq!(store.failures().unwrap().len(), failing);
+    assert_eq!(index.store().failures().unwrap().len(), failing);
 
     // Once due, the retry succeeds and the failures are cleared.
     let fourth = run(&options);
     assert_eq!(fourth.stored as usize, failing);
-    assert!(store.failures().unwrap().is_empty());
-    assert_eq!(store.len().unwrap(), 100);
-    assert!(store.verify().is_ok());
+    assert!(index.store().failures().unwrap().is_empty());
+    assert_eq!(index.store().len().unwrap(), 100);
+    assert!(index.store().verify().is_ok());
 }

@@ -44,6 +44,40 @@ impl<'a> Scorer<'a> {
         }
     }
 
+    /// A scorer whose statistics come from the tail of uncommitted
+    /// batches alone (see [`super::scan::match_tail`]).
+    pub(crate) fn for_tail(
+        needles: &[&'a Needle],
+        tail: &[std::sync::Arc<super::scan::TailBatch>],
+    ) -> Self {
+        let docs: usize = tail.iter().map(|b| b.keys.len()).sum();
+        let total = docs.max(1) as f32;
+        let tokens: f64 = tail
+            .iter()
+            .flat_map(|b| b.shard.tokens.iter())
+            .map(|t| *t as f64)
+            .sum();
+        let needles = needles
+            .iter()
+            .map(|n| {
+                let plan = Plan::Text((*n).clone());
+                let df = tail
+                    .iter()
+                    .map(|b| {
+                        let prep = forward::Prepared::new(&plan, &b.folders);
+                        forward::shard_matches(&plan, &b.shard, &prep).count()
+                    })
+                    .sum::<usize>() as f32;
+                let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();
+                (*n, idf)
+            })
+            .collect();
+        Scorer {
+            needles,
+            avg_tokens: (tokens as f32 / total).max(1.0),
+        }
+    }
+
     pub(crate) fn score(&self, shard: &Shard, slot: usize, tokens: u32) -> f32 {
         let norm = K1 * (1.0 - B + B * tokens as f32 / self.avg_tokens);
         self.needles

@@ -80,3 +80,73 @@ pub(crate) fn offer_shard(
 }
 
 pub(crate) const STREAM_BATCH: usize = 2048;
+
+/// One batch the inverted index was given but has not committed: its
+/// records laid out as a shard for the forward scan (slot `i` is
+/// `keys[i]`), and its deletes. A search runs the scan over the tail of
+/// such batches and the committed index over the rest.
+pub(crate) struct TailBatch {
+    pub(crate) keys: Vec<DocKey>,
+    pub(crate) deleted: Vec<DocKey>,
+    pub(crate) shard: Shard,
+    pub(crate) folders: FolderSets,
+}
+
+impl TailBatch {
+    pub(crate) fn new(stored: &[crate::write::Committed], deleted: &[DocKey]) -> Self {
+        let mut shard = Shard::default();
+        let mut folders = FolderSets::default();
+        let mut scratch = String::new();
+        for (i, c) in stored.iter().enumerate() {
+            shard.push(&c.record, i as u32, &mut folders, &mut scratch);
+        }
+        TailBatch {
+            keys: stored.iter().map(|c| c.key).collect(),
+            deleted: deleted.to_vec(),
+            shard,
+            folders,
+        }
+    }
+}
+
+/// The tail's matches for a page: each record in its newest version only
+/// (a later batch's put or delete hides an earlier one). Returns the count
+/// and the page's best, and every key the tail touches (to leave out of
+/// the committed index).
+pub(crate) fn match_tail(
+    tail: &[std::sync::Arc<TailBatch>],
+    plan: &crate::query::plan::Plan,
+    needles: &[&crate::query::plan::Needle],
+    order: Order,
+    k: usize,
+    cursor: Option<&Matched>,
+) -> (usize, Vec<Matched>, Vec<DocKey>) {
+    let mut seen: std::collections::HashSet<DocKey> = std::collections::HashSet::new();
+    let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
+    let mut total = 0;
+    let scorer = (order == Order::Relevance).then(|| Scorer::for_tail(needles, tail));
+    for batch in tail.iter().rev() {
+        let prep = forward::Prepared::new(plan, &batch.folders);
+        let mut slots = forward::shard_matches(plan, &batch.shard, &prep);
+        for (slot, key) in batch.keys.iter().enumerate() {
+            // Hidden by a later batch (or later in this one).
+            if !seen.insert(*key) {
+                slots.clear(slot);
+            }
+        }
+        for key in &batch.deleted {
+            seen.insert(*key);
+        }
+        total += slots.count();
+        offer_shard(
+            &batch.shard,
+            &slots,
+            order,
+            scorer.as_ref(),
+            cursor,
+            &mut best,
+            |slot| batch.keys.get(slot).copied(),
+        );
+    }
+    (total, best.into_sorted(), seen.into_iter().collect())
+}

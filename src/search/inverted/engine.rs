@@ -58,11 +58,12 @@ use super::schema::{IndexSchema, KEY_WORDS, UNDATED, key_from_words};
 use crate::config::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
-use crate::pipeline::Committed;
 use crate::query::plan::Plan;
 use crate::seal;
 use crate::search::Matched;
+use crate::search::scan::TailBatch;
 use crate::store::{DocKey, Store};
+use crate::write::Committed;
 
 /// The inverted index's format. Bump it with any change to the schema, the
 /// tokenizer, or the tantivy version's file format: an index of another
@@ -184,6 +185,14 @@ pub(crate) struct Inverted {
     /// the index is marked broken. While set, a record new to the store is
     /// known to be absent from the index (see [`apply`](Self::apply)).
     in_step: AtomicBool,
+    /// Store generation of the last batch given to [`apply`](Self::apply)
+    /// while in step ([`NO_GENERATION`] when not following the store).
+    applied: AtomicU64,
+    /// The batches applied since the last commit, for searches: the
+    /// committed index answers for the rest, this tail for these (see
+    /// [`snapshot`](Self::snapshot)). Swapped with the reader at each
+    /// commit, under this lock.
+    tail: Mutex<Vec<Arc<TailBatch>>>,
     /// Live segments' hit columns.
     columns: ColumnCache,
     /// Threads a search may split its segments over.
@@ -312,6 +321,8 @@ impl Inverted {
             reader,
             writing: Mutex::new(None),
             committed: AtomicU64::new(generation),
+            applied: AtomicU64::new(NO_GENERATION),
+            tail: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),
             in_step: AtomicBool::new(false),
             columns: ColumnCache::default(),
@@ -329,6 +340,21 @@ impl Inverted {
     /// no read has failed since.
     pub(crate) fn is_current(&self, generation: u64) -> bool {
         !self.broken.load(Ordering::Acquire) && self.committed.load(Ordering::Acquire) == generation
+    }
+
+    /// Whether the index follows the store at generation `generation`:
+    /// every batch up to it was applied (committed, or in the tail).
+    pub(crate) fn is_following(&self, generation: u64) -> bool {
+        !self.broken.load(Ordering::Acquire)
+            && self.in_step.load(Ordering::Acquire)
+            && self.applied.load(Ordering::Acquire) == generation
+    }
+
+    /// What a search reads: the committed index and the batches applied
+    /// since, taken together so that a commit cannot fall between them.
+    pub(crate) fn snapshot(&self) -> (tantivy::Searcher, Vec<Arc<TailBatch>>) {
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        (self.reader.searcher(), tail.clone())
     }
 
     /// Whether a read failed authentication since the last rebuild.
@@ -407,6 +433,16 @@ impl Inverted {
         }
         w.pending += stored.len() + deleted.len();
         w.generation = generation;
+        if !stored.is_empty() || !deleted.is_empty() {
+            let batch = Arc::new(TailBatch::new(stored, deleted));
+            self.tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch);
+        }
+        if in_step {
+            self.applied.store(generation, Ordering::Release);
+        }
         if w.pending >= COMMIT_DOCS || w.since.elapsed() >= COMMIT_INTERVAL {
             self.commit_locked(w)?;
         }
@@ -446,6 +482,8 @@ impl Inverted {
     /// before anything else writes either).
     pub(crate) fn mark_in_step(&self) {
         self.in_step.store(true, Ordering::Release);
+        self.applied
+            .store(self.committed.load(Ordering::Acquire), Ordering::Release);
     }
 
     /// Closes the writer, if one is open: waits for merges in flight so that
@@ -469,6 +507,7 @@ impl Inverted {
     /// Marks the index as not to be used until a rebuild.
     pub(crate) fn mark_broken(&self) {
         self.in_step.store(false, Ordering::Release);
+        self.applied.store(NO_GENERATION, Ordering::Release);
         self.broken.store(true, Ordering::Release);
     }
 
@@ -486,9 +525,14 @@ impl Inverted {
         prepared
             .commit()
             .map_err(|e| tantivy_err("committing the inverted index", e))?;
-        self.reader
-            .reload()
-            .map_err(|e| tantivy_err("reloading the inverted index", e))?;
+        {
+            // The reader and the tail change together for searches.
+            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            self.reader
+                .reload()
+                .map_err(|e| tantivy_err("reloading the inverted index", e))?;
+            tail.clear();
+        }
         let live = self
             .reader
             .searcher()
@@ -527,6 +571,7 @@ impl Inverted {
     ) -> Result<CatchUp> {
         let started = Instant::now();
         self.in_step.store(false, Ordering::Release);
+        self.applied.store(NO_GENERATION, Ordering::Release);
         let generation = store.manifest()?.generation;
         let mut guard = self.lock_writing()?;
         let w = &mut *guard;
@@ -599,6 +644,7 @@ impl Inverted {
         self.commit_locked(w)?;
         self.broken.store(false, Ordering::Release);
         self.in_step.store(true, Ordering::Release);
+        self.applied.store(generation, Ordering::Release);
         info!(
             indexed = report.indexed,
             removed = report.removed,
@@ -642,18 +688,42 @@ impl Inverted {
     /// be on the page are returned: the newest `limit + 1` after the cursor,
     /// with every record that ties the last of them in date; the count is
     /// still of all matches. Only those have their keys read.
+    ///
+    /// `searcher` is the committed index to read (from
+    /// [`snapshot`](Self::snapshot), or the current one), and the records
+    /// under `exclude` are left out of it: the tail holds newer versions
+    /// of them, or their deletes.
     pub(crate) fn search(
         &self,
         plan: &Plan,
         scored: bool,
         window: Option<Window>,
+        searcher: Option<&tantivy::Searcher>,
+        exclude: &[DocKey],
     ) -> Result<(usize, Vec<Matched>)> {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let searcher = self.reader.searcher();
-            let query: Box<dyn TQuery> = compile_plan(plan, &self.schema, &searcher, scored);
+            let current;
+            let searcher = match searcher {
+                Some(s) => s,
+                None => {
+                    current = self.reader.searcher();
+                    &current
+                }
+            };
+            let mut query: Box<dyn TQuery> = compile_plan(plan, &self.schema, searcher, scored);
+            if !exclude.is_empty() {
+                let terms = exclude.iter().map(|k| self.schema.key_term(k));
+                query = Box::new(tantivy::query::BooleanQuery::new(vec![
+                    (tantivy::query::Occur::Must, query),
+                    (
+                        tantivy::query::Occur::MustNot,
+                        Box::new(tantivy::query::TermSetQuery::new(terms)),
+                    ),
+                ]));
+            }
             match window {
                 Some(w) if !scored => self.threads.search(
-                    &searcher,
+                    searcher,
                     &*query,
                     &Newest {
                         window: w,
@@ -663,7 +733,7 @@ impl Inverted {
                 _ => self
                     .threads
                     .search(
-                        &searcher,
+                        searcher,
                         &*query,
                         &AllFound {
                             scored,

@@ -1,0 +1,328 @@
+//! The one write path: applies a batch of [`Op`]s to the store, and in the
+//! same step to the decrypted cache and the inverted index, one writer at a
+//! time.
+//!
+//! # Why one door
+//!
+//! The store is the truth; the cache and the inverted index follow it. A
+//! write that reached the store by another way would leave them behind
+//! without anyone knowing, and the inverted index could then claim to be
+//! current while missing a batch. So the store's batch type is private to
+//! the crate, and everything that changes an index (the pipeline, an app's
+//! pushed ops, reflected ops from other devices) comes through [`apply`],
+//! which holds the writer lock from reading the records' versions to
+//! handing the batch to the followers.
+//!
+//! # One batch
+//!
+//! 1. The records the ops name are read (their version: a stored record's
+//!    [`revision`](crate::Record::revision), or a tombstone's).
+//! 2. The ops are resolved in order against what the batch has done so far
+//!    ([`crate::ops`] says when an op changes nothing).
+//! 3. The changed records are sealed in parallel and written, with the
+//!    caller's checkpoint, failures and sync tokens, in one atomic, flushed
+//!    store batch: durable when `apply` returns.
+//! 4. The cache and the inverted index are given the batch while searches
+//!    are held off for that moment (the `view` lock), so a search sees
+//!    either all of a batch in all three or none of it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ops::{Applied, Op};
+use crate::record::Record;
+use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot, WriteBatch};
+
+/// One record a batch stored, as a follower (the cache, the inverted index)
+/// sees it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Where the record is stored.
+    pub key: DocKey,
+    /// The record itself (plaintext, in memory only).
+    pub record: Arc<Record>,
+    /// The stored envelope's [`stamp`](crate::seal::stamp): changes with
+    /// every write of the record, so a follower (the inverted index) can
+    /// tell which records it has seen in their current version without
+    /// decrypting anything.
+    pub stamp: u64,
+    /// The store held no document under this key before this batch: a
+    /// follower need not look for an older version.
+    pub new: bool,
+}
+
+/// What a batch wrote, for the followers.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// The records stored.
+    pub stored: Vec<Committed>,
+    /// The keys deleted.
+    pub deleted: Vec<DocKey>,
+    /// The store generation after the batch.
+    pub generation: u64,
+    /// The store generation before it.
+    pub previous: u64,
+}
+
+/// What the pipeline writes with its ops: state that must land in the same
+/// atomic batch as the records it describes.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Messages that failed, recorded for retry.
+    pub failures: Vec<(DocKey, Failure)>,
+    /// A source's checkpoint.
+    pub checkpoint: Option<(String, Checkpoint)>,
+    /// A source's sync tokens.
+    pub tokens: Vec<(String, TokenSlot, Option<crate::source::SyncToken>)>,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.failures.is_empty() && self.checkpoint.is_none() && self.tokens.is_empty()
+    }
+}
+
+/// The clock that versions ops given as version 0: microseconds since the
+/// epoch, never going backwards while the index is open.
+#[derive(Debug)]
+pub(crate) struct Clock(AtomicU64);
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock(AtomicU64::new(0))
+    }
+
+    /// A version above `floor` and above every earlier one.
+    fn next_above(&self, floor: u64) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut prev = self.0.load(Ordering::Acquire);
+        loop {
+            let next = now.max(prev + 1).max(floor + 1);
+            match self
+                .0
+                .compare_exchange(prev, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+}
+
+/// What the store holds under one key, as the batch goes.
+#[derive(Clone, Debug)]
+enum Current {
+    /// Nothing, not even a tombstone.
+    Absent,
+    /// A tombstone of this version.
+    Deleted(u64),
+    /// A record.
+    Present(Arc<Record>),
+}
+
+impl Current {
+    fn version(&self) -> u64 {
+        match self {
+            Current::Absent => 0,
+            Current::Deleted(v) => *v,
+            Current::Present(r) => r.revision,
+        }
+    }
+}
+
+/// What the store held under a key before the batch.
+#[derive(Clone, Copy, Debug)]
+struct Before {
+    document: bool,
+    tombstone: bool,
+}
+
+/// Resolves `ops` against the store and writes the batch, with `state`.
+/// Returns what changed and what the followers must be given. The caller
+/// holds the writer lock.
+pub(crate) fn write(
+    store: &Store,
+    clock: &Clock,
+    ops: Vec<Op>,
+    state: State,
+) -> Result<(Applied, Written)> {
+    let mut applied = Applied::default();
+    let keys: Vec<DocKey> = ops
+        .iter()
+        .map(|op| store.doc_key(op.source(), op.id()))
+        .collect();
+    // 1. What the store holds under each key the batch names.
+    let mut distinct: Vec<DocKey> = keys.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let loaded: Result<Vec<(DocKey, Current, Before)>> = distinct
+        .par_iter()
+        .map(|key| {
+            if let Some(sealed) = store.get_sealed(key)? {
+                let record = store.open_record(key.as_bytes(), &sealed)?;
+                let tombstone = store.tombstone(key)?.is_some();
+                return Ok((
+                    *key,
+                    Current::Present(Arc::new(record)),
+                    Before {
+                        document: true,
+                        tombstone,
+                    },
+                ));
+            }
+            Ok(match store.tombstone(key)? {
+                Some(v) => (
+                    *key,
+                    Current::Deleted(v),
+                    Before {
+                        document: false,
+                        tombstone: true,
+                    },
+                ),
+                None => (
+                    *key,
+                    Current::Absent,
+                    Before {
+                        document: false,
+                        tombstone: false,
+                    },
+                ),
+            })
+        })
+        .collect();
+    let mut now: HashMap<DocKey, Current> = HashMap::with_capacity(distinct.len());
+    let mut before: HashMap<DocKey, Before> = HashMap::with_capacity(distinct.len());
+    for (k, c, b) in loaded? {
+        now.insert(k, c);
+        before.insert(k, b);
+    }
+    // 2. The ops in order, each against what the batch has done so far.
+    let mut changed: Vec<DocKey> = Vec::new();
+    for (op, key) in ops.into_iter().zip(keys) {
+        let cur = now.get(&key).cloned().unwrap_or(Current::Absent);
+        let have = cur.version();
+        let resolve = |v: u64| if v == 0 { clock.next_above(have) } else { v };
+        let next = match op {
+            Op::Upsert(mut u) => {
+                let v = resolve(u.version);
+                if v <= have {
+                    applied.skipped += 1;
+                    continue;
+                }
+                u.record.revision = v;
+                u.version = v;
+                let record = Arc::new(u.record.clone());
+                applied.ops.push(Op::Upsert(u));
+                Current::Present(record)
+            }
+            Op::Patch(mut p) => {
+                let Current::Present(record) = &cur else {
+                    applied.skipped += 1;
+                    continue;
+                };
+                let v = resolve(p.version);
+                let mut patched = Record::clone(record);
+                if v <= have || !p.set.apply_to(&mut patched) {
+                    applied.skipped += 1;
+                    continue;
+                }
+                patched.revision = v;
+                p.version = v;
+                applied.ops.push(Op::Patch(p));
+                Current::Present(Arc::new(patched))
+            }
+            Op::Delete(mut d) => {
+                // Deleting what was never stored needs a tombstone only
+                // when the op has a version of its own: an older upsert
+                // may still be on its way.
+                if matches!(cur, Current::Absent) && d.version == 0 {
+                    applied.skipped += 1;
+                    continue;
+                }
+                let v = resolve(d.version);
+                if v <= have {
+                    applied.skipped += 1;
+                    continue;
+                }
+                d.version = v;
+                applied.ops.push(Op::Delete(d));
+                Current::Deleted(v)
+            }
+        };
+        now.insert(key, next);
+        changed.push(key);
+    }
+    changed.sort_unstable();
+    changed.dedup();
+    // 3. Seal what changed, in parallel, and write it with the state.
+    // Per key: the record and its envelope to put, or the delete's version.
+    type Sealed = (DocKey, Option<(Arc<Record>, Vec<u8>)>, u64);
+    let sealed: Vec<Sealed> = changed
+        .par_iter()
+        .map(|key| match now.get(key) {
+            Some(Current::Present(record)) => {
+                let (_, envelope) = store.seal_record(record);
+                (*key, Some((Arc::clone(record), envelope)), 0)
+            }
+            Some(Current::Deleted(v)) => (*key, None, *v),
+            _ => (*key, None, 0),
+        })
+        .collect();
+    let mut batch = WriteBatch::default();
+    let mut written = Written {
+        previous: store.generation(),
+        ..Written::default()
+    };
+    for (key, put, version) in sealed {
+        let b = before.get(&key).copied().unwrap_or(Before {
+            document: false,
+            tombstone: false,
+        });
+        match put {
+            Some((record, envelope)) => {
+                written.stored.push(Committed {
+                    key,
+                    record,
+                    stamp: crate::seal::stamp(&envelope),
+                    new: !b.document,
+                });
+                batch.put(key, envelope, b.document, b.tombstone);
+            }
+            None => {
+                batch.delete(key, Some(version));
+                if b.document {
+                    written.deleted.push(key);
+                }
+            }
+        }
+    }
+    if applied.ops.is_empty() && state.is_empty() {
+        written.generation = written.previous;
+        return Ok((applied, written));
+    }
+    for (key, f) in state.failures {
+        batch.fail(key, f);
+    }
+    if let Some((source, cp)) = state.checkpoint {
+        batch.checkpoint(&source, cp);
+    }
+    for (source, slot, token) in state.tokens {
+        batch.token(&source, slot, token);
+    }
+    store.apply(batch)?;
+    written.generation = store.generation();
+    if written.generation != written.previous + 1 {
+        return Err(Error::Corrupt(format!(
+            "the store went from batch {} to {} in one write",
+            written.previous, written.generation
+        )));
+    }
+    Ok((applied, written))
+}
