@@ -41,6 +41,9 @@ use crate::query::plan::{self, fold_name};
 use crate::record::{Field, Flags, Record};
 use crate::store::DocKey;
 
+/// Records read from the store at a time, decrypted in parallel.
+pub(crate) const STREAM_BATCH: usize = 2048;
+
 /// Target size of one shard's arena: large enough that memmem runs long,
 /// small enough that two cores share the work evenly.
 const SHARD_BYTES: usize = 2 << 20;
@@ -410,7 +413,6 @@ impl CacheState {
         budget: usize,
     ) -> crate::error::Result<Self> {
         use crate::error::{Error, Result};
-        use crate::search::scan::STREAM_BATCH;
         use rayon::prelude::*;
         let started = std::time::Instant::now();
         // First pass: every record's date, key and cost, keeping only the

@@ -169,6 +169,14 @@ impl Index {
         Ok(())
     }
 
+    /// Whether the decrypted cache of the forward scan has been filled
+    /// (the first forward search fills it). For benchmarks and tests that
+    /// check a search did not fall back to decrypting the store.
+    #[doc(hidden)]
+    pub fn decrypted_cache_is_filled(&self) -> bool {
+        self.cache_loaded.load(Ordering::Acquire)
+    }
+
     /// The index directory.
     pub fn path(&self) -> &Path {
         self.store.path()

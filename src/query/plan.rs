@@ -22,8 +22,9 @@ use crate::record::Field;
 /// Bit set of fields, bit `f as u8`.
 pub(crate) type FieldMask = u8;
 
-/// The fields a term without a field prefix searches.
-pub(crate) const DEFAULT_FIELDS: FieldMask = 0b1_1111;
+/// The fields a term without a field prefix searches: every one (an
+/// event's location is found by a plain word, as its summary is).
+pub(crate) const DEFAULT_FIELDS: FieldMask = (1 << Field::ALL.len()) - 1;
 
 /// A text term, normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! when the decrypted cache answers a query.
 
 use super::forward;
-use crate::cache::{CacheState, Shard};
+use crate::cache::{CacheState, FolderSets, Shard};
 use crate::query::plan::{Needle, Plan};
 
 /// BM25 over the positive terms of a query. Document frequencies come from
@@ -44,28 +44,26 @@ impl<'a> Scorer<'a> {
         }
     }
 
-    /// A scorer whose statistics come from the tail of uncommitted
-    /// batches alone (see [`super::scan::match_tail`]).
-    pub(crate) fn for_tail(
-        needles: &[&'a Needle],
-        tail: &[std::sync::Arc<super::scan::TailBatch>],
-    ) -> Self {
-        let docs: usize = tail.iter().map(|b| b.keys.len()).sum();
+    /// A scorer whose statistics come from `shards` alone (each with its
+    /// folder sets): the tail of uncommitted batches (see
+    /// [`super::scan::match_tail`]).
+    pub(crate) fn for_shards(needles: &[&'a Needle], shards: &[(&Shard, &FolderSets)]) -> Self {
+        let docs: usize = shards.iter().map(|(s, _)| s.tokens.len()).sum();
         let total = docs.max(1) as f32;
-        let tokens: f64 = tail
+        let tokens: f64 = shards
             .iter()
-            .flat_map(|b| b.shard.tokens.iter())
+            .flat_map(|(s, _)| s.tokens.iter())
             .map(|t| *t as f64)
             .sum();
         let needles = needles
             .iter()
             .map(|n| {
                 let plan = Plan::Text((*n).clone());
-                let df = tail
+                let df = shards
                     .iter()
-                    .map(|b| {
-                        let prep = forward::Prepared::new(&plan, &b.folders);
-                        forward::shard_matches(&plan, &b.shard, &prep).count()
+                    .map(|(shard, folders)| {
+                        let prep = forward::Prepared::new(&plan, folders);
+                        forward::shard_matches(&plan, shard, &prep).count()
                     })
                     .sum::<usize>() as f32;
                 let idf = (1.0 + (total - df + 0.5) / (df + 0.5)).ln();

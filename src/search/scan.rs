@@ -4,6 +4,7 @@
 use super::bm25::Scorer;
 use super::forward::{self, Best};
 use super::{Matched, Order, cmp_matched};
+pub(crate) use crate::cache::STREAM_BATCH;
 use crate::cache::{FolderSets, Shard};
 use crate::record::Record;
 use crate::store::DocKey;
@@ -79,8 +80,6 @@ pub(crate) fn offer_shard(
     }
 }
 
-pub(crate) const STREAM_BATCH: usize = 2048;
-
 /// One batch the inverted index was given but has not committed: its
 /// records laid out as a shard for the forward scan (slot `i` is
 /// `keys[i]`), and its deletes. A search runs the scan over the tail of
@@ -124,7 +123,11 @@ pub(crate) fn match_tail(
     let mut seen: std::collections::HashSet<DocKey> = std::collections::HashSet::new();
     let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
     let mut total = 0;
-    let scorer = (order == Order::Relevance).then(|| Scorer::for_tail(needles, tail));
+    let scorer = (order == Order::Relevance).then(|| {
+        let shards: Vec<(&Shard, &FolderSets)> =
+            tail.iter().map(|b| (&b.shard, &b.folders)).collect();
+        Scorer::for_shards(needles, &shards)
+    });
     for batch in tail.iter().rev() {
         let prep = forward::Prepared::new(plan, &batch.folders);
         let mut slots = forward::shard_matches(plan, &batch.shard, &prep);

@@ -45,17 +45,7 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         let source = sealdex::backends::open_path(path).map_err(|e| Fail::msg(e.0))?;
         sources.push((path, source));
     }
-    let (store, created) = if exists(dir) {
-        let cred = crate::creds::existing(key_file)?;
-        (Store::open(dir, &cred)?, false)
-    } else {
-        let cred = crate::creds::new(key_file, "SEALDEX_PASSPHRASE", "New passphrase")?;
-        Store::open_or_create(dir, &cred, KdfParams::default())?
-    };
-    if created {
-        term::note(&format!("created a new index in {}", dir.display()));
-    }
-    let index = Arc::new(Index::from_store(store, IndexConfig::default())?);
+    let index = Arc::new(open_or_create(dir, key_file)?);
     let server = crate::remote::Server::start(Arc::clone(&index), dir);
 
     let control = Control::new();
@@ -154,6 +144,40 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         return Err(Fail::msg(format!("no mail found in {}", empty.join(", "))));
     }
     Ok(ExitCode::from(FOUND))
+}
+
+/// Opens the index in `dir`, or creates it under a new passphrase (asked
+/// twice on a terminal, see `creds.rs`).
+fn open_or_create(dir: &Path, key_file: Option<&Path>) -> Result<Index, Fail> {
+    let (store, created) = if exists(dir) {
+        let cred = crate::creds::existing(key_file)?;
+        (Store::open(dir, &cred)?, false)
+    } else {
+        let cred = crate::creds::new(key_file, "SEALDEX_PASSPHRASE", "New passphrase")?;
+        Store::open_or_create(dir, &cred, KdfParams::default())?
+    };
+    if created {
+        term::note(&format!("created a new index in {}", dir.display()));
+    }
+    Ok(Index::from_store(store, IndexConfig::default())?)
+}
+
+/// `sealdex import` (`import.rs`): the input is checked before an index is
+/// created, as `index` checks its paths.
+pub fn import(
+    dir: &Path,
+    key_file: Option<&Path>,
+    source: &str,
+    input: &str,
+    batch: usize,
+) -> Result<ExitCode, Fail> {
+    if input != "-" && !Path::new(input).is_file() {
+        return Err(Fail::msg(format!(
+            "{input}: no such file to import (give a file, or - for standard input)"
+        )));
+    }
+    let index = open_or_create(dir, key_file)?;
+    Ok(crate::import::run(&index, source, input, batch)?)
 }
 
 /// Shows progress: on a terminal a spinner while the source is listed and

@@ -20,6 +20,7 @@ mod creds;
 mod demo;
 mod docs;
 mod fail;
+mod import;
 mod index;
 mod ops;
 mod output;
@@ -72,6 +73,19 @@ enum Command {
     Failures(stats::JsonArg),
     /// Authenticate every record; exits 1 if any fails.
     Verify,
+    /// Apply ops from JSON Lines (one op per line; README.md, "Importing
+    /// ops"), creating the index if there is none. A bad line is reported
+    /// with its number and skipped; the exit code is 2 if any line failed.
+    Import {
+        /// The source the records belong to (their ids are unique within it).
+        #[arg(long, default_value = "import")]
+        source: String,
+        /// Lines applied per batch: each batch is durable once applied.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// The file to read, or `-` for standard input.
+        input: String,
+    },
     /// Build a throw-away index from the bundled sample mailbox and run a few
     /// searches on it. No passphrase, no network, nothing left behind.
     Demo,
@@ -134,6 +148,11 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
     let key_file = cli.key_file.as_deref();
     match &cli.command {
         Command::Index(args) => return index::run(args, &dir, key_file),
+        Command::Import {
+            source,
+            batch,
+            input,
+        } => return index::import(&dir, key_file, source, input, *batch),
         // These check the query before asking for a passphrase.
         Command::Search(args) => return search::search(args, &dir, key_file),
         Command::Count(args) => return search::count(args, &dir, key_file),
@@ -147,6 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Verify => stats::verify(&dir, cred),
         Command::Passwd { new_key_file } => stats::passwd(&dir, cred, new_key_file.as_deref()),
         Command::Index(_)
+        | Command::Import { .. }
         | Command::Search(_)
         | Command::Count(_)
         | Command::Demo

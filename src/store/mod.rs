@@ -48,17 +48,26 @@
 //! pipeline) applies batches. Another process, or a second `Store` on the same
 //! directory in this process, gets [`Error::InUse`] from an OS file lock.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::error::{Error, Result};
+
+mod batch;
+mod codec;
+mod keyring;
+mod verify;
+
 use crate::keys::{Credential, DOC_KEY_LEN, KdfParams, KekSpec, Keys, SecretKey};
-use crate::record::{self, Dictionary, Record};
+use crate::record::{Dictionary, Record};
 use crate::seal::RecordKind;
 use crate::source::{Cursor, MessageRef, SyncToken};
+pub(crate) use batch::WriteBatch;
+use keyring::{Keyring, is_index_dir, lock_dir, write_atomic};
+pub use verify::VerifyReport;
 
 /// The on-disk format this build writes.
 ///
@@ -217,86 +226,6 @@ pub struct Manifest {
     pub generation: u64,
 }
 
-/// A set of changes applied atomically and durably by [`Store::apply`]:
-/// crate-private, so that every write goes through the one write path
-/// (`crate::write`), which keeps the cache and the inverted index in step.
-#[derive(Debug, Default)]
-pub(crate) struct WriteBatch {
-    puts: Vec<Put>,
-    deletes: Vec<(DocKey, Option<u64>)>,
-    failures: Vec<(DocKey, Failure)>,
-    checkpoint: Option<(String, Checkpoint)>,
-    tokens: Vec<(String, TokenSlot, Option<SyncToken>)>,
-}
-
-/// One sealed record to store, and what the writer knows of its key.
-#[derive(Debug)]
-struct Put {
-    key: DocKey,
-    sealed: Vec<u8>,
-    /// The store holds a document under this key (it is replaced).
-    existed: bool,
-    /// The store holds a tombstone under this key (it is removed).
-    tombstone: bool,
-}
-
-impl WriteBatch {
-    /// Upserts a sealed document (from [`Store::seal_record`]); clears any
-    /// failure recorded for it. `existed` and `tombstone`: whether the
-    /// store holds a document or a tombstone under the key now.
-    pub(crate) fn put(&mut self, key: DocKey, sealed: Vec<u8>, existed: bool, tombstone: bool) {
-        self.puts.push(Put {
-            key,
-            sealed,
-            existed,
-            tombstone,
-        });
-    }
-    /// Deletes a document and any failure recorded for it; with a version,
-    /// leaves a tombstone holding it.
-    pub(crate) fn delete(&mut self, key: DocKey, tombstone: Option<u64>) {
-        self.deletes.push((key, tombstone));
-    }
-    /// Records a failure for the message (replacing an earlier one).
-    pub(crate) fn fail(&mut self, key: DocKey, failure: Failure) {
-        self.failures.push((key, failure));
-    }
-    /// Saves a source's checkpoint with this batch.
-    pub(crate) fn checkpoint(&mut self, source: &str, cp: Checkpoint) {
-        self.checkpoint = Some((source.to_owned(), cp));
-    }
-    /// Stores (or with `None`, removes) a sync token of a source with this batch.
-    pub(crate) fn token(&mut self, source: &str, slot: TokenSlot, token: Option<SyncToken>) {
-        self.tokens.push((source.to_owned(), slot, token));
-    }
-    /// Whether nothing would change.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.puts.is_empty()
-            && self.deletes.is_empty()
-            && self.failures.is_empty()
-            && self.checkpoint.is_none()
-            && self.tokens.is_empty()
-    }
-}
-
-/// What [`Store::verify`] found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Documents that authenticated and decoded.
-    pub documents_ok: u64,
-    /// Other sealed records (failures, checkpoints, manifest) that authenticated.
-    pub other_ok: u64,
-    /// One line per problem; empty when the store is intact.
-    pub problems: Vec<String>,
-}
-
-impl VerifyReport {
-    /// Whether every record authenticated and the counts agree.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
 /// An open, unlocked index store.
 pub struct Store {
     path: PathBuf,
@@ -329,27 +258,6 @@ impl std::fmt::Debug for Store {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn lock_dir(path: &Path) -> Result<File> {
-    let lock_path = path.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
-            path: path.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
-    }
-}
-
-fn is_index_dir(path: &Path) -> bool {
-    path.join(KEYRING_FILE).is_file()
 }
 
 /// Bytes of sled's page cache when the opener does not say
@@ -387,73 +295,6 @@ fn open_db(path: &Path, cache_bytes: usize) -> Result<sled::Db> {
             other => return other.map_err(Error::from),
         }
     }
-}
-
-/// The clear part of an index: what unlocking needs.
-#[derive(Serialize, Deserialize)]
-struct Keyring {
-    format: u32,
-    kek: KekSpec,
-    wrapped: Vec<u8>,
-}
-
-impl Keyring {
-    fn read(path: &Path) -> Result<Keyring> {
-        let file = path.join(KEYRING_FILE);
-        let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
-        let body = bytes
-            .strip_prefix(KEYRING_MAGIC)
-            .ok_or_else(|| Error::Corrupt("the keyring file has no sealdex header".into()))?;
-        // The format version leads the body, so that a future layout can be
-        // told apart from a damaged one.
-        let format = body
-            .get(..4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| Error::Corrupt("the keyring file is truncated".into()))?;
-        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&format) {
-            return Err(Error::UnsupportedFormat {
-                found: format,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let (kek, wrapped): (KekSpec, Vec<u8>) = postcard::from_bytes(&body[4..])
-            .map_err(|_| Error::Corrupt("the keyring file is unreadable".into()))?;
-        Ok(Keyring {
-            format,
-            kek,
-            wrapped,
-        })
-    }
-
-    /// Replaces the keyring file atomically and durably.
-    fn write(&self, path: &Path) -> Result<()> {
-        let mut bytes = KEYRING_MAGIC.to_vec();
-        bytes.extend_from_slice(&self.format.to_le_bytes());
-        bytes.extend_from_slice(
-            &postcard::to_allocvec(&(&self.kek, &self.wrapped))
-                .map_err(|e| Error::Corrupt(format!("cannot encode the keyring: {e}")))?,
-        );
-        write_atomic(path, KEYRING_FILE, &bytes)
-    }
-}
-
-/// Replaces `dir/name` atomically and durably: write a temporary file,
-/// fsync it, rename it over the old one, fsync the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let dst = dir.join(name);
-    {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-    if let Ok(d) = File::open(dir) {
-        // Make the rename itself durable; not every platform allows this.
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 impl Store {
@@ -631,56 +472,6 @@ impl Store {
         Ok(())
     }
 
-    fn load_dictionary(&self) -> Result<()> {
-        if self.format < 2 {
-            return Ok(());
-        }
-        let Some(sealed) = self.sealed.get(DICTIONARY_KEY)? else {
-            return Ok(());
-        };
-        let plain = self
-            .keys
-            .documents
-            .open(RecordKind::Dictionary, DICTIONARY_KEY, &sealed)
-            .map_err(|e| e.into_error(RecordKind::Dictionary))?;
-        let dictionary = Dictionary::from_bytes(plain)
-            .ok_or_else(|| Error::Corrupt("the store's dictionary is malformed".into()))?;
-        // Set once, here, before the store is shared.
-        let _ = self.dictionary.set(dictionary);
-        self.dictionary_stored
-            .store(true, std::sync::atomic::Ordering::Release);
-        Ok(())
-    }
-
-    /// The dictionary to compress `raw` (a record's encoding) against, if
-    /// there is one yet. Until there is, keeps a sample of `raw` and makes
-    /// the dictionary once the samples are large enough.
-    fn dictionary_for(&self, raw: &[u8]) -> Option<&Dictionary> {
-        if self.format < 2 {
-            return None;
-        }
-        if let Some(d) = self.dictionary.get() {
-            return Some(d);
-        }
-        let mut samples = self
-            .samples
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(d) = self.dictionary.get() {
-            return Some(d);
-        }
-        let room = record::DICTIONARY_BYTES.saturating_sub(samples.len());
-        let take = raw.len().min(record::DICTIONARY_SAMPLE).min(room);
-        samples.extend_from_slice(&raw[..take]);
-        if samples.len() >= record::DICTIONARY_BYTES {
-            let _ = self.dictionary.set(Dictionary::from_samples(&samples));
-            // Zeroized as it is replaced.
-            *samples = zeroize::Zeroizing::new(Vec::new());
-        }
-        // This record is part of the dictionary: it goes without.
-        None
-    }
-
     fn write_commit_file(&self, m: &Manifest) -> Result<()> {
         let sealed = self.seal_state(RecordKind::Manifest, COMMIT_AAD, m);
         write_atomic(&self.path, COMMIT_FILE, &sealed)
@@ -697,57 +488,9 @@ impl Store {
         &self.keys.index_files
     }
 
-    /// Re-wraps the data key under a new credential. Nothing else is
-    /// re-encrypted; the old credential stops working once this returns.
-    pub fn change_credential(&self, new: &Credential, kdf: KdfParams) -> Result<()> {
-        let kek = KekSpec::new_for(new, kdf)?;
-        let wrapped = kek.wrap(new, &self.keys.data)?;
-        Keyring {
-            format: self.format,
-            kek,
-            wrapped,
-        }
-        .write(&self.path)?;
-        info!("credential changed; data key re-wrapped");
-        Ok(())
-    }
-
     /// The store key of a message.
     pub fn doc_key(&self, source: &str, id: &str) -> DocKey {
         DocKey::with_prefix(P_DOC, self.keys.id_mac.doc_key(source, id))
-    }
-
-    /// Encodes and seals a record: the CPU-heavy part of a write, safe to run
-    /// on many threads at once.
-    pub(crate) fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
-        let key = self.doc_key(&record.source, &record.id);
-        let raw = record::raw(record);
-        let encoded = record::with_layout(match self.dictionary_for(&raw) {
-            Some(d) => record::compress_with(raw, d),
-            None => record::compress(raw),
-        });
-        let sealed = self
-            .keys
-            .documents
-            .seal(RecordKind::Document, key.as_bytes(), &encoded);
-        (key, sealed)
-    }
-
-    /// Authenticates and decodes one stored document.
-    pub fn open_record(&self, key: &[u8], sealed: &[u8]) -> Result<Record> {
-        let plain = self
-            .keys
-            .documents
-            .open(RecordKind::Document, key, sealed)
-            .map_err(|e| e.into_error(RecordKind::Document))?;
-        let dictionary = self.dictionary.get();
-        if dictionary.is_none() && record::needs_dictionary(&plain) {
-            return Err(Error::Tampered {
-                kind: RecordKind::Dictionary.name(),
-                detail: "a record needs the store's dictionary, which is missing".into(),
-            });
-        }
-        record::decode_with(&plain, dictionary)
     }
 
     /// Reads one message's record.
@@ -794,36 +537,6 @@ impl Store {
             None => Ok(Manifest::default()),
             Some(v) => self.open_state(RecordKind::Manifest, MANIFEST_KEY, &v),
         }
-    }
-
-    fn open_state<T: serde::de::DeserializeOwned>(
-        &self,
-        kind: RecordKind,
-        key: &[u8],
-        sealed: &[u8],
-    ) -> Result<T> {
-        let plain = self
-            .keys
-            .state
-            .open(kind, key, sealed)
-            .map_err(|e| e.into_error(kind))?;
-        let undecodable = || Error::Corrupt(format!("undecodable {} record", kind.name()));
-        let plain = if self.format >= 2 {
-            record::decompress(&plain, None).map_err(|_| undecodable())?
-        } else {
-            plain
-        };
-        postcard::from_bytes(&plain).map_err(|_| undecodable())
-    }
-
-    fn seal_state<T: Serialize>(&self, kind: RecordKind, key: &[u8], value: &T) -> Vec<u8> {
-        let plain = postcard::to_allocvec(value).expect("serialising state cannot fail");
-        let plain = if self.format >= 2 {
-            record::compress(plain)
-        } else {
-            plain
-        };
-        self.keys.state.seal(kind, key, &plain)
     }
 
     /// The on-disk format of this index (see [`FORMAT_VERSION`]).
@@ -1026,79 +739,6 @@ impl Store {
         Ok(())
     }
 
-    /// Authenticates every sealed record and checks the manifest's counts.
-    pub fn verify(&self) -> VerifyReport {
-        let mut report = VerifyReport::default();
-        let manifest = match self.manifest() {
-            Ok(m) => Some(m),
-            Err(e) => {
-                report.problems.push(format!("manifest: {e}"));
-                None
-            }
-        };
-        let (mut docs, mut failures) = (0u64, 0u64);
-        for item in self.sealed.iter() {
-            let (k, v) = match item {
-                Ok(kv) => kv,
-                Err(e) => {
-                    report.problems.push(format!("database: {e}"));
-                    break;
-                }
-            };
-            let result = match k.first() {
-                Some(&P_DOC) => {
-                    docs += 1;
-                    self.open_record(&k, &v).map(|_| true)
-                }
-                Some(&P_FAILURE) => {
-                    failures += 1;
-                    self.open_state::<Failure>(RecordKind::Failure, &k, &v)
-                        .map(|_| false)
-                }
-                // Checkpoints and sync tokens: authenticate (their types
-                // differ; each is decoded where it is read).
-                Some(&P_CHECKPOINT) => self
-                    .keys
-                    .state
-                    .open(RecordKind::Checkpoint, &k, &v)
-                    .map(|_| false)
-                    .map_err(|e| e.into_error(RecordKind::Checkpoint)),
-                Some(&P_TOMBSTONE) => self
-                    .open_state::<u64>(RecordKind::Tombstone, &k, &v)
-                    .map(|_| false),
-                Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
-                Some(&P_DICTIONARY) if &k[..] == DICTIONARY_KEY => self
-                    .keys
-                    .documents
-                    .open(RecordKind::Dictionary, &k, &v)
-                    .map(|_| false)
-                    .map_err(|e| e.into_error(RecordKind::Dictionary)),
-                _ => Err(Error::Corrupt("record with an unknown key".into())),
-            };
-            match result {
-                Ok(true) => report.documents_ok += 1,
-                Ok(false) => report.other_ok += 1,
-                Err(e) => report.problems.push(e.to_string()),
-            }
-        }
-        if let Some(m) = manifest {
-            report.other_ok += 1;
-            if m.documents != docs {
-                report.problems.push(format!(
-                    "the manifest counts {} documents but {} are stored: records were removed or added outside sealdex",
-                    m.documents, docs
-                ));
-            }
-            if m.failures != failures {
-                report.problems.push(format!(
-                    "the manifest counts {} failures but {} are stored",
-                    m.failures, failures
-                ));
-            }
-        }
-        report
-    }
-
     /// Bytes the index occupies on disk.
     pub fn disk_bytes(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
@@ -1154,3 +794,66 @@ impl Store {
 /// The label of the local-socket authentication key
 /// ([`Store::derive_local_auth_key`]); no other key uses it.
 const LOCAL_AUTH_LABEL: &str = "local-auth";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// From format 2 on, sealed state is compressed: a sync token as large
+    /// as a listing takes a fraction of its size in the database.
+    #[test]
+    fn large_sync_tokens_are_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cred = Credential::passphrase("pw");
+        let store = Store::create(dir.path(), &cred, KdfParams::insecure_fast()).unwrap();
+        assert_eq!(store.format(), FORMAT_VERSION);
+        let token: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| format!("folder/{:05}.eml 1700000000 {}\n", i, i % 97).into_bytes())
+            .collect();
+        let mut b = WriteBatch::default();
+        b.token("test", TokenSlot::Synced, Some(SyncToken(token.clone())));
+        store.apply(b).unwrap();
+        let state: usize = store
+            .sealed
+            .scan_prefix([P_CHECKPOINT])
+            .map(|r| r.unwrap().1.len())
+            .sum();
+        assert!(
+            state * 10 < token.len(),
+            "{state} bytes stored for a {} byte token",
+            token.len()
+        );
+        drop(store);
+        let store = Store::open(dir.path(), &cred).unwrap();
+        assert_eq!(
+            store.token("test", TokenSlot::Synced).unwrap().unwrap().0,
+            token
+        );
+        assert!(store.verify().is_ok());
+    }
+
+    /// A tombstone is sealed like the rest: verify authenticates it, and a
+    /// flipped byte in one is reported.
+    #[test]
+    fn tombstones_are_sealed_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            dir.path(),
+            &Credential::passphrase("pw"),
+            KdfParams::insecure_fast(),
+        )
+        .unwrap();
+        let key = store.doc_key("s", "gone");
+        let mut b = WriteBatch::default();
+        b.delete(key, Some(42));
+        store.apply(b).unwrap();
+        assert_eq!(store.tombstone(&key).unwrap(), Some(42));
+        assert!(store.verify().is_ok());
+        let tk = key.tombstone_key();
+        let mut v = store.sealed.get(tk.as_bytes()).unwrap().unwrap().to_vec();
+        v[20] ^= 1;
+        store.sealed.insert(tk.as_bytes(), v).unwrap();
+        assert!(store.tombstone(&key).is_err());
+        assert!(!store.verify().is_ok());
+    }
+}

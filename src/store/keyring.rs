@@ -1,0 +1,118 @@
+//! The keyring: the one file of an index kept in clear (its format, the
+//! key-derivation spec and the wrapped data key), the lock that keeps
+//! other openers out, and re-wrapping the data key under a new credential.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::{FORMAT_VERSION, KEYRING_FILE, KEYRING_MAGIC, LOCK_FILE, OLDEST_FORMAT, Store};
+use crate::error::{Error, Result};
+use crate::keys::{Credential, KdfParams, KekSpec};
+
+pub(super) fn lock_dir(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+pub(super) fn is_index_dir(path: &Path) -> bool {
+    path.join(KEYRING_FILE).is_file()
+}
+
+/// The clear part of an index: what unlocking needs.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Keyring {
+    pub(super) format: u32,
+    pub(super) kek: KekSpec,
+    pub(super) wrapped: Vec<u8>,
+}
+
+impl Keyring {
+    pub(super) fn read(path: &Path) -> Result<Keyring> {
+        let file = path.join(KEYRING_FILE);
+        let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        let body = bytes
+            .strip_prefix(KEYRING_MAGIC)
+            .ok_or_else(|| Error::Corrupt("the keyring file has no sealdex header".into()))?;
+        // The format version leads the body, so that a future layout can be
+        // told apart from a damaged one.
+        let format = body
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| Error::Corrupt("the keyring file is truncated".into()))?;
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&format) {
+            return Err(Error::UnsupportedFormat {
+                found: format,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let (kek, wrapped): (KekSpec, Vec<u8>) = postcard::from_bytes(&body[4..])
+            .map_err(|_| Error::Corrupt("the keyring file is unreadable".into()))?;
+        Ok(Keyring {
+            format,
+            kek,
+            wrapped,
+        })
+    }
+
+    /// Replaces the keyring file atomically and durably.
+    pub(super) fn write(&self, path: &Path) -> Result<()> {
+        let mut bytes = KEYRING_MAGIC.to_vec();
+        bytes.extend_from_slice(&self.format.to_le_bytes());
+        bytes.extend_from_slice(
+            &postcard::to_allocvec(&(&self.kek, &self.wrapped))
+                .map_err(|e| Error::Corrupt(format!("cannot encode the keyring: {e}")))?,
+        );
+        write_atomic(path, KEYRING_FILE, &bytes)
+    }
+}
+
+/// Replaces `dir/name` atomically and durably: write a temporary file,
+/// fsync it, rename it over the old one, fsync the directory.
+pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    if let Ok(d) = File::open(dir) {
+        // Make the rename itself durable; not every platform allows this.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Re-wraps the data key under a new credential. Nothing else is
+    /// re-encrypted; the old credential stops working once this returns.
+    pub fn change_credential(&self, new: &Credential, kdf: KdfParams) -> Result<()> {
+        let kek = KekSpec::new_for(new, kdf)?;
+        let wrapped = kek.wrap(new, &self.keys.data)?;
+        Keyring {
+            format: self.format,
+            kek,
+            wrapped,
+        }
+        .write(&self.path)?;
+        info!("credential changed; data key re-wrapped");
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! [`Store::verify`]: authenticates every sealed record of a store and
+//! checks the manifest's counts, reporting every problem found.
+
+use super::{
+    DICTIONARY_KEY, Failure, MANIFEST_KEY, P_CHECKPOINT, P_DICTIONARY, P_DOC, P_FAILURE,
+    P_MANIFEST, P_TOMBSTONE, Store,
+};
+use crate::error::Error;
+use crate::seal::RecordKind;
+
+/// What [`Store::verify`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Documents that authenticated and decoded.
+    pub documents_ok: u64,
+    /// Other sealed records (failures, checkpoints, manifest) that authenticated.
+    pub other_ok: u64,
+    /// One line per problem; empty when the store is intact.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every record authenticated and the counts agree.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Store {
+    /// Authenticates every sealed record and checks the manifest's counts.
+    pub fn verify(&self) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        let manifest = match self.manifest() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                report.problems.push(format!("manifest: {e}"));
+                None
+            }
+        };
+        let (mut docs, mut failures) = (0u64, 0u64);
+        for item in self.sealed.iter() {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    report.problems.push(format!("database: {e}"));
+                    break;
+                }
+            };
+            let result = match k.first() {
+                Some(&P_DOC) => {
+                    docs += 1;
+                    self.open_record(&k, &v).map(|_| true)
+                }
+                Some(&P_FAILURE) => {
+                    failures += 1;
+                    self.open_state::<Failure>(RecordKind::Failure, &k, &v)
+                        .map(|_| false)
+                }
+                // Checkpoints and sync tokens: authenticate (their types
+                // differ; each is decoded where it is read).
+                Some(&P_CHECKPOINT) => self
+                    .keys
+                    .state
+                    .open(RecordKind::Checkpoint, &k, &v)
+                    .map(|_| false)
+                    .map_err(|e| e.into_error(RecordKind::Checkpoint)),
+                Some(&P_TOMBSTONE) => self
+                    .open_state::<u64>(RecordKind::Tombstone, &k, &v)
+                    .map(|_| false),
+                Some(&P_MANIFEST) if &k[..] == MANIFEST_KEY => continue,
+                Some(&P_DICTIONARY) if &k[..] == DICTIONARY_KEY => self
+                    .keys
+                    .documents
+                    .open(RecordKind::Dictionary, &k, &v)
+                    .map(|_| false)
+                    .map_err(|e| e.into_error(RecordKind::Dictionary)),
+                _ => Err(Error::Corrupt("record with an unknown key".into())),
+            };
+            match result {
+                Ok(true) => report.documents_ok += 1,
+                Ok(false) => report.other_ok += 1,
+                Err(e) => report.problems.push(e.to_string()),
+            }
+        }
+        if let Some(m) = manifest {
+            report.other_ok += 1;
+            if m.documents != docs {
+                report.problems.push(format!(
+                    "the manifest counts {} documents but {} are stored: records were removed or added outside sealdex",
+                    m.documents, docs
+                ));
+            }
+            if m.failures != failures {
+                report.problems.push(format!(
+                    "the manifest counts {} failures but {} are stored",
+                    m.failures, failures
+                ));
+            }
+        }
+        report
+    }
+}
