@@ -1,7 +1,7 @@
 //! The whole pipeline on the SpamAssassin corpus: raw files to a flushed,
 //! sealed store, through the real Tree source and the pass-through decryptor.
 //!
-//! Needs `SEALDEX_CORPORA` (see `../shared/corpora/fetch.sh`); skips loudly
+//! Needs `SEALDEX_CORPORA` (see `scripts/fetch-corpora.sh`); skips loudly
 //! without it.
 
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ fn index_once(corpus: &std::path::Path) -> (u64, Duration) {
 fn pipeline(c: &mut Criterion) {
     let Some(corpus) = corpus() else {
         eprintln!(
-            "\n*** SKIPPED pipeline bench: set SEALDEX_CORPORA (../shared/corpora/fetch.sh) ***\n"
+            "\n*** SKIPPED pipeline bench: set SEALDEX_CORPORA (scripts/fetch-corpora.sh) ***\n"
         );
         return;
     };

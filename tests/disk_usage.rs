@@ -1,7 +1,10 @@
 //! Where the store's bytes go, on the real corpora (issue 5: store plus
 //! encrypted index at most 1.0× the extracted text).
 //!
-//! Ignored by default (each run indexes a whole corpus); run with
+//! Measurements, not checks: every test here is named `measure_*` and
+//! ignored, and `.ci/run` leaves them out (`--skip measure_`) even though it
+//! includes the other ignored tests, since each run indexes a whole corpus
+//! and prints figures. Run them with
 //!
 //! ```sh
 //! export SEALDEX_CORPORA=~/.cache/sealdex-corpora
@@ -197,8 +200,8 @@ fn measure(name: &str, source: &mut dyn Source, decryptor: &dyn Decryptor) {
 }
 
 #[test]
-#[ignore = "indexes the SpamAssassin corpus; run with --ignored"]
-fn spamassassin_disk_usage() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_spamassassin_disk_usage() {
     let Some(path) = common::corpora("spamassassin") else {
         return;
     };
@@ -211,8 +214,8 @@ fn spamassassin_disk_usage() {
 }
 
 #[test]
-#[ignore = "indexes the ChitChat corpus; run with --ignored"]
-fn chat_disk_usage() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_chat_disk_usage() {
     let Some(path) = common::corpora("chitchat") else {
         return;
     };
@@ -366,14 +369,14 @@ fn sled_knobs(name: &str) {
 }
 
 #[test]
-#[ignore = "indexes the SpamAssassin corpus; run with --ignored"]
-fn spamassassin_sled_knobs() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_spamassassin_sled_knobs() {
     sled_knobs("spamassassin");
 }
 
 #[test]
-#[ignore = "indexes the ChitChat corpus; run with --ignored"]
-fn chat_sled_knobs() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_chat_sled_knobs() {
     sled_knobs("chitchat");
 }
 
@@ -466,14 +469,14 @@ fn packing_potential(name: &str) {
 }
 
 #[test]
-#[ignore = "indexes the SpamAssassin corpus; run with --ignored"]
-fn spamassassin_packing_potential() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_spamassassin_packing_potential() {
     packing_potential("spamassassin");
 }
 
 #[test]
-#[ignore = "indexes the ChitChat corpus; run with --ignored"]
-fn chat_packing_potential() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_chat_packing_potential() {
     packing_potential("chitchat");
 }
 
@@ -559,13 +562,13 @@ fn packed_layout(name: &str) {
 }
 
 #[test]
-#[ignore = "indexes the SpamAssassin corpus; run with --ignored"]
-fn spamassassin_packed_layout() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_spamassassin_packed_layout() {
     packed_layout("spamassassin");
 }
 
 #[test]
-#[ignore = "indexes the ChitChat corpus; run with --ignored"]
-fn chat_packed_layout() {
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_chat_packed_layout() {
     packed_layout("chitchat");
 }

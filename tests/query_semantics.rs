@@ -228,17 +228,33 @@ struct CliResult {
 }
 
 /// Runs the CLI on copy `copy` of the index.
+/// Exit code 0 (found) and 1 (nothing found) are both answers.
 fn cli(fx: &Fixture, copy: usize, args: &[&str]) -> std::process::Output {
     let dir = fx.indexes[copy].lock().unwrap_or_else(|p| p.into_inner());
-    ok(sealdex(&dir).arg("--key-file").arg(&fx.key_file).args(args))
+    let out = run(sealdex(&dir).arg("--key-file").arg(&fx.key_file).args(args));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The hits of `search --json` output, without its final summary object.
+fn json_hits(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object per line"))
+        .filter(|v| v["type"] == "hit")
+        .collect()
 }
 
 fn cli_search(fx: &Fixture, copy: usize, q: &str) -> CliResult {
     let out = cli(fx, copy, &["search", "--all", "--json", "--", q]);
     let mut ids = Vec::new();
     let mut dates = Vec::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+    for v in json_hits(&out.stdout) {
         ids.push(v["id"].as_str().expect("id is a string").to_owned());
         dates.push(v["date"].as_str().map(str::to_owned));
     }
@@ -360,6 +376,7 @@ fn table(rows: &[(String, usize, usize)]) -> String {
 }
 
 #[test]
+#[ignore = "needs SEALDEX_CORPORA"]
 fn cli_search_agrees_with_a_naive_evaluation_on_real_mail() {
     let Some(fx) = fixture() else { return };
     let started = std::time::Instant::now();
@@ -505,9 +522,10 @@ fn cli_search_agrees_with_a_naive_evaluation_on_real_mail() {
 
 /// A query starting with `-` works on the command line without `--`.
 #[test]
+#[ignore = "needs SEALDEX_CORPORA"]
 fn cli_accepts_a_leading_exclusion_without_double_dash() {
     let Some(fx) = fixture() else { return };
     let out = cli(fx, 1, &["search", "--all", "--json", "-the"]);
-    let n = String::from_utf8(out.stdout).unwrap().lines().count();
+    let n = json_hits(&out.stdout).len();
     assert_eq!(n, reference(fx, "-the").len());
 }

@@ -70,7 +70,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// Opens the right backend for `path`:
 ///
 /// - a directory with `cur/` and `new/` subdirectories: [`Maildir`];
-/// - a regular file: [`Mbox`];
+/// - a regular file starting with an mbox `From ` line: [`Mbox`];
+/// - another regular file that looks like one RFC 822 message:
+///   [`Tree::open_file`]; any other file is an error that says why;
 /// - any other directory: [`Tree`].
 ///
 /// The source's [`Source::name`] is the backend kind and the canonical
@@ -90,7 +92,21 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
     let meta = fs::metadata(path).map_err(|e| io_error("cannot open", path, &e))?;
     if meta.is_file() {
-        Ok(Box::new(Mbox::open(path)?))
+        // An mbox starts with a `From ` line; a lone message with a header.
+        let mut head = Vec::with_capacity(64 << 10);
+        File::open(path)
+            .and_then(|f| f.take(64 << 10).read_to_end(&mut head))
+            .map_err(|e| io_error("cannot read", path, &e))?;
+        if head.starts_with(b"From ") {
+            Ok(Box::new(Mbox::open(path)?))
+        } else if let Some(why) = tree::not_mail(&head) {
+            Err(SourceError::malformed(format!(
+                "no mail found in {}: it is neither an mbox nor an RFC 822 message ({why})",
+                path.display()
+            )))
+        } else {
+            Ok(Box::new(Tree::open_file(path)?))
+        }
     } else if meta.is_dir() {
         if path.join("cur").is_dir() && path.join("new").is_dir() {
             Ok(Box::new(Maildir::open(path)?))

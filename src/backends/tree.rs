@@ -32,6 +32,12 @@
 //! once, which makes that the right default for a run that costs
 //! O(directories). [`Tree::with_full_rescan`] re-reads every directory and
 //! re-stats every file on each run instead.
+//!
+//! Files that are not mail are refused when fetched, by content rather than
+//! by name ([`not_mail`]): a binary, random bytes or a plain text file is a
+//! [`FetchError`] whose reason says why (`not mail: …`), recorded as a
+//! failure like any unreadable message, never a record full of NULs.
+//! [`Tree::open_file`] makes a source of one RFC 822 file.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -81,6 +87,9 @@ pub struct Tree {
     listing: Listing,
     full_rescan: bool,
     stats: WalkStats,
+    /// Which files are messages: every visible one, or for
+    /// [`Tree::open_file`] the one file (a name in `root`).
+    layout: TreeLayout,
 }
 
 impl Tree {
@@ -95,6 +104,31 @@ impl Tree {
             listing: Listing::default(),
             full_rescan: false,
             stats: WalkStats::default(),
+            layout: TreeLayout { only: None },
+        })
+    }
+
+    /// A source of the single RFC 822 file at `path` (a leading mbox `From `
+    /// line is fine). Its name is `file:` and the canonical path; the one
+    /// message's id is the file name.
+    pub fn open_file(path: impl AsRef<Path>) -> Result<Self, SourceError> {
+        let (file, _) = canonical_root(KIND, path.as_ref(), false)?;
+        let (Some(root), Some(only)) = (file.parent(), file.file_name()) else {
+            return Err(SourceError::not_found(format!(
+                "{} is not a file",
+                file.display()
+            )));
+        };
+        Ok(Tree {
+            root: root.to_owned(),
+            name: format!("file:{}", file.display()),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            listing: Listing::default(),
+            full_rescan: false,
+            stats: WalkStats::default(),
+            layout: TreeLayout {
+                only: Some(only.to_owned()),
+            },
         })
     }
 
@@ -137,6 +171,9 @@ impl Tree {
         let rel = locator_path(&r.locator).ok_or_else(|| fail("invalid locator".to_string()))?;
         let (bytes, version) =
             read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
+        if let Some(why) = not_mail(&bytes) {
+            return Err(fail(format!("not mail: {why}")));
+        }
         let folder = parent_folder(&rel);
         Ok(RawMessage {
             id: r.id.clone(),
@@ -155,10 +192,10 @@ impl Source for Tree {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let (root, stats) = (&self.root, &mut self.stats);
+        let (root, stats, layout) = (&self.root, &mut self.stats, &self.layout);
         self.listing.list(cursor, limit, || {
             check_root(root, true)?;
-            Ok(dirs::full(root, &TreeLayout, stats)?.0)
+            Ok(dirs::full(root, layout, stats)?.0)
         })
     }
 
@@ -168,7 +205,7 @@ impl Source for Tree {
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
         check_root(&self.root, true)?;
-        let (snapshot, token) = dirs::full(&self.root, &TreeLayout, &mut self.stats)?;
+        let (snapshot, token) = dirs::full(&self.root, &self.layout, &mut self.stats)?;
         self.listing.set(snapshot);
         Ok(token)
     }
@@ -178,7 +215,7 @@ impl Source for Tree {
         self.listing.clear();
         dirs::refresh(
             &self.root,
-            &TreeLayout,
+            &self.layout,
             since,
             self.full_rescan,
             &mut self.stats,
@@ -190,12 +227,24 @@ impl Source for Tree {
 /// is a message, every visible directory is walked. Symbolic links are
 /// followed; a directory reached a second time (a link back to an ancestor)
 /// is skipped, which keeps the walk finite.
-struct TreeLayout;
+#[derive(Debug)]
+struct TreeLayout {
+    /// Only this file at the root is a message (and nothing is walked).
+    only: Option<std::ffi::OsString>,
+}
 
 impl Layout for TreeLayout {
     const KIND: &'static str = KIND;
 
-    fn classify(&self, _dir: &Path, name: &OsStr, is_dir: bool) -> Class {
+    fn classify(&self, dir: &Path, name: &OsStr, is_dir: bool) -> Class {
+        if let Some(only) = &self.only {
+            let at_root = dir.as_os_str().is_empty();
+            return if at_root && !is_dir && name == only.as_os_str() {
+                Class::Message
+            } else {
+                Class::Skip
+            };
+        }
         if name.as_encoded_bytes().starts_with(b".") {
             Class::Skip
         } else if is_dir {
@@ -240,4 +289,112 @@ fn parent_folder(rel: &Path) -> Option<String> {
         .map(relative_bytes)
         .filter(|p| !p.is_empty())
         .map(|p| String::from_utf8_lossy(&p).into_owned())
+}
+
+/// Why `bytes` is not an RFC 822 message, or `None` if it looks like one.
+///
+/// The test is on content, since names say nothing (SpamAssassin's mail is
+/// `*.txt`, exported mail often has no extension): no NUL bytes in the
+/// first 64 KiB (binaries, random bytes), and a header block at the start:
+/// after an optional mbox `From ` line, the first line is a header field
+/// (`Name: value`), and the block up to the first empty line holds at least
+/// one header every mail has one of (From, Date, Subject, Received, …).
+/// The second rule is what tells `/etc/passwd` (`root:x:0:0:…`, shaped
+/// like a header) from mail. Malformed mail that passes goes on to the
+/// parser, which is tolerant; this only turns away what is not mail at all.
+pub(crate) fn not_mail(bytes: &[u8]) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "content-type",
+        "delivered-to",
+        "reply-to",
+        "sender",
+        "in-reply-to",
+        "references",
+        "x-mailer",
+        "envelope-to",
+        "dkim-signature",
+        "authentication-results",
+        "x-original-to",
+        "newsgroups",
+    ];
+    if bytes.is_empty() {
+        return Some("the file is empty");
+    }
+    let head = &bytes[..bytes.len().min(64 << 10)];
+    if memchr::memchr(0, head).is_some() {
+        return Some("binary content (NUL bytes)");
+    }
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut first = lines.next().unwrap_or_default();
+    if first.starts_with(b"From ") {
+        first = lines.next().unwrap_or_default();
+    }
+    let field = |line: &[u8]| -> Option<String> {
+        let colon = memchr::memchr(b':', line)?;
+        let name = &line[..colon];
+        (!name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b)))
+            .then(|| String::from_utf8_lossy(name).trim().to_ascii_lowercase())
+    };
+    let Some(name) = field(first) else {
+        return Some("it does not start with a header line (`Name: value`)");
+    };
+    let mut known = KNOWN.contains(&name.as_str());
+    for line in lines {
+        if known || line.is_empty() {
+            break;
+        }
+        if let Some(n) = field(line) {
+            known = KNOWN.contains(&n.as_str());
+        }
+    }
+    (!known).then_some("no mail header (From, Date, Subject, Received, …) in its header block")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_mail;
+    use proptest::prelude::*;
+
+    #[test]
+    fn mail_is_told_from_what_is_not() {
+        assert_eq!(not_mail(b"From: a@b.c\r\nSubject: x\r\n\r\nhi\r\n"), None);
+        assert_eq!(
+            not_mail(b"From a@b.c Mon Jan  1 00:00:00 2024\nSubject: x\n\nhi\n"),
+            None
+        );
+        // A known header after unknown ones still counts (X- headers first).
+        assert_eq!(
+            not_mail(b"X-Spam: yes\nX-Other: 1\nReceived: by x\n\nb\n"),
+            None
+        );
+        assert!(not_mail(b"").is_some());
+        assert!(
+            not_mail(b"\x7fELF\x02\x01\x01\x00\x00")
+                .unwrap()
+                .contains("NUL")
+        );
+        assert!(not_mail(b"shopping list\nmilk\n").is_some());
+        assert!(not_mail(b"root:x:0:0:root:/root:/bin/bash\n").is_some());
+        // The header block ends at the first empty line.
+        assert!(not_mail(b"Foo: bar\n\nFrom: a@b.c\n").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_get_an_answer(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = not_mail(&bytes);
+        }
+    }
 }

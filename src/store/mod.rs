@@ -761,7 +761,39 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// The key with which processes that can unlock the index at `path`
+    /// prove it to the process holding it open (the CLI's local socket:
+    /// a second `sealdex search` while `sealdex index` runs). Reads the
+    /// keyring and unwraps the data key without taking the index's lock,
+    /// then derives a sub-key under its own label, so the data key itself
+    /// never leaves this function. [`Error::WrongKey`] for a wrong
+    /// credential, [`Error::NotFound`] when there is no index.
+    pub fn derive_local_auth_key(
+        path: &Path,
+        cred: &Credential,
+    ) -> Result<zeroize::Zeroizing<[u8; crate::keys::KEY_LEN]>> {
+        if !is_index_dir(path) {
+            return Err(Error::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let keyring = Keyring::read(path)?;
+        let data_key = keyring.kek.unwrap(cred, &keyring.wrapped)?;
+        Ok(zeroize::Zeroizing::new(
+            *data_key.derive(LOCAL_AUTH_LABEL).expose(),
+        ))
+    }
+
+    /// [`Store::derive_local_auth_key`] for the open store.
+    pub fn local_auth_key(&self) -> zeroize::Zeroizing<[u8; crate::keys::KEY_LEN]> {
+        zeroize::Zeroizing::new(*self.keys.data.derive(LOCAL_AUTH_LABEL).expose())
+    }
 }
+
+/// The label of the local-socket authentication key
+/// ([`Store::derive_local_auth_key`]); no other key uses it.
+const LOCAL_AUTH_LABEL: &str = "local-auth";
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,13 @@
 
 use sealdex::backends::Mbox;
 use sealdex::decrypt::PassThrough;
+use std::process::ExitCode;
+
 use sealdex::{Credential, Error, Index, IndexConfig, KdfParams, SearchOptions, SecretKey};
+
+use crate::fail::{FOUND, Fail};
+use crate::output::{Style, print_page};
+use crate::term::Out;
 
 /// The sample mailbox (see data/demo/README.md), compiled in so the demo
 /// works wherever the binary is.
@@ -32,7 +38,7 @@ const SEARCHES: &[(&str, &str)] = &[
     ("is:unread -newsletter", "flags, with an exclusion"),
 ];
 
-pub fn run() -> Result<(), Error> {
+pub fn run() -> Result<ExitCode, Fail> {
     let tmp = tempfile::tempdir().map_err(|e| Error::Io {
         path: std::env::temp_dir(),
         source: e,
@@ -50,12 +56,19 @@ pub fn run() -> Result<(), Error> {
     let index = Index::create(&tmp.path().join("index"), &key, config)?;
     let mut source = Mbox::open(&mbox).map_err(|e| Error::source("sample mailbox", e))?;
     let report = index.index(&mut source, &PassThrough::default(), &Default::default())?;
-    println!(
+    let mut out = Out::new();
+    out.line(&format!(
         "Indexed {} sample messages into an encrypted index in {:.0} ms \
          (AES-256-GCM, key in memory only).\n",
         report.stored,
         report.elapsed.as_secs_f64() * 1000.0
-    );
+    ))?;
+    let style = Style {
+        json: false,
+        colour: crate::term::ColorChoice::Auto.enabled(),
+        width: crate::term::stdout_width(),
+        summary: false,
+    };
     for (query, what) in SEARCHES {
         let started = std::time::Instant::now();
         let results = index.search(
@@ -65,14 +78,15 @@ pub fn run() -> Result<(), Error> {
                 ..SearchOptions::default()
             },
         )?;
-        println!(
+        out.line(&format!(
             "$ sealdex search '{query}'    # {what}\n  {} match(es) in {:.2} ms",
             results.total,
             started.elapsed().as_secs_f64() * 1000.0
-        );
-        crate::output::print_results(&results, false, false);
-        println!();
+        ))?;
+        print_page(&mut out, &crate::ops::page_of(results), &style)?;
+        out.line("")?;
     }
-    println!("The index and its key are gone now. Index your own mail with `sealdex index PATH`.");
-    Ok(())
+    out.line("The index and its key are gone now. Index your own mail with `sealdex index PATH`.")?;
+    out.flush()?;
+    Ok(ExitCode::from(FOUND))
 }

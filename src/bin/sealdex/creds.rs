@@ -1,0 +1,110 @@
+//! Where the passphrase or key comes from, and the checks on a new one.
+//!
+//! In order: `--key-file` (exactly 32 raw bytes), `$SEALDEX_PASSPHRASE`, or
+//! a prompt on the terminal. A new passphrase (a new index, `passwd`) is
+//! asked twice on a terminal, an empty one is refused however it came, and
+//! a weak one draws a warning from zxcvbn's estimate, which knows the
+//! dictionary words, names, keyboard walks and dates that guessing tools
+//! try first. A warning rather than a refusal: the passphrase is the
+//! user's, and the Argon2id cost already slows every guess.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use sealdex::{Credential, SecretKey};
+use zeroize::Zeroizing;
+
+use crate::fail::Fail;
+use crate::term;
+
+fn read_key_file(path: &Path) -> Result<Credential, Fail> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| Fail::msg(format!("cannot read the key file {}: {e}", path.display())))?,
+    );
+    SecretKey::from_slice(&bytes)
+        .map(Credential::AppKey)
+        .ok_or_else(|| {
+            Fail::msg(format!(
+                "{}: a key file holds exactly 32 raw bytes, this one {}",
+                path.display(),
+                bytes.len()
+            ))
+        })
+}
+
+fn prompt(what: &str) -> Result<Zeroizing<String>, Fail> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Fail::msg(format!(
+            "no {} given: set SEALDEX_PASSPHRASE or pass --key-file (there is no terminal to ask on)",
+            what.to_lowercase()
+        )));
+    }
+    rpassword::prompt_password(format!("{what}: "))
+        .map(Zeroizing::new)
+        .map_err(|e| Fail::msg(format!("cannot read the passphrase from the terminal: {e}")))
+}
+
+/// The credential of an existing index.
+pub fn existing(key_file: Option<&Path>) -> Result<Credential, Fail> {
+    if let Some(k) = key_file {
+        return read_key_file(k);
+    }
+    if let Ok(p) = std::env::var("SEALDEX_PASSPHRASE") {
+        return Ok(Credential::passphrase(p));
+    }
+    Ok(Credential::Passphrase(prompt("Passphrase")?))
+}
+
+/// A credential that will create or re-wrap an index: from `key_file`, from
+/// `env` (the variable's name), or asked twice on the terminal. Refuses an
+/// empty passphrase and warns about a weak one.
+pub fn new(key_file: Option<&Path>, env: &str, what: &str) -> Result<Credential, Fail> {
+    if let Some(k) = key_file {
+        return read_key_file(k);
+    }
+    let p = match std::env::var(env) {
+        Ok(p) => Zeroizing::new(p),
+        Err(_) => {
+            let a = prompt(what)?;
+            check(&a)?;
+            let b = prompt(&format!("{what} again"))?;
+            if *a != *b {
+                return Err(Fail::msg(
+                    "the two passphrases differ; nothing was created or changed",
+                ));
+            }
+            a
+        }
+    };
+    check(&p)?;
+    Ok(Credential::Passphrase(p))
+}
+
+/// Refuses an empty passphrase; warns on stderr about a weak one.
+fn check(p: &str) -> Result<(), Fail> {
+    if p.trim().is_empty() {
+        return Err(Fail::msg(
+            "an empty passphrase would protect nothing; choose one (or use --key-file)",
+        ));
+    }
+    let estimate = zxcvbn::zxcvbn(p, &["sealdex", "mail", "index"]);
+    if (estimate.score() as u8) < 3 {
+        let mut advice = String::new();
+        if let Some(f) = estimate.feedback() {
+            if let Some(w) = f.warning() {
+                advice.push_str(&format!(" {w}."));
+            }
+            for s in f.suggestions() {
+                advice.push_str(&format!(" {s}"));
+            }
+        }
+        term::note(&format!(
+            "warning: this passphrase is weak (strength {} of 4; about 10^{:.0} guesses would find it).{advice} \
+             Anyone with a copy of the index can try guesses offline.",
+            estimate.score() as u8,
+            estimate.guesses_log10()
+        ));
+    }
+    Ok(())
+}

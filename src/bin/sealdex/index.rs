@@ -1,0 +1,266 @@
+//! `sealdex index`: check the sources, create or open the index, index each
+//! source with progress, answer other processes meanwhile, and stop cleanly
+//! on Ctrl-C.
+//!
+//! Order matters: every path is opened (and a single file sniffed) before
+//! the index is created, so a typo leaves nothing behind. Ctrl-C cancels
+//! through the pipeline's `Control`: the batch being written finishes, its
+//! checkpoint lands, and the next run resumes after it. A second Ctrl-C
+//! exits at once, which loses at most that batch (the store is crash-safe).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sealdex::decrypt::PassThrough;
+use sealdex::pipeline::{Control, IndexOptions, Phase, Progress};
+use sealdex::{Error, Index, IndexConfig, KdfParams, Source, Store};
+
+use crate::fail::{self, FOUND, Fail};
+use crate::term;
+
+/// `sealdex index`.
+#[derive(clap::Args, Debug)]
+pub struct IndexArgs {
+    /// Mailboxes to index: Maildirs, mbox files, directory trees of RFC 822
+    /// files, or single RFC 822 files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Messages per batch (a checkpoint after each).
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+}
+
+/// Whether an index exists in `dir` (its keyring is there).
+fn exists(dir: &Path) -> bool {
+    dir.join("keyring").is_file()
+}
+
+pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<ExitCode, Fail> {
+    // Every source first: nothing is created for a path that is not there.
+    let mut sources: Vec<(&Path, Box<dyn Source>)> = Vec::new();
+    for path in &args.paths {
+        let source =
+            sealdex::backends::open_path(path).map_err(|e| Fail::msg(e.message().to_owned()))?;
+        sources.push((path, source));
+    }
+    let index = Arc::new(open_or_create(dir, key_file)?);
+    let server = crate::remote::Server::start(Arc::clone(&index), dir);
+
+    let control = Control::new();
+    {
+        let control = control.clone();
+        let pressed = std::sync::atomic::AtomicBool::new(false);
+        // Fails only if a handler is already set, which this command never does twice.
+        let _ = ctrlc::set_handler(move || {
+            if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                term::note(
+                    "interrupted again: stopping now; the next run resumes from the last checkpoint",
+                );
+                std::process::exit(fail::INTERRUPTED.into());
+            }
+            term::note(
+                "interrupted: finishing the batch being written (Ctrl-C again to stop at once)…",
+            );
+            control.cancel();
+        });
+    }
+
+    let options = IndexOptions {
+        batch_messages: args.batch.max(1),
+        ..IndexOptions::default()
+    };
+    let mut any_failed = false;
+    let mut empty: Vec<String> = Vec::new();
+    for (path, mut source) in sources {
+        let name = source.name().to_owned();
+        let before = index.store().checkpoint(&name)?.unwrap_or_default();
+        if let Some(cp) = index.store().checkpoint(&name)?
+            && cp.cursor.is_some()
+            && !cp.synced
+        {
+            term::note(&format!(
+                "{}: resuming an interrupted run; {} message(s) already done",
+                path.display(),
+                cp.done
+            ));
+        }
+        let mut reporter = Reporter::new(path);
+        let result = index.index_with(
+            source.as_mut(),
+            &PassThrough::default(),
+            &options,
+            &control,
+            &mut |p| reporter.update(p),
+        );
+        reporter.finish();
+        let report = match result {
+            Ok(r) => r,
+            Err(Error::Cancelled) => {
+                drop(server);
+                let kept = index.store().manifest()?.documents;
+                let paths: Vec<String> =
+                    args.paths.iter().map(|p| p.display().to_string()).collect();
+                return Err(Fail::Interrupted(format!(
+                    "interrupted: the index keeps {kept} message(s), everything up to the last \
+                     checkpoint; run `sealdex index {}` again to resume where this run stopped",
+                    paths.join(" ")
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        any_failed |= report.failed > 0;
+        term::note(&format!(
+            "{}: stored {}, deleted {}, failed {} in {:.1}s",
+            path.display(),
+            report.stored,
+            report.deleted,
+            report.failed,
+            report.elapsed.as_secs_f64()
+        ));
+        // A first full listing that stored nothing: an empty folder, or a
+        // tree of files none of which is mail. (Later runs only apply
+        // changes, where storing nothing is the normal case.)
+        if !before.synced && before.done == 0 && report.stored == 0 {
+            empty.push(if report.failed > 0 {
+                format!(
+                    "{} ({} file(s), none of them mail: `sealdex failures` says why)",
+                    path.display(),
+                    report.failed
+                )
+            } else {
+                path.display().to_string()
+            });
+        }
+    }
+    drop(server);
+    if any_failed {
+        term::note(
+            "failed messages are recorded and retried on later runs; `sealdex failures` lists them with reasons",
+        );
+    }
+    if !empty.is_empty() {
+        return Err(Fail::msg(format!("no mail found in {}", empty.join(", "))));
+    }
+    Ok(ExitCode::from(FOUND))
+}
+
+/// Opens the index in `dir`, or creates it under a new passphrase (asked
+/// twice on a terminal, see `creds.rs`).
+fn open_or_create(dir: &Path, key_file: Option<&Path>) -> Result<Index, Fail> {
+    let (store, created) = if exists(dir) {
+        let cred = crate::creds::existing(key_file)?;
+        (Store::open(dir, &cred)?, false)
+    } else {
+        let cred = crate::creds::new(key_file, "SEALDEX_PASSPHRASE", "New passphrase")?;
+        Store::open_or_create(dir, &cred, KdfParams::default())?
+    };
+    if created {
+        term::note(&format!("created a new index in {}", dir.display()));
+    }
+    Ok(Index::from_store(store, IndexConfig::default())?)
+}
+
+/// `sealdex import` (`import.rs`): the input is checked before an index is
+/// created, as `index` checks its paths.
+pub fn import(
+    dir: &Path,
+    key_file: Option<&Path>,
+    source: &str,
+    input: &str,
+    batch: usize,
+) -> Result<ExitCode, Fail> {
+    if input != "-" && !Path::new(input).is_file() {
+        return Err(Fail::msg(format!(
+            "{input}: no such file to import (give a file, or - for standard input)"
+        )));
+    }
+    let index = open_or_create(dir, key_file)?;
+    Ok(crate::import::run(&index, source, input, batch)?)
+}
+
+/// Shows progress: on a terminal a spinner while the source is listed and
+/// its size unknown, then a bar; otherwise a log line every few seconds.
+struct Reporter {
+    bar: Option<indicatif::ProgressBar>,
+    label: String,
+    sized: bool,
+    last_line: Instant,
+}
+
+impl Reporter {
+    fn new(path: &Path) -> Self {
+        let label = term::line(&path.display().to_string());
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(label.clone());
+            bar.set_message("listing…");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Reporter {
+            bar,
+            label,
+            sized: false,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, p: &Progress) {
+        if let Some(bar) = &self.bar {
+            match p.total {
+                Some(t) if t > 0 => {
+                    if !self.sized {
+                        self.sized = true;
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
+                    }
+                    bar.set_length(t);
+                    bar.set_position(p.done.min(t));
+                    bar.set_message(format!("{:.0} msg/s, {} failed", p.rate, p.failed));
+                }
+                // Size unknown (changes, a source without a count): the
+                // spinner counts instead of showing a bar of 0/0.
+                _ => bar.set_message(format!(
+                    "{} {} ({:.0} msg/s, {} failed)",
+                    match p.phase {
+                        Phase::Retrying => "retrying",
+                        Phase::Syncing => "applying changes:",
+                        Phase::Listing | Phase::Done => "indexed",
+                    },
+                    p.done,
+                    p.rate,
+                    p.failed
+                )),
+            }
+        } else if self.last_line.elapsed() >= Duration::from_secs(2) {
+            self.last_line = Instant::now();
+            let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+            let eta = p
+                .eta
+                .map(|e| format!(", eta {}s", e.as_secs()))
+                .unwrap_or_default();
+            term::note(&format!(
+                "{}: {:?} {}{} ({:.0} msg/s, {} failed{})",
+                self.label, p.phase, p.done, total, p.rate, p.failed, eta
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
