@@ -39,6 +39,7 @@ pub mod record;
 pub mod seal;
 pub mod source;
 pub mod store;
+pub mod sync;
 
 pub use decrypt::{Body, DecryptError, Decryptor, Message};
 pub use error::{Error, Result};

@@ -16,6 +16,9 @@ use sealdex::{
 };
 
 mod demo;
+mod group;
+#[cfg(feature = "mediator")]
+mod mediator;
 mod output;
 
 /// Encrypted, on-device full-text search for end-to-end-encrypted mail.
@@ -104,6 +107,12 @@ enum Command {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
+    /// Device group keys for multi-device sync (new, derive, id).
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Run the multi-device relay (the mediator).
+    #[cfg(feature = "mediator")]
+    Mediator(mediator::MediatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -211,10 +220,18 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Demo = cli.command {
         return demo::run().map(|()| ExitCode::SUCCESS);
     }
+    match &cli.command {
+        Command::Group(cmd) => return Ok(group::exit_code(group::run(cmd))),
+        #[cfg(feature = "mediator")]
+        Command::Mediator(args) => return Ok(group::exit_code(mediator::run(args))),
+        _ => {}
+    }
     let dir = index_dir(&cli)?;
     let cred = credential(&cli)?;
     match &cli.command {
-        Command::Demo => unreachable!("handled above"),
+        Command::Demo | Command::Group(_) => unreachable!("handled above"),
+        #[cfg(feature = "mediator")]
+        Command::Mediator(_) => unreachable!("handled above"),
         Command::Search {
             json,
             limit,
