@@ -75,7 +75,12 @@ fn aad(keys: &GroupKeys, sender: u64, ephemeral: bool) -> Vec<u8> {
 /// assert_eq!(&*opened.plaintext, b"op");
 /// # Ok::<(), sealdex::sync::SyncError>(())
 /// ```
-pub fn seal(keys: &GroupKeys, sender: u64, ephemeral: bool, plaintext: &[u8]) -> SyncResult<Vec<u8>> {
+pub fn seal(
+    keys: &GroupKeys,
+    sender: u64,
+    ephemeral: bool,
+    plaintext: &[u8],
+) -> SyncResult<Vec<u8>> {
     if plaintext.len() > MAX_PLAINTEXT {
         return Err(SyncError::EnvelopeTooLarge {
             len: plaintext.len(),
@@ -84,14 +89,18 @@ pub fn seal(keys: &GroupKeys, sender: u64, ephemeral: bool, plaintext: &[u8]) ->
     }
     let size = bucket_for(plaintext.len());
     let mut padded = Zeroizing::new(Vec::with_capacity(size));
-    padded.extend_from_slice(&u32::try_from(plaintext.len()).unwrap_or(u32::MAX).to_le_bytes());
+    padded.extend_from_slice(
+        &u32::try_from(plaintext.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     padded.extend_from_slice(plaintext);
     padded.resize(size, 0);
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
-    let boxed = keys
-        .reflect_key()
-        .seal_with_nonce(&nonce, &aad(keys, sender, ephemeral), &padded)?;
+    let boxed =
+        keys.reflect_key()
+            .seal_with_nonce(&nonce, &aad(keys, sender, ephemeral), &padded)?;
     let mut out = Vec::with_capacity(1 + boxed.len());
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&boxed);
@@ -187,7 +196,9 @@ impl ReplayGuard {
         if let Some((path, file)) = &mut self.file {
             file.write_all(&nonce)
                 .and_then(|()| file.sync_data())
-                .map_err(|e| SyncError::io(format!("writing replay guard {}", path.display()), e))?;
+                .map_err(|e| {
+                    SyncError::io(format!("writing replay guard {}", path.display()), e)
+                })?;
         }
         Ok(true)
     }
@@ -234,7 +245,10 @@ mod tests {
         assert!(open(&k, 5, false, &e).is_ok());
         let mut flipped = e.clone();
         flipped[40] ^= 0x80;
-        assert!(matches!(open(&k, 5, false, &flipped), Err(SyncError::EnvelopeRejected { .. })));
+        assert!(matches!(
+            open(&k, 5, false, &flipped),
+            Err(SyncError::EnvelopeRejected { .. })
+        ));
         assert!(open(&k, 5, false, &e[..e.len() - 1]).is_err());
         assert!(open(&k, 5, false, &e[..10]).is_err());
         assert!(open(&k, 5, false, &[]).is_err());

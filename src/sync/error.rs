@@ -71,7 +71,9 @@ pub enum SyncError {
     Protocol(String),
 
     /// A transaction could not begin because another device holds the lock.
-    #[error("another device ({holder:016x}) holds the group's transaction lock; wait for TransactionEnded and retry")]
+    #[error(
+        "another device ({holder:016x}) holds the group's transaction lock; wait for TransactionEnded and retry"
+    )]
     TransactionRejected {
         /// Device id of the holder.
         holder: u64,

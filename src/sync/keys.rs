@@ -62,13 +62,14 @@ pub const BOX_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 /// the salt and personal are zero-padded to 16 bytes by BLAKE2b's parameter
 /// block). The message is empty.
 fn blake2b_kdf(key: &[u8], salt: &[u8], personal: &[u8]) -> SyncResult<Zeroizing<[u8; KEY_LEN]>> {
-    let mac = Blake2bMac256::new_with_salt_and_personal(Some(key), salt, personal).map_err(|_| {
-        SyncError::KeyLength {
-            what: "a BLAKE2b key",
-            expected: "1 to 64 bytes",
-            found: key.len(),
-        }
-    })?;
+    let mac =
+        Blake2bMac256::new_with_salt_and_personal(Some(key), salt, personal).map_err(|_| {
+            SyncError::KeyLength {
+                what: "a BLAKE2b key",
+                expected: "1 to 64 bytes",
+                found: key.len(),
+            }
+        })?;
     let out = mac.finalize().into_bytes();
     let mut k = Zeroizing::new([0u8; KEY_LEN]);
     k.copy_from_slice(&out);
@@ -214,13 +215,12 @@ impl SubKey {
         aad: &[u8],
         plaintext: &[u8],
     ) -> SyncResult<Vec<u8>> {
-        let cipher = XChaCha20Poly1305::new_from_slice(&self.0).map_err(|_| {
-            SyncError::KeyLength {
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(&self.0).map_err(|_| SyncError::KeyLength {
                 what: "an XChaCha20-Poly1305 key",
                 expected: "32 bytes",
                 found: self.0.len(),
-            }
-        })?;
+            })?;
         let ct = cipher
             .encrypt(
                 &XNonce::from(*nonce),
@@ -343,13 +343,15 @@ impl GroupKeys {
     /// Seals a device's info (a label such as "laptop") for the other
     /// devices; the relay stores it without being able to read it.
     pub fn seal_device_info(&self, device_id: u64, info: &[u8]) -> SyncResult<Vec<u8>> {
-        self.device_info.seal(&aad(AAD_DEVICE_INFO, device_id), info)
+        self.device_info
+            .seal(&aad(AAD_DEVICE_INFO, device_id), info)
     }
 
     /// Opens another device's info; `None` if it was altered or moved to
     /// another device id.
     pub fn open_device_info(&self, device_id: u64, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        self.device_info.open(&aad(AAD_DEVICE_INFO, device_id), sealed)
+        self.device_info
+            .open(&aad(AAD_DEVICE_INFO, device_id), sealed)
     }
 
     /// Seals a transaction scope (what the transaction is for).
@@ -496,8 +498,8 @@ mod tests {
     /// personal `3ma-mdev` gives these path and transaction-scope keys.
     #[test]
     fn threema_published_vectors() {
-        let keys = GroupKeys::derive_with_personal(&GroupKey::from_bytes([0; 32]), b"3ma-mdev")
-            .unwrap();
+        let keys =
+            GroupKeys::derive_with_personal(&GroupKey::from_bytes([0; 32]), b"3ma-mdev").unwrap();
         assert_eq!(
             keys.path_key_bytes().to_vec(),
             unhex("4b464e5d33debe0d3f9be535b9a1449f79caac615c852da734b47ef3a23e14ca")
@@ -535,7 +537,10 @@ mod tests {
         assert_eq!(keys.group_id().0, pk.to_bytes());
         let hex = keys.group_id().to_hex();
         assert_eq!(GroupId::from_hex(&hex), Some(keys.group_id()));
-        assert_eq!(GroupId::from_hex(&hex.to_uppercase()), Some(keys.group_id()));
+        assert_eq!(
+            GroupId::from_hex(&hex.to_uppercase()),
+            Some(keys.group_id())
+        );
         assert_eq!(GroupId::from_hex(&hex[1..]), None);
         assert_eq!(GroupId::from_hex(&format!("{}zz", &hex[2..])), None);
     }
