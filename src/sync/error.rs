@@ -105,7 +105,8 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         SyncError::Io {
             context: context.into(),
             source,

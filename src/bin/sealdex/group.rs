@@ -65,7 +65,8 @@ pub fn run(cmd: &GroupCommand) -> Result<(), SyncError> {
 
 /// Reads a 32-byte group key file.
 pub fn read_group_key(path: &Path) -> Result<GroupKey, SyncError> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?);
+    let bytes =
+        Zeroizing::new(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?);
     GroupKey::from_slice(&bytes)
 }
 
@@ -77,9 +78,10 @@ fn write_key(out: &Path, key: &GroupKey) -> Result<(), SyncError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(out)
-        .map_err(io(format!("creating {} (it must not exist)", out.display())))?;
+    let mut f = opts.open(out).map_err(io(format!(
+        "creating {} (it must not exist)",
+        out.display()
+    )))?;
     f.write_all(key.expose())
         .and_then(|()| f.sync_all())
         .map_err(io(format!("writing {}", out.display())))

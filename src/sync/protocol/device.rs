@@ -191,6 +191,12 @@ impl DeviceMachine {
         self.device_id
     }
 
+    /// Takes the replay guard out (to keep it for a later connection); the
+    /// machine is left with an empty one.
+    pub fn take_guard(&mut self) -> ReplayGuard {
+        std::mem::take(&mut self.guard)
+    }
+
     /// Whether the handshake is done on the current connection.
     pub fn is_established(&self) -> bool {
         self.state == State::Established
