@@ -58,7 +58,15 @@ pub fn spawn_mediator(args: &[&str]) -> (Child, String) {
     (child, format!("ws://{addr}"))
 }
 
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn device(url: &str, keys: &Arc<GroupKeys>, id: u64) -> Device {
+    init_tracing();
     let mut cfg = DeviceConfig::new(url, keys.clone(), id);
     cfg.info = format!("device {id}").into_bytes();
     tokio::time::timeout(STEP, Device::connect(cfg))
@@ -76,6 +84,10 @@ pub async fn next(d: &mut Device) -> Event {
             .expect("client running");
         match ev {
             Event::Connected(_) | Event::Disconnected { .. } => continue,
+            other if std::env::var("SEALDEX_TEST_EVENTS").is_ok() => {
+                eprintln!("event {other:?}");
+                return other;
+            }
             other => return other,
         }
     }

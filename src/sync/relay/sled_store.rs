@@ -220,7 +220,8 @@ impl SledStore {
             .collect();
         let mut batch = sled::Batch::default();
         for env in envelopes {
-            let seq = self.db.generate_id().map_err(store_err)?;
+            // Positions start at 1: 0 means "nothing delivered yet".
+            let seq = self.db.generate_id().map_err(store_err)? + 1;
             let mut v = Vec::with_capacity(16 + env.len());
             v.extend_from_slice(&sender.to_le_bytes());
             v.extend_from_slice(&now_ms.to_le_bytes());
