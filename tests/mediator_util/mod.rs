@@ -38,8 +38,26 @@ pub async fn relay_with(cfg: RelayConfig) -> String {
     format!("ws://{addr}")
 }
 
+/// A child process killed (SIGKILL) when dropped, so a failing test never
+/// leaves a relay behind.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// SIGKILL now and reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The real binary: `sealdex mediator ARGS`, returning the child and its URL.
-pub fn spawn_mediator(args: &[&str]) -> (Child, String) {
+pub fn spawn_mediator(args: &[&str]) -> (KillOnDrop, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealdex"))
         .arg("mediator")
         .args(args)
@@ -55,7 +73,7 @@ pub fn spawn_mediator(args: &[&str]) -> (Child, String) {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    (child, format!("ws://{addr}"))
+    (KillOnDrop(child), format!("ws://{addr}"))
 }
 
 pub fn init_tracing() {

@@ -138,8 +138,13 @@ pub struct DeviceMachine {
     state: State,
     next_reflect_id: u32,
     unacked: BTreeMap<u32, Unacked>,
+    /// Envelopes handed to the application and not yet acknowledged by it,
+    /// across reconnects (queue positions survive them).
     pending: HashMap<u64, [u8; NONCE_LEN]>,
     pending_nonces: HashSet<[u8; NONCE_LEN]>,
+    /// Which of them the current connection delivered (only those may be
+    /// acknowledged to the relay on it).
+    delivered_here: HashSet<u64>,
     ephemeral_seen: HashSet<[u8; NONCE_LEN]>,
     in_txn: bool,
     out: VecDeque<DeviceOutput>,
@@ -179,6 +184,7 @@ impl DeviceMachine {
             unacked: BTreeMap::new(),
             pending: HashMap::new(),
             pending_nonces: HashSet::new(),
+            delivered_here: HashSet::new(),
             ephemeral_seen: HashSet::new(),
             in_txn: false,
             out: VecDeque::new(),
@@ -212,8 +218,7 @@ impl DeviceMachine {
     pub fn reconnect(&mut self) {
         self.state = State::AwaitingHello;
         self.out.clear();
-        self.pending.clear();
-        self.pending_nonces.clear();
+        self.delivered_here.clear();
         if self.in_txn {
             self.in_txn = false;
             let lost: Vec<u32> = self
@@ -409,6 +414,12 @@ impl DeviceMachine {
                 return Ok(());
             }
         };
+        if !r.ephemeral && self.pending.get(&r.reflected_id) == Some(&opened.nonce) {
+            // Delivered again on a new connection while the application
+            // still holds it from the old one: its ack will go out here.
+            self.delivered_here.insert(r.reflected_id);
+            return Ok(());
+        }
         let replay = self.guard.seen(&opened.nonce)
             || self.pending_nonces.contains(&opened.nonce)
             || self.ephemeral_seen.contains(&opened.nonce);
@@ -421,6 +432,7 @@ impl DeviceMachine {
         } else {
             self.pending.insert(r.reflected_id, opened.nonce);
             self.pending_nonces.insert(opened.nonce);
+            self.delivered_here.insert(r.reflected_id);
         }
         self.events.push_back(DeviceEvent::Reflected {
             reflected_id: r.reflected_id,
@@ -434,15 +446,20 @@ impl DeviceMachine {
 
     /// The application processed envelope `reflected_id`: remember its nonce
     /// (durably, if the guard is file-backed) and tell the relay to drop it.
+    /// If it came on an earlier connection and the current one has not
+    /// delivered it again, no ack goes out: when the relay redelivers it,
+    /// it is refused as a replay and acknowledged then.
     pub fn ack(&mut self, reflected_id: u64) -> SyncResult<()> {
         let Some(nonce) = self.pending.remove(&reflected_id) else {
             return Err(SyncError::Protocol(format!(
-                "no pending envelope {reflected_id} to acknowledge (already acknowledged, or from a previous connection)"
+                "no pending envelope {reflected_id} to acknowledge (already acknowledged?)"
             )));
         };
         self.pending_nonces.remove(&nonce);
         self.guard.accept(nonce)?;
-        self.send(FrameType::ReflectedAck, &m::ReflectedAck { reflected_id });
+        if self.delivered_here.remove(&reflected_id) && self.state == State::Established {
+            self.send(FrameType::ReflectedAck, &m::ReflectedAck { reflected_id });
+        }
         Ok(())
     }
 
