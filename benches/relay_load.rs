@@ -123,68 +123,58 @@ async fn run(label: &str, backend: String) {
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let rss_connected = rss_mib(relay.0.id());
 
-    // Receivers: every device applies and acks what it gets.
-    let senders: Vec<Arc<Device>> = Vec::new();
-    let _ = senders;
-    let (tx_devs, mut devs): (Vec<_>, Vec<_>) = handles
-        .into_iter()
-        .map(|d| {
-            let d = Arc::new(tokio::sync::Mutex::new(d));
-            (d.clone(), d)
-        })
-        .unzip();
-    drop(tx_devs);
+    // Each device: one task receives, applies and acks; one reflects,
+    // keeping up to 4 reflections in flight, paced when a rate is set.
     let stop = Arc::new(AtomicBool::new(false));
     let rate_per_device = Arc::new(AtomicU64::new(0)); // 0: as fast as acks allow
     let mut tasks = Vec::new();
-    for d in devs.drain(..) {
-        let stats = stats.clone();
-        let stop = stop.clone();
-        let rate = rate_per_device.clone();
+    for mut dev in handles {
+        let mut events = dev.take_events();
+        let dev = Arc::new(dev);
+        let (stats, rx_dev) = (stats.clone(), dev.clone());
         tasks.push(tokio::spawn(async move {
-            let mut dev = d.lock().await;
-            let mut inflight = std::collections::VecDeque::new();
-            let mut next_send = Instant::now();
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // Keep up to 4 reflections in flight, paced if a rate is set.
-                let r = rate.load(Ordering::Relaxed);
-                if inflight.len() < 4 && Instant::now() >= next_send {
-                    let now_us = epoch.elapsed().as_micros() as u64;
-                    let mut payload = now_us.to_le_bytes().to_vec();
-                    payload.resize(200, 0x5a);
-                    match dev.reflect(&payload) {
-                        Ok(ack) => inflight.push_back(ack),
-                        Err(_) => break,
-                    }
-                    if r > 0 {
-                        next_send += Duration::from_micros(1_000_000 / r);
-                    }
-                }
-                if inflight.len() >= 4 {
-                    if let Some(a) = inflight.pop_front() {
-                        let _ = a.await;
-                    }
-                }
-                let ev = tokio::time::timeout(Duration::from_millis(2), dev.next_event()).await;
+            while let Some(ev) = events.next().await {
                 match ev {
-                    Ok(Some(Event::Reflected {
+                    Event::Reflected {
                         reflected_id,
                         plaintext,
                         ..
-                    })) => {
+                    } => {
                         let sent = u64::from_le_bytes(plaintext[..8].try_into().unwrap());
                         let lat = (epoch.elapsed().as_micros() as u64).saturating_sub(sent);
-                        let _ = dev.ack(reflected_id).await;
+                        let _ = rx_dev.ack(reflected_id).await;
                         stats.delivered.fetch_add(1, Ordering::Relaxed);
                         if stats.record.load(Ordering::Relaxed) {
                             stats.latencies_us.lock().unwrap().push(lat);
                         }
                     }
-                    Ok(Some(Event::Closed { .. })) | Ok(None) => break,
+                    Event::Closed { .. } => break,
                     _ => {}
+                }
+            }
+        }));
+        let (stop, rate) = (stop.clone(), rate_per_device.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut inflight = std::collections::VecDeque::new();
+            let mut next_send = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(gap) = 1_000_000u64.checked_div(rate.load(Ordering::Relaxed)) {
+                    tokio::time::sleep_until(next_send.into()).await;
+                    next_send = next_send.max(Instant::now() - Duration::from_secs(1))
+                        + Duration::from_micros(gap);
+                }
+                let now_us = epoch.elapsed().as_micros() as u64;
+                let mut payload = now_us.to_le_bytes().to_vec();
+                payload.resize(200, 0x5a);
+                match dev.reflect(&payload) {
+                    Ok(ack) => inflight.push_back(ack),
+                    Err(_) => break,
+                }
+                if inflight.len() >= 4
+                    && let Some(a) = inflight.pop_front()
+                    && a.await.is_err()
+                {
+                    break;
                 }
             }
         }));
@@ -211,7 +201,7 @@ async fn run(label: &str, backend: String) {
     let half = (stats.delivered.load(Ordering::Relaxed) - d1) as f64 / t1.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        t.abort();
     }
     let mut lats = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
     lats.sort_unstable();

@@ -172,6 +172,22 @@ impl std::fmt::Debug for ReflectAck {
     }
 }
 
+/// A device's event stream, taken with [`Device::take_events`].
+pub struct Events(mpsc::UnboundedReceiver<Event>);
+
+impl Events {
+    /// The next event; `None` once the client stopped.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Events")
+    }
+}
+
 /// A connected device.
 pub struct Device {
     cmd: mpsc::UnboundedSender<Cmd>,
@@ -262,9 +278,17 @@ impl Device {
         rx.await.map_err(|_| SyncError::Disconnected)?.map(|_| ())
     }
 
-    /// The next event; `None` once the client stopped.
+    /// The next event; `None` once the client stopped (or after
+    /// [`Device::take_events`]).
     pub async fn next_event(&mut self) -> Option<Event> {
         self.events.recv().await
+    }
+
+    /// Moves the event stream out, so one task can receive while others
+    /// reflect and acknowledge through a shared `&Device`.
+    pub fn take_events(&mut self) -> Events {
+        let (_, empty) = mpsc::unbounded_channel();
+        Events(std::mem::replace(&mut self.events, empty))
     }
 
     /// Acknowledges a processed envelope (records its nonce, then tells the

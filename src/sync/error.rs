@@ -25,7 +25,7 @@ pub enum SyncError {
     Random(String),
 
     /// A frame or payload from the peer could not be decoded. The connection
-    /// is closed with [`crate::sync::protocol::CloseCode::ProtocolError`].
+    /// is closed with close code 4000 (protocol error).
     #[error("malformed {what} from the peer: {detail}")]
     Malformed {
         /// Which message or field.
