@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
-use super::redis_store::{EVENT_CHANNEL, leader_key, txn_key};
+use super::schema::{
+    EV_CONN, EV_DROP, EV_ENDED, EV_EPHEMERAL, EV_LEADER_FREE, EV_WAKE, EVENT_CHANNEL, event,
+    leader_key, txn_key,
+};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::{GroupId, fill_random};
 use crate::sync::protocol::CloseCode;
@@ -76,26 +79,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn redis_err(e: redis::RedisError) -> SyncError {
     SyncError::Store(format!("redis: {e}"))
-}
-
-const EV_WAKE: u8 = 1;
-const EV_ENDED: u8 = 2;
-const EV_LEADER_FREE: u8 = 3;
-const EV_DROP: u8 = 4;
-const EV_CONN: u8 = 5;
-const EV_EPHEMERAL: u8 = 6;
-
-fn event(kind: u8, group: &GroupId, rest: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(33 + rest.len());
-    v.push(kind);
-    v.extend_from_slice(&group.0);
-    v.extend_from_slice(rest);
-    v
-}
-
-/// The Pub/Sub message that wakes a device's queue reader on any node.
-pub fn wake_message(group: &GroupId, device_id: u64) -> Vec<u8> {
-    event(EV_WAKE, group, &device_id.to_le_bytes())
 }
 
 impl Hub {

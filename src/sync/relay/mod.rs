@@ -22,6 +22,7 @@
 mod conn;
 pub mod hub;
 pub mod redis_store;
+mod schema;
 pub mod sled_store;
 pub mod store;
 
@@ -123,7 +124,7 @@ impl Relay {
                 .await
                 .map_err(|e| SyncError::Store(format!("redis: {e}")))?;
             pubsub
-                .subscribe(redis_store::EVENT_CHANNEL)
+                .subscribe(schema::EVENT_CHANNEL)
                 .await
                 .map_err(|e| SyncError::Store(format!("redis: {e}")))?;
             let weak = Arc::downgrade(&inner);

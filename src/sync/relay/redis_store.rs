@@ -17,32 +17,15 @@
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::store::{DeviceRecord, Entry, Registration};
+use super::schema::{
+    DeviceRecord, EVENT_CHANNEL, Entry, Registration, dev_key, queue_key, wake_message,
+};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
 use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
-/// The Pub/Sub channel relay nodes share.
-pub const EVENT_CHANNEL: &str = "sdx:ev";
-
 fn store_err(e: redis::RedisError) -> SyncError {
     SyncError::Store(format!("redis: {e}"))
-}
-
-fn dev_key(group: &GroupId) -> String {
-    format!("sdx:dev:{}", group.to_hex())
-}
-
-fn queue_key(group: &GroupId, device_id: u64) -> String {
-    format!("sdx:q:{}:{device_id:016x}", group.to_hex())
-}
-
-pub(crate) fn leader_key(group: &GroupId) -> String {
-    format!("sdx:leader:{}", group.to_hex())
-}
-
-pub(crate) fn txn_key(group: &GroupId) -> String {
-    format!("sdx:txn:{}", group.to_hex())
 }
 
 /// The Redis-backed store.
@@ -192,8 +175,7 @@ impl RedisStore {
             }
         }
         for &r in &recipients {
-            pipe.publish(EVENT_CHANNEL, super::hub::wake_message(group, r))
-                .ignore();
+            pipe.publish(EVENT_CHANNEL, wake_message(group, r)).ignore();
         }
         let _: () = pipe.query_async(&mut c).await.map_err(store_err)?;
         Ok(recipients)

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Notify, watch};
 
-use super::store::{DeviceRecord, Entry, Registration};
+use super::schema::{DeviceRecord, Entry, Registration};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
 use crate::sync::protocol::messages::SlotsExhaustedPolicy;

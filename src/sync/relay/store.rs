@@ -10,45 +10,8 @@ use crate::sync::keys::GroupId;
 use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
 use super::redis_store::RedisStore;
+pub use super::schema::{DeviceRecord, Entry, Registration};
 use super::sled_store::SledStore;
-
-/// One queued envelope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Position, increasing with each envelope queued in the group.
-    pub seq: u64,
-    /// The device that reflected it.
-    pub sender: u64,
-    /// When it was queued, ms since the Unix epoch.
-    pub timestamp_ms: u64,
-    /// The sealed envelope.
-    pub envelope: Vec<u8>,
-}
-
-/// One device of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceRecord {
-    /// Random device id.
-    pub device_id: u64,
-    /// Its sealed info.
-    pub encrypted_info: Vec<u8>,
-    /// Last connect or disconnect, ms since the Unix epoch.
-    pub last_seen_ms: u64,
-}
-
-/// The outcome of registering a device at connect.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Registration {
-    /// Registered (new or known); its queue holds this many envelopes.
-    Admitted {
-        /// Queue length.
-        queue_len: u64,
-        /// Devices dropped to make room (drop-least-recent policy).
-        dropped: Vec<u64>,
-    },
-    /// Every slot is taken and the policy is to reject.
-    SlotsExhausted,
-}
 
 /// The queue store: embedded or distributed.
 pub enum Store {
