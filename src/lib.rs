@@ -52,6 +52,7 @@ pub mod search;
 mod secret;
 pub mod source;
 pub mod store;
+pub mod sync;
 pub mod text;
 mod write;
 

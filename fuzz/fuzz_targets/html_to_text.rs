@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     // Output stays linear in the input: a character reference or a NUL
     // (replaced by U+FFFD) at most triples, `alt` text is written once per
     // image, and separators are shorter than the tags they stand for.
-    assert!(text.len() <= html.len() * 3 + 16, "{} from {}", text.len(), html.len());
+    assert!(
+        text.len() <= html.len() * 3 + 16,
+        "{} from {}",
+        text.len(),
+        html.len()
+    );
     let normalised = clean::normalise(&text);
     for (start, token) in clean::tokens(&normalised) {
         assert_eq!(&normalised[start..start + token.len()], token);

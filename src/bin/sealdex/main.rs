@@ -20,8 +20,11 @@ mod creds;
 mod demo;
 mod docs;
 mod fail;
+mod group;
 mod import;
 mod index;
+#[cfg(feature = "mediator")]
+mod mediator;
 mod ops;
 mod output;
 mod reader;
@@ -103,6 +106,12 @@ enum Command {
     },
     /// Print the man page (roff) on stdout.
     Man,
+    /// Device group keys for multi-device sync (new, derive, id).
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Run the multi-device relay (the mediator).
+    #[cfg(feature = "mediator")]
+    Mediator(mediator::MediatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +153,12 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Man => return docs::man(Cli::command()),
         _ => {}
     }
+    match &cli.command {
+        Command::Group(cmd) => return Ok(group::exit_code(group::run(cmd))),
+        #[cfg(feature = "mediator")]
+        Command::Mediator(args) => return Ok(group::exit_code(mediator::run(args))),
+        _ => {}
+    }
     let dir = index_dir(&cli)?;
     let key_file = cli.key_file.as_deref();
     match &cli.command {
@@ -171,6 +186,9 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         | Command::Count(_)
         | Command::Demo
         | Command::Completions { .. }
-        | Command::Man => unreachable!("handled above"),
+        | Command::Man
+        | Command::Group(_) => unreachable!("handled above"),
+        #[cfg(feature = "mediator")]
+        Command::Mediator(_) => unreachable!("handled above"),
     }
 }

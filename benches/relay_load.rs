@@ -1,0 +1,274 @@
+//! Load runner for the mediator (issue 14): 1,000 simulated devices in 300
+//! groups on loopback, each reflecting sealed envelopes through one relay
+//! process. Reports envelopes delivered per second at full load, p50/p99
+//! latency from reflect to delivery at half that load, and the relay's RSS
+//! with every device connected; with the embedded store (sled) and, when
+//! `SEALDEX_REDIS=redis://127.0.0.1:PORT` is set, with Redis Streams.
+//!
+//! ```text
+//! ulimit -n 4096   # 1,000 WebSockets per process, each side
+//! cargo bench --features mediator --bench relay_load
+//! SEALDEX_BENCH_SECONDS=5 SEALDEX_BENCH_DEVICES=1000 SEALDEX_BENCH_GROUPS=300 ...
+//! ```
+//!
+//! The relay runs in a child process (this executable re-run with
+//! `--relay`), so its RSS is its own. Bounded: each phase lasts
+//! `SEALDEX_BENCH_SECONDS` (default 5), and the whole run stops after at
+//! most two minutes. `cargo test` never runs it (harness = false benches
+//! only run under `cargo bench`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sealdex::sync::client::{Device, DeviceConfig, Event};
+use sealdex::sync::keys::{GroupKey, GroupKeys};
+use sealdex::sync::relay::{Relay, RelayConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn relay_main(args: &[String]) {
+    let backend = args.get(2).cloned().unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cfg = if backend.starts_with("redis://") {
+            RelayConfig::redis(backend)
+        } else {
+            RelayConfig::embedded(backend.into())
+        };
+        cfg.window = 64;
+        let relay = Relay::start(cfg).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        relay.serve(listener).await;
+    });
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn fd_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+struct Stats {
+    delivered: AtomicU64,
+    latencies_us: std::sync::Mutex<Vec<u64>>,
+    record: AtomicBool,
+}
+
+async fn run(label: &str, backend: String) {
+    let devices = env_usize("SEALDEX_BENCH_DEVICES", 1000);
+    let groups = env_usize("SEALDEX_BENCH_GROUPS", 300).max(1);
+    let seconds = env_usize("SEALDEX_BENCH_SECONDS", 5) as u64;
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args(["--relay", &backend])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let relay = KillOnDrop(child);
+    let url = format!("ws://{}", line.trim());
+    let rss_idle = rss_mib(relay.0.id());
+
+    let epoch = Instant::now();
+    let stats = Arc::new(Stats {
+        delivered: AtomicU64::new(0),
+        latencies_us: std::sync::Mutex::new(Vec::new()),
+        record: AtomicBool::new(false),
+    });
+    let group_keys: Vec<Arc<GroupKeys>> = (0..groups)
+        .map(|_| Arc::new(GroupKeys::derive(&GroupKey::random().unwrap()).unwrap()))
+        .collect();
+    let mut handles = Vec::new();
+    let connect_start = Instant::now();
+    for i in 0..devices {
+        let keys = group_keys[i % groups].clone();
+        let mut cfg = DeviceConfig::new(&url, keys, i as u64 + 1);
+        cfg.reconnect = false;
+        let d = Device::connect(cfg).await.expect("device connects");
+        handles.push(d);
+    }
+    let connect_secs = connect_start.elapsed().as_secs_f64();
+    let rss_connected = rss_mib(relay.0.id());
+
+    // Each device: one task receives, applies and acks; one reflects,
+    // keeping up to 4 reflections in flight, paced when a rate is set.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rate_per_device = Arc::new(AtomicU64::new(0)); // 0: as fast as acks allow
+    let mut tasks = Vec::new();
+    for mut dev in handles {
+        let mut events = dev.take_events();
+        let dev = Arc::new(dev);
+        let (stats, rx_dev) = (stats.clone(), dev.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Event::Reflected {
+                        reflected_id,
+                        plaintext,
+                        ..
+                    } => {
+                        let sent = u64::from_le_bytes(plaintext[..8].try_into().unwrap());
+                        let lat = (epoch.elapsed().as_micros() as u64).saturating_sub(sent);
+                        let _ = rx_dev.ack(reflected_id).await;
+                        stats.delivered.fetch_add(1, Ordering::Relaxed);
+                        if stats.record.load(Ordering::Relaxed) {
+                            stats.latencies_us.lock().unwrap().push(lat);
+                        }
+                    }
+                    Event::Closed { .. } => break,
+                    _ => {}
+                }
+            }
+        }));
+        let (stop, rate) = (stop.clone(), rate_per_device.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut inflight = std::collections::VecDeque::new();
+            let mut next_send = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(gap) = 1_000_000u64.checked_div(rate.load(Ordering::Relaxed)) {
+                    tokio::time::sleep_until(next_send.into()).await;
+                    next_send = next_send.max(Instant::now() - Duration::from_secs(1))
+                        + Duration::from_micros(gap);
+                }
+                let now_us = epoch.elapsed().as_micros() as u64;
+                let mut payload = now_us.to_le_bytes().to_vec();
+                payload.resize(200, 0x5a);
+                match dev.reflect(&payload) {
+                    Ok(ack) => inflight.push_back(ack),
+                    Err(_) => break,
+                }
+                if inflight.len() >= 4
+                    && let Some(a) = inflight.pop_front()
+                    && a.await.is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+
+    // Phase 1: full load.
+    tokio::time::sleep(Duration::from_secs(1)).await; // warm up
+    let d0 = stats.delivered.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let full = (stats.delivered.load(Ordering::Relaxed) - d0) as f64 / t0.elapsed().as_secs_f64();
+    let rss_load = rss_mib(relay.0.id());
+
+    // Phase 2: half that load, paced, with latencies recorded.
+    let fanout = (devices as f64 / groups as f64 - 1.0).max(1.0);
+    let per_device = ((full / 2.0) / fanout / devices as f64).max(1.0) as u64;
+    rate_per_device.store(per_device, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stats.record.store(true, Ordering::Relaxed);
+    let d1 = stats.delivered.load(Ordering::Relaxed);
+    let t1 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stats.record.store(false, Ordering::Relaxed);
+    let half = (stats.delivered.load(Ordering::Relaxed) - d1) as f64 / t1.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    let mut lats = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
+    lats.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lats.is_empty() {
+            return f64::NAN;
+        }
+        lats[((lats.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+    };
+    println!(
+        "{label}: {devices} devices in {groups} groups (connected in {connect_secs:.1} s)\n  \
+         full load: {full:.0} envelopes delivered/s\n  \
+         half load ({per_device}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms ({} samples)\n  \
+         relay RSS: idle {rss_idle:.0} MiB, {devices} connected {rss_connected:.0} MiB, under load {rss_load:.0} MiB",
+        pct(0.50),
+        pct(0.99),
+        lats.len(),
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--relay") {
+        return relay_main(&args);
+    }
+    // `cargo bench` passes `--bench`; anything else (e.g. a test harness
+    // listing) does nothing.
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let devices = env_usize("SEALDEX_BENCH_DEVICES", 1000) as u64;
+    if let Some(limit) = fd_limit()
+        && limit < devices + 256
+    {
+        eprintln!(
+            "relay_load: the open-file limit is {limit}; run `ulimit -n {}` first",
+            devices * 2 + 256
+        );
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Duration::from_secs(120);
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = dir.path().join("relay");
+        if tokio::time::timeout(
+            deadline,
+            run("embedded (sled)", embedded.display().to_string()),
+        )
+        .await
+        .is_err()
+        {
+            println!("embedded: stopped at the two-minute bound");
+        }
+        match std::env::var("SEALDEX_REDIS") {
+            Ok(url) if !url.is_empty() => {
+                if tokio::time::timeout(deadline, run("distributed (Redis Streams)", url))
+                    .await
+                    .is_err()
+                {
+                    println!("redis: stopped at the two-minute bound");
+                }
+            }
+            _ => println!("distributed: skipped (set SEALDEX_REDIS=redis://127.0.0.1:PORT)"),
+        }
+    });
+}

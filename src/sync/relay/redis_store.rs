@@ -1,0 +1,239 @@
+//! The distributed queue store and coordination, on Redis Streams.
+//!
+//! ```text
+//! sdx:dev:{DGID hex}              HASH   device id (16 hex) → last seen u64 LE ‖ sealed info
+//! sdx:q:{DGID hex}:{device hex}   STREAM entries with id "{seq}-0", fields s (sender), t (time), e (envelope)
+//! sdx:seq                         STRING the position counter (INCRBY)
+//! sdx:leader:{DGID hex}           STRING the leader's "{device hex}:{node}:{conn}", PX lease
+//! sdx:txn:{DGID hex}              STRING holder device id u64 LE ‖ sealed scope, PX = the TTL
+//! sdx:ev                          PUB/SUB channel: wake-ups and group events between nodes
+//! ```
+//!
+//! A reflection is queued for all recipients in one MULTI/EXEC, so it is in
+//! every queue or none; it is acknowledged to the sender after EXEC returns,
+//! so it is as durable as the Redis deployment (`appendonly yes`; `.ci/run`
+//! starts Redis with `appendfsync everysec`, production may choose `always`).
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+
+use super::schema::{
+    DeviceRecord, EVENT_CHANNEL, Entry, Registration, dev_key, queue_key, wake_message,
+};
+use crate::sync::error::{SyncError, SyncResult};
+use crate::sync::keys::GroupId;
+use crate::sync::protocol::messages::SlotsExhaustedPolicy;
+
+fn store_err(e: redis::RedisError) -> SyncError {
+    SyncError::Store(format!("redis: {e}"))
+}
+
+/// The Redis-backed store.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    conn: MultiplexedConnection,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://HOST:PORT`).
+    pub async fn connect(url: &str) -> SyncResult<Self> {
+        let client = redis::Client::open(url).map_err(store_err)?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(store_err)?;
+        Ok(RedisStore { client, conn })
+    }
+
+    /// A command connection (cheap to clone).
+    pub fn conn(&self) -> MultiplexedConnection {
+        self.conn.clone()
+    }
+
+    /// The client, for a Pub/Sub connection.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub(crate) async fn register(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        encrypted_info: &[u8],
+        now_ms: u64,
+        max_slots: usize,
+        policy: SlotsExhaustedPolicy,
+    ) -> SyncResult<Registration> {
+        let mut c = self.conn();
+        let field = format!("{device_id:016x}");
+        let known: bool = c.hexists(dev_key(group), &field).await.map_err(store_err)?;
+        let mut dropped = Vec::new();
+        if !known {
+            let mut others = self.devices(group).await?;
+            while others.len() >= max_slots {
+                if policy == SlotsExhaustedPolicy::Reject {
+                    return Ok(Registration::SlotsExhausted);
+                }
+                others.sort_by_key(|d| d.last_seen_ms);
+                let victim = others.remove(0).device_id;
+                self.drop_device(group, victim).await?;
+                dropped.push(victim);
+            }
+        }
+        let mut v = now_ms.to_le_bytes().to_vec();
+        v.extend_from_slice(encrypted_info);
+        let _: () = c.hset(dev_key(group), &field, v).await.map_err(store_err)?;
+        let queue_len: u64 = c
+            .xlen(queue_key(group, device_id))
+            .await
+            .map_err(store_err)?;
+        Ok(Registration::Admitted { queue_len, dropped })
+    }
+
+    pub(crate) async fn touch(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        now_ms: u64,
+    ) -> SyncResult<()> {
+        let mut c = self.conn();
+        let field = format!("{device_id:016x}");
+        let old: Option<Vec<u8>> = c.hget(dev_key(group), &field).await.map_err(store_err)?;
+        if let Some(mut v) = old.filter(|v| v.len() >= 8) {
+            v[..8].copy_from_slice(&now_ms.to_le_bytes());
+            let _: () = c.hset(dev_key(group), &field, v).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn devices(&self, group: &GroupId) -> SyncResult<Vec<DeviceRecord>> {
+        let mut c = self.conn();
+        let all: Vec<(String, Vec<u8>)> = c.hgetall(dev_key(group)).await.map_err(store_err)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let device_id = u64::from_str_radix(&k, 16).ok()?;
+                let last_seen_ms = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+                Some(DeviceRecord {
+                    device_id,
+                    encrypted_info: v[8..].to_vec(),
+                    last_seen_ms,
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) async fn drop_device(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
+        let mut c = self.conn();
+        let (n, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .hdel(dev_key(group), format!("{device_id:016x}"))
+            .del(queue_key(group, device_id))
+            .query_async(&mut c)
+            .await
+            .map_err(store_err)?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        group: &GroupId,
+        sender: u64,
+        envelopes: &[&[u8]],
+        now_ms: u64,
+    ) -> SyncResult<Vec<u64>> {
+        let recipients: Vec<u64> = self
+            .devices(group)
+            .await?
+            .into_iter()
+            .map(|d| d.device_id)
+            .filter(|&d| d != sender)
+            .collect();
+        if envelopes.is_empty() {
+            return Ok(recipients);
+        }
+        let mut c = self.conn();
+        let n = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
+        let last: u64 = c.incr("sdx:seq", n).await.map_err(store_err)?;
+        let first = last + 1 - n;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (i, env) in envelopes.iter().enumerate() {
+            let seq = first + i as u64;
+            for &r in &recipients {
+                pipe.cmd("XADD")
+                    .arg(queue_key(group, r))
+                    .arg(format!("{seq}-0"))
+                    .arg("s")
+                    .arg(sender.to_le_bytes().as_slice())
+                    .arg("t")
+                    .arg(now_ms.to_le_bytes().as_slice())
+                    .arg("e")
+                    .arg(*env)
+                    .ignore();
+            }
+        }
+        for &r in &recipients {
+            pipe.publish(EVENT_CHANNEL, wake_message(group, r)).ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await.map_err(store_err)?;
+        Ok(recipients)
+    }
+
+    pub(crate) async fn read(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        after: u64,
+        limit: usize,
+    ) -> SyncResult<Vec<Entry>> {
+        let mut c = self.conn();
+        let reply: redis::streams::StreamRangeReply = c
+            .xrange_count(
+                queue_key(group, device_id),
+                format!("{}-0", after.saturating_add(1)),
+                "+",
+                limit,
+            )
+            .await
+            .map_err(store_err)?;
+        let corrupt = || SyncError::Store("corrupt stream entry".into());
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for id in reply.ids {
+            let seq: u64 = id
+                .id
+                .split('-')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(corrupt)?;
+            let field = |name: &str| -> SyncResult<Vec<u8>> {
+                match id.map.get(name) {
+                    Some(redis::Value::BulkString(b)) => Ok(b.clone()),
+                    _ => Err(corrupt()),
+                }
+            };
+            let le = |b: Vec<u8>| -> SyncResult<u64> {
+                Ok(u64::from_le_bytes(
+                    b.as_slice().try_into().map_err(|_| corrupt())?,
+                ))
+            };
+            out.push(Entry {
+                seq,
+                sender: le(field("s")?)?,
+                timestamp_ms: le(field("t")?)?,
+                envelope: field("e")?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seq: u64) -> SyncResult<()> {
+        let mut c = self.conn();
+        let _: u64 = c
+            .xdel(queue_key(group, device_id), &[format!("{seq}-0")])
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
