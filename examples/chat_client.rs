@@ -138,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     show("standup")?;
     show(&format!("in:{team} report"))?;
     show("is:flagged")?;
-    show("kind:chat from:chiara photos")?;
+    show("kind:chat from:chiara deploy")?;
     assert_eq!(
         index.search("standup", &SearchOptions::default())?.total,
         500

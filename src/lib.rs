@@ -11,21 +11,30 @@
 //! local sled store ([`store`]) under a data key wrapped by the user's
 //! passphrase (Argon2id) or a key the app supplies ([`keys`]).
 //!
+//! Every change, whatever its origin, is an op ([`ops`]: upsert, patch,
+//! delete, with a source and a version) applied by [`Index::apply`], the
+//! one write path ([`write`](crate::Index::apply)), which keeps the store,
+//! the decrypted cache and the inverted index in step.
+//!
 //! The modules follow the data flow:
 //!
 //! ```text
-//!  Source ──fetch──► Decryptor ──► Cleaner ──► Sealer ──► Store (sled)
-//!  source, backends  decrypt, mime  clean      seal        store
-//!                    (message)      (text)     (secret, keys)
-//!                        └──────────── pipeline ────────────┘
-//!  Query ──► parse ──► plan ──► forward scan | inverted index
-//!  query (names, ast, parse, plan)  search (forward, inverted)   (text: the same tokens)
+//!  Source ──fetch──► Decryptor ──► Cleaner ──► ops ──► Index::apply ──► Store (sealed records)
+//!  source, backends  decrypt, mime  clean      ops     index, write      store, seal, keys
+//!                    (message)      (text)      ▲        ├─► cache (forward scan)
+//!   └─────────── pipeline ─────────────────────┤        └─► search::inverted (sealed files)
+//!  app pushes ops (chat clients) ──────────────┤
+//!  other devices, reflected via the mediator ──┘ sync (keys, protocol, relay, client)
+//!
+//!  Query ──► parse ──► plan ──► search::forward | search::inverted ──► hits from the store
+//!  query (names, ast, parse, plan)       search (scan, bm25, cursor)
 //! ```
 //!
 //! Lower layers never import higher ones: `message`, `secret`, `record` and
 //! `text` sit at the bottom; `mime` builds a `Message` without knowing the
 //! decryptors that call it, and `seal` seals with a `SecretKey` without
-//! knowing the key hierarchy of `keys`.
+//! knowing the key hierarchy of `keys`; the store knows nothing of the
+//! cache or the search modes, and nothing below `index` imports it.
 // Denied everywhere but `allocator`, whose one FFI call (glibc's
 // `malloc_trim`) is a measured win with its `SAFETY:` note.
 #![deny(unsafe_code)]

@@ -10,7 +10,7 @@
 //! any particular async runtime. An async client plugs in by blocking on its
 //! runtime inside each method, for example with Tokio:
 //!
-//! ```ignore
+//! ```text
 //! impl Source for ImapSource {
 //!     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
 //!         self.runtime.block_on(self.client.list(cursor, limit))

@@ -14,7 +14,7 @@
 //! while let Some(event) = device.next_event().await {
 //!     if let Event::Reflected { reflected_id, plaintext, .. } = event {
 //!         // apply `plaintext`, then:
-//!         device.ack(reflected_id)?;
+//!         device.ack(reflected_id).await?;
 //!     }
 //! }
 //! # Ok(()) }
