@@ -72,6 +72,12 @@ pub struct Index {
     view: RwLock<()>,
     /// Versions for ops given as version 0.
     clock: crate::write::Clock,
+    /// The store generation whose batch the cache and the inverted index
+    /// have been given: set under `view` once they have it. The store's own
+    /// counter moves earlier (when its batch is written), so a search that
+    /// compared the inverted index with it could find the index behind for
+    /// that moment, and fall back to the forward scan.
+    published: std::sync::atomic::AtomicU64,
     /// Sources being indexed now: a second run of the same source waits.
     running: Mutex<std::collections::HashSet<String>>,
     running_done: std::sync::Condvar,
@@ -131,6 +137,7 @@ impl Index {
             writer: Arc::new(Mutex::new(())),
             view: RwLock::new(()),
             clock: crate::write::Clock::new(),
+            published: std::sync::atomic::AtomicU64::new(store.generation()),
             running: Mutex::new(std::collections::HashSet::new()),
             running_done: std::sync::Condvar::new(),
             #[cfg(feature = "tantivy")]
@@ -301,6 +308,7 @@ impl Index {
         }
         #[cfg(feature = "tantivy")]
         self.follow(&written);
+        self.published.store(written.generation, Ordering::Release);
         Ok(applied)
     }
 
@@ -574,7 +582,7 @@ impl Index {
         };
         let snapshot = {
             let _view = self.view.read().unwrap_or_else(|p| p.into_inner());
-            inv.is_following(self.store.generation())
+            inv.is_following(self.published.load(Ordering::Acquire))
                 .then(|| inv.snapshot())
         };
         let Some((searcher, tail)) = snapshot else {
@@ -672,7 +680,7 @@ impl Index {
     pub fn inverted_status(&self) -> Result<InvertedStatus> {
         #[cfg(feature = "tantivy")]
         if let Some(inv) = &self.inverted {
-            let generation = self.store.generation();
+            let generation = self.published.load(Ordering::Acquire);
             return Ok(if self.background_running() {
                 InvertedStatus::Building
             } else if inv.is_broken() {

@@ -92,6 +92,10 @@ pub(crate) fn offer_shard(
 pub(crate) struct TailBatch {
     pub(crate) keys: Vec<DocKey>,
     pub(crate) deleted: Vec<DocKey>,
+    /// Keys of `keys` that the store held before this batch: the committed
+    /// index may hold an older version of them. The others are new to the
+    /// store, so neither the committed index nor an earlier batch has them.
+    pub(crate) replaced: Vec<DocKey>,
     pub(crate) shard: Shard,
     pub(crate) folders: FolderSets,
 }
@@ -107,6 +111,7 @@ impl TailBatch {
         TailBatch {
             keys: stored.iter().map(|c| c.key).collect(),
             deleted: deleted.to_vec(),
+            replaced: stored.iter().filter(|c| !c.new).map(|c| c.key).collect(),
             shard,
             folders,
         }
@@ -115,8 +120,10 @@ impl TailBatch {
 
 /// The tail's matches for a page: each record in its newest version only
 /// (a later batch's put or delete hides an earlier one). Returns the count
-/// and the page's best, and every key the tail touches (to leave out of
-/// the committed index).
+/// and the page's best, and the keys to leave out of the committed index:
+/// those the tail replaced or deleted. (During a sync of new mail there
+/// are none, so the committed index is searched as it is and no record of
+/// the tail is looked up twice.)
 pub(crate) fn match_tail(
     tail: &[std::sync::Arc<TailBatch>],
     plan: &crate::query::plan::Plan,
@@ -125,7 +132,11 @@ pub(crate) fn match_tail(
     k: usize,
     cursor: Option<&Matched>,
 ) -> (usize, Vec<Matched>, Vec<DocKey>) {
+    let changes_old = tail
+        .iter()
+        .any(|b| !b.replaced.is_empty() || !b.deleted.is_empty());
     let mut seen: std::collections::HashSet<DocKey> = std::collections::HashSet::new();
+    let mut exclude: Vec<DocKey> = Vec::new();
     let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
     let mut total = 0;
     let scorer = (order == Order::Relevance).then(|| {
@@ -136,14 +147,18 @@ pub(crate) fn match_tail(
     for batch in tail.iter().rev() {
         let prep = forward::Prepared::new(plan, &batch.folders);
         let mut slots = forward::shard_matches(plan, &batch.shard, &prep);
-        for (slot, key) in batch.keys.iter().enumerate() {
-            // Hidden by a later batch (or later in this one).
-            if !seen.insert(*key) {
-                slots.clear(slot);
+        // Only a key the store held before can appear twice in the tail.
+        if changes_old {
+            for (slot, key) in batch.keys.iter().enumerate() {
+                // Hidden by a later batch (or later in this one).
+                if !seen.insert(*key) {
+                    slots.clear(slot);
+                }
             }
-        }
-        for key in &batch.deleted {
-            seen.insert(*key);
+            for key in &batch.deleted {
+                seen.insert(*key);
+            }
+            exclude.extend(batch.replaced.iter().chain(&batch.deleted));
         }
         total += slots.count();
         offer_shard(
@@ -156,7 +171,9 @@ pub(crate) fn match_tail(
             |slot| batch.keys.get(slot).copied(),
         );
     }
-    (total, best.into_sorted(), seen.into_iter().collect())
+    exclude.sort_unstable();
+    exclude.dedup();
+    (total, best.into_sorted(), exclude)
 }
 
 /// The cached records matching `plan`: how many, and the best
