@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sealdex::ops::{Op, Patch, Upsert};
+use sealdex::ops::{Op, Patch};
 use sealdex::{
     ContentKind, Credential, Index, IndexConfig, Metadata, Record, SearchOptions, SecretKey,
 };
@@ -37,20 +37,18 @@ const LINES: [&str; 6] = [
 /// server's ordering of the event (used as the op's version, so a replayed
 /// or late delivery never undoes a newer edit).
 fn message(room: &str, n: u64, server_seq: u64) -> Op {
-    Op::Upsert(Upsert {
-        version: server_seq,
-        record: Record {
-            source: "matrix:@me:example.org".into(),
-            id: format!("{room}/$event{n}"),
-            kind: ContentKind::Chat,
-            timestamp: Some(1_733_500_000 + n as i64 * 60),
-            from: SENDERS[n as usize % SENDERS.len()].into(),
-            body: LINES[n as usize % LINES.len()].into(),
-            // A chat message's conversation is its folder: `in:` finds it.
-            folders: vec![room.into()],
-            ..Record::default()
-        },
+    Op::upsert(Record {
+        source: "matrix:@me:example.org".into(),
+        id: format!("{room}/$event{n}"),
+        kind: ContentKind::Chat,
+        timestamp: Some(1_733_500_000 + n as i64 * 60),
+        from: SENDERS[n as usize % SENDERS.len()].into(),
+        body: LINES[n as usize % LINES.len()].into(),
+        // A chat message's conversation is its folder: `in:` finds it.
+        folders: vec![room.into()],
+        ..Record::default()
     })
+    .with_version(server_seq)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -103,7 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let team = ROOMS[0];
     let mut edited = message(team, 0, 10_000);
     if let Op::Upsert(u) = &mut edited {
-        u.record.body = "standup moved to 10:30, see the report".into();
+        std::sync::Arc::make_mut(&mut u.record).body =
+            "standup moved to 10:30, see the report".into();
     }
     index.apply(vec![edited])?;
     let stale = index.apply(vec![message(team, 0, 1)])?;

@@ -25,6 +25,8 @@
 //!
 //! [`Index::apply`]: crate::Index::apply
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::record::{Flags, Record};
@@ -51,8 +53,12 @@ pub struct Upsert {
     /// The op's version (0: assigned by the index; see the module docs).
     pub version: u64,
     /// The record, with its `source` and `id` set. Its `revision` is set
-    /// by the index.
-    pub record: Record,
+    /// by the index. Shared, so that the ops [`Index::apply`] reports back
+    /// (and the cache and inverted index it feeds) hold the same record
+    /// rather than copies.
+    ///
+    /// [`Index::apply`]: crate::Index::apply
+    pub record: Arc<Record>,
 }
 
 /// Changes the metadata of a stored record; each `Some` replaces.
@@ -97,7 +103,10 @@ impl Op {
     /// assert_eq!(op.id(), "room1/42");
     /// ```
     pub fn upsert(record: Record) -> Op {
-        Op::Upsert(Upsert { version: 0, record })
+        Op::Upsert(Upsert {
+            version: 0,
+            record: Arc::new(record),
+        })
     }
 
     /// A patch at version 0.

@@ -216,9 +216,9 @@ pub(crate) fn write(
                     applied.skipped += 1;
                     continue;
                 }
-                u.record.revision = v;
+                Arc::make_mut(&mut u.record).revision = v;
                 u.version = v;
-                let record = Arc::new(u.record.clone());
+                let record = Arc::clone(&u.record);
                 applied.ops.push(Op::Upsert(u));
                 Current::Present(record)
             }
@@ -268,7 +268,7 @@ pub(crate) fn write(
         .par_iter()
         .map(|key| match now.get(key) {
             Some(Current::Present(record)) => {
-                let (_, envelope) = store.seal_record(record);
+                let envelope = store.seal_record_at(key, record);
                 (*key, Some((Arc::clone(record), envelope)), 0)
             }
             Some(Current::Deleted(v)) => (*key, None, *v),

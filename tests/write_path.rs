@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proptest::prelude::*;
-use sealdex::ops::{Delete, Op, Patch, Upsert};
+use sealdex::ops::{Delete, Op, Patch};
 use sealdex::{
     ContentKind, Credential, Error, Flags, Index, IndexConfig, InvertedStatus, KdfParams, Metadata,
     Order, Record, SearchMode, SearchOptions,
@@ -82,10 +82,7 @@ fn record(id: u8, kind: u8, words: (u8, u8), day: u8, folder: u8, flags: u8) -> 
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..8, 0u8..4, (0u8..4, 0u8..4), 0u8..4, 0u8..3, 0u8..4).prop_map(
-            |(id, kind, words, day, folder, flags)| Op::Upsert(Upsert {
-                version: 0,
-                record: record(id, kind, words, day, folder, flags),
-            })
+            |(id, kind, words, day, folder, flags)| Op::upsert(record(id, kind, words, day, folder, flags))
         ),
         2 => (0u8..8, proptest::option::of(0u8..3), proptest::option::of(any::<bool>()),
               proptest::option::of(any::<bool>()), any::<bool>())
@@ -121,7 +118,7 @@ impl Model {
             return;
         }
         let next = match op {
-            Op::Upsert(u) => Some(u.record.clone()),
+            Op::Upsert(u) => Some(Record::clone(&u.record)),
             Op::Patch(p) => match current {
                 Some(mut r) => {
                     if !p.set.apply_to(&mut r) {
@@ -410,15 +407,13 @@ fn versions_make_ops_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
     let index = new_index(&tmp.path().join("idx"), false);
     let up = |v: u64, body: &str| {
-        Op::Upsert(Upsert {
-            version: v,
-            record: Record {
-                source: "s".into(),
-                id: "m".into(),
-                body: body.into(),
-                ..Record::default()
-            },
+        Op::upsert(Record {
+            source: "s".into(),
+            id: "m".into(),
+            body: body.into(),
+            ..Record::default()
         })
+        .with_version(v)
     };
     let a = index.apply(vec![up(10, "ten")]).unwrap();
     assert_eq!(a.ops.len(), 1);

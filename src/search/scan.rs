@@ -96,25 +96,40 @@ pub(crate) struct TailBatch {
     /// index may hold an older version of them. The others are new to the
     /// store, so neither the committed index nor an earlier batch has them.
     pub(crate) replaced: Vec<DocKey>,
-    pub(crate) shard: Shard,
-    pub(crate) folders: FolderSets,
+    /// The records, until a search needs their shard.
+    records: Vec<std::sync::Arc<crate::record::Record>>,
+    /// The records laid out for the scan: built by the first search that
+    /// reads this batch, so that a bulk indexing run nobody searches
+    /// meanwhile never tokenizes its records twice.
+    shard: std::sync::OnceLock<(Shard, FolderSets)>,
 }
 
 impl TailBatch {
     pub(crate) fn new(stored: &[crate::write::Committed], deleted: &[DocKey]) -> Self {
-        let mut shard = Shard::default();
-        let mut folders = FolderSets::default();
-        let mut scratch = String::new();
-        for (i, c) in stored.iter().enumerate() {
-            shard.push(&c.record, i as u32, &mut folders, &mut scratch);
-        }
         TailBatch {
             keys: stored.iter().map(|c| c.key).collect(),
             deleted: deleted.to_vec(),
             replaced: stored.iter().filter(|c| !c.new).map(|c| c.key).collect(),
-            shard,
-            folders,
+            records: stored
+                .iter()
+                .map(|c| std::sync::Arc::clone(&c.record))
+                .collect(),
+            shard: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The batch's shard and folder sets (built on first use).
+    pub(crate) fn shard(&self) -> (&Shard, &FolderSets) {
+        let (shard, folders) = self.shard.get_or_init(|| {
+            let mut shard = Shard::default();
+            let mut folders = FolderSets::default();
+            let mut scratch = String::new();
+            for (i, r) in self.records.iter().enumerate() {
+                shard.push(r, i as u32, &mut folders, &mut scratch);
+            }
+            (shard, folders)
+        });
+        (shard, folders)
     }
 }
 
@@ -140,13 +155,13 @@ pub(crate) fn match_tail(
     let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
     let mut total = 0;
     let scorer = (order == Order::Relevance).then(|| {
-        let shards: Vec<(&Shard, &FolderSets)> =
-            tail.iter().map(|b| (&b.shard, &b.folders)).collect();
+        let shards: Vec<(&Shard, &FolderSets)> = tail.iter().map(|b| b.shard()).collect();
         Scorer::for_shards(needles, &shards)
     });
     for batch in tail.iter().rev() {
-        let prep = forward::Prepared::new(plan, &batch.folders);
-        let mut slots = forward::shard_matches(plan, &batch.shard, &prep);
+        let (shard, folders) = batch.shard();
+        let prep = forward::Prepared::new(plan, folders);
+        let mut slots = forward::shard_matches(plan, shard, &prep);
         // Only a key the store held before can appear twice in the tail.
         if changes_old {
             for (slot, key) in batch.keys.iter().enumerate() {
@@ -162,7 +177,7 @@ pub(crate) fn match_tail(
         }
         total += slots.count();
         offer_shard(
-            &batch.shard,
+            shard,
             &slots,
             order,
             scorer.as_ref(),

@@ -62,20 +62,18 @@ impl Store {
         None
     }
 
-    /// Encodes and seals a record: the CPU-heavy part of a write, safe to run
-    /// on many threads at once.
-    pub(crate) fn seal_record(&self, record: &Record) -> (DocKey, Vec<u8>) {
-        let key = self.doc_key(&record.source, &record.id);
+    /// Encodes and seals a record under `key` (the write path makes the
+    /// key first, to read what the store holds there): the CPU-heavy part
+    /// of a write, safe to run on many threads at once.
+    pub(crate) fn seal_record_at(&self, key: &DocKey, record: &Record) -> Vec<u8> {
         let raw = record::raw(record);
         let encoded = record::with_layout(match self.dictionary_for(&raw) {
             Some(d) => record::compress_with(raw, d),
             None => record::compress(raw),
         });
-        let sealed = self
-            .keys
+        self.keys
             .documents
-            .seal(RecordKind::Document, key.as_bytes(), &encoded);
-        (key, sealed)
+            .seal(RecordKind::Document, key.as_bytes(), &encoded)
     }
 
     /// Authenticates and decodes one stored document.
