@@ -491,17 +491,14 @@ impl Index {
                 None => {
                     self.ensure_cache()?;
                     let cache = self.read();
-                    let (total, mut m) =
-                        crate::search::scan::match_cached(plan, needles, options, &cache);
-                    let (streamed_total, streamed) = crate::search::scan::match_streamed(
+                    let (m, total) = crate::search::scan::match_forward(
                         &self.store,
                         plan,
                         needles,
                         options,
                         &cache,
                     )?;
-                    m.extend(streamed);
-                    (m, total + streamed_total, UsedMode::Forward)
+                    (m, total, UsedMode::Forward)
                 }
             };
         let order = options.order;

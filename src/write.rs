@@ -117,9 +117,10 @@ impl Clock {
 }
 
 /// What the store holds under one key, as the batch goes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 enum Current {
     /// Nothing, not even a tombstone.
+    #[default]
     Absent,
     /// A tombstone of this version.
     Deleted(u64),
@@ -138,7 +139,7 @@ impl Current {
 }
 
 /// What the store held under a key before the batch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Before {
     document: bool,
     tombstone: bool,
@@ -162,51 +163,31 @@ pub(crate) fn write(
     let mut distinct: Vec<DocKey> = keys.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    let loaded: Result<Vec<(DocKey, Current, Before)>> = distinct
+    // Per key: what the store held before the batch, and what it holds as
+    // the batch goes.
+    let mut keyed: HashMap<DocKey, (Before, Current)> = distinct
         .par_iter()
         .map(|key| {
-            if let Some(sealed) = store.get_sealed(key)? {
-                let record = store.open_record(key.as_bytes(), &sealed)?;
-                let tombstone = store.tombstone(key)?.is_some();
-                return Ok((
-                    *key,
-                    Current::Present(Arc::new(record)),
-                    Before {
-                        document: true,
-                        tombstone,
-                    },
-                ));
-            }
-            Ok(match store.tombstone(key)? {
-                Some(v) => (
-                    *key,
-                    Current::Deleted(v),
-                    Before {
-                        document: false,
-                        tombstone: true,
-                    },
-                ),
-                None => (
-                    *key,
-                    Current::Absent,
-                    Before {
-                        document: false,
-                        tombstone: false,
-                    },
-                ),
-            })
+            let sealed = store.get_sealed(key)?;
+            let tombstone = store.tombstone(key)?;
+            let before = Before {
+                document: sealed.is_some(),
+                tombstone: tombstone.is_some(),
+            };
+            let current = match (sealed, tombstone) {
+                (Some(sealed), _) => {
+                    Current::Present(Arc::new(store.open_record(key.as_bytes(), &sealed)?))
+                }
+                (None, Some(v)) => Current::Deleted(v),
+                (None, None) => Current::Absent,
+            };
+            Ok((*key, (before, current)))
         })
-        .collect();
-    let mut now: HashMap<DocKey, Current> = HashMap::with_capacity(distinct.len());
-    let mut before: HashMap<DocKey, Before> = HashMap::with_capacity(distinct.len());
-    for (k, c, b) in loaded? {
-        now.insert(k, c);
-        before.insert(k, b);
-    }
+        .collect::<Result<_>>()?;
     // 2. The ops in order, each against what the batch has done so far.
     let mut changed: Vec<DocKey> = Vec::new();
     for (op, key) in ops.into_iter().zip(keys) {
-        let cur = now.get(&key).cloned().unwrap_or(Current::Absent);
+        let cur = keyed.get(&key).map_or(Current::Absent, |(_, c)| c.clone());
         let have = cur.version();
         let resolve = |v: u64| if v == 0 { clock.next_above(have) } else { v };
         let next = match op {
@@ -256,7 +237,7 @@ pub(crate) fn write(
                 Current::Deleted(v)
             }
         };
-        now.insert(key, next);
+        keyed.entry(key).or_default().1 = next;
         changed.push(key);
     }
     changed.sort_unstable();
@@ -266,7 +247,7 @@ pub(crate) fn write(
     type Sealed = (DocKey, Option<(Arc<Record>, Vec<u8>)>, u64);
     let sealed: Vec<Sealed> = changed
         .par_iter()
-        .map(|key| match now.get(key) {
+        .map(|key| match keyed.get(key).map(|(_, c)| c) {
             Some(Current::Present(record)) => {
                 let envelope = store.seal_record_at(key, record);
                 (*key, Some((Arc::clone(record), envelope)), 0)
@@ -281,10 +262,7 @@ pub(crate) fn write(
         ..Written::default()
     };
     for (key, put, version) in sealed {
-        let b = before.get(&key).copied().unwrap_or(Before {
-            document: false,
-            tombstone: false,
-        });
+        let b = keyed.get(&key).map(|(b, _)| *b).unwrap_or_default();
         match put {
             Some((record, envelope)) => {
                 written.stored.push(Committed {

@@ -195,16 +195,15 @@ pub(crate) fn match_tail(
 /// `limit + 1` after the cursor in result order (enough for the caller
 /// to fill a page and tell whether another follows), never a list of
 /// every match. Shards run in parallel, each into its own [`Best`].
-pub(crate) fn match_cached(
+fn match_cached(
     plan: &Plan,
-    needles: &[&Needle],
     options: &SearchOptions,
     cache: &CacheState,
+    scorer: Option<&Scorer<'_>>,
 ) -> (usize, Vec<Matched>) {
     let order = options.order;
     let (k, cursor) = page_bounds(options);
     let cmp = move |a: &Matched, b: &Matched| cmp_matched(order, a, b);
-    let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
     let prep = Prepared::new(plan, &cache.folders);
     let (total, best) = cache
         .shards
@@ -216,7 +215,7 @@ pub(crate) fn match_cached(
                 shard,
                 &slots,
                 order,
-                scorer.as_ref(),
+                scorer,
                 cursor.as_ref(),
                 &mut best,
                 |slot| {
@@ -238,12 +237,12 @@ pub(crate) fn match_cached(
 
 /// [`match_cached`] for the records beyond the cache budget,
 /// streamed from the store in batches.
-pub(crate) fn match_streamed(
+fn match_streamed(
     store: &crate::store::Store,
     plan: &Plan,
-    needles: &[&Needle],
     options: &SearchOptions,
     cache: &CacheState,
+    scorer: Option<&Scorer<'_>>,
 ) -> Result<(usize, Vec<Matched>)> {
     if cache.uncached.is_empty() {
         return Ok((0, Vec::new()));
@@ -252,7 +251,6 @@ pub(crate) fn match_streamed(
     let (k, cursor) = page_bounds(options);
     let mut best = Best::new(k, move |a: &Matched, b: &Matched| cmp_matched(order, a, b));
     let mut total = 0;
-    let scorer = (order == Order::Relevance).then(|| Scorer::new(needles, cache));
     for chunk in cache.uncached.chunks(STREAM_BATCH) {
         let opened: Result<Vec<Option<(DocKey, Record)>>> = chunk
             .par_iter()
@@ -266,11 +264,28 @@ pub(crate) fn match_streamed(
             &streamed.shard,
             &slots,
             order,
-            scorer.as_ref(),
+            scorer,
             cursor.as_ref(),
             &mut best,
             |slot| streamed.records.get(slot).map(|(key, _)| *key),
         );
     }
     Ok((total, best.into_sorted()))
+}
+
+/// The forward scan of one page: the cached records, then those beyond
+/// the cache streamed from the store, with one BM25 scorer for both (its
+/// statistics are a pass over the cache: made once per search).
+pub(crate) fn match_forward(
+    store: &crate::store::Store,
+    plan: &Plan,
+    needles: &[&Needle],
+    options: &SearchOptions,
+    cache: &CacheState,
+) -> Result<(Vec<Matched>, usize)> {
+    let scorer = (options.order == Order::Relevance).then(|| Scorer::new(needles, cache));
+    let (total, mut matched) = match_cached(plan, options, cache, scorer.as_ref());
+    let (streamed_total, streamed) = match_streamed(store, plan, options, cache, scorer.as_ref())?;
+    matched.extend(streamed);
+    Ok((matched, total + streamed_total))
 }
