@@ -107,8 +107,8 @@ pub enum Event {
         timestamp_ms: u64,
         /// Ephemeral (no ack needed).
         ephemeral: bool,
-        /// The plaintext.
-        plaintext: Zeroizing<Vec<u8>>,
+        /// The plaintext (never shown by `Debug`).
+        plaintext: crate::sync::envelope::Plaintext,
     },
     /// An envelope was refused (logged without content; already acked).
     Refused {

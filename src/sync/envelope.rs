@@ -111,8 +111,34 @@ pub fn seal(
 pub struct Opened {
     /// Its nonce, which identifies it for replay refusal.
     pub nonce: [u8; NONCE_LEN],
-    /// The plaintext (zeroized on drop).
-    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The plaintext (zeroized on drop, never shown by `Debug`).
+    pub plaintext: Plaintext,
+}
+
+/// An opened envelope's content: what a device reflected, in clear. Zeroized
+/// when dropped, and `Debug` shows only its length, so that an event logged
+/// with `{:?}` cannot put index content into a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Plaintext(Zeroizing<Vec<u8>>);
+
+impl Plaintext {
+    /// Wraps decrypted bytes.
+    pub fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Plaintext(bytes)
+    }
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plaintext(<{} bytes>)", self.0.len())
+    }
 }
 
 /// Opens an envelope that the relay says device `sender` reflected.
@@ -137,7 +163,7 @@ pub fn open(keys: &GroupKeys, sender: u64, ephemeral: bool, envelope: &[u8]) -> 
     }
     Ok(Opened {
         nonce,
-        plaintext: Zeroizing::new(padded[4..4 + len].to_vec()),
+        plaintext: Plaintext(Zeroizing::new(padded[4..4 + len].to_vec())),
     })
 }
 

@@ -19,8 +19,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
-
 use super::CloseCode;
 use super::frame::{self, FrameType};
 use super::messages::{self as m, PROTOCOL_VERSION, SlotsExhaustedPolicy};
@@ -69,8 +67,8 @@ pub enum DeviceEvent {
         timestamp_ms: u64,
         /// Whether it was ephemeral (not queued, no ack).
         ephemeral: bool,
-        /// The plaintext.
-        plaintext: Zeroizing<Vec<u8>>,
+        /// The plaintext (never shown by `Debug`).
+        plaintext: crate::sync::envelope::Plaintext,
     },
     /// An envelope was refused (and acknowledged, so it is not redelivered).
     Refused {
@@ -660,7 +658,8 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(&**plaintext, b"upsert 1");
+        assert_eq!(&plaintext[..], b"upsert 1");
+        assert_eq!(format!("{plaintext:?}"), "Plaintext(<8 bytes>)");
         b.ack(1).unwrap();
         pump(&mut b, &mut rb);
         assert_eq!(
