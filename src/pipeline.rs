@@ -692,7 +692,7 @@ fn fetch_stage(
     // A source that found nothing changed hands back the token it was
     // given: then nothing is written at all (a no-change run costs what the
     // source's `changes` costs, not a rewrite of its token).
-    let final_cp = (changes.token != since || n_changes > 0 || !cp.synced).then(|| Mark {
+    let final_cp = (changes.token != since || n_changes > 0).then(|| Mark {
         checkpoint: Checkpoint {
             cursor: None,
             synced: true,

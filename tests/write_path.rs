@@ -41,6 +41,23 @@ fn new_index(dir: &std::path::Path, inverted: bool) -> Index {
     Index::create(dir, &Credential::passphrase("pw"), config(inverted)).unwrap()
 }
 
+/// A Maildir at `dir` with `n` messages in `cur/`, named
+/// `{i}.{host}.host{info}`, each `message(i)`.
+fn maildir(
+    dir: &std::path::Path,
+    host: &str,
+    info: &str,
+    n: usize,
+    message: impl Fn(usize) -> String,
+) {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..n {
+        std::fs::write(dir.join(format!("cur/{i}.{host}.host{info}")), message(i)).unwrap();
+    }
+}
+
 /// Every id a query finds, in either mode, with the total it reports.
 fn found(index: &Index, query: &str, mode: SearchMode) -> (usize, BTreeSet<String>) {
     let options = SearchOptions {
@@ -250,18 +267,10 @@ proptest! {
 fn concurrent_writers_lose_nothing_and_the_index_never_claims_a_batch_it_lacks() {
     let tmp = tempfile::tempdir().unwrap();
     let mail = tmp.path().join("mail");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(mail.join(sub)).unwrap();
-    }
-    for i in 0..1500 {
-        std::fs::write(
-            mail.join(format!("cur/{i}.M1.host:2,S")),
-            format!(
-                "From: alice@example.org\r\nSubject: mailbox {i}\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nzulu body {i}\r\n"
-            ),
-        )
-        .unwrap();
-    }
+    maildir(&mail, "M1", ":2,S", 1500, |i| {
+        format!("From: alice@example.org\r\nSubject: mailbox {i}\r\n")
+            + &format!("Date: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nzulu body {i}\r\n")
+    });
     let index = Arc::new(new_index(&tmp.path().join("idx"), true));
     let pushers: Vec<_> = (0..2)
         .map(|t| {
@@ -450,16 +459,11 @@ fn two_pipelines_side_by_side() {
     let mut dirs = Vec::new();
     for (m, word) in [("one", "xray"), ("two", "whiskey")] {
         let mail = tmp.path().join(m);
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(mail.join(sub)).unwrap();
-        }
-        for i in 0..800 {
-            std::fs::write(
-                mail.join(format!("cur/{i}.{m}.host:2,")),
-                format!("Subject: {word} {i}\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\n{word} body\r\n"),
+        maildir(&mail, m, ":2,", 800, |i| {
+            format!(
+                "Subject: {word} {i}\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\n{word} body\r\n"
             )
-            .unwrap();
-        }
+        });
         dirs.push(mail);
     }
     let index = Arc::new(new_index(&tmp.path().join("idx"), true));
@@ -540,24 +544,13 @@ impl sealdex::Source for Counting {
 fn maildir_flags_and_moves_are_patched_without_fetching() {
     let tmp = tempfile::tempdir().unwrap();
     let mail = tmp.path().join("mail");
-    for sub in [
-        "cur",
-        "new",
-        "tmp",
-        ".Archive/cur",
-        ".Archive/new",
-        ".Archive/tmp",
-    ] {
-        std::fs::create_dir_all(mail.join(sub)).unwrap();
-    }
-    for i in 0..50 {
-        std::fs::write(
-            mail.join(format!("cur/{i}.M.host:2,S")),
-            format!(
-                "Subject: victor {i}\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nvictor body\r\n"
-            ),
+    maildir(&mail, "M", ":2,S", 50, |i| {
+        format!(
+            "Subject: victor {i}\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nvictor body\r\n"
         )
-        .unwrap();
+    });
+    for sub in [".Archive/cur", ".Archive/new", ".Archive/tmp"] {
+        std::fs::create_dir_all(mail.join(sub)).unwrap();
     }
     let index = new_index(&tmp.path().join("idx"), true);
     let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
