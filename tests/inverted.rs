@@ -14,13 +14,10 @@ use sealdex::backends::Tree;
 use sealdex::clean;
 use sealdex::decrypt::PassThrough;
 use sealdex::query::{Filter, Query, Term};
-use sealdex::source::{
-    Changes, Cursor, FetchError, MessageRef, Page, RawMessage, SourceError, SyncToken,
-};
+use sealdex::source::RawMessage;
 use sealdex::{
     ContentKind, Credential, DecryptError, Decryptor, Error, Field, Flags, Index, IndexConfig,
     InvertedStatus, KdfParams, Message, Order, Record, SearchMode, SearchOptions, SecretKey,
-    Source,
 };
 
 fn cred() -> Credential {
@@ -71,62 +68,6 @@ fn same_in_both_modes(index: &Index, q: &Query) {
 
 // ---------------------------------------------------------------------------
 // A mailbox in memory.
-
-/// A source over messages held in memory.
-struct Mem {
-    messages: Vec<RawMessage>,
-}
-
-impl Source for Mem {
-    fn name(&self) -> &str {
-        "mem"
-    }
-
-    fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let start = cursor.map_or(0, |c| {
-            usize::from_le_bytes(c.0.clone().try_into().unwrap_or([0; 8]))
-        });
-        let end = (start + limit.max(1)).min(self.messages.len());
-        Ok(Page {
-            refs: self.messages[start..end]
-                .iter()
-                .map(|m| MessageRef {
-                    id: m.id.clone(),
-                    version: m.version.clone(),
-                    ..MessageRef::default()
-                })
-                .collect(),
-            next: (end < self.messages.len()).then(|| Cursor(end.to_le_bytes().to_vec())),
-            total: Some(self.messages.len() as u64),
-        })
-    }
-
-    fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
-        refs.iter()
-            .map(|r| {
-                self.messages
-                    .iter()
-                    .find(|m| m.id == r.id)
-                    .cloned()
-                    .ok_or_else(|| FetchError {
-                        id: r.id.clone(),
-                        reason: "gone".into(),
-                    })
-            })
-            .collect()
-    }
-
-    fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        Ok(SyncToken(b"static".to_vec()))
-    }
-
-    fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        Ok(Changes {
-            changes: Vec::new(),
-            token: since.clone(),
-        })
-    }
-}
 
 /// Words the generated mail and queries draw from: prefixes of each other,
 /// accents and case, scripts without spaces, words the normaliser splits.
@@ -327,7 +268,8 @@ fn records(msgs: &[Msg]) -> Vec<Record> {
 
 fn build(dir: &Path, msgs: &[Msg]) -> Index {
     let index = Index::create(dir, &cred(), config()).unwrap();
-    let mut src = Mem {
+    let mut src = common::Mem {
+        name: "mem".into(),
         messages: msgs.iter().enumerate().map(|(i, m)| raw(i, m)).collect(),
     };
     let report = index
@@ -654,7 +596,8 @@ fn tampering_truncation_and_replay_never_give_wrong_results() {
         copy_dir(&pristine, &older);
         // More mail: new segments, a new meta.json.
         let index = Index::open(&pristine, &cred(), config()).unwrap();
-        let mut src = Mem {
+        let mut src = common::Mem {
+            name: "mem".into(),
             messages: fixed_mailbox(200, 2)
                 .iter()
                 .enumerate()

@@ -127,63 +127,6 @@ impl Decryptor for AppDecryptor {
     }
 }
 
-/// A source over raw messages held in memory.
-struct Mem {
-    name: String,
-    messages: Vec<RawMessage>,
-}
-
-impl Source for Mem {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let start = cursor.map_or(0, |c| {
-            usize::from_le_bytes(c.0.clone().try_into().unwrap_or([0; 8]))
-        });
-        let end = (start + limit.max(1)).min(self.messages.len());
-        Ok(Page {
-            refs: self.messages[start..end]
-                .iter()
-                .map(|m| MessageRef {
-                    id: m.id.clone(),
-                    version: m.version.clone(),
-                    ..MessageRef::default()
-                })
-                .collect(),
-            next: (end < self.messages.len()).then(|| Cursor(end.to_le_bytes().to_vec())),
-            total: Some(self.messages.len() as u64),
-        })
-    }
-
-    fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
-        refs.iter()
-            .map(|r| {
-                self.messages
-                    .iter()
-                    .find(|m| m.id == r.id)
-                    .cloned()
-                    .ok_or_else(|| FetchError {
-                        id: r.id.clone(),
-                        reason: "gone".into(),
-                    })
-            })
-            .collect()
-    }
-
-    fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        Ok(SyncToken(b"static".to_vec()))
-    }
-
-    fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        Ok(Changes {
-            changes: Vec::new(),
-            token: since.clone(),
-        })
-    }
-}
-
 const DAY: i64 = 86_400;
 /// 2024-03-01 00:00 UTC.
 const MARCH: i64 = 1_709_251_200;
@@ -260,7 +203,7 @@ fn items() -> Vec<(&'static str, Item)> {
 
 fn small_index(dir: &std::path::Path) -> Index {
     let index = Index::create(dir, &cred(), config()).unwrap();
-    let mut src = Mem {
+    let mut src = common::Mem {
         name: "app".into(),
         messages: items()
             .into_iter()

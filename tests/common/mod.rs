@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use sealdex::source::{
+    Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
+};
+
 /// The passphrase every CLI test uses.
 pub const PASSPHRASE: &str = "pass-Xq7-canary-phrase";
 
@@ -119,5 +123,65 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else if e.file_name() != "sealdex.lock" {
             std::fs::copy(e.path(), target).unwrap();
         }
+    }
+}
+
+/// A source over raw messages held in memory: lists them in order behind
+/// an index cursor, fetches by id, and reports no changes.
+pub struct Mem {
+    /// The source's name.
+    pub name: String,
+    /// The messages, in listing order.
+    pub messages: Vec<RawMessage>,
+}
+
+impl Source for Mem {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
+        let start = cursor.map_or(0, |c| {
+            usize::from_le_bytes(c.0.clone().try_into().unwrap_or([0; 8]))
+        });
+        let end = (start + limit.max(1)).min(self.messages.len());
+        Ok(Page {
+            refs: self.messages[start..end]
+                .iter()
+                .map(|m| MessageRef {
+                    id: m.id.clone(),
+                    version: m.version.clone(),
+                    ..MessageRef::default()
+                })
+                .collect(),
+            next: (end < self.messages.len()).then(|| Cursor(end.to_le_bytes().to_vec())),
+            total: Some(self.messages.len() as u64),
+        })
+    }
+
+    fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
+        refs.iter()
+            .map(|r| {
+                self.messages
+                    .iter()
+                    .find(|m| m.id == r.id)
+                    .cloned()
+                    .ok_or_else(|| FetchError {
+                        id: r.id.clone(),
+                        reason: "gone".into(),
+                    })
+            })
+            .collect()
+    }
+
+    fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
+        Ok(SyncToken(b"static".to_vec()))
+    }
+
+    fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
+        Ok(Changes {
+            changes: Vec::new(),
+            token: since.clone(),
+        })
     }
 }
