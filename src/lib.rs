@@ -83,7 +83,6 @@ pub use source::{
 };
 
 pub use store::{DocKey, Store};
-pub use write::Committed;
 
 // Compiles the README's Rust examples as doctests, so the README cannot rot.
 #[doc = include_str!("../README.md")]

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The pipeline writes nothing itself: each batch is a list of
-//! [`Op`](crate::ops::Op)s (upserts of what it fetched, patches of what
+//! `Op`s (upserts of what it fetched, patches of what
 //! only changed its flags or folder, deletes of what the source no longer
 //! has) given to the index's one write path with the source's checkpoint,
 //! so the cache and the inverted index follow every batch, and ops that an

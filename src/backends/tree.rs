@@ -34,7 +34,7 @@
 //! re-stats every file on each run instead.
 //!
 //! Files that are not mail are refused when fetched, by content rather than
-//! by name ([`not_mail`]): a binary, random bytes or a plain text file is a
+//! by name (`not_mail`): a binary, random bytes or a plain text file is a
 //! [`FetchError`] whose reason says why (`not mail: …`), recorded as a
 //! failure like any unreadable message, never a record full of NULs.
 //! [`Tree::open_file`] makes a source of one RFC 822 file.

@@ -1,11 +1,11 @@
-//! Search: the two modes side by side ([`forward`], the scan over decrypted
+//! Search: the two modes side by side (`forward`, the scan over decrypted
 //! records, and [`inverted`], tantivy on sealed files), the result type
-//! they share ([`Matched`]), the order and options of a page, and the page
+//! they share (`Matched`), the order and options of a page, and the page
 //! cursor ([`cursor`]).
 //!
-//! Both modes answer the same [`Plan`](crate::query::plan::Plan) with the
-//! same records in the same newest-first order; relevance order is BM25 in
-//! both ([`bm25`] for the forward scan, tantivy's for the inverted index).
+//! Both modes answer the same query plan with the same records in the
+//! same newest-first order; relevance order is BM25 in both (`bm25` for
+//! the forward scan, tantivy's for the inverted index).
 
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ pub enum SearchMode {
     /// The forward scan over the decrypted cache (filled on first use).
     Forward,
     /// The inverted index: waits for a build or catch-up in progress, and
-    /// fails with [`Error::Inverted`] when there is none or it is damaged.
+    /// fails with [`Error::Inverted`](crate::Error::Inverted) when there is none or it is damaged.
     Inverted,
 }
 
@@ -57,7 +57,7 @@ impl std::str::FromStr for SearchMode {
 /// The state of an index's inverted index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvertedStatus {
-    /// Not kept (disabled in [`IndexConfig`], or built without `tantivy`).
+    /// Not kept (disabled in [`IndexConfig`](crate::IndexConfig), or built without `tantivy`).
     Disabled,
     /// Current with the store: searches in [`SearchMode::Auto`] use it.
     Current {
@@ -135,7 +135,7 @@ pub struct SearchResults {
     pub next: Option<PageCursor>,
 }
 
-/// A page of keys: what [`Index::search_keys`] returns.
+/// A page of keys: what [`Index::search_keys`](crate::Index::search_keys) returns.
 #[derive(Clone, Debug)]
 pub struct KeyPage {
     /// How many records match in all.
