@@ -71,7 +71,7 @@ pub struct Index {
     /// search sees all of a batch or none of it.
     view: RwLock<()>,
     /// Versions for ops given as version 0.
-    clock: crate::write::Clock,
+    pub(crate) clock: crate::write::Clock,
     /// The store generation whose batch the cache and the inverted index
     /// have been given: set under `view` once they have it. The store's own
     /// counter moves earlier (when its batch is written), so a search that
@@ -85,13 +85,7 @@ pub struct Index {
     inverted: Option<Arc<Inverted>>,
     /// A background build, catch-up or rebuild of the inverted index.
     #[cfg(feature = "tantivy")]
-    background: Mutex<Option<Background>>,
-}
-
-#[cfg(feature = "tantivy")]
-struct Background {
-    cancel: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Result<crate::search::inverted::CatchUp>>,
+    background: crate::search::inverted::Builder,
 }
 
 impl std::fmt::Debug for Index {
@@ -143,7 +137,7 @@ impl Index {
             #[cfg(feature = "tantivy")]
             inverted: open_inverted(&store, &config),
             #[cfg(feature = "tantivy")]
-            background: Mutex::new(None),
+            background: Default::default(),
             store,
         };
         #[cfg(feature = "tantivy")]
@@ -637,7 +631,7 @@ impl Index {
                 "this index keeps no inverted index (enable IndexConfig::inverted)".into(),
             ));
         };
-        if let Some(result) = self.join_background() {
+        if let Some(result) = self.background.join() {
             result?;
         }
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -650,11 +644,7 @@ impl Index {
 
     #[cfg(feature = "tantivy")]
     fn background_running(&self) -> bool {
-        self.background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|b| !b.handle.is_finished())
+        self.background.is_running()
     }
 
     #[cfg(not(feature = "tantivy"))]
@@ -716,53 +706,10 @@ impl Index {
     /// unless one is running.
     #[cfg(feature = "tantivy")]
     fn start_background(&self, rebuild: bool) {
-        let Some(inv) = &self.inverted else { return };
-        let mut bg = self.background.lock().unwrap_or_else(|p| p.into_inner());
-        if bg.as_ref().is_some_and(|b| !b.handle.is_finished()) {
-            return;
+        if let Some(inv) = &self.inverted {
+            self.background
+                .start(inv, &self.store, &self.writer, rebuild);
         }
-        let (inv, store) = (Arc::clone(inv), Arc::clone(&self.store));
-        let writer = Arc::clone(&self.writer);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&cancel);
-        let spawned = std::thread::Builder::new()
-            .name("sealdex-inverted".into())
-            .spawn(move || {
-                // The long pass runs beside the writer; batches written
-                // meanwhile are picked up by a short second pass that
-                // holds the writer, so the index ends in step.
-                let mut r = inv.catch_up(&store, rebuild, &stop);
-                if r.is_ok()
-                    && !stop.load(Ordering::Acquire)
-                    && !inv.is_following(store.generation())
-                {
-                    let _writer = writer.lock().unwrap_or_else(|p| p.into_inner());
-                    r = inv.catch_up(&store, false, &stop);
-                }
-                if let Err(e) = &r {
-                    warn!(error = %e, "building the inverted index failed");
-                }
-                r
-            });
-        match spawned {
-            Ok(handle) => *bg = Some(Background { cancel, handle }),
-            Err(e) => warn!(error = %e, "could not start the inverted index's builder"),
-        }
-    }
-
-    /// Waits for the background job, if any; its result.
-    #[cfg(feature = "tantivy")]
-    fn join_background(&self) -> Option<Result<crate::search::inverted::CatchUp>> {
-        let job = self
-            .background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        Some(
-            job.handle
-                .join()
-                .unwrap_or_else(|_| Err(Error::Inverted("the builder thread panicked".into()))),
-        )
     }
 }
 
@@ -773,15 +720,9 @@ impl Drop for Index {
     /// the inverted index's merges in flight, so that no orphaned segment
     /// files are left on disk.
     fn drop(&mut self) {
-        let job = self
-            .background
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(job) = job {
-            job.cancel.store(true, Ordering::Release);
-            let _ = job.handle.join();
-        }
+        // Cancel and join a background job first: it holds the inverted
+        // index.
+        drop(std::mem::take(&mut self.background));
         if let Some(inv) = &self.inverted {
             inv.close();
         }

@@ -58,7 +58,7 @@ use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::source::{Change, FetchError, MessageRef, Metadata, RawMessage, Source, SyncToken};
 use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot};
-use crate::write::State;
+use crate::write::{Clock, Presealed, State};
 
 /// How failed messages are retried on later runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,8 +394,10 @@ pub fn run(
                 source, name, checkpoint, since, retries, options, control, work_tx,
             )
         });
-        let processor =
-            scope.spawn(move || process_stage(store, name, decryptor, options, work_rx, ready_tx));
+        let clock = &index.clock;
+        let processor = scope.spawn(move || {
+            process_stage(store, clock, name, decryptor, options, work_rx, ready_tx)
+        });
 
         let mut write_result = Ok(());
         for ready in ready_rx.iter() {
@@ -713,13 +715,31 @@ fn fetch_stage(
     Ok(())
 }
 
+// Most outcomes are stored records: boxing them would cost an allocation
+// per message for no saving.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
-    Stored(crate::record::Record),
+    Stored(crate::record::Record, Presealed),
     Failed(DocKey, Failure),
+}
+
+/// Seals a cleaned record ahead of its write, on the processing threads
+/// (see [`Presealed`]).
+fn preseal(store: &Store, clock: &Clock, record: &mut crate::record::Record) -> Presealed {
+    let key = store.doc_key(&record.source, &record.id);
+    let version = clock.provisional();
+    record.revision = version;
+    let envelope = store.seal_record_at(&key, record);
+    Presealed {
+        key,
+        version,
+        envelope,
+    }
 }
 
 fn process_stage(
     store: &Store,
+    clock: &Clock,
     name: &str,
     decryptor: &dyn Decryptor,
     options: &IndexOptions,
@@ -745,7 +765,9 @@ fn process_stage(
                 });
                 match result {
                     Ok((msg, version)) => {
-                        Outcome::Stored(clean::clean(msg, name, version.or(mref.version.clone())))
+                        let mut record = clean::clean(msg, name, version.or(mref.version.clone()));
+                        let sealed = preseal(store, clock, &mut record);
+                        Outcome::Stored(record, sealed)
                     }
                     Err((reason, detail)) => {
                         let key = store.doc_key(name, &mref.id);
@@ -773,9 +795,10 @@ fn process_stage(
         let (mut stored, mut failed) = (0, 0);
         for o in outcomes {
             match o {
-                Outcome::Stored(record) => {
+                Outcome::Stored(record, sealed) => {
                     stored += 1;
                     ops.push(Op::upsert(record));
+                    state.presealed.push(Some(sealed));
                 }
                 Outcome::Failed(k, f) => {
                     failed += 1;

@@ -69,10 +69,32 @@ pub(crate) struct Written {
     pub previous: u64,
 }
 
+/// An upsert's record, sealed before the write for the version it expects
+/// to be given.
+///
+/// Why: sealing (encoding, compressing, encrypting) is most of a write's
+/// CPU, and the writer is one thread at a time. The pipeline seals each
+/// record on its processing threads, overlapped with the writer's previous
+/// batch, under a provisional version drawn from the index's [`Clock`]. The
+/// write uses the envelope when it gives the op exactly that version (the
+/// usual case: nothing newer of the record was written meanwhile) and seals
+/// again otherwise, so presealing never changes what is stored.
+#[derive(Debug)]
+pub(crate) struct Presealed {
+    /// The record's store key.
+    pub key: DocKey,
+    /// The version the record was sealed with (its `revision`).
+    pub version: u64,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+}
+
 /// What the pipeline writes with its ops: state that must land in the same
 /// atomic batch as the records it describes.
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    /// Per op (same order; shorter or empty: none), its record presealed.
+    pub presealed: Vec<Option<Presealed>>,
     /// Messages that failed, recorded for retry.
     pub failures: Vec<(DocKey, Failure)>,
     /// A source's checkpoint.
@@ -95,6 +117,12 @@ pub(crate) struct Clock(AtomicU64);
 impl Clock {
     pub(crate) fn new() -> Self {
         Clock(AtomicU64::new(0))
+    }
+
+    /// A version above every earlier one: what a record sealed ahead of its
+    /// write ([`Presealed`]) expects to be given.
+    pub(crate) fn provisional(&self) -> u64 {
+        self.next_above(0)
     }
 
     /// A version above `floor` and above every earlier one.
@@ -152,51 +180,78 @@ pub(crate) fn write(
     store: &Store,
     clock: &Clock,
     ops: Vec<Op>,
-    state: State,
+    mut state: State,
 ) -> Result<(Applied, Written)> {
     let mut applied = Applied::default();
+    let mut presealed = std::mem::take(&mut state.presealed);
+    presealed.resize_with(ops.len(), || None);
     let keys: Vec<DocKey> = ops
         .iter()
-        .map(|op| store.doc_key(op.source(), op.id()))
+        .zip(&presealed)
+        .map(|(op, p)| match p {
+            Some(p) => p.key,
+            None => store.doc_key(op.source(), op.id()),
+        })
         .collect();
-    // 1. What the store holds under each key the batch names.
+    // 1. What the store holds under each key the batch names. The lookups
+    // run on this thread: the writer is the pipeline's critical path, and a
+    // parallel lookup would queue behind the pipeline's own work on the
+    // shared thread pool. Only the records found are opened, in parallel
+    // (their revisions are inside the seal).
     let mut distinct: Vec<DocKey> = keys.clone();
     distinct.sort_unstable();
     distinct.dedup();
+    let mut found: Vec<(DocKey, sled::IVec)> = Vec::new();
     // Per key: what the store held before the batch, and what it holds as
     // the batch goes.
-    let mut keyed: HashMap<DocKey, (Before, Current)> = distinct
+    let mut keyed: HashMap<DocKey, (Before, Current)> = HashMap::with_capacity(distinct.len());
+    for key in distinct {
+        let sealed = store.get_sealed(&key)?;
+        let tombstone = store.tombstone(&key)?;
+        let before = Before {
+            document: sealed.is_some(),
+            tombstone: tombstone.is_some(),
+        };
+        let current = match (sealed, tombstone) {
+            (Some(sealed), _) => {
+                found.push((key, sealed));
+                Current::Absent
+            }
+            (None, Some(v)) => Current::Deleted(v),
+            (None, None) => Current::Absent,
+        };
+        keyed.insert(key, (before, current));
+    }
+    let opened: Vec<(DocKey, Record)> = found
         .par_iter()
-        .map(|key| {
-            let sealed = store.get_sealed(key)?;
-            let tombstone = store.tombstone(key)?;
-            let before = Before {
-                document: sealed.is_some(),
-                tombstone: tombstone.is_some(),
-            };
-            let current = match (sealed, tombstone) {
-                (Some(sealed), _) => {
-                    Current::Present(Arc::new(store.open_record(key.as_bytes(), &sealed)?))
-                }
-                (None, Some(v)) => Current::Deleted(v),
-                (None, None) => Current::Absent,
-            };
-            Ok((*key, (before, current)))
-        })
+        .map(|(key, sealed)| Ok((*key, store.open_record(key.as_bytes(), sealed)?)))
         .collect::<Result<_>>()?;
+    for (key, record) in opened {
+        if let Some((_, current)) = keyed.get_mut(&key) {
+            *current = Current::Present(Arc::new(record));
+        }
+    }
     // 2. The ops in order, each against what the batch has done so far.
+    // `envelopes`: the keys whose last op so far is an upsert presealed at
+    // the version it was given.
+    let mut envelopes: HashMap<DocKey, Vec<u8>> = HashMap::new();
     let mut changed: Vec<DocKey> = Vec::new();
-    for (op, key) in ops.into_iter().zip(keys) {
+    for ((op, key), pre) in ops.into_iter().zip(keys).zip(presealed) {
         let cur = keyed.get(&key).map_or(Current::Absent, |(_, c)| c.clone());
         let have = cur.version();
         let resolve = |v: u64| if v == 0 { clock.next_above(have) } else { v };
+        let mut envelope = None;
         let next = match op {
             Op::Upsert(mut u) => {
-                let v = resolve(u.version);
+                let v = match &pre {
+                    Some(p) if u.version == 0 && p.version > have => p.version,
+                    _ => resolve(u.version),
+                };
                 if v <= have {
                     applied.skipped += 1;
                     continue;
                 }
+                envelope = pre.filter(|p| p.version == v && u.record.revision == v);
                 Arc::make_mut(&mut u.record).revision = v;
                 u.version = v;
                 let record = Arc::clone(&u.record);
@@ -237,25 +292,35 @@ pub(crate) fn write(
                 Current::Deleted(v)
             }
         };
+        match envelope {
+            Some(p) => envelopes.insert(key, p.envelope),
+            None => envelopes.remove(&key),
+        };
         keyed.entry(key).or_default().1 = next;
         changed.push(key);
     }
     changed.sort_unstable();
     changed.dedup();
-    // 3. Seal what changed, in parallel, and write it with the state.
-    // Per key: the record and its envelope to put, or the delete's version.
+    // 3. Seal what changed and was not presealed, in parallel, and write it
+    // with the state. Per key: the record and its envelope to put, or the
+    // delete's version.
     type Sealed = (DocKey, Option<(Arc<Record>, Vec<u8>)>, u64);
-    let sealed: Vec<Sealed> = changed
-        .par_iter()
-        .map(|key| match keyed.get(key).map(|(_, c)| c) {
+    let seal = |key: &DocKey, envelope: Option<Vec<u8>>| -> Sealed {
+        match keyed.get(key).map(|(_, c)| c) {
             Some(Current::Present(record)) => {
-                let envelope = store.seal_record_at(key, record);
+                let envelope = envelope.unwrap_or_else(|| store.seal_record_at(key, record));
                 (*key, Some((Arc::clone(record), envelope)), 0)
             }
             Some(Current::Deleted(v)) => (*key, None, *v),
             _ => (*key, None, 0),
-        })
-        .collect();
+        }
+    };
+    let (ready, to_seal): (Vec<_>, Vec<_>) = changed
+        .into_iter()
+        .map(|key| (key, envelopes.remove(&key)))
+        .partition(|(_, e)| e.is_some());
+    let mut sealed: Vec<Sealed> = to_seal.par_iter().map(|(key, _)| seal(key, None)).collect();
+    sealed.extend(ready.into_iter().map(|(key, e)| seal(&key, e)));
     let mut batch = WriteBatch::default();
     let mut written = Written {
         previous: store.generation(),
@@ -303,4 +368,95 @@ pub(crate) fn write(
         )));
     }
     Ok((applied, written))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Credential, KdfParams};
+
+    fn record(id: &str, body: &str) -> Record {
+        Record {
+            source: "s".into(),
+            id: id.into(),
+            body: body.into(),
+            ..Record::default()
+        }
+    }
+
+    /// Writes `ops` with `presealed` and returns what the store then holds
+    /// under `id`.
+    fn stored(
+        store: &Store,
+        clock: &Clock,
+        ops: Vec<Op>,
+        presealed: Vec<Option<Presealed>>,
+    ) -> (Applied, Record) {
+        let state = State {
+            presealed,
+            ..State::default()
+        };
+        let (applied, _) = write(store, clock, ops, state).unwrap();
+        let key = store.doc_key("s", "1");
+        (applied, store.get_by_key(&key).unwrap().unwrap())
+    }
+
+    fn preseal(store: &Store, clock: &Clock, mut r: Record) -> (Op, Option<Presealed>) {
+        let key = store.doc_key(&r.source, &r.id);
+        let version = clock.provisional();
+        r.revision = version;
+        let envelope = store.seal_record_at(&key, &r);
+        (
+            Op::upsert(r),
+            Some(Presealed {
+                key,
+                version,
+                envelope,
+            }),
+        )
+    }
+
+    /// A record sealed ahead is stored as sealed when nothing newer of it
+    /// was written meanwhile; when something was (its provisional version
+    /// is no longer above the record's), the op still applies, as any
+    /// version-0 upsert does, and is sealed again at the version it gets:
+    /// presealing never changes what is stored.
+    #[test]
+    fn presealed_upserts_store_what_a_plain_upsert_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            dir.path(),
+            &Credential::passphrase("pw"),
+            KdfParams::insecure_fast(),
+        )
+        .unwrap();
+        let clock = Clock::new();
+
+        let (op, pre) = preseal(&store, &clock, record("1", "first"));
+        let expected = pre.as_ref().unwrap().version;
+        let (applied, held) = stored(&store, &clock, vec![op], vec![pre]);
+        assert_eq!(held.body, "first");
+        assert_eq!(held.revision, expected);
+        assert_eq!(applied.ops[0].version(), expected);
+
+        // Sealed ahead, then overtaken by a push of the same record.
+        let (op, pre) = preseal(&store, &clock, record("1", "crawled"));
+        let provisional = pre.as_ref().unwrap().version;
+        let (_, held) = stored(
+            &store,
+            &clock,
+            vec![Op::upsert(record("1", "pushed"))],
+            vec![],
+        );
+        assert_eq!(held.body, "pushed");
+        assert!(held.revision > provisional);
+        let (applied, held) = stored(&store, &clock, vec![op], vec![pre]);
+        assert_eq!(applied.skipped, 0);
+        assert_eq!(held.body, "crawled");
+        assert!(
+            held.revision > provisional,
+            "resealed at the version it was given"
+        );
+        assert_eq!(applied.ops[0].version(), held.revision);
+    }
 }

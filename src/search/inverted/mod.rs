@@ -17,11 +17,14 @@
 //!   prefix, faster than tantivy's phrase-prefix on large indexes.
 //! - `engine`: the live index of a store: commits that follow the
 //!   pipeline's, catch-up after a crash, rebuild after damage or an upgrade.
+//! - `builder`: the background thread that runs a catch-up or a rebuild
+//!   while the store keeps taking writes.
 //!
 //! [`crate::Index`] drives all of it; the public parts here are for
 //! embedders who want the same schema in their own tantivy index (the
 //! comparison benchmark uses them for plaintext tantivy).
 
+mod builder;
 pub mod directory;
 pub(crate) mod engine;
 mod parallel;
@@ -29,6 +32,7 @@ pub mod query;
 pub mod schema;
 mod split;
 
+pub(crate) use builder::Builder;
 pub use directory::{DirectoryOptions, EncryptedDirectory};
 pub use engine::{CatchUp, FORMAT, InvertedOptions};
 pub use query::compile;
