@@ -71,7 +71,7 @@ pub(crate) struct Written {
 
 /// What the pipeline writes with its ops: state that must land in the same
 /// atomic batch as the records it describes.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct State {
     /// Messages that failed, recorded for retry.
     pub failures: Vec<(DocKey, Failure)>,
