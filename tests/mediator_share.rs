@@ -8,6 +8,30 @@
 
 mod mediator_util;
 
+/// Bounded waits on a sharing handle.
+trait WaitWithin {
+    async fn wait_for_within(
+        &mut self,
+        f: impl Fn(&sealdex::sync::share::Status) -> bool,
+    ) -> sealdex::sync::SyncResult<sealdex::sync::share::Status>;
+}
+
+impl WaitWithin for sealdex::sync::share::SyncHandle {
+    async fn wait_for_within(
+        &mut self,
+        f: impl Fn(&sealdex::sync::share::Status) -> bool,
+    ) -> sealdex::sync::SyncResult<sealdex::sync::share::Status> {
+        let status = self.status();
+        match tokio::time::timeout(mediator_util::STEP * 3, self.wait_for(f)).await {
+            Ok(r) => r,
+            Err(_) => panic!(
+                "timed out waiting; status at the start {status:?}, now {:?}",
+                self.status()
+            ),
+        }
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,8 +102,8 @@ fn maildir(dir: &Path, range: std::ops::Range<usize>) {
     }
     for i in range {
         let (a, b) = (WORDS[i % 8], WORDS[(i / 8) % 8]);
-        let canary = if i % 20 == 0 { CANARY } else { "" };
-        let flags = if i % 7 == 0 { "FS" } else { "S" };
+        let canary = if i.is_multiple_of(20) { CANARY } else { "" };
+        let flags = if i.is_multiple_of(7) { "FS" } else { "S" };
         std::fs::write(
             dir.join(format!("cur/{i}.M.host:2,{flags}")),
             format!(
@@ -263,7 +287,7 @@ fn id_of(index: &Index, i: usize) -> String {
 
 /// The file name of message `i` of [`maildir`], as written.
 fn file_of(i: usize) -> String {
-    let flags = if i % 7 == 0 { "FS" } else { "S" };
+    let flags = if i.is_multiple_of(7) { "FS" } else { "S" };
     format!("{i}.M.host:2,{flags}")
 }
 
@@ -289,13 +313,16 @@ async fn three_devices_share_one_crawl_and_local_changes() {
     maildir(&mail, 0..300);
 
     let mut a = dev(&url, 40, tmp.path(), "a", 0xa, &mail, |_| {}).await;
-    a.h().wait_for(|s| s.role == Role::Leader).await.unwrap();
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
     let mut b = dev(&url, 40, tmp.path(), "b", 0xb, &mail, |_| {}).await;
     let mut c = dev(&url, 40, tmp.path(), "c", 0xc, &mail, |_| {}).await;
     // A device of another group (a wrong group key) with no sources.
     let mut w = dev(&url, 41, tmp.path(), "w", 0xd, &mail, |c| c.sources.clear()).await;
 
-    let st = a.h().until_idle().await.unwrap();
+    let st = a.h().wait_for_within(|s| s.idle).await.unwrap();
     assert!(st.ingested && st.reflected > 0, "{st:?}");
     assert_eq!(a.fetched.load(Ordering::SeqCst), 300);
     converge(&a.index, &b.index).await;
@@ -365,7 +392,10 @@ async fn three_devices_share_one_crawl_and_local_changes() {
     let _ = rogue.take_events();
     let refused = b.h().status().refused;
     rogue.reflect(b"not a message").unwrap().await.unwrap();
-    b.h().wait_for(|s| s.refused > refused).await.unwrap();
+    b.h()
+        .wait_for_within(|s| s.refused > refused)
+        .await
+        .unwrap();
     rogue.close().await.unwrap();
 
     for d in [&mut a, &mut b, &mut c, &mut w] {
@@ -456,14 +486,21 @@ async fn an_offline_device_catches_up_with_flags_moves_deletes_and_new_mail() {
         c.rescan = Some(Duration::from_millis(300));
     })
     .await;
-    a.h().wait_for(|s| s.role == Role::Leader).await.unwrap();
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
     let mut b = dev(&url, 42, tmp.path(), "b", 2, &mail, |_| {}).await;
-    a.h().until_idle().await.unwrap();
+    a.h().wait_for_within(|s| s.idle).await.unwrap();
     converge(&a.index, &b.index).await;
 
     // b goes offline; the mailbox changes; the leader picks it up.
     b.handle.take().unwrap().stop().await.unwrap();
-    let flagged = a.index.search("is:flagged", &SearchOptions::default()).unwrap().total;
+    let flagged = a
+        .index
+        .search("is:flagged", &SearchOptions::default())
+        .unwrap()
+        .total;
     for i in [1, 11, 31, 41, 51] {
         // flagged (none of these was)
         std::fs::rename(
@@ -518,8 +555,11 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
         c.snapshot_pace = Some(Duration::from_millis(150));
     })
     .await;
-    a.h().wait_for(|s| s.role == Role::Leader).await.unwrap();
-    a.h().until_idle().await.unwrap();
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
+    a.h().wait_for_within(|s| s.idle).await.unwrap();
     // The leader's own change after the crawl: the snapshot carries it.
     let name = sealdex::backends::open_path(&mail)
         .unwrap()
@@ -546,7 +586,7 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
     let mut n = dev(&url, 43, tmp.path(), "n", 9, &mail, |_| {}).await;
     let st = n
         .h()
-        .wait_for(|s| matches!(s.bootstrap, Bootstrap::Running { records } if records >= 20))
+        .wait_for_within(|s| matches!(s.bootstrap, Bootstrap::Running { records } if records >= 20))
         .await
         .unwrap();
     assert_eq!(st.role, Role::Bootstrapping);
@@ -562,11 +602,16 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
     n.handle = Some(start(&url, 43, &n.index, &n.dir, n.id, &mail, &n.fetched, |_| {}).await);
     let st = n
         .h()
-        .wait_for(|s| matches!(s.bootstrap, Bootstrap::Done { .. }))
+        .wait_for_within(|s| matches!(s.bootstrap, Bootstrap::Done { .. }))
         .await
         .unwrap();
-    // Resumed where it stopped: every record came once.
-    assert_eq!(st.bootstrap, Bootstrap::Done { records: 300 }, "{st:?}");
+    // Resumed where it stopped: every record came once (299 if the
+    // record deleted meanwhile lay after the position it stopped at; a
+    // restart from the start would have sent the first 20 or more again).
+    let Bootstrap::Done { records } = st.bootstrap else {
+        unreachable!()
+    };
+    assert!((299..=300).contains(&records), "{st:?}");
     converge(&a.index, &n.index).await;
     assert_eq!(
         n.fetched.load(Ordering::SeqCst),

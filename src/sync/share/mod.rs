@@ -403,6 +403,7 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
         crawl: None,
         serving: HashMap::new(),
         txn_ended: Arc::new(Notify::new()),
+        txn: Arc::new(tokio::sync::Mutex::new(())),
     };
     let task = tokio::spawn(node.run(events, stop_rx, reflector));
     Ok(SyncHandle {
@@ -545,6 +546,10 @@ struct Node {
     crawl: Option<Crawl>,
     serving: HashMap<u64, JoinHandle<()>>,
     txn_ended: Arc<Notify>,
+    /// This device's own use of the group's transaction lock: one
+    /// transaction at a time (a second BeginTransaction inside one is a
+    /// protocol error), so snapshots served to two devices take turns.
+    txn: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn random_u64() -> SyncResult<u64> {
@@ -1035,6 +1040,7 @@ impl Node {
             device: Arc::clone(&self.device),
             shared: Arc::clone(&self.shared),
             ended: Arc::clone(&self.txn_ended),
+            txn: Arc::clone(&self.txn),
             sources: self.source_names.clone(),
             chunk_records: self.chunk_records,
             pace: self.pace,
@@ -1113,6 +1119,7 @@ struct Server {
     device: Arc<Device>,
     shared: Arc<Shared>,
     ended: Arc<Notify>,
+    txn: Arc<tokio::sync::Mutex<()>>,
     sources: Vec<String>,
     chunk_records: usize,
     pace: Option<Duration>,
@@ -1130,6 +1137,7 @@ impl Server {
         let mut reader = Some(reader);
         let mut last = false;
         while !last {
+            let mine = self.txn.lock().await;
             self.begin().await?;
             let mut acks = Vec::new();
             for _ in 0..CHUNKS_PER_TRANSACTION {
@@ -1156,6 +1164,7 @@ impl Server {
                 a.await?;
             }
             self.shared.modify(|s| s.served_chunks += n);
+            drop(mine);
             if let (Some(p), false) = (self.pace, last) {
                 tokio::time::sleep(p).await;
             }

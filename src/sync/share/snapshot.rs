@@ -112,6 +112,9 @@ impl BootState {
     }
 }
 
+/// Source checkpoints and sync tokens, as a snapshot's last chunk carries them.
+type SourceState = (Vec<(String, Checkpoint)>, Vec<TokenEntry>);
+
 /// The server's side: which records to send, read chunk by chunk.
 pub(crate) struct Reader {
     index: Arc<Index>,
@@ -195,7 +198,7 @@ impl Reader {
     /// The checkpoints and tokens of the server's sources, read after its
     /// records: never behind them (what was written since reaches the new
     /// device live, with its own checkpoint).
-    fn source_state(&self) -> SyncResult<(Vec<(String, Checkpoint)>, Vec<TokenEntry>)> {
+    fn source_state(&self) -> SyncResult<SourceState> {
         let store = self.index.store();
         let (mut checkpoints, mut tokens) = (Vec::new(), Vec::new());
         for s in &self.sources {
