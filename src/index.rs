@@ -81,12 +81,21 @@ pub struct Index {
     /// Sources being indexed now: a second run of the same source waits.
     running: Mutex<std::collections::HashSet<String>>,
     running_done: std::sync::Condvar,
+    /// Told of every committed batch that did not come from another device
+    /// (multi-device reflection, `crate::sync::share`), under the writer
+    /// lock, so in commit order.
+    on_commit: RwLock<Option<OnCommit>>,
     #[cfg(feature = "tantivy")]
     inverted: Option<Arc<Inverted>>,
     /// A background build, catch-up or rebuild of the inverted index.
     #[cfg(feature = "tantivy")]
     background: crate::search::inverted::Builder,
 }
+
+/// What [`Index`] tells of each committed batch: the ops as applied (with
+/// their versions) and the state written with them (checkpoint, sync
+/// tokens, failures). Called with the writer lock held: it must not block.
+pub(crate) type OnCommit = Arc<dyn Fn(&Applied, &crate::write::State) + Send + Sync>;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,6 +143,7 @@ impl Index {
             published: std::sync::atomic::AtomicU64::new(store.generation()),
             running: Mutex::new(std::collections::HashSet::new()),
             running_done: std::sync::Condvar::new(),
+            on_commit: RwLock::new(None),
             #[cfg(feature = "tantivy")]
             inverted: open_inverted(&store, &config),
             #[cfg(feature = "tantivy")]
@@ -285,10 +295,43 @@ impl Index {
     /// [`Index::apply`] with the pipeline's state (failures, checkpoint,
     /// sync tokens), written in the same atomic batch.
     pub(crate) fn apply_with(&self, ops: Vec<Op>, state: crate::write::State) -> Result<Applied> {
+        self.apply_inner(ops, state, true)
+    }
+
+    /// [`Index::apply_with`] for ops that came from another device: not
+    /// told to the `on_commit` hook, so they are not reflected back.
+    #[cfg_attr(not(feature = "mediator"), allow(dead_code))]
+    pub(crate) fn apply_reflected(
+        &self,
+        ops: Vec<Op>,
+        state: crate::write::State,
+    ) -> Result<Applied> {
+        self.apply_inner(ops, state, false)
+    }
+
+    /// Sets (or clears) the hook told of every committed batch.
+    #[cfg_attr(not(feature = "mediator"), allow(dead_code))]
+    pub(crate) fn set_on_commit(&self, hook: Option<OnCommit>) {
+        *self.on_commit.write().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    fn apply_inner(&self, ops: Vec<Op>, state: crate::write::State, tell: bool) -> Result<Applied> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let hook = if tell {
+            self.on_commit
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        } else {
+            None
+        };
+        let told = hook.as_ref().map(|_| state.to_observed());
         let (applied, written) = crate::write::write(&self.store, &self.clock, ops, state)?;
         if written.generation == written.previous {
             return Ok(applied);
+        }
+        if let (Some(hook), Some(state)) = (hook, told) {
+            hook(&applied, &state);
         }
         let _view = self.view.write().unwrap_or_else(|p| p.into_inner());
         if self.cache_loaded.load(Ordering::Acquire) {

@@ -104,6 +104,18 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// A copy for an observer of committed batches (multi-device
+    /// reflection): the failures, checkpoint and tokens, without the
+    /// presealed envelopes, which are this device's alone.
+    pub(crate) fn to_observed(&self) -> State {
+        State {
+            presealed: Vec::new(),
+            failures: self.failures.clone(),
+            checkpoint: self.checkpoint.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.failures.is_empty() && self.checkpoint.is_none() && self.tokens.is_empty()
     }

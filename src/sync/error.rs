@@ -102,6 +102,10 @@ pub enum SyncError {
     /// An operation did not complete in time.
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// The local index failed while applying or reading what is shared
+    /// (`sync::share`); the error says what to do.
+    #[error("the local index: {0}")]
+    Index(Box<crate::Error>),
 }
 
 impl SyncError {

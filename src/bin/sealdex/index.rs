@@ -149,7 +149,7 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
 
 /// Opens the index in `dir`, or creates it under a new passphrase (asked
 /// twice on a terminal, see `creds.rs`).
-fn open_or_create(dir: &Path, key_file: Option<&Path>) -> Result<Index, Fail> {
+pub(crate) fn open_or_create(dir: &Path, key_file: Option<&Path>) -> Result<Index, Fail> {
     let (store, created) = if exists(dir) {
         let cred = crate::creds::existing(key_file)?;
         (Store::open(dir, &cred)?, false)

@@ -32,6 +32,8 @@ mod remote;
 mod search;
 mod show;
 mod stats;
+#[cfg(feature = "mediator")]
+mod sync;
 mod term;
 
 use fail::Fail;
@@ -112,6 +114,10 @@ enum Command {
     /// Run the multi-device relay (the mediator).
     #[cfg(feature = "mediator")]
     Mediator(mediator::MediatorArgs),
+    /// Share this index with the account's other devices through a
+    /// mediator: the leader crawls, the others receive (issue 15).
+    #[cfg(feature = "mediator")]
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +169,8 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
     let key_file = cli.key_file.as_deref();
     match &cli.command {
         Command::Index(args) => return index::run(args, &dir, key_file),
+        #[cfg(feature = "mediator")]
+        Command::Sync(args) => return sync::run(args, &dir, key_file),
         Command::Import {
             source,
             batch,
@@ -189,6 +197,6 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         | Command::Man
         | Command::Group(_) => unreachable!("handled above"),
         #[cfg(feature = "mediator")]
-        Command::Mediator(_) => unreachable!("handled above"),
+        Command::Mediator(_) | Command::Sync(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,1196 @@
+//! One index shared by the devices of an account, through the mediator:
+//! the leader ingests and reflects, the others apply.
+//!
+//! ```text
+//!  leader                                   relay                 other devices
+//!  sources ─► pipeline ─► Index::apply ─► committed batch ─► sealed envelopes ─► Index::apply
+//!                                          (ops with versions,                     (never fetch)
+//!                                           checkpoint, tokens)
+//!  any device: app pushes a patch/delete ─► Index::apply ─► reflected the same way
+//!  new device, empty: SnapshotRequest ─► leader answers with chunks (snapshot.rs)
+//! ```
+//!
+//! [`start`] runs it for an open [`Index`]: it connects to the relay,
+//! hooks the index so that every batch committed on this device (by the
+//! pipeline, or by the app through [`Index::apply`]) is reflected, applies
+//! what the other devices reflect, runs the sources while the relay makes
+//! this device the leader, serves snapshots to devices that join empty,
+//! and bootstraps from one if this device joined empty.
+//!
+//! # Why this is safe
+//!
+//! - **Idempotent ops.** A batch is reflected as the ops [`Index::apply`]
+//!   reported, each with the version it was applied at. Applying them again
+//!   anywhere has the same effect, and an op at or below what a record holds
+//!   changes nothing, so redeliveries, resends after a reconnect, and the
+//!   overlap of a snapshot with the live stream do no harm.
+//! - **Checkpoints travel with their ops.** The leader's source checkpoint
+//!   and sync tokens go in the same message as the batch they were written
+//!   with, and a follower writes them in the same atomic batch as its ops.
+//!   A device promoted after the leader died resumes the crawl from the
+//!   last batch it received: the batch in flight is fetched again (an
+//!   upsert by id, so nothing is doubled), and nothing is skipped.
+//! - **Own keys.** Each device seals its own store under its own data key.
+//!   What crosses the relay is sealed under the group's reflect key
+//!   ([`crate::sync::envelope`]); the relay sees sizes (bucketed) and
+//!   times, nothing else.
+//! - **Leader only ingests.** Only the device the relay promotes runs the
+//!   sources; a device that loses its connection stops its crawl at once
+//!   (the relay may promote another meanwhile).
+//!
+//! A device that is offline keeps its queue at the relay and catches up
+//! when it reconnects. Devices apply ops in the order the relay delivers
+//! them; two devices changing the same record concurrently converge on the
+//! op with the higher version (last writer wins).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use sealdex::sync::keys::{GroupKey, GroupKeys};
+//! use sealdex::sync::share::{self, ShareConfig};
+//! use sealdex::{Credential, Index, IndexConfig};
+//!
+//! let index = Arc::new(Index::open_or_create(
+//!     "/path/to/index".as_ref(), &Credential::passphrase("pw"), IndexConfig::default())?);
+//! let keys = Arc::new(GroupKeys::derive(&GroupKey::from_slice(&std::fs::read("group.key")?)?)?);
+//! let mut config = ShareConfig::new("ws://127.0.0.1:8443", keys, 0x5eed);
+//! config.sources.push(sealdex::backends::open_path("/home/me/Maildir".as_ref())?);
+//! let mut sync = share::start(Arc::clone(&index), config).await?;
+//! let status = sync.until_idle().await?;
+//! println!("{:?}, {} ops applied from other devices", status.role, status.applied_ops);
+//! sync.stop().await?;
+//! # Ok(()) }
+//! ```
+
+mod snapshot;
+pub mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::Index;
+use crate::decrypt::{Decryptor, PassThrough};
+use crate::ops::{Applied, Op};
+use crate::pipeline::{Control, IndexOptions, Progress};
+use crate::source::Source;
+use crate::sync::client::{Device, DeviceConfig, Event, ReflectAck};
+use crate::sync::envelope::ReplayGuard;
+use crate::sync::error::{SyncError, SyncResult};
+use crate::sync::keys::GroupKeys;
+use crate::write::State;
+
+use snapshot::{BootState, Reader, index_err};
+use wire::{Batch, Msg, Reassembly, Received, Resume, SnapshotChunk, SnapshotRequest, TokenEntry};
+
+/// How a device takes part in sharing its index.
+pub struct ShareConfig {
+    /// The relay, `ws://HOST:PORT`.
+    pub url: String,
+    /// The group's keys.
+    pub keys: Arc<GroupKeys>,
+    /// This device's random id (keep it across restarts).
+    pub device_id: u64,
+    /// A label for the other devices (sealed under the device-info key).
+    pub info: Vec<u8>,
+    /// Nonces accepted so far; use a file-backed one
+    /// ([`ReplayGuard::open`]) so replays are refused across restarts.
+    pub guard: ReplayGuard,
+    /// The sources this device crawls while it leads.
+    pub sources: Vec<Box<dyn Source>>,
+    /// Turns fetched messages into records (pass-through by default).
+    pub decryptor: Arc<dyn Decryptor>,
+    /// The pipeline's tuning while leading.
+    pub options: IndexOptions,
+    /// While leading, look at the sources again this often after a pass;
+    /// `None`: one pass per promotion.
+    pub rescan: Option<Duration>,
+    /// A bootstrap that received nothing for this long asks again (the
+    /// server may have gone).
+    pub snapshot_patience: Duration,
+    /// Records per snapshot chunk this device serves at most (chunks are
+    /// also capped at about 1 MiB).
+    pub snapshot_chunk_records: usize,
+    /// A pause between the transactions of a snapshot this device serves,
+    /// to bound the load a joining device puts on it (none by default).
+    pub snapshot_pace: Option<Duration>,
+}
+
+impl ShareConfig {
+    /// No sources, pass-through decryption, default pipeline options, one
+    /// pass per promotion, a 10-second snapshot patience, an in-memory
+    /// replay guard.
+    pub fn new(url: &str, keys: Arc<GroupKeys>, device_id: u64) -> Self {
+        ShareConfig {
+            url: url.to_owned(),
+            keys,
+            device_id,
+            info: b"sealdex".to_vec(),
+            guard: ReplayGuard::new(),
+            sources: Vec::new(),
+            decryptor: Arc::new(PassThrough::default()),
+            options: IndexOptions::default(),
+            rescan: None,
+            snapshot_patience: Duration::from_secs(10),
+            snapshot_chunk_records: 2000,
+            snapshot_pace: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ShareConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareConfig")
+            .field("url", &self.url)
+            .field("device_id", &format_args!("{:016x}", self.device_id))
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What this device does in the group now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Not connected to the relay.
+    #[default]
+    Connecting,
+    /// Applies what others reflect.
+    Follower,
+    /// Joined empty; receiving a snapshot (and the live stream).
+    Bootstrapping,
+    /// Runs the sources and reflects what they bring.
+    Leader,
+}
+
+/// An op named without its content, for status displays.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpRef {
+    /// The record's source.
+    pub source: String,
+    /// The record's id.
+    pub id: String,
+    /// The op's version.
+    pub version: u64,
+}
+
+impl std::fmt::Debug for OpRef {
+    // The id may name a message (a Message-ID, a file name): not in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpRef({}, <id>, v{})", self.source, self.version)
+    }
+}
+
+impl OpRef {
+    fn of(op: &Op) -> OpRef {
+        OpRef {
+            source: op.source().to_owned(),
+            id: op.id().to_owned(),
+            version: op.version(),
+        }
+    }
+}
+
+/// Where a bootstrap from a peer's snapshot stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// This device did not join empty (or leads).
+    #[default]
+    NotNeeded,
+    /// Receiving: records so far.
+    Running {
+        /// Records applied from the snapshot.
+        records: u64,
+    },
+    /// Finished.
+    Done {
+        /// Records the snapshot brought.
+        records: u64,
+    },
+}
+
+/// A snapshot of what the sharing is doing, from [`SyncHandle::status`].
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// This device's role.
+    pub role: Role,
+    /// Connected and authenticated now.
+    pub connected: bool,
+    /// Envelopes the relay still has for this device (as it said at
+    /// connect, minus those received since; 0 once it said the queue is dry).
+    pub queue: u64,
+    /// The relay said, on this connection, that the backlog was delivered.
+    pub dry: bool,
+    /// Envelopes this device reflected that the relay has not acknowledged.
+    pub outbox: u64,
+    /// The last op this device reflected.
+    pub last_reflected: Option<OpRef>,
+    /// The last op from another device that changed this index.
+    pub last_applied: Option<OpRef>,
+    /// Other devices registered in the group, and how many are connected.
+    pub peers: (usize, usize),
+    /// The leader's crawl: the last progress event.
+    pub progress: Option<Progress>,
+    /// Whether the crawl finished a pass of every source since promotion.
+    pub ingested: bool,
+    /// Envelopes reflected and acknowledged by the relay.
+    pub reflected: u64,
+    /// Ops from other devices that changed this index.
+    pub applied_ops: u64,
+    /// Envelopes refused: tampered, replayed, or not a message this build
+    /// understands (logged without content).
+    pub refused: u64,
+    /// Snapshot chunks this device served to devices that joined.
+    pub served_chunks: u64,
+    /// The bootstrap, if this device joined empty.
+    pub bootstrap: Bootstrap,
+    /// Queue drained, bootstrap finished, nothing left to reflect, and, if
+    /// leading, the sources ingested: what `sealdex sync --until-idle`
+    /// waits for.
+    pub idle: bool,
+    /// Why the sharing stopped, if it failed.
+    pub error: Option<String>,
+}
+
+impl Status {
+    fn update_idle(&mut self, held: usize) {
+        self.idle = self.connected
+            && self.dry
+            && self.queue == 0
+            && held == 0
+            && self.outbox == 0
+            && !matches!(self.bootstrap, Bootstrap::Running { .. })
+            && (self.role != Role::Leader || self.ingested)
+            && self.role != Role::Connecting;
+    }
+}
+
+/// The running sharing of one index; [`SyncHandle::stop`] ends it.
+pub struct SyncHandle {
+    status: watch::Receiver<Status>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<SyncResult<()>>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHandle")
+            .field("status", &*self.status.borrow())
+            .finish()
+    }
+}
+
+impl SyncHandle {
+    /// What it is doing now.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until `f` holds for the status (checked at every change);
+    /// fails if the sharing stopped first.
+    pub async fn wait_for(&mut self, f: impl Fn(&Status) -> bool) -> SyncResult<Status> {
+        loop {
+            {
+                let s = self.status.borrow_and_update();
+                if f(&s) {
+                    return Ok(s.clone());
+                }
+                if let Some(e) = &s.error {
+                    return Err(SyncError::Protocol(e.clone()));
+                }
+            }
+            if self.status.changed().await.is_err() {
+                return Err(SyncError::Disconnected);
+            }
+        }
+    }
+
+    /// Waits until this device is idle (see [`Status::idle`]).
+    pub async fn until_idle(&mut self) -> SyncResult<Status> {
+        self.wait_for(|s| s.idle).await
+    }
+
+    /// Stops: the crawl (if leading) ends after the batch being written,
+    /// what was committed is reflected (waiting up to 10 s for the relay),
+    /// the hook is removed from the index, and the connection is closed.
+    pub async fn stop(mut self) -> SyncResult<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(_) => Err(SyncError::Protocol("the sharing task panicked".to_owned())),
+        }
+    }
+}
+
+/// Starts sharing `index` with the group: see the module docs. Returns once
+/// connected to the relay.
+pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<SyncHandle> {
+    let mut dc = DeviceConfig::new(&config.url, Arc::clone(&config.keys), config.device_id);
+    dc.info = std::mem::take(&mut config.info);
+    dc.guard = std::mem::take(&mut config.guard);
+    let mut device = Device::connect(dc).await?;
+    let events = device.take_events();
+    let device = Arc::new(device);
+    let boot = {
+        let index = Arc::clone(&index);
+        tokio::task::spawn_blocking(move || BootState::load(&index))
+            .await
+            .map_err(|_| SyncError::Protocol("loading the bootstrap state panicked".into()))??
+    };
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let shared = Arc::new(Shared {
+        status: status_tx,
+        outbox: Mutex::new(0),
+    });
+    // Every batch committed here (not applied from another device) goes to
+    // the reflector. Unbounded: the hook runs under the index's writer lock
+    // and must not block; the device client queues unboundedly too while
+    // disconnected.
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    {
+        let out = out_tx.clone();
+        let shared = Arc::clone(&shared);
+        index.set_on_commit(Some(Arc::new(move |applied: &Applied, state: &State| {
+            let batch = Batch {
+                ops: applied.ops.clone(),
+                checkpoint: state.checkpoint.clone(),
+                tokens: state
+                    .tokens
+                    .iter()
+                    .map(|(source, slot, token)| TokenEntry {
+                        source: source.clone(),
+                        listing_start: *slot == crate::store::TokenSlot::ListingStart,
+                        token: token.clone(),
+                    })
+                    .collect(),
+                failures: state.failures.iter().map(|(_, f)| f.clone()).collect(),
+            };
+            shared.add_outbox(1);
+            let _ = out.send(Outgoing::Batch(batch));
+        })));
+    }
+    let reflector = tokio::spawn(reflect_loop(
+        Arc::clone(&device),
+        out_rx,
+        Arc::clone(&shared),
+    ));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let names: Vec<String> = config.sources.iter().map(|s| s.name().to_owned()).collect();
+    let node = Node {
+        index,
+        device,
+        me: config.device_id,
+        shared,
+        out: out_tx,
+        sources: Arc::new(Mutex::new(std::mem::take(&mut config.sources))),
+        source_names: names,
+        decryptor: Arc::clone(&config.decryptor),
+        options: config.options.clone(),
+        rescan: config.rescan,
+        patience: config.snapshot_patience,
+        chunk_records: config.snapshot_chunk_records.max(1),
+        pace: config.snapshot_pace,
+        reassembly: Reassembly::default(),
+        boot,
+        request: None,
+        deferred: Vec::new(),
+        crawl: None,
+        serving: HashMap::new(),
+        txn_ended: Arc::new(Notify::new()),
+        txn: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let task = tokio::spawn(node.run(events, stop_rx, reflector));
+    Ok(SyncHandle {
+        status: status_rx,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// State the hook, the reflector, the crawl and the main loop share.
+struct Shared {
+    status: watch::Sender<Status>,
+    /// Envelopes (or batches) handed to the reflector and not yet
+    /// acknowledged by the relay.
+    outbox: Mutex<u64>,
+}
+
+impl Shared {
+    fn add_outbox(&self, n: i64) {
+        let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        *o = o.saturating_add_signed(n);
+        let v = *o;
+        self.status.send_modify(|s| s.outbox = v);
+    }
+
+    fn modify(&self, f: impl FnOnce(&mut Status)) {
+        self.status.send_modify(f);
+    }
+}
+
+/// What the reflector sends.
+enum Outgoing {
+    /// A batch committed here (counted in the outbox once).
+    Batch(Batch),
+    /// Any other message (counted in the outbox once).
+    Msg(Msg),
+}
+
+/// Reflections awaiting the relay's ack at most.
+const WINDOW: usize = 64;
+
+/// Seals and reflects what this device committed, in commit order, keeping
+/// up to [`WINDOW`] envelopes in flight. An envelope whose ack fails (its
+/// transaction was lost with the connection) is reflected again: the ops
+/// are idempotent, and a checkpoint reflected again late makes a device
+/// promoted later fetch a little again, never skip.
+async fn reflect_loop(
+    device: Arc<Device>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    // Each in-flight envelope: its plaintext, its ack, and whether it is
+    // the last envelope of its batch (the outbox counts batches).
+    let mut inflight: VecDeque<(Vec<u8>, ReflectAck, bool)> = VecDeque::new();
+    let mut open = true;
+    loop {
+        if !open && inflight.is_empty() {
+            return;
+        }
+        tokio::select! {
+            m = rx.recv(), if open && inflight.len() < WINDOW => {
+                let Some(m) = m else { open = false; continue };
+                let (msgs, last_op) = match m {
+                    Outgoing::Batch(b) => {
+                        let last = b.ops.last().map(OpRef::of);
+                        (wire::split_batch(b).into_iter().map(Msg::Batch).collect::<Vec<_>>(), last)
+                    }
+                    Outgoing::Msg(m) => (vec![m], None),
+                };
+                let mut packets = Vec::new();
+                for m in &msgs {
+                    match wire::encode(m) {
+                        Ok(p) => packets.extend(p),
+                        Err(e) => warn!(error = %e, "a message could not be encoded; not reflected"),
+                    }
+                }
+                if packets.is_empty() {
+                    shared.add_outbox(-1);
+                    continue;
+                }
+                let n = packets.len();
+                for (i, p) in packets.into_iter().enumerate() {
+                    match device.reflect(&p) {
+                        Ok(ack) => inflight.push_back((p, ack, i + 1 == n)),
+                        Err(_) => return,
+                    }
+                }
+                if last_op.is_some() {
+                    shared.modify(|s| s.last_reflected = last_op);
+                }
+            }
+            r = async { (&mut inflight.front_mut().expect("checked non-empty").1).await }, if !inflight.is_empty() => {
+                let Some((p, _, last)) = inflight.pop_front() else { continue };
+                match r {
+                    Ok(_) => {
+                        shared.modify(|s| s.reflected += 1);
+                        if last {
+                            shared.add_outbox(-1);
+                        }
+                    }
+                    Err(_) => match device.reflect(&p) {
+                        Ok(ack) => inflight.push_back((p, ack, last)),
+                        Err(_) => return,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// A crawl running on its own thread while this device leads.
+struct Crawl {
+    control: Control,
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The main loop's state.
+struct Node {
+    index: Arc<Index>,
+    device: Arc<Device>,
+    me: u64,
+    shared: Arc<Shared>,
+    out: mpsc::UnboundedSender<Outgoing>,
+    sources: Arc<Mutex<Vec<Box<dyn Source>>>>,
+    source_names: Vec<String>,
+    decryptor: Arc<dyn Decryptor>,
+    options: IndexOptions,
+    rescan: Option<Duration>,
+    patience: Duration,
+    chunk_records: usize,
+    pace: Option<Duration>,
+    reassembly: Reassembly,
+    boot: BootState,
+    /// The request id of the bootstrap in progress, and when a chunk (or
+    /// the request) last moved it.
+    request: Option<(u64, tokio::time::Instant)>,
+    /// Patches received during the bootstrap for records not there yet.
+    deferred: Vec<Op>,
+    crawl: Option<Crawl>,
+    serving: HashMap<u64, JoinHandle<()>>,
+    txn_ended: Arc<Notify>,
+    /// This device's own use of the group's transaction lock: one
+    /// transaction at a time (a second BeginTransaction inside one is a
+    /// protocol error), so snapshots served to two devices take turns.
+    txn: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn random_u64() -> SyncResult<u64> {
+    let mut b = [0u8; 8];
+    crate::sync::keys::fill_random(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Runs a blocking index call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> SyncResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| SyncError::Protocol("an index task panicked".into()))?
+        .map_err(index_err)
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut events: crate::sync::client::Events,
+        mut stop: oneshot::Receiver<()>,
+        reflector: JoinHandle<()>,
+    ) -> SyncResult<()> {
+        self.shared.modify(|s| {
+            s.connected = true;
+            s.role = Role::Follower;
+            if self.boot.done {
+                s.bootstrap = Bootstrap::Done {
+                    records: self.boot.records,
+                };
+            }
+        });
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut peers_at = tokio::time::Instant::now();
+        let result = loop {
+            tokio::select! {
+                _ = &mut stop => break Ok(()),
+                ev = events.next() => {
+                    let Some(ev) = ev else { break Err(SyncError::Disconnected) };
+                    if let Err(e) = self.on_event(ev).await {
+                        break Err(e);
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.on_tick(&mut peers_at).await {
+                        break Err(e);
+                    }
+                }
+            }
+            let held = self.reassembly.held();
+            self.shared.modify(|s| s.update_idle(held));
+        };
+        if let Err(e) = &result {
+            warn!(error = %e, "sharing the index stopped");
+            let msg = e.to_string();
+            self.shared.modify(|s| s.error = Some(msg));
+        }
+        self.shutdown(reflector).await;
+        result
+    }
+
+    async fn shutdown(mut self, reflector: JoinHandle<()>) {
+        self.index.set_on_commit(None);
+        self.stop_crawl(true).await;
+        for (_, t) in self.serving.drain() {
+            t.abort();
+            let _ = t.await;
+        }
+        drop(self.out);
+        if tokio::time::timeout(Duration::from_secs(10), reflector)
+            .await
+            .is_err()
+        {
+            warn!("the relay did not acknowledge everything reflected before stopping");
+        }
+        match Arc::try_unwrap(self.device) {
+            Ok(d) => {
+                let _ = d.close().await;
+            }
+            Err(d) => drop(d),
+        }
+        self.shared.modify(|s| {
+            s.connected = false;
+            s.role = Role::Connecting;
+            s.idle = false;
+        });
+    }
+
+    async fn on_tick(&mut self, peers_at: &mut tokio::time::Instant) -> SyncResult<()> {
+        if let Some(c) = &self.crawl
+            && c.done.load(Ordering::Acquire)
+        {
+            self.shared.modify(|s| s.ingested = true);
+        }
+        if let Some((_, at)) = self.request
+            && at.elapsed() > self.patience
+        {
+            info!("no snapshot chunk for a while; asking again");
+            self.request_snapshot()?;
+        }
+        self.serving.retain(|_, t| !t.is_finished());
+        if peers_at.elapsed() > Duration::from_secs(2) && self.status().connected {
+            *peers_at = tokio::time::Instant::now();
+            let device = Arc::clone(&self.device);
+            let shared = Arc::clone(&self.shared);
+            let me = self.me;
+            tokio::spawn(async move {
+                if let Ok(Ok(list)) =
+                    tokio::time::timeout(Duration::from_secs(5), device.devices()).await
+                {
+                    let others = list.iter().filter(|d| d.device_id != me);
+                    let (n, c) =
+                        others.fold((0, 0), |(n, c), d| (n + 1, c + usize::from(d.connected)));
+                    shared.modify(|s| s.peers = (n, c));
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.shared.status.borrow().clone()
+    }
+
+    async fn on_event(&mut self, ev: Event) -> SyncResult<()> {
+        match ev {
+            Event::Connected(info) => {
+                let bootstrapping = self.request.is_some();
+                self.shared.modify(|s| {
+                    s.connected = true;
+                    s.dry = false;
+                    s.queue = u64::from(info.reflection_queue_length);
+                    s.role = if bootstrapping {
+                        Role::Bootstrapping
+                    } else {
+                        Role::Follower
+                    };
+                });
+            }
+            Event::Disconnected { code } => {
+                debug!(?code, "disconnected from the relay");
+                // The relay may promote another device meanwhile: stop
+                // crawling now, so that two never crawl at once for long.
+                self.stop_crawl(false).await;
+                self.shared.modify(|s| {
+                    s.connected = false;
+                    s.dry = false;
+                    s.role = Role::Connecting;
+                });
+            }
+            Event::Closed { code } => {
+                return Err(SyncError::Closed {
+                    code,
+                    reason: crate::sync::protocol::CloseCode::from_u16(code)
+                        .map_or("closed", |c| c.reason())
+                        .to_owned(),
+                });
+            }
+            Event::Refused { reason, .. } => {
+                debug!(?reason, "an envelope was refused");
+                self.shared.modify(|s| s.refused += 1);
+            }
+            Event::QueueDry => {
+                self.shared.modify(|s| {
+                    s.dry = true;
+                    s.queue = 0;
+                });
+                let leading = self.status().role == Role::Leader;
+                if !leading && !self.boot.done && self.request.is_none() {
+                    let index = Arc::clone(&self.index);
+                    let empty = blocking(move || Ok(index.is_empty())).await?;
+                    if empty || self.boot.resume.is_some() {
+                        self.request_snapshot()?;
+                    }
+                }
+            }
+            Event::PromotedToLeader => {
+                info!("promoted to leader");
+                if self.request.take().is_some() || !self.boot.done {
+                    // Nobody else is there to copy from, or the server
+                    // left: this device crawls, and needs no snapshot.
+                    self.boot.done = true;
+                    let (index, cp) = (Arc::clone(&self.index), self.boot.checkpoint());
+                    blocking(move || {
+                        index.apply_reflected(
+                            Vec::new(),
+                            State {
+                                checkpoint: Some(cp),
+                                ..State::default()
+                            },
+                        )
+                    })
+                    .await?;
+                    let records = self.boot.records;
+                    self.shared.modify(|s| {
+                        if records > 0 {
+                            s.bootstrap = Bootstrap::Done { records };
+                        } else {
+                            s.bootstrap = Bootstrap::NotNeeded;
+                        }
+                    });
+                }
+                self.shared.modify(|s| {
+                    s.role = Role::Leader;
+                    s.ingested = false;
+                });
+                self.start_crawl();
+            }
+            Event::TransactionEnded { .. } => self.txn_ended.notify_waiters(),
+            Event::Reflected {
+                reflected_id,
+                sender,
+                ephemeral,
+                plaintext,
+                ..
+            } => {
+                if ephemeral {
+                    return Ok(());
+                }
+                self.shared.modify(|s| s.queue = s.queue.saturating_sub(1));
+                match self.reassembly.receive(reflected_id, &plaintext) {
+                    Err(e) => {
+                        warn!(error = %e, "refused a reflected message");
+                        self.shared.modify(|s| s.refused += 1);
+                        self.device.ack(reflected_id).await?;
+                    }
+                    Ok(Received::Pending) => {}
+                    Ok(Received::Msg(msg, positions)) => {
+                        self.on_msg(*msg, sender).await?;
+                        for p in positions {
+                            self.device.ack(p).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_msg(&mut self, msg: Msg, sender: u64) -> SyncResult<()> {
+        match msg {
+            Msg::Batch(b) => self.apply_batch(b).await,
+            Msg::SnapshotRequest(r) => {
+                if self.status().role == Role::Leader && r.device != self.me {
+                    self.serve(r);
+                }
+                Ok(())
+            }
+            Msg::SnapshotChunk(c) => {
+                if c.to == self.me && self.request.map(|(r, _)| r) == Some(c.request) {
+                    self.apply_chunk(c, sender).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies another device's batch, without reflecting it back.
+    async fn apply_batch(&mut self, b: Batch) -> SyncResult<()> {
+        let leading = self.crawl.is_some();
+        let index = Arc::clone(&self.index);
+        let patches: Vec<Op> = if self.request.is_some() {
+            b.ops
+                .iter()
+                .filter(|o| matches!(o, Op::Patch(_)))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let applied = blocking(move || {
+            let store = index.store();
+            let state = if leading {
+                // This device's own crawl writes its checkpoints: a late
+                // one from an earlier leader must not move them back.
+                State::default()
+            } else {
+                State {
+                    failures: b
+                        .failures
+                        .into_iter()
+                        .map(|f| (store.doc_key(&f.source, &f.message.id), f))
+                        .collect(),
+                    checkpoint: b.checkpoint,
+                    tokens: b
+                        .tokens
+                        .into_iter()
+                        .map(|t| (t.source.clone(), t.slot(), t.token))
+                        .collect(),
+                    ..State::default()
+                }
+            };
+            let applied = index.apply_reflected(b.ops, state)?;
+            // During a bootstrap: patches of records not here yet wait
+            // for the chunk that brings them.
+            let mut absent = Vec::new();
+            for p in patches {
+                if index.get_by_id(p.source(), p.id())?.is_none() {
+                    absent.push(p);
+                }
+            }
+            Ok((applied, absent))
+        })
+        .await?;
+        let (applied, absent) = applied;
+        self.deferred.extend(absent);
+        if let Some(last) = applied.ops.last() {
+            let (n, last) = (applied.ops.len() as u64, OpRef::of(last));
+            self.shared.modify(|s| {
+                s.applied_ops += n;
+                s.last_applied = Some(last);
+            });
+        }
+        Ok(())
+    }
+
+    fn request_snapshot(&mut self) -> SyncResult<()> {
+        let request = random_u64()?;
+        self.request = Some((request, tokio::time::Instant::now()));
+        let resume = self.boot.resume.clone();
+        info!(resume = resume.is_some(), "asking a peer for a snapshot");
+        self.shared.add_outbox(1);
+        let _ = self
+            .out
+            .send(Outgoing::Msg(Msg::SnapshotRequest(SnapshotRequest {
+                device: self.me,
+                request,
+                resume,
+            })));
+        let records = self.boot.records;
+        self.shared.modify(|s| {
+            s.role = Role::Bootstrapping;
+            s.bootstrap = Bootstrap::Running { records };
+        });
+        Ok(())
+    }
+
+    /// Applies a chunk, the patches kept for it, and the new position, in
+    /// one atomic batch.
+    async fn apply_chunk(&mut self, c: SnapshotChunk, sender: u64) -> SyncResult<()> {
+        // The sender is authenticated by the envelope; a position is
+        // valid only with the server that made it.
+        let next = BootState {
+            resume: Some(Resume {
+                server: sender,
+                after: c.after.clone(),
+            }),
+            records: self.boot.records + c.ops.len() as u64,
+            done: c.last,
+        };
+        let mut ops = c.ops;
+        ops.extend(self.deferred.iter().cloned());
+        let index = Arc::clone(&self.index);
+        let (cp, last) = (next.checkpoint(), c.last);
+        let checkpoints = c.checkpoints;
+        let tokens = c.tokens;
+        let deferred = std::mem::take(&mut self.deferred);
+        let still_absent = blocking(move || {
+            let mut state = State {
+                checkpoint: Some(cp.clone()),
+                ..State::default()
+            };
+            if last {
+                state.tokens = tokens
+                    .into_iter()
+                    .map(|t| (t.source.clone(), t.slot(), t.token))
+                    .collect();
+            }
+            index.apply_reflected(ops, state)?;
+            for (source, checkpoint) in checkpoints {
+                index.apply_reflected(
+                    Vec::new(),
+                    State {
+                        checkpoint: Some((source, checkpoint)),
+                        ..State::default()
+                    },
+                )?;
+            }
+            let mut absent = Vec::new();
+            if !last {
+                for p in deferred {
+                    if index.get_by_id(p.source(), p.id())?.is_none() {
+                        absent.push(p);
+                    }
+                }
+            }
+            Ok(absent)
+        })
+        .await?;
+        self.deferred = still_absent;
+        self.boot = next;
+        let records = self.boot.records;
+        if last {
+            info!(records, "bootstrap finished");
+            self.request = None;
+            self.deferred.clear();
+            self.shared.modify(|s| {
+                s.bootstrap = Bootstrap::Done { records };
+                if s.role == Role::Bootstrapping {
+                    s.role = Role::Follower;
+                }
+            });
+        } else {
+            if let Some((_, at)) = self.request.as_mut() {
+                *at = tokio::time::Instant::now();
+            }
+            self.shared
+                .modify(|s| s.bootstrap = Bootstrap::Running { records });
+        }
+        Ok(())
+    }
+
+    /// Starts the crawl of every source on its own thread.
+    fn start_crawl(&mut self) {
+        if self.crawl.is_some() {
+            return;
+        }
+        let control = Control::new();
+        let done = Arc::new(AtomicBool::new(false));
+        let (index, sources, decryptor) = (
+            Arc::clone(&self.index),
+            Arc::clone(&self.sources),
+            Arc::clone(&self.decryptor),
+        );
+        let (options, rescan, shared) =
+            (self.options.clone(), self.rescan, Arc::clone(&self.shared));
+        let (c, d) = (control.clone(), Arc::clone(&done));
+        let thread = std::thread::Builder::new()
+            .name("sealdex-share-crawl".into())
+            .spawn(move || {
+                crawl(
+                    &index,
+                    &sources,
+                    decryptor.as_ref(),
+                    &options,
+                    &c,
+                    &d,
+                    rescan,
+                    &shared,
+                )
+            });
+        match thread {
+            Ok(thread) => {
+                self.crawl = Some(Crawl {
+                    control,
+                    done,
+                    thread,
+                })
+            }
+            Err(e) => {
+                warn!(error = %e, "could not start the crawl");
+                self.shared
+                    .modify(|s| s.error = Some(format!("could not start the crawl: {e}")));
+            }
+        }
+    }
+
+    /// Cancels the crawl; with `wait`, until its thread has ended (the
+    /// batch being written lands first).
+    async fn stop_crawl(&mut self, wait: bool) {
+        let Some(c) = self.crawl.take() else { return };
+        c.control.cancel();
+        let join = tokio::task::spawn_blocking(move || {
+            let _ = c.thread.join();
+        });
+        if wait {
+            let _ = join.await;
+        }
+    }
+
+    /// Serves a snapshot to the device that asked.
+    fn serve(&mut self, r: SnapshotRequest) {
+        if let Some(old) = self.serving.remove(&r.device) {
+            old.abort();
+        }
+        let after = match &r.resume {
+            Some(res) if res.server == self.me => res.after.clone(),
+            _ => Vec::new(),
+        };
+        info!(
+            to = format_args!("{:016x}", r.device),
+            resume = !after.is_empty(),
+            "serving a snapshot"
+        );
+        let task = Server {
+            index: Arc::clone(&self.index),
+            device: Arc::clone(&self.device),
+            shared: Arc::clone(&self.shared),
+            ended: Arc::clone(&self.txn_ended),
+            txn: Arc::clone(&self.txn),
+            sources: self.source_names.clone(),
+            chunk_records: self.chunk_records,
+            pace: self.pace,
+        };
+        let to = r.device;
+        self.serving.insert(
+            to,
+            tokio::spawn(async move {
+                if let Err(e) = task.run(r, after).await {
+                    warn!(error = %e, to = format_args!("{to:016x}"), "serving a snapshot failed; the device will ask again");
+                }
+            }),
+        );
+    }
+}
+
+/// The leader's crawl: every source, once, then again every `rescan`.
+#[allow(clippy::too_many_arguments)]
+fn crawl(
+    index: &Index,
+    sources: &Mutex<Vec<Box<dyn Source>>>,
+    decryptor: &dyn Decryptor,
+    options: &IndexOptions,
+    control: &Control,
+    done: &AtomicBool,
+    rescan: Option<Duration>,
+    shared: &Shared,
+) {
+    let mut sources = sources.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        for source in sources.iter_mut() {
+            let r = index.index_with(source.as_mut(), decryptor, options, control, &mut |p| {
+                let p = p.clone();
+                shared.modify(|s| s.progress = Some(p));
+            });
+            match r {
+                Ok(report) => info!(
+                    stored = report.stored,
+                    deleted = report.deleted,
+                    failed = report.failed,
+                    "crawled a source"
+                ),
+                Err(crate::Error::Cancelled) => return,
+                Err(e) => {
+                    // The source's own failure (its server away, say): the
+                    // next pass (or the next leader) tries again.
+                    warn!(error = %e, source = source.name(), "crawling a source failed");
+                }
+            }
+            if control.is_cancelled() {
+                return;
+            }
+        }
+        done.store(true, Ordering::Release);
+        let Some(every) = rescan else { return };
+        let until = std::time::Instant::now() + every;
+        while std::time::Instant::now() < until {
+            if control.is_cancelled() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Chunks per transaction: the relay holds a transaction's reflections
+/// until it commits, so a few megabytes at a time.
+const CHUNKS_PER_TRANSACTION: usize = 4;
+
+/// How long the group's transaction lock is asked for.
+const TRANSACTION_TTL: Duration = Duration::from_secs(60);
+
+/// One snapshot being served.
+struct Server {
+    index: Arc<Index>,
+    device: Arc<Device>,
+    shared: Arc<Shared>,
+    ended: Arc<Notify>,
+    txn: Arc<tokio::sync::Mutex<()>>,
+    sources: Vec<String>,
+    chunk_records: usize,
+    pace: Option<Duration>,
+}
+
+impl Server {
+    async fn run(self, r: SnapshotRequest, after: Vec<u8>) -> SyncResult<()> {
+        let (index, sources) = (Arc::clone(&self.index), self.sources.clone());
+        let (to, request, per) = (r.device, r.request, self.chunk_records);
+        let reader = tokio::task::spawn_blocking(move || {
+            Reader::new(index, &after, sources, to, request, per)
+        })
+        .await
+        .map_err(|_| SyncError::Protocol("reading the snapshot panicked".into()))??;
+        let mut reader = Some(reader);
+        let mut last = false;
+        while !last {
+            let mine = self.txn.lock().await;
+            self.begin().await?;
+            let mut acks = Vec::new();
+            for _ in 0..CHUNKS_PER_TRANSACTION {
+                let Some(mut rd) = reader.take() else { break };
+                let (chunk, rd) = tokio::task::spawn_blocking(move || {
+                    let c = rd.next_chunk();
+                    (c, rd)
+                })
+                .await
+                .map_err(|_| SyncError::Protocol("reading the snapshot panicked".into()))?;
+                reader = Some(rd);
+                let chunk = chunk?;
+                last = chunk.last;
+                for p in wire::encode(&Msg::SnapshotChunk(chunk))? {
+                    acks.push(self.device.reflect(&p)?);
+                }
+                if last {
+                    break;
+                }
+            }
+            self.device.commit_transaction().await?;
+            let n = acks.len() as u64;
+            for a in acks {
+                a.await?;
+            }
+            self.shared.modify(|s| s.served_chunks += n);
+            drop(mine);
+            if let (Some(p), false) = (self.pace, last) {
+                tokio::time::sleep(p).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the group's transaction lock, waiting while another device
+    /// holds it.
+    async fn begin(&self) -> SyncResult<()> {
+        // Sealed by the device client under the transaction-scope key.
+        let scope = b"sealdex/share/snapshot";
+        loop {
+            let ended = self.ended.notified();
+            match self.device.begin_transaction(scope, TRANSACTION_TTL).await {
+                Ok(()) => return Ok(()),
+                Err(SyncError::TransactionRejected { holder, .. }) => {
+                    debug!(
+                        holder = format_args!("{holder:016x}"),
+                        "waiting for the transaction lock"
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
