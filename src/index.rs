@@ -47,8 +47,8 @@ use crate::query::{self, Query};
 use crate::record::Record;
 use crate::search::cursor::UsedMode;
 use crate::search::{
-    Hit, InvertedStatus, KeyPage, Matched, Order, PageCursor, SearchMode, SearchOptions,
-    SearchResults, cmp_matched, page_bounds,
+    Hit, InvertedStatus, KeyPage, Matched, PageCursor, SearchMode, SearchOptions, SearchResults,
+    cmp_matched, page_bounds,
 };
 use crate::source::Source;
 use crate::store::{DocKey, Store};
@@ -582,7 +582,7 @@ impl Index {
         options: &SearchOptions,
         cursor_mode: Option<UsedMode>,
     ) -> Result<Option<(Vec<Matched>, usize)>> {
-        let relevance = options.order == Order::Relevance;
+        let relevance = options.order == crate::search::Order::Relevance;
         // A relevance cursor continues in the mode that made it: the two
         // modes score alike but not identically.
         let want = match (options.mode, cursor_mode) {
@@ -642,10 +642,12 @@ impl Index {
             cursor.as_ref(),
         );
         let window = match (options.order, options.limit) {
-            (Order::Newest, Some(limit)) => Some(crate::search::inverted::engine::Window {
-                limit,
-                after: options.cursor.as_ref().map(|c| (c.timestamp, c.key)),
-            }),
+            (crate::search::Order::Newest, Some(limit)) => {
+                Some(crate::search::inverted::engine::Window {
+                    limit,
+                    after: options.cursor.as_ref().map(|c| (c.timestamp, c.key)),
+                })
+            }
             _ => None,
         };
         match inv.search(plan, relevance, window, Some(&searcher), &touched) {

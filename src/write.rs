@@ -41,6 +41,7 @@ use crate::store::{Checkpoint, DocKey, Failure, Store, TokenSlot, WriteBatch};
 /// One record a batch stored, as a follower (the cache, the inverted index)
 /// sees it.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
 pub(crate) struct Committed {
     /// Where the record is stored.
     pub key: DocKey,

@@ -47,6 +47,7 @@ impl<'a> Scorer<'a> {
     /// A scorer whose statistics come from `shards` alone (each with its
     /// folder sets): the tail of uncommitted batches (see
     /// [`super::scan::match_tail`]).
+    #[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
     pub(crate) fn for_shards(needles: &[&'a Needle], shards: &[(&Shard, &FolderSets)]) -> Self {
         let docs: usize = shards.iter().map(|(s, _)| s.tokens.len()).sum();
         let total = docs.max(1) as f32;

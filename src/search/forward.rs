@@ -75,6 +75,7 @@ impl Bits {
     pub(crate) fn set(&mut self, i: usize) {
         self.words[i / 64] |= 1 << (i % 64);
     }
+    #[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
     pub(crate) fn clear(&mut self, i: usize) {
         if let Some(w) = self.words.get_mut(i / 64) {
             *w &= !(1 << (i % 64));

@@ -89,6 +89,7 @@ pub(crate) fn offer_shard(
 /// records laid out as a shard for the forward scan (slot `i` is
 /// `keys[i]`), and its deletes. A search runs the scan over the tail of
 /// such batches and the committed index over the rest.
+#[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
 pub(crate) struct TailBatch {
     pub(crate) keys: Vec<DocKey>,
     pub(crate) deleted: Vec<DocKey>,
@@ -104,6 +105,7 @@ pub(crate) struct TailBatch {
     shard: std::sync::OnceLock<(Shard, FolderSets)>,
 }
 
+#[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
 impl TailBatch {
     pub(crate) fn new(stored: &[crate::write::Committed], deleted: &[DocKey]) -> Self {
         TailBatch {
@@ -139,6 +141,7 @@ impl TailBatch {
 /// those the tail replaced or deleted. (During a sync of new mail there
 /// are none, so the committed index is searched as it is and no record of
 /// the tail is looked up twice.)
+#[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
 pub(crate) fn match_tail(
     tail: &[std::sync::Arc<TailBatch>],
     plan: &crate::query::plan::Plan,
