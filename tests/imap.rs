@@ -1,8 +1,11 @@
 //! The IMAP source against a real Dovecot (Debian `dovecot-imapd`), which
 //! `.ci/run` starts on 127.0.0.1 with a throw-away configuration and
 //! exports as `SEALDEX_IMAP=imap://127.0.0.1:PORT`, with
-//! `SEALDEX_IMAP_USER`, `SEALDEX_IMAP_PASSWORD` and `SEALDEX_IMAP_LOG` (its
-//! log, whose logout lines count the bodies each session fetched).
+//! `SEALDEX_IMAP_USER`, `SEALDEX_IMAP_PASSWORD`, `SEALDEX_IMAP_LOG` (its
+//! log, whose logout lines count the bodies each session fetched), and
+//! `SEALDEX_IMAP_CA` and `SEALDEX_IMAPS`: the server offers STARTTLS on
+//! the first port and TLS on a second one, with a certificate for
+//! 127.0.0.1 from a throw-away CA, so every test below runs over rustls.
 //!
 //! Every test is `#[ignore = "needs SEALDEX_IMAP …"]`: a plain `cargo test`
 //! lists them as ignored, and asked for without the server (CI runs with
@@ -24,7 +27,9 @@ use std::time::{Duration, Instant};
 use sealdex::backends::imap::{Account, Auth, Imap};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::{Control, IndexOptions};
-use sealdex::{Credential, Error, Index, IndexConfig, KdfParams, SearchOptions, SourceErrorKind};
+use sealdex::{
+    Credential, Error, Index, IndexConfig, KdfParams, SearchOptions, Source, SourceErrorKind,
+};
 
 /// The test server: (host, port, base user, password).
 struct Server {
@@ -32,6 +37,10 @@ struct Server {
     port: u16,
     user: String,
     password: String,
+    /// The CA of the server's certificate.
+    ca: PathBuf,
+    /// `imaps://127.0.0.1:PORT`.
+    imaps: String,
 }
 
 fn server() -> Server {
@@ -51,6 +60,10 @@ fn server() -> Server {
         port: port.parse().expect("a port number"),
         user: std::env::var("SEALDEX_IMAP_USER").expect("SEALDEX_IMAP_USER is set"),
         password: std::env::var("SEALDEX_IMAP_PASSWORD").expect("SEALDEX_IMAP_PASSWORD is set"),
+        ca: std::env::var_os("SEALDEX_IMAP_CA")
+            .expect("SEALDEX_IMAP_CA is set")
+            .into(),
+        imaps: std::env::var("SEALDEX_IMAPS").expect("SEALDEX_IMAPS is set"),
     }
 }
 
@@ -73,6 +86,7 @@ impl Server {
             Account::parse(&self.url(user, port)).unwrap(),
             Auth::password(self.password.clone()),
         )
+        .with_ca_file(&self.ca)
         .with_timeout(Duration::from_secs(10))
         .with_retries(2, Duration::from_millis(50))
     }
@@ -479,6 +493,7 @@ fn a_wrong_password_is_a_typed_auth_error_that_is_not_retried() {
     let user = srv.user(5);
     let account = Account::parse(&srv.url(&user, srv.port)).unwrap();
     let mut source = Imap::new(account, Auth::password("wrong-Zq9-password"))
+        .with_ca_file(&srv.ca)
         .with_retries(3, Duration::from_millis(10));
     let e = source.connect().unwrap_err();
     assert_eq!(e.kind(), SourceErrorKind::Auth, "{e}");
@@ -511,6 +526,8 @@ fn a_wrong_password_is_a_typed_auth_error_that_is_not_retried() {
         common::sealdex(&dir)
             .arg("index")
             .arg(srv.url(&user, srv.port))
+            .arg("--imap-ca")
+            .arg(&srv.ca)
             .env("SEALDEX_IMAP_PASSWORD", "wrong-Zq9-password"),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -540,6 +557,8 @@ fn the_cli_indexes_an_imap_account_and_searches_it() {
         common::sealdex(&dir)
             .arg("index")
             .arg(srv.url(&user, srv.port))
+            .arg("--imap-ca")
+            .arg(&srv.ca)
             .env("SEALDEX_IMAP_PASSWORD", &srv.password),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -551,6 +570,8 @@ fn the_cli_indexes_an_imap_account_and_searches_it() {
         common::sealdex(&dir)
             .arg("index")
             .arg(srv.url(&user, srv.port))
+            .arg("--imap-ca")
+            .arg(&srv.ca)
             .env("SEALDEX_IMAP_PASSWORD", &srv.password),
     );
     assert!(
@@ -700,4 +721,43 @@ fn a_server_gone_mid_sync_is_a_retryable_error_and_loses_nothing() {
     assert_eq!(index.len(), 100);
     assert_eq!(count(&index, "goneword"), 100);
     assert!(index.failures().unwrap().is_empty());
+}
+
+#[test]
+#[ignore = "needs SEALDEX_IMAP (a Dovecot on loopback; .ci/run starts one)"]
+fn tls_and_starttls_verify_the_server_against_the_given_ca() {
+    let srv = server();
+    let user = srv.user(7);
+    srv.reset(&user);
+    let mut admin = srv.admin(&user);
+    admin
+        .append("INBOX", &fixture(0, "tlsword"))
+        .finish()
+        .unwrap();
+    admin.logout().unwrap();
+    let imaps = srv.imaps.replace("imaps://", &format!("imaps://{user}@"));
+    for url in [imaps, srv.url(&user, srv.port)] {
+        let account = Account::parse(&url).unwrap();
+        // Trusted: logs in (over TLS, or after STARTTLS) and lists.
+        let mut ok =
+            Imap::new(account.clone(), Auth::password(srv.password.clone())).with_ca_file(&srv.ca);
+        let page = ok.list(None, 10).unwrap();
+        assert_eq!(page.refs.len(), 1, "{url}");
+        let fetched = ok.fetch(&page.refs);
+        assert!(
+            fetched[0]
+                .as_ref()
+                .unwrap()
+                .bytes
+                .ends_with(b"tlsword fixture 0\r\n")
+        );
+        // Not trusted (only the system's roots): a clear error, not retried
+        // and never a fallback to plain text.
+        let mut refused = Imap::new(account, Auth::password(srv.password.clone()))
+            .with_retries(3, Duration::from_millis(10));
+        let e = refused.connect().unwrap_err();
+        assert!(!e.is_retryable(), "{url}: {e}");
+        assert!(e.to_string().contains("--imap-ca"), "{url}: {e}");
+        assert!(e.to_string().contains("TLS"), "{url}: {e}");
+    }
 }
