@@ -831,6 +831,8 @@ impl Source for Imap {
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
+        // A failure not taken after the last fetch is not this one's.
+        self.failure = None;
         let mut out: Vec<Option<Result<RawMessage, FetchError>>> = vec![None; refs.len()];
         // Group by mailbox and UIDVALIDITY, keeping each ref's position.
         let mut groups: Vec<(Locator, Vec<(usize, u32)>)> = Vec::new();
