@@ -496,7 +496,7 @@ fn fetch_refs(
     options: &IndexOptions,
     control: &Control,
     tx: &Sender<Work>,
-) -> bool {
+) -> Result<bool> {
     let mut groups: Vec<Vec<MessageRef>> = Vec::new();
     let mut bytes = 0u64;
     for r in refs {
@@ -519,7 +519,7 @@ fn fetch_refs(
     }
     if groups.is_empty() {
         // Still send the checkpoint, so an empty page advances the cursor.
-        return checkpoint.is_none()
+        return Ok(checkpoint.is_none()
             || send(
                 tx,
                 control,
@@ -531,15 +531,19 @@ fn fetch_refs(
                     checkpoint,
                     total,
                 },
-            );
+            ));
     }
     let last = groups.len() - 1;
     let mut checkpoint = checkpoint;
     for (i, group) in groups.into_iter().enumerate() {
         if !control.wait_while_paused() {
-            return false;
+            return Ok(false);
         }
         let fetched = source.fetch(&group);
+        if let Some(e) = source.take_failure() {
+            // Nothing of this batch is written: the run resumes before it.
+            return Err(source_err(source.name(), e));
+        }
         let mut pairs = Vec::with_capacity(group.len());
         let mut fetched = fetched.into_iter();
         for r in group {
@@ -560,10 +564,10 @@ fn fetch_refs(
             total,
         };
         if !send(tx, control, work) {
-            return false;
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -589,7 +593,7 @@ fn fetch_stage(
             options,
             control,
             &tx,
-        ) {
+        )? {
             return Ok(());
         }
     }
@@ -629,7 +633,7 @@ fn fetch_stage(
                 options,
                 control,
                 &tx,
-            ) {
+            )? {
                 return Ok(());
             }
             if finished {
@@ -711,7 +715,7 @@ fn fetch_stage(
         options,
         control,
         &tx,
-    );
+    )?;
     Ok(())
 }
 

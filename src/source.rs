@@ -267,6 +267,17 @@ pub trait Source: Send {
     /// message that cannot be fetched is an `Err` entry, not a failed batch.
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>>;
 
+    /// A failure of the source as a whole during the last [`Source::fetch`]
+    /// (the server went away and retrying did not bring it back), taken so
+    /// that it is reported once. The pipeline asks after every fetch and,
+    /// when there is one, stops the run before writing that batch or its
+    /// checkpoint: the messages are fetched again when the run resumes,
+    /// instead of being recorded as failures one by one. Sources that
+    /// cannot fail as a whole keep the default, `None`.
+    fn take_failure(&mut self) -> Option<SourceError> {
+        None
+    }
+
     /// A token describing the source as it is now, to pass to
     /// [`Source::changes`] later.
     fn sync_token(&mut self) -> Result<SyncToken, SourceError>;

@@ -1,4 +1,5 @@
-//! Real message sources: Maildir, mbox and a directory tree of RFC 822 files.
+//! Real message sources: Maildir, mbox, a directory tree of RFC 822 files,
+//! and an IMAP account ([`imap`], feature `imap`).
 //!
 //! Each backend implements [`Source`] over local files:
 //!
@@ -48,6 +49,8 @@ use std::time::UNIX_EPOCH;
 use crate::source::{Source, SourceError};
 
 mod dirs;
+#[cfg(feature = "imap")]
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 mod snapshot;

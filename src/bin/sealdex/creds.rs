@@ -108,3 +108,29 @@ fn check(p: &str) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+/// The password of an IMAP account: `$SEALDEX_IMAP_PASSWORD`, or asked on
+/// the terminal. Never from the command line, where other users and the
+/// shell history would see it; never stored.
+#[cfg(feature = "imap")]
+pub fn imap_password(
+    account: &sealdex::backends::imap::Account,
+) -> Result<sealdex::backends::imap::Auth, Fail> {
+    use sealdex::backends::imap::Auth;
+    if let Ok(p) = std::env::var("SEALDEX_IMAP_PASSWORD") {
+        return Ok(Auth::Password(Zeroizing::new(p)));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Fail::msg(format!(
+            "no IMAP password for {}: set SEALDEX_IMAP_PASSWORD (there is no terminal to ask on)",
+            account.url()
+        )));
+    }
+    rpassword::prompt_password(format!("IMAP password for {}: ", account.url()))
+        .map(|p| Auth::Password(Zeroizing::new(p)))
+        .map_err(|e| {
+            Fail::msg(format!(
+                "cannot read the IMAP password from the terminal: {e}"
+            ))
+        })
+}

@@ -25,12 +25,43 @@ use crate::term;
 #[derive(clap::Args, Debug)]
 pub struct IndexArgs {
     /// Mailboxes to index: Maildirs, mbox files, directory trees of RFC 822
-    /// files, or single RFC 822 files.
+    /// files, single RFC 822 files, or IMAP accounts as
+    /// imap://USER@HOST[:PORT] (STARTTLS; plain text only to a loopback
+    /// address) or imaps://USER@HOST[:PORT]. The IMAP password comes from
+    /// $SEALDEX_IMAP_PASSWORD or a prompt.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the system's, for an
+    /// IMAP server with a self-signed certificate.
+    #[cfg(feature = "imap")]
+    #[arg(long, value_name = "FILE")]
+    imap_ca: Option<PathBuf>,
     /// Messages per batch (a checkpoint after each).
     #[arg(long, default_value_t = 512)]
     batch: usize,
+}
+
+/// The IMAP source for an `imap://` or `imaps://` argument, logged in
+/// already (a wrong password fails here, before an index is created), or
+/// `None` for a local path.
+#[cfg(feature = "imap")]
+fn imap_source(arg: &Path, ca: Option<&Path>) -> Result<Option<Box<dyn Source>>, Fail> {
+    use sealdex::backends::imap::{Account, Imap};
+    let Some(url) = arg
+        .to_str()
+        .filter(|s| s.starts_with("imap://") || s.starts_with("imaps://"))
+    else {
+        return Ok(None);
+    };
+    let account = Account::parse(url).map_err(|e| Fail::msg(e.message().to_owned()))?;
+    let auth = crate::creds::imap_password(&account)?;
+    let mut imap = Imap::new(account, auth);
+    if let Some(ca) = ca {
+        imap = imap.with_ca_file(ca);
+    }
+    imap.connect()
+        .map_err(|e| Fail::msg(format!("{url}: {e}")))?;
+    Ok(Some(Box::new(imap)))
 }
 
 /// Whether an index exists in `dir` (its keyring is there).
@@ -42,6 +73,11 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
     // Every source first: nothing is created for a path that is not there.
     let mut sources: Vec<(&Path, Box<dyn Source>)> = Vec::new();
     for path in &args.paths {
+        #[cfg(feature = "imap")]
+        if let Some(source) = imap_source(path, args.imap_ca.as_deref())? {
+            sources.push((path, source));
+            continue;
+        }
         let source =
             sealdex::backends::open_path(path).map_err(|e| Fail::msg(e.message().to_owned()))?;
         sources.push((path, source));
