@@ -15,6 +15,8 @@
 //! - `relay` (feature `mediator`): the relay's tokio shell and its queue
 //!   stores (sled, Redis Streams).
 //! - `client` (feature `mediator`): the device's tokio shell.
+//! - `tls` (feature `mediator`): the relay's certificate and the roots a
+//!   device trusts for `wss://`.
 
 pub mod envelope;
 mod error;
@@ -26,5 +28,7 @@ pub mod client;
 pub mod protocol;
 #[cfg(feature = "mediator")]
 pub mod relay;
+#[cfg(feature = "mediator")]
+pub mod tls;
 
 pub use error::{SyncError, SyncResult};

@@ -13,15 +13,15 @@
 //! on one disk.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, watch};
 
-use super::schema::{DeviceRecord, Entry, Registration};
+use super::schema::{DeviceRecord, Entry};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
-use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
 fn store_err(e: impl std::fmt::Display) -> SyncError {
     SyncError::Store(e.to_string())
@@ -33,6 +33,11 @@ pub struct SledStore {
     devices: sled::Tree,
     queues: sled::Tree,
     flush: Arc<Flusher>,
+    /// Each group's device ids, read from `devices` on first use and
+    /// forgotten whenever a device is admitted or dropped, so a reflection
+    /// does not scan and decode the device list (this process is the only
+    /// writer of the tree).
+    ids: Mutex<HashMap<GroupId, Arc<[u64]>>>,
 }
 
 struct Flusher {
@@ -105,6 +110,7 @@ impl SledStore {
             devices,
             queues,
             flush,
+            ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -124,35 +130,27 @@ impl SledStore {
         }
     }
 
-    pub(crate) async fn register(
+    pub(crate) async fn is_registered(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
+        self.devices
+            .contains_key(device_key(group, device_id))
+            .map_err(store_err)
+    }
+
+    /// Writes the device's record (durably) and returns its queue length.
+    pub(crate) async fn admit(
         &self,
         group: &GroupId,
         device_id: u64,
         encrypted_info: &[u8],
         now_ms: u64,
-        max_slots: usize,
-        policy: SlotsExhaustedPolicy,
-    ) -> SyncResult<Registration> {
+    ) -> SyncResult<u64> {
         let key = device_key(group, device_id);
-        let mut dropped = Vec::new();
-        if !self.devices.contains_key(key).map_err(store_err)? {
-            let mut others = self.devices(group).await?;
-            while others.len() >= max_slots {
-                if policy == SlotsExhaustedPolicy::Reject {
-                    return Ok(Registration::SlotsExhausted);
-                }
-                others.sort_by_key(|d| d.last_seen_ms);
-                let victim = others.remove(0).device_id;
-                self.drop_device_now(group, victim)?;
-                dropped.push(victim);
-            }
-        }
         let mut v = now_ms.to_le_bytes().to_vec();
         v.extend_from_slice(encrypted_info);
         self.devices.insert(key, v).map_err(store_err)?;
+        self.forget_ids(group);
         self.durable().await?;
-        let queue_len = self.queues.scan_prefix(key).count() as u64;
-        Ok(Registration::Admitted { queue_len, dropped })
+        Ok(self.queues.scan_prefix(key).count() as u64)
     }
 
     pub(crate) async fn touch(
@@ -187,37 +185,58 @@ impl SledStore {
         Ok(out)
     }
 
-    fn drop_device_now(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashMap<GroupId, Arc<[u64]>>> {
+        self.ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Called after the tree changed: a reader that scanned before the
+    /// change filled the cache under the same lock, so it is cleared here.
+    fn forget_ids(&self, group: &GroupId) {
+        self.ids().remove(group);
+    }
+
+    /// The group's device ids (cached).
+    pub(crate) async fn device_ids(&self, group: &GroupId) -> SyncResult<Arc<[u64]>> {
+        let mut ids = self.ids();
+        if let Some(v) = ids.get(group) {
+            return Ok(v.clone());
+        }
+        let mut v = Vec::new();
+        for k in self.devices.scan_prefix(group.0).keys() {
+            let k = k.map_err(store_err)?;
+            if let Some(id) = k.get(32..40).and_then(|b| b.try_into().ok()) {
+                v.push(u64::from_be_bytes(id));
+            }
+        }
+        let v: Arc<[u64]> = v.into();
+        ids.insert(*group, v.clone());
+        Ok(v)
+    }
+
+    pub(crate) async fn drop_device(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
         let key = device_key(group, device_id);
         let existed = self.devices.remove(key).map_err(store_err)?.is_some();
+        self.forget_ids(group);
         let mut batch = sled::Batch::default();
         for k in self.queues.scan_prefix(key).keys() {
             batch.remove(k.map_err(store_err)?);
         }
         self.queues.apply_batch(batch).map_err(store_err)?;
-        Ok(existed)
-    }
-
-    pub(crate) async fn drop_device(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
-        let existed = self.drop_device_now(group, device_id)?;
         self.durable().await?;
         Ok(existed)
     }
 
-    pub(crate) async fn enqueue(
+    /// Queues `envelopes` for `recipients` in one atomic batch, durably.
+    pub(crate) async fn append(
         &self,
         group: &GroupId,
         sender: u64,
+        recipients: &[u64],
         envelopes: &[&[u8]],
         now_ms: u64,
-    ) -> SyncResult<Vec<u64>> {
-        let recipients: Vec<u64> = self
-            .devices(group)
-            .await?
-            .into_iter()
-            .map(|d| d.device_id)
-            .filter(|&d| d != sender)
-            .collect();
+    ) -> SyncResult<()> {
         let mut batch = sled::Batch::default();
         for env in envelopes {
             // Positions start at 1: 0 means "nothing delivered yet".
@@ -226,13 +245,12 @@ impl SledStore {
             v.extend_from_slice(&sender.to_le_bytes());
             v.extend_from_slice(&now_ms.to_le_bytes());
             v.extend_from_slice(env);
-            for &r in &recipients {
+            for &r in recipients {
                 batch.insert(&queue_key(group, r, seq)[..], v.as_slice());
             }
         }
         self.queues.apply_batch(batch).map_err(store_err)?;
-        self.durable().await?;
-        Ok(recipients)
+        self.durable().await
     }
 
     pub(crate) async fn read(
@@ -265,10 +283,13 @@ impl SledStore {
         Ok(out)
     }
 
-    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seq: u64) -> SyncResult<()> {
-        self.queues
-            .remove(queue_key(group, device_id, seq))
-            .map_err(store_err)?;
-        Ok(())
+    /// Drops acknowledged entries, in one batch. Not flushed: after a crash
+    /// they may come again, and the device refuses them as replays.
+    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seqs: &[u64]) -> SyncResult<()> {
+        let mut batch = sled::Batch::default();
+        for &seq in seqs {
+            batch.remove(&queue_key(group, device_id, seq)[..]);
+        }
+        self.queues.apply_batch(batch).map_err(store_err)
     }
 }
