@@ -91,7 +91,8 @@ fn bad_pem_is_a_clear_error_that_does_not_quote_the_key() {
     let err = RelayTls::from_pem(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
     assert!(matches!(err, SyncError::Tls(_)), "{err}");
     // Garbage in the key file: the message names the problem, not the bytes.
-    let secret = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw@@\n-----END PRIVATE KEY-----\n";
+    let secret =
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw@@\n-----END PRIVATE KEY-----\n";
     let err = RelayTls::from_pem(cert.as_bytes(), secret.as_bytes()).unwrap_err();
     assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
     assert!(RelayTls::from_pem(b"", key.as_bytes()).is_err());
@@ -99,7 +100,13 @@ fn bad_pem_is_a_clear_error_that_does_not_quote_the_key() {
     assert!(TrustRoots::from_pem(ca.as_bytes()).is_ok());
     // The CLI refuses a certificate without its key.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealdex"))
-        .args(["mediator", "--listen", "127.0.0.1:0", "--data", "/nonexistent"])
+        .args([
+            "mediator",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "/nonexistent",
+        ])
         .args(["--tls-cert", "cert.pem"])
         .output()
         .unwrap();

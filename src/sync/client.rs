@@ -42,7 +42,7 @@ use super::error::{SyncError, SyncResult};
 use super::keys::GroupKeys;
 use super::protocol::CloseCode;
 use super::protocol::device::{DeviceEvent, DeviceMachine, DeviceOutput};
-use super::protocol::frame::MAX_FRAME_LEN;
+use super::protocol::frame::{MAX_FRAME_LEN, WS_READ_BUFFER};
 use super::protocol::messages::{DeviceEntry, SlotsExhaustedPolicy};
 use super::tls::TrustRoots;
 
@@ -322,12 +322,10 @@ impl Device {
 fn connect_error(e: tokio_tungstenite::tungstenite::Error) -> SyncError {
     use tokio_tungstenite::tungstenite::Error as WsError;
     match e {
-        WsError::Io(io) => {
-            match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                Some(tls) => SyncError::Tls(format!("connecting to the relay: {tls}")),
-                None => SyncError::io("connecting to the relay", io),
-            }
-        }
+        WsError::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(tls) => SyncError::Tls(format!("connecting to the relay: {tls}")),
+            None => SyncError::io("connecting to the relay", io),
+        },
         WsError::Tls(t) => SyncError::Tls(format!("connecting to the relay: {t}")),
         other => SyncError::io("connecting to the relay", std::io::Error::other(other)),
     }
@@ -365,7 +363,8 @@ impl Task {
             self.drain_events();
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(MAX_FRAME_LEN))
-                .max_frame_size(Some(MAX_FRAME_LEN));
+                .max_frame_size(Some(MAX_FRAME_LEN))
+                .read_buffer_size(WS_READ_BUFFER);
             let connected = tokio::time::timeout(
                 CONNECT_TIMEOUT,
                 tokio_tungstenite::connect_async_tls_with_config(

@@ -364,7 +364,8 @@ impl ReplayGuard {
     /// A guard backed by `path` (created if missing). A torn last record
     /// (from a crash mid-write) is ignored.
     pub fn open(path: &Path) -> SyncResult<Self> {
-        let io = |what: &str, e| SyncError::io(format!("{what} replay guard {}", path.display()), e);
+        let io =
+            |what: &str, e| SyncError::io(format!("{what} replay guard {}", path.display()), e);
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -403,7 +404,11 @@ impl ReplayGuard {
         self.tick += 1;
         let tick = self.tick;
         if !self.windows.contains_key(&(sender, ephemeral)) && self.windows.len() >= MAX_SENDERS {
-            let oldest = self.windows.iter().min_by_key(|(_, w)| w.used).map(|(k, _)| *k);
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.used)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.windows.remove(&k);
             }
@@ -477,7 +482,12 @@ impl ReplayGuard {
         self.windows
             .iter()
             .filter(|((_, eph), _)| !eph)
-            .map(|(_, w)| w.bits.iter().map(|b| b.count_ones() as usize).sum::<usize>())
+            .map(|(_, w)| {
+                w.bits
+                    .iter()
+                    .map(|b| b.count_ones() as usize)
+                    .sum::<usize>()
+            })
             .sum()
     }
 
@@ -576,7 +586,10 @@ mod tests {
         let mut g = ReplayGuard::open(&p).unwrap();
         assert!(g.accept(7, false, 100).unwrap());
         assert!(!g.accept(7, false, 100).unwrap());
-        assert!(g.accept(7, false, 99).unwrap(), "out of order within the window");
+        assert!(
+            g.accept(7, false, 99).unwrap(),
+            "out of order within the window"
+        );
         assert!(g.accept(8, false, 100).unwrap(), "another sender");
         assert!(g.accept(7, true, 100).unwrap(), "ephemeral: its own window");
         let mine = g.next_counter().unwrap();
@@ -586,7 +599,10 @@ mod tests {
         assert!(g.is_fresh(7, false, 98));
         assert!(!g.accept(8, false, 100).unwrap());
         assert!(g.accept(7, false, 101).unwrap());
-        assert!(g.next_counter().unwrap() > mine, "counters continue upwards");
+        assert!(
+            g.next_counter().unwrap() > mine,
+            "counters continue upwards"
+        );
         assert_eq!(g.len(), 2, "ephemeral windows are not kept in the file");
     }
 
@@ -621,7 +637,10 @@ mod tests {
         drop(g);
         let g = ReplayGuard::open(&p).unwrap();
         for i in [1, 2, n / 2, n - 1, n] {
-            assert!(!g.is_fresh(i % 2, false, i * 10_000), "{i} replayed after reopen");
+            assert!(
+                !g.is_fresh(i % 2, false, i * 10_000),
+                "{i} replayed after reopen"
+            );
         }
         assert!(g.is_fresh(n % 2, false, n * 10_000 + 1));
     }

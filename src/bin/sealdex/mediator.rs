@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use sealdex::sync::SyncError;
-use sealdex::sync::tls::RelayTls;
 use sealdex::sync::relay::{DEFAULT_MAX_DEVICE_SLOTS, QueueBackend, Relay, RelayConfig};
+use sealdex::sync::tls::RelayTls;
 
 /// Run the relay that devices of one account sync through. It stores only
 /// group ids, random device ids and sealed envelopes.

@@ -336,7 +336,8 @@ impl DeviceMachine {
             (State::AwaitingInfo, FrameType::ServerInfo) => {
                 let info: m::ServerInfo = m::decode("ServerInfo", payload)?;
                 self.state = State::Established;
-                self.events.push_back(DeviceEvent::App(Event::Connected(info)));
+                self.events
+                    .push_back(DeviceEvent::App(Event::Connected(info)));
                 let frames: Vec<Vec<u8>> = self.unacked.values().map(|u| u.frame.clone()).collect();
                 for f in frames {
                     self.out.push_back(DeviceOutput::Frame(f));
@@ -364,7 +365,8 @@ impl DeviceMachine {
             }
             (State::Established, FrameType::RolePromotedToLeader) => {
                 let _: m::Empty = m::decode("RolePromotedToLeader", payload)?;
-                self.events.push_back(DeviceEvent::App(Event::PromotedToLeader));
+                self.events
+                    .push_back(DeviceEvent::App(Event::PromotedToLeader));
                 Ok(())
             }
             (State::Established, FrameType::BeginTransactionAck) => {
@@ -389,10 +391,11 @@ impl DeviceMachine {
             }
             (State::Established, FrameType::TransactionEnded) => {
                 let t: m::TransactionInfo = m::decode("TransactionEnded", payload)?;
-                self.events.push_back(DeviceEvent::App(Event::TransactionEnded {
-                    holder: t.device_id,
-                    encrypted_scope: t.encrypted_scope,
-                }));
+                self.events
+                    .push_back(DeviceEvent::App(Event::TransactionEnded {
+                        holder: t.device_id,
+                        encrypted_scope: t.encrypted_scope,
+                    }));
                 Ok(())
             }
             (State::Established, FrameType::DevicesInfo) => {

@@ -22,7 +22,7 @@ use super::store::{Admission, Registration};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::{GroupId, RelayChallenge};
 use crate::sync::protocol::CloseCode;
-use crate::sync::protocol::frame::MAX_FRAME_LEN;
+use crate::sync::protocol::frame::{MAX_FRAME_LEN, WS_READ_BUFFER};
 use crate::sync::protocol::messages::{DeviceEntry, DevicesInfo, Reflected, ServerInfo};
 use crate::sync::protocol::relay::{RelayConnection, RelayEvent, RelayOutput};
 
@@ -37,6 +37,7 @@ pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_LEN))
         .max_frame_size(Some(MAX_FRAME_LEN))
+        .read_buffer_size(WS_READ_BUFFER)
 }
 
 /// The transport under the WebSocket: a TCP stream, or TLS over one.
@@ -214,8 +215,7 @@ impl<S: Transport> Conn<'_, S> {
                         max_slots: cfg.max_device_slots,
                         policy,
                     };
-                    match store.register(&g, admission).await?
-                    {
+                    match store.register(&g, admission).await? {
                         Registration::SlotsExhausted => {
                             tracing::info!(group = %g, device = format_args!("{device_id:016x}"), "refused: device slots exhausted");
                             machine.reject(CloseCode::DeviceSlotsExhausted);

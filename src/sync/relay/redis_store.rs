@@ -17,9 +17,7 @@
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::schema::{
-    DeviceRecord, EVENT_CHANNEL, Entry, dev_key, queue_key, wake_message,
-};
+use super::schema::{DeviceRecord, EVENT_CHANNEL, Entry, dev_key, queue_key, wake_message};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
 
@@ -211,7 +209,12 @@ impl RedisStore {
         Ok(out)
     }
 
-    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seqs: &[u64]) -> SyncResult<()> {
+    pub(crate) async fn ack(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        seqs: &[u64],
+    ) -> SyncResult<()> {
         let mut c = self.conn();
         let ids: Vec<String> = seqs.iter().map(|s| format!("{s}-0")).collect();
         let _: u64 = c

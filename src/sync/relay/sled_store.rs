@@ -12,8 +12,8 @@
 //! share one flush (group commit), which is what makes a durable relay fast
 //! on one disk.
 
-use std::path::Path;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -285,7 +285,12 @@ impl SledStore {
 
     /// Drops acknowledged entries, in one batch. Not flushed: after a crash
     /// they may come again, and the device refuses them as replays.
-    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seqs: &[u64]) -> SyncResult<()> {
+    pub(crate) async fn ack(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        seqs: &[u64],
+    ) -> SyncResult<()> {
         let mut batch = sled::Batch::default();
         for &seq in seqs {
             batch.remove(&queue_key(group, device_id, seq)[..]);

@@ -90,7 +90,8 @@ impl Store {
                 dropped.push(v);
             }
         }
-        let queue_len = dispatch!(self, s => s.admit(group, a.device_id, a.encrypted_info, a.now_ms).await)?;
+        let queue_len =
+            dispatch!(self, s => s.admit(group, a.device_id, a.encrypted_info, a.now_ms).await)?;
         Ok(Registration::Admitted { queue_len, dropped })
     }
 
