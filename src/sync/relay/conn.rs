@@ -319,7 +319,10 @@ impl<S: Transport> Conn<'_, S> {
         let Some(dev) = self.device_id else {
             return Ok(());
         };
-        store.ack(&g, dev, &acks).await?;
+        let below = machine
+            .oldest_in_flight()
+            .unwrap_or(self.cursor.saturating_add(1));
+        store.ack(&g, dev, &acks, below).await?;
         let room = machine.window_room();
         if self.wake && room > 0 {
             let entries = store.read(&g, dev, self.cursor, room).await?;

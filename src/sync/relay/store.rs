@@ -138,12 +138,24 @@ impl Store {
         dispatch!(self, s => s.read(group, device_id, after, limit).await)
     }
 
-    /// Drops acknowledged entries.
-    pub async fn ack(&self, group: &GroupId, device_id: u64, seqs: &[u64]) -> SyncResult<()> {
+    /// The device acknowledged the entries `seqs`, and with them every
+    /// entry delivered to it before position `below` (the oldest it has not
+    /// acknowledged). The embedded store moves the device's cursor to
+    /// `below`; Redis deletes `seqs` from its stream.
+    pub async fn ack(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        seqs: &[u64],
+        below: u64,
+    ) -> SyncResult<()> {
         if seqs.is_empty() {
             return Ok(());
         }
-        dispatch!(self, s => s.ack(group, device_id, seqs).await)
+        match self {
+            Store::Sled(s) => s.ack(group, device_id, below).await,
+            Store::Redis(s) => s.ack(group, device_id, seqs).await,
+        }
     }
 
     /// Whether this is the distributed store (leases in the engine).
