@@ -191,7 +191,12 @@ impl SledStore {
             loop {
                 f.wake.notified().await;
                 let target = f.requested.load(Ordering::SeqCst);
-                if let Err(e) = fdb.flush_async().await {
+                let t = std::time::Instant::now();
+                let r = fdb.flush_async().await;
+                // Every acknowledgement waits for this: its time is the
+                // floor of the reflect-to-delivery latency.
+                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), "relay store flushed");
+                if let Err(e) = r {
                     tracing::error!(error = %e, "relay store flush failed");
                     continue;
                 }
