@@ -21,7 +21,8 @@
 //! (group commit), which is what makes a durable relay fast on one disk.
 //!
 //! A cursor means "every entry before this position that names the device
-//! was acknowledged"; it is written lazily (not flushed), and acks that
+//! was acknowledged"; it is written lazily (every 16
+//! acknowledgements and at disconnect, not flushed), and acks that
 //! arrive out of order leave it at the oldest unacknowledged entry. After a
 //! crash or a reconnect, entries acknowledged but not yet behind the cursor
 //! are delivered again, and the device refuses them as replays (its
@@ -55,6 +56,11 @@ pub const TAIL: usize = 128;
 /// Entries behind every cursor that are deleted in one batch.
 const GC_BATCH: u64 = 64;
 
+/// A cursor is written to the tree after this many acknowledgements (and
+/// when its device disconnects): a crash redelivers at most this many
+/// processed entries per device, which it refuses as replays.
+const CURSOR_EVERY: u32 = 16;
+
 /// The sled-backed store.
 pub struct SledStore {
     db: sled::Db,
@@ -74,6 +80,8 @@ struct GroupMem {
     ids: Option<Arc<[u64]>>,
     /// Cursors read or written so far.
     cursors: HashMap<u64, u64>,
+    /// Acknowledgements since a device's cursor was last written.
+    unsaved: HashMap<u64, u32>,
     /// The latest entries, in position order, and the position from which
     /// every entry of the group is in it (`None`: the tail covers nothing).
     tail: VecDeque<Arc<LogEntry>>,
@@ -295,6 +303,8 @@ impl SledStore {
         Ok(n)
     }
 
+    /// Updates the last-seen time, and writes the device's cursor if it
+    /// moved since it was last written (called at disconnect).
     pub(crate) async fn touch(
         &self,
         group: &GroupId,
@@ -302,6 +312,17 @@ impl SledStore {
         now_ms: u64,
     ) -> SyncResult<()> {
         let key = device_key(group, device_id);
+        {
+            let mut groups = self.groups();
+            if let Some(mem) = groups.get_mut(group)
+                && mem.unsaved.remove(&device_id).is_some()
+                && let Some(c) = mem.cursors.get(&device_id)
+            {
+                self.cursors
+                    .insert(key, &c.to_le_bytes())
+                    .map_err(store_err)?;
+            }
+        }
         self.devices
             .fetch_and_update(key, |old| {
                 old.map(|o| {
@@ -357,6 +378,7 @@ impl SledStore {
             self.cursors.remove(key).map_err(store_err)?;
             mem.ids = None;
             mem.cursors.remove(&device_id);
+            mem.unsaved.remove(&device_id);
             existed
         };
         self.durable().await?;
@@ -449,10 +471,15 @@ impl SledStore {
         if below <= self.cursor(mem, group, device_id)? {
             return Ok(());
         }
-        self.cursors
-            .insert(device_key(group, device_id), &below.to_le_bytes())
-            .map_err(store_err)?;
         mem.cursors.insert(device_id, below);
+        let unsaved = mem.unsaved.entry(device_id).or_default();
+        *unsaved += 1;
+        if *unsaved >= CURSOR_EVERY {
+            mem.unsaved.remove(&device_id);
+            self.cursors
+                .insert(device_key(group, device_id), &below.to_le_bytes())
+                .map_err(store_err)?;
+        }
         let ids = match &mem.ids {
             Some(ids) => ids.clone(),
             None => return Ok(()),
