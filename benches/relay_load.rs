@@ -57,6 +57,17 @@ fn relay_main(args: &[String]) {
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        // SIGTERM first, so a profiler wrapping the relay writes its
+        // output; SIGKILL if it is still there after 20 s.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -71,11 +82,24 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// User + system CPU seconds of a process so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn fd_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+const PAUSED: u64 = u64::MAX;
 
 struct Stats {
     delivered: AtomicU64,
@@ -88,7 +112,13 @@ async fn run(label: &str, backend: String) {
     let groups = env_usize("SEALDEX_BENCH_GROUPS", 300).max(1);
     let seconds = env_usize("SEALDEX_BENCH_SECONDS", 5) as u64;
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    // SEALDEX_BENCH_RELAY_WRAP runs the relay under a tool, e.g.
+    // "valgrind --tool=callgrind --callgrind-out-file=/tmp/relay.cg".
+    let wrap = std::env::var("SEALDEX_BENCH_RELAY_WRAP").unwrap_or_default();
+    let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_owned).collect();
+    argv.push(exe.display().to_string());
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .args(["--relay", &backend])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -126,7 +156,9 @@ async fn run(label: &str, backend: String) {
     // Each device: one task receives, applies and acks; one reflects,
     // keeping up to 4 reflections in flight, paced when a rate is set.
     let stop = Arc::new(AtomicBool::new(false));
-    let rate_per_device = Arc::new(AtomicU64::new(0)); // 0: as fast as acks allow
+    // 0: as fast as acks allow; PAUSED: no new reflections; else the gap
+    // between one device's reflections, in microseconds.
+    let rate_per_device = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for mut dev in handles {
         let mut events = dev.take_events();
@@ -157,11 +189,25 @@ async fn run(label: &str, backend: String) {
         tasks.push(tokio::spawn(async move {
             let mut inflight = std::collections::VecDeque::new();
             let mut next_send = Instant::now();
+            // Devices start their paced phase spread over one gap, not all
+            // at once.
+            let spread = dev.device_id() % 1000;
             while !stop.load(Ordering::Relaxed) {
-                if let Some(gap) = 1_000_000u64.checked_div(rate.load(Ordering::Relaxed)) {
-                    tokio::time::sleep_until(next_send.into()).await;
-                    next_send = next_send.max(Instant::now() - Duration::from_secs(1))
-                        + Duration::from_micros(gap);
+                match rate.load(Ordering::Relaxed) {
+                    0 => {}
+                    PAUSED => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        next_send = Instant::now();
+                        continue;
+                    }
+                    gap => {
+                        if next_send <= Instant::now() && inflight.is_empty() {
+                            next_send = Instant::now() + Duration::from_micros(gap * spread / 1000);
+                        }
+                        tokio::time::sleep_until(next_send.into()).await;
+                        next_send = next_send.max(Instant::now() - Duration::from_secs(1))
+                            + Duration::from_micros(gap);
+                    }
                 }
                 let now_us = epoch.elapsed().as_micros() as u64;
                 let mut payload = now_us.to_le_bytes().to_vec();
@@ -180,25 +226,51 @@ async fn run(label: &str, backend: String) {
         }));
     }
 
+    let relay_pid = relay.0.id().to_string();
+    let cpu = || (cpu_secs(&relay_pid), cpu_secs("self"));
+
     // Phase 1: full load.
     tokio::time::sleep(Duration::from_secs(1)).await; // warm up
     let d0 = stats.delivered.load(Ordering::Relaxed);
+    let (rc0, lc0) = cpu();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let full = (stats.delivered.load(Ordering::Relaxed) - d0) as f64 / t0.elapsed().as_secs_f64();
+    let el0 = t0.elapsed().as_secs_f64();
+    let full = (stats.delivered.load(Ordering::Relaxed) - d0) as f64 / el0;
+    let (rc1, lc1) = cpu();
     let rss_load = rss_mib(relay.0.id());
+
+    // Drain: no new reflections until everything queued is delivered, so
+    // the half-load latencies do not include the full load's backlog.
+    rate_per_device.store(PAUSED, Ordering::Relaxed);
+    let drain_start = Instant::now();
+    let mut last = u64::MAX;
+    while drain_start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = stats.delivered.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let drain_secs = drain_start.elapsed().as_secs_f64();
 
     // Phase 2: half that load, paced, with latencies recorded.
     let fanout = (devices as f64 / groups as f64 - 1.0).max(1.0);
-    let per_device = ((full / 2.0) / fanout / devices as f64).max(1.0) as u64;
-    rate_per_device.store(per_device, Ordering::Relaxed);
+    let per_device_f = (full / 2.0) / fanout / devices as f64;
+    // Paced in microseconds between reflections per device.
+    let gap_us = (1_000_000.0 / per_device_f.max(0.01)) as u64;
+    rate_per_device.store(gap_us, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(1)).await;
     stats.record.store(true, Ordering::Relaxed);
     let d1 = stats.delivered.load(Ordering::Relaxed);
+    let (rc2, lc2) = cpu();
     let t1 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stats.record.store(false, Ordering::Relaxed);
-    let half = (stats.delivered.load(Ordering::Relaxed) - d1) as f64 / t1.elapsed().as_secs_f64();
+    let el1 = t1.elapsed().as_secs_f64();
+    let half = (stats.delivered.load(Ordering::Relaxed) - d1) as f64 / el1;
+    let (rc3, lc3) = cpu();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.abort();
@@ -213,12 +285,18 @@ async fn run(label: &str, backend: String) {
     };
     println!(
         "{label}: {devices} devices in {groups} groups (connected in {connect_secs:.1} s)\n  \
-         full load: {full:.0} envelopes delivered/s\n  \
-         half load ({per_device}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms ({} samples)\n  \
+         full load: {full:.0} envelopes delivered/s; CPU relay {:.2} + load generator {:.2} cores\n  \
+         drained in {drain_secs:.1} s\n  \
+         half load ({per_device_f:.2}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); CPU relay {:.2} + generator {:.2} cores\n  \
          relay RSS: idle {rss_idle:.0} MiB, {devices} connected {rss_connected:.0} MiB, under load {rss_load:.0} MiB",
+        (rc1 - rc0) / el0,
+        (lc1 - lc0) / el0,
         pct(0.50),
         pct(0.99),
+        pct(1.0),
         lats.len(),
+        (rc3 - rc2) / el1,
+        (lc3 - lc2) / el1,
     );
 }
 

@@ -322,7 +322,7 @@ async fn tampered_truncated_and_replayed_envelopes_are_refused() {
         }
     }
     let mut a = raw_device(&url, &g, &k, 1).await;
-    let good = sealdex::sync::envelope::seal(&k, 1, false, b"genuine").unwrap();
+    let good = sealdex::sync::envelope::seal(&k, 1, false, 1, b"genuine").unwrap();
     let mut flipped = good.clone();
     flipped[30] ^= 0x01;
     reflect_raw(&mut a, 1, flipped).await;
@@ -361,7 +361,7 @@ async fn tampered_truncated_and_replayed_envelopes_are_refused() {
     reflect_raw(
         &mut a,
         5,
-        sealdex::sync::envelope::seal(&k, 1, false, b"after").unwrap(),
+        sealdex::sync::envelope::seal(&k, 1, false, 2, b"after").unwrap(),
     )
     .await;
     let mut cfg = DeviceConfig::new(&url, k.clone(), 2);

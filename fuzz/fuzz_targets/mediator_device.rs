@@ -8,7 +8,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use sealdex::sync::envelope::{self, ReplayGuard};
 use sealdex::sync::keys::{GroupKey, GroupKeys, RelayChallenge};
-use sealdex::sync::protocol::device::{DeviceEvent, DeviceMachine};
+use sealdex::sync::protocol::device::{DeviceEvent, DeviceMachine, Event};
 use sealdex::sync::protocol::frame::FrameType;
 use sealdex::sync::protocol::messages::{self as m, SlotsExhaustedPolicy};
 
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     }
     while let Some(ev) = d.poll_event() {
         assert!(
-            !matches!(ev, DeviceEvent::Reflected { .. }),
+            !matches!(ev, DeviceEvent::App(Event::Reflected { .. })),
             "forged envelopes never reach the application"
         );
     }

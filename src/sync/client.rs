@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{
@@ -40,14 +41,20 @@ use super::envelope::ReplayGuard;
 use super::error::{SyncError, SyncResult};
 use super::keys::GroupKeys;
 use super::protocol::CloseCode;
-use super::protocol::device::{DeviceEvent, DeviceMachine, DeviceOutput, Refusal};
-use super::protocol::frame::MAX_FRAME_LEN;
-use super::protocol::messages::{DeviceEntry, ServerInfo, SlotsExhaustedPolicy};
+use super::protocol::device::{DeviceEvent, DeviceMachine, DeviceOutput};
+use super::protocol::frame::{MAX_FRAME_LEN, WS_READ_BUFFER};
+use super::protocol::messages::{DeviceEntry, SlotsExhaustedPolicy};
+use super::tls::TrustRoots;
 
 /// How a device connects.
 pub struct DeviceConfig {
-    /// `ws://HOST:PORT` (the group id path is appended).
+    /// `ws://HOST:PORT` or `wss://HOST:PORT` (the group id path is
+    /// appended).
     pub url: String,
+    /// For `wss://`: the certificate authorities trusted (Mozilla's by
+    /// default; [`TrustRoots::from_pem`] for a private CA or a self-signed
+    /// relay).
+    pub roots: TrustRoots,
     /// The group's keys.
     pub keys: Arc<GroupKeys>,
     /// This device's random 64-bit id (keep it across restarts).
@@ -68,6 +75,7 @@ impl DeviceConfig {
     pub fn new(url: &str, keys: Arc<GroupKeys>, device_id: u64) -> Self {
         DeviceConfig {
             url: url.trim_end_matches('/').to_owned(),
+            roots: TrustRoots::default(),
             keys,
             device_id,
             info: b"device".to_vec(),
@@ -87,55 +95,10 @@ impl std::fmt::Debug for DeviceConfig {
     }
 }
 
-/// What happened, for the application.
-#[derive(Debug)]
-pub enum Event {
-    /// (Re)connected and authenticated.
-    Connected(ServerInfo),
-    /// The connection was lost; the client reconnects if configured to.
-    Disconnected {
-        /// The relay's close code, if it sent one.
-        code: Option<u16>,
-    },
-    /// Another device's envelope: apply it, then [`Device::ack`] it.
-    Reflected {
-        /// For the ack.
-        reflected_id: u64,
-        /// Sender's device id.
-        sender: u64,
-        /// The relay's time of queueing.
-        timestamp_ms: u64,
-        /// Ephemeral (no ack needed).
-        ephemeral: bool,
-        /// The plaintext (never shown by `Debug`).
-        plaintext: crate::sync::envelope::Plaintext,
-    },
-    /// An envelope was refused (logged without content; already acked).
-    Refused {
-        /// Queue position.
-        reflected_id: u64,
-        /// Named sender.
-        sender: u64,
-        /// Why.
-        reason: Refusal,
-    },
-    /// The backlog has been delivered.
-    QueueDry,
-    /// This device now leads the group.
-    PromotedToLeader,
-    /// A transaction ended; a device that was rejected may retry.
-    TransactionEnded {
-        /// The holder.
-        holder: u64,
-        /// The sealed scope.
-        encrypted_scope: Vec<u8>,
-    },
-    /// The relay closed the connection for good (no reconnect).
-    Closed {
-        /// Close code.
-        code: u16,
-    },
-}
+/// What happened, for the application: the protocol machine's
+/// [`protocol::device::Event`](super::protocol::device::Event), with the
+/// connection notices this shell adds.
+pub use super::protocol::device::Event;
 
 enum Cmd {
     Reflect {
@@ -209,6 +172,12 @@ impl Device {
     pub async fn connect(config: DeviceConfig) -> SyncResult<Device> {
         let device_id = config.device_id;
         let url = format!("{}/{}", config.url, config.keys.group_id().to_hex());
+        // Built once: a reconnect reuses it (and rustls' session cache).
+        let tls = if url.starts_with("wss://") {
+            Some(Connector::Rustls(config.roots.client_config()?))
+        } else {
+            None
+        };
         let machine = DeviceMachine::new(
             config.keys.clone(),
             config.device_id,
@@ -221,6 +190,7 @@ impl Device {
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = Task {
             url,
+            tls,
             machine,
             reconnect: config.reconnect,
             events: ev_tx,
@@ -346,11 +316,27 @@ impl Device {
     }
 }
 
+/// Why a connection attempt failed, for the first [`Device::connect`]: a
+/// TLS failure (an untrusted certificate, a name mismatch) as
+/// [`SyncError::Tls`], so it is not mistaken for a network problem.
+fn connect_error(e: tokio_tungstenite::tungstenite::Error) -> SyncError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e {
+        WsError::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(tls) => SyncError::Tls(format!("connecting to the relay: {tls}")),
+            None => SyncError::io("connecting to the relay", io),
+        },
+        WsError::Tls(t) => SyncError::Tls(format!("connecting to the relay: {t}")),
+        other => SyncError::io("connecting to the relay", std::io::Error::other(other)),
+    }
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Task {
     url: String,
+    tls: Option<Connector>,
     machine: DeviceMachine,
     reconnect: bool,
     events: mpsc::UnboundedSender<Event>,
@@ -377,12 +363,19 @@ impl Task {
             self.drain_events();
             let cfg = WebSocketConfig::default()
                 .max_message_size(Some(MAX_FRAME_LEN))
-                .max_frame_size(Some(MAX_FRAME_LEN));
+                .max_frame_size(Some(MAX_FRAME_LEN))
+                .read_buffer_size(WS_READ_BUFFER);
             let connected = tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                tokio_tungstenite::connect_async_with_config(&self.url, Some(cfg), true),
+                tokio_tungstenite::connect_async_tls_with_config(
+                    &self.url,
+                    Some(cfg),
+                    true,
+                    self.tls.clone(),
+                ),
             )
             .await;
+            let mut failure = None;
             let end = match connected {
                 Ok(Ok((ws, _))) => {
                     backoff = Duration::from_millis(50);
@@ -390,6 +383,7 @@ impl Task {
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "connecting to the relay failed");
+                    failure = Some(connect_error(e));
                     End::Lost(None)
                 }
                 Err(_) => End::Lost(None),
@@ -403,13 +397,13 @@ impl Task {
                         .unwrap_or(false);
                     if let Some(ready) = self.ready.take() {
                         if fatal || !self.reconnect {
-                            let _ = ready.send(Err(SyncError::Closed {
+                            let _ = ready.send(Err(failure.unwrap_or(SyncError::Closed {
                                 code: code.unwrap_or(1006),
                                 reason: code
                                     .and_then(CloseCode::from_u16)
                                     .map_or("connection lost", CloseCode::reason)
                                     .into(),
-                            }));
+                            })));
                             return;
                         }
                         self.ready = Some(ready);
@@ -562,12 +556,14 @@ impl Task {
 
     fn drain_events(&mut self) {
         while let Some(ev) = self.machine.poll_event() {
-            let out = match ev {
-                DeviceEvent::Established(info) => {
-                    if let Some(r) = self.ready.take() {
+            match ev {
+                DeviceEvent::App(e) => {
+                    if let Event::Connected(_) = e
+                        && let Some(r) = self.ready.take()
+                    {
                         let _ = r.send(Ok(()));
                     }
-                    Some(Event::Connected(info))
+                    let _ = self.events.send(e);
                 }
                 DeviceEvent::ReflectAck {
                     reflect_id,
@@ -576,37 +572,11 @@ impl Task {
                     if let Some(done) = self.reflects.remove(&reflect_id) {
                         let _ = done.send(Ok(timestamp_ms));
                     }
-                    None
                 }
-                DeviceEvent::Reflected {
-                    reflected_id,
-                    sender,
-                    timestamp_ms,
-                    ephemeral,
-                    plaintext,
-                } => Some(Event::Reflected {
-                    reflected_id,
-                    sender,
-                    timestamp_ms,
-                    ephemeral,
-                    plaintext,
-                }),
-                DeviceEvent::Refused {
-                    reflected_id,
-                    sender,
-                    reason,
-                } => Some(Event::Refused {
-                    reflected_id,
-                    sender,
-                    reason,
-                }),
-                DeviceEvent::QueueDry => Some(Event::QueueDry),
-                DeviceEvent::PromotedToLeader => Some(Event::PromotedToLeader),
                 DeviceEvent::TransactionBegan => {
                     if let Some(d) = self.begins.pop_front() {
                         let _ = d.send(Ok(()));
                     }
-                    None
                 }
                 DeviceEvent::TransactionRejected {
                     holder,
@@ -618,44 +588,29 @@ impl Task {
                             sealed_scope: encrypted_scope,
                         }));
                     }
-                    None
                 }
                 DeviceEvent::TransactionCommitted => {
                     if let Some(d) = self.commits.pop_front() {
                         let _ = d.send(Ok(()));
                     }
-                    None
                 }
-                DeviceEvent::TransactionEnded {
-                    holder,
-                    encrypted_scope,
-                } => Some(Event::TransactionEnded {
-                    holder,
-                    encrypted_scope,
-                }),
                 DeviceEvent::TransactionLost { reflect_ids } => {
                     for id in reflect_ids {
                         if let Some(done) = self.reflects.remove(&id) {
                             let _ = done.send(Err(SyncError::Disconnected));
                         }
                     }
-                    None
                 }
                 DeviceEvent::DevicesInfo(list) => {
                     if let Some(d) = self.devices.pop_front() {
                         let _ = d.send(Ok(list));
                     }
-                    None
                 }
                 DeviceEvent::DeviceDropped(_) => {
                     if let Some(d) = self.drops.pop_front() {
                         let _ = d.send(Ok(()));
                     }
-                    None
                 }
-            };
-            if let Some(e) = out {
-                let _ = self.events.send(e);
             }
         }
     }

@@ -91,6 +91,11 @@ pub enum SyncError {
         source: std::io::Error,
     },
 
+    /// A TLS certificate, key or root could not be used (feature
+    /// `mediator`), or a `wss://` handshake failed. Never shows key bytes.
+    #[error("TLS: {0}; check the PEM files and the trusted roots")]
+    Tls(String),
+
     /// The relay's queue store (sled or the distributed engine) failed.
     #[error("queue store: {0}; check the data directory or the engine and restart the relay")]
     Store(String),

@@ -17,6 +17,8 @@
 //! - `client` (feature `mediator`): the device's tokio shell.
 //! - [`share`] (feature `mediator`): one index shared by the devices of an
 //!   account: the leader ingests and reflects, the others apply.
+//! - `tls` (feature `mediator`): the relay's certificate and the roots a
+//!   device trusts for `wss://`.
 
 pub mod envelope;
 mod error;
@@ -30,5 +32,6 @@ pub mod protocol;
 pub mod relay;
 #[cfg(feature = "mediator")]
 pub mod share;
+pub mod tls;
 
 pub use error::{SyncError, SyncResult};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use sealdex::sync::SyncError;
 use sealdex::sync::relay::{DEFAULT_MAX_DEVICE_SLOTS, QueueBackend, Relay, RelayConfig};
+use sealdex::sync::tls::RelayTls;
 
 /// Run the relay that devices of one account sync through. It stores only
 /// group ids, random device ids and sealed envelopes.
@@ -24,6 +25,12 @@ pub struct MediatorArgs {
     /// Device slots per group.
     #[arg(long, default_value_t = DEFAULT_MAX_DEVICE_SLOTS)]
     max_devices: usize,
+    /// Serve wss:// with this certificate chain (PEM, leaf first).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Runs the relay until the process is stopped.
@@ -43,6 +50,9 @@ pub fn run(args: &MediatorArgs) -> Result<(), SyncError> {
         QueueBackend::Redis(url) => RelayConfig::redis(url),
     };
     config.max_device_slots = args.max_devices.max(1);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(RelayTls::from_pem_files(cert, key)?);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

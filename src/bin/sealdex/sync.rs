@@ -1,8 +1,9 @@
 //! `sealdex sync`: share this index with the account's other devices
 //! through a mediator (issue 15; `sealdex::sync::share`).
 //!
-//! The device id and the replay guard's nonces live beside the index
-//! (`sync-device-id`, `sync-nonces`): random bytes that name nothing, kept
+//! The device id and the replay guard's windows live beside the index
+//! (`sync-device-id`, `sync-nonces`: random device ids and counters that
+//! name nothing), kept
 //! so that this device is the same device to the relay across runs, and a
 //! replayed envelope is refused after a restart too.
 

@@ -9,10 +9,11 @@
 //!        └──────────────────────── reconnect() ◄── connection lost ─┘
 //! ```
 //!
-//! Why resending is safe: every envelope carries a random nonce, and every
-//! receiver refuses a nonce it accepted before, so an envelope the relay had
-//! queued before its acknowledgement was lost reaches each application once.
-//! Why a received envelope's nonce is recorded only when the application
+//! Why resending is safe: every envelope carries its sender's counter, and
+//! every receiver refuses a counter it accepted before (a bounded window per
+//! sender, [`ReplayGuard`]), so an envelope the relay had queued before its
+//! acknowledgement was lost reaches each application once.
+//! Why a received envelope's counter is recorded only when the application
 //! acknowledges it: a device that crashes before processing an envelope gets
 //! it again after reconnecting instead of refusing it as a replay.
 
@@ -44,20 +45,21 @@ pub enum Refusal {
     Replayed,
 }
 
-/// What happened, for the application.
+/// What the application sees. The machine produces the envelope, role and
+/// transaction notices (through [`DeviceEvent::App`]); the tokio shell adds
+/// the connection notices and hands the stream out as
+/// [`crate::sync::client::Event`], which is this type.
 #[derive(Debug)]
-pub enum DeviceEvent {
-    /// The handshake completed.
-    Established(m::ServerInfo),
-    /// The relay queued reflection `reflect_id` for every other device.
-    ReflectAck {
-        /// The id [`DeviceMachine::reflect`] returned.
-        reflect_id: u32,
-        /// The relay's time of queueing, ms since the Unix epoch.
-        timestamp_ms: u64,
+pub enum Event {
+    /// (Re)connected and authenticated: the handshake completed.
+    Connected(m::ServerInfo),
+    /// The connection was lost; the client reconnects if configured to.
+    Disconnected {
+        /// The relay's close code, if it sent one.
+        code: Option<u16>,
     },
-    /// Another device's envelope, authenticated and not a replay. Process
-    /// it, then [`DeviceMachine::ack`] it (unless ephemeral).
+    /// Another device's envelope, authenticated and not a replay. Apply it,
+    /// then acknowledge it (unless ephemeral).
     Reflected {
         /// Queue position, for the ack.
         reflected_id: u64,
@@ -70,7 +72,8 @@ pub enum DeviceEvent {
         /// The plaintext (never shown by `Debug`).
         plaintext: crate::sync::envelope::Plaintext,
     },
-    /// An envelope was refused (and acknowledged, so it is not redelivered).
+    /// An envelope was refused (logged without content, and acknowledged,
+    /// so it is not redelivered).
     Refused {
         /// Queue position.
         reflected_id: u64,
@@ -81,8 +84,36 @@ pub enum DeviceEvent {
     },
     /// The backlog has been delivered.
     QueueDry,
-    /// This device is now the group's leader.
+    /// This device now leads the group.
     PromotedToLeader,
+    /// A transaction ended (ours or another's); a rejected device may retry.
+    TransactionEnded {
+        /// The holder.
+        holder: u64,
+        /// The sealed scope.
+        encrypted_scope: Vec<u8>,
+    },
+    /// The relay closed the connection for good (no reconnect).
+    Closed {
+        /// Close code.
+        code: u16,
+    },
+}
+
+/// What the machine reports: answers to the device's own requests, and
+/// [`Event`]s for the application.
+#[derive(Debug)]
+pub enum DeviceEvent {
+    /// For the application as is ([`Event::Connected`] when the handshake
+    /// completes, envelopes, roles, ended transactions).
+    App(Event),
+    /// The relay queued reflection `reflect_id` for every other device.
+    ReflectAck {
+        /// The id [`DeviceMachine::reflect`] returned.
+        reflect_id: u32,
+        /// The relay's time of queueing, ms since the Unix epoch.
+        timestamp_ms: u64,
+    },
     /// The transaction lock is ours.
     TransactionBegan,
     /// Another device holds the lock.
@@ -94,13 +125,6 @@ pub enum DeviceEvent {
     },
     /// Our transaction committed: its reflections are queued.
     TransactionCommitted,
-    /// A transaction ended (ours or another's); a rejected device may retry.
-    TransactionEnded {
-        /// The holder.
-        holder: u64,
-        /// The sealed scope.
-        encrypted_scope: Vec<u8>,
-    },
     /// Our open transaction was lost with the connection; its reflections
     /// (these ids) were never delivered.
     TransactionLost {
@@ -121,6 +145,13 @@ enum State {
     Closed,
 }
 
+/// An envelope handed to the application, awaiting its acknowledgement.
+struct Pending {
+    nonce: [u8; NONCE_LEN],
+    sender: u64,
+    counter: u64,
+}
+
 struct Unacked {
     frame: Vec<u8>,
     in_txn: bool,
@@ -138,12 +169,11 @@ pub struct DeviceMachine {
     unacked: BTreeMap<u32, Unacked>,
     /// Envelopes handed to the application and not yet acknowledged by it,
     /// across reconnects (queue positions survive them).
-    pending: HashMap<u64, [u8; NONCE_LEN]>,
+    pending: HashMap<u64, Pending>,
     pending_nonces: HashSet<[u8; NONCE_LEN]>,
     /// Which of them the current connection delivered (only those may be
     /// acknowledged to the relay on it).
     delivered_here: HashSet<u64>,
-    ephemeral_seen: HashSet<[u8; NONCE_LEN]>,
     in_txn: bool,
     out: VecDeque<DeviceOutput>,
     events: VecDeque<DeviceEvent>,
@@ -183,7 +213,6 @@ impl DeviceMachine {
             pending: HashMap::new(),
             pending_nonces: HashSet::new(),
             delivered_here: HashSet::new(),
-            ephemeral_seen: HashSet::new(),
             in_txn: false,
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -307,7 +336,8 @@ impl DeviceMachine {
             (State::AwaitingInfo, FrameType::ServerInfo) => {
                 let info: m::ServerInfo = m::decode("ServerInfo", payload)?;
                 self.state = State::Established;
-                self.events.push_back(DeviceEvent::Established(info));
+                self.events
+                    .push_back(DeviceEvent::App(Event::Connected(info)));
                 let frames: Vec<Vec<u8>> = self.unacked.values().map(|u| u.frame.clone()).collect();
                 for f in frames {
                     self.out.push_back(DeviceOutput::Frame(f));
@@ -330,12 +360,13 @@ impl DeviceMachine {
             }
             (State::Established, FrameType::ReflectionQueueDry) => {
                 let _: m::Empty = m::decode("ReflectionQueueDry", payload)?;
-                self.events.push_back(DeviceEvent::QueueDry);
+                self.events.push_back(DeviceEvent::App(Event::QueueDry));
                 Ok(())
             }
             (State::Established, FrameType::RolePromotedToLeader) => {
                 let _: m::Empty = m::decode("RolePromotedToLeader", payload)?;
-                self.events.push_back(DeviceEvent::PromotedToLeader);
+                self.events
+                    .push_back(DeviceEvent::App(Event::PromotedToLeader));
                 Ok(())
             }
             (State::Established, FrameType::BeginTransactionAck) => {
@@ -360,10 +391,11 @@ impl DeviceMachine {
             }
             (State::Established, FrameType::TransactionEnded) => {
                 let t: m::TransactionInfo = m::decode("TransactionEnded", payload)?;
-                self.events.push_back(DeviceEvent::TransactionEnded {
-                    holder: t.device_id,
-                    encrypted_scope: t.encrypted_scope,
-                });
+                self.events
+                    .push_back(DeviceEvent::App(Event::TransactionEnded {
+                        holder: t.device_id,
+                        encrypted_scope: t.encrypted_scope,
+                    }));
                 Ok(())
             }
             (State::Established, FrameType::DevicesInfo) => {
@@ -398,11 +430,11 @@ impl DeviceMachine {
                     },
                 );
             }
-            this.events.push_back(DeviceEvent::Refused {
+            this.events.push_back(DeviceEvent::App(Event::Refused {
                 reflected_id: r.reflected_id,
                 sender: r.sender_device_id,
                 reason,
-            });
+            }));
         };
         let opened = match envelope::open(&self.keys, r.sender_device_id, r.ephemeral, &r.envelope)
         {
@@ -412,33 +444,46 @@ impl DeviceMachine {
                 return Ok(());
             }
         };
-        if !r.ephemeral && self.pending.get(&r.reflected_id) == Some(&opened.nonce) {
+        if !r.ephemeral
+            && self
+                .pending
+                .get(&r.reflected_id)
+                .is_some_and(|p| p.nonce == opened.nonce)
+        {
             // Delivered again on a new connection while the application
             // still holds it from the old one: its ack will go out here.
             self.delivered_here.insert(r.reflected_id);
             return Ok(());
         }
-        let replay = self.guard.seen(&opened.nonce)
-            || self.pending_nonces.contains(&opened.nonce)
-            || self.ephemeral_seen.contains(&opened.nonce);
+        let (sender, counter) = (r.sender_device_id, opened.counter);
+        let replay = !self.guard.is_fresh(sender, r.ephemeral, counter)
+            || self.pending_nonces.contains(&opened.nonce);
         if replay {
             refuse(self, Refusal::Replayed);
             return Ok(());
         }
         if r.ephemeral {
-            self.ephemeral_seen.insert(opened.nonce);
+            // Not acknowledged by the application: accepted on delivery.
+            self.guard.accept(sender, true, counter)?;
         } else {
-            self.pending.insert(r.reflected_id, opened.nonce);
+            self.pending.insert(
+                r.reflected_id,
+                Pending {
+                    nonce: opened.nonce,
+                    sender,
+                    counter,
+                },
+            );
             self.pending_nonces.insert(opened.nonce);
             self.delivered_here.insert(r.reflected_id);
         }
-        self.events.push_back(DeviceEvent::Reflected {
+        self.events.push_back(DeviceEvent::App(Event::Reflected {
             reflected_id: r.reflected_id,
             sender: r.sender_device_id,
             timestamp_ms: r.timestamp_ms,
             ephemeral: r.ephemeral,
             plaintext: opened.plaintext,
-        });
+        }));
         Ok(())
     }
 
@@ -448,13 +493,13 @@ impl DeviceMachine {
     /// delivered it again, no ack goes out: when the relay redelivers it,
     /// it is refused as a replay and acknowledged then.
     pub fn ack(&mut self, reflected_id: u64) -> SyncResult<()> {
-        let Some(nonce) = self.pending.remove(&reflected_id) else {
+        let Some(p) = self.pending.remove(&reflected_id) else {
             return Err(SyncError::Protocol(format!(
                 "no pending envelope {reflected_id} to acknowledge (already acknowledged?)"
             )));
         };
-        self.pending_nonces.remove(&nonce);
-        self.guard.accept(nonce)?;
+        self.pending_nonces.remove(&p.nonce);
+        self.guard.accept(p.sender, false, p.counter)?;
         if self.delivered_here.remove(&reflected_id) && self.state == State::Established {
             self.send(FrameType::ReflectedAck, &m::ReflectedAck { reflected_id });
         }
@@ -469,7 +514,8 @@ impl DeviceMachine {
         if ephemeral && self.state != State::Established {
             return Err(SyncError::Disconnected);
         }
-        let envelope = envelope::seal(&self.keys, self.device_id, ephemeral, plaintext)?;
+        let counter = self.guard.next_counter()?;
+        let envelope = envelope::seal(&self.keys, self.device_id, ephemeral, counter, plaintext)?;
         let reflect_id = self.next_reflect_id;
         self.next_reflect_id = self.next_reflect_id.wrapping_add(1).max(1);
         let f = m::frame(
@@ -608,7 +654,7 @@ mod tests {
         pump(&mut dev, &mut relay);
         assert!(matches!(
             dev.poll_event(),
-            Some(DeviceEvent::Established(_))
+            Some(DeviceEvent::App(Event::Connected(_)))
         ));
         (dev, relay)
     }
@@ -649,12 +695,12 @@ mod tests {
         };
         rb.deliver(&delivered);
         pump(&mut b, &mut rb);
-        let Some(DeviceEvent::Reflected {
+        let Some(DeviceEvent::App(Event::Reflected {
             plaintext,
             reflected_id: 1,
             sender: 1,
             ..
-        }) = b.poll_event()
+        })) = b.poll_event()
         else {
             panic!()
         };
@@ -675,10 +721,10 @@ mod tests {
         pump(&mut b, &mut rb);
         assert!(matches!(
             b.poll_event(),
-            Some(DeviceEvent::Refused {
+            Some(DeviceEvent::App(Event::Refused {
                 reason: Refusal::Replayed,
                 ..
-            })
+            }))
         ));
         assert_eq!(
             rb.poll_event(),
@@ -705,10 +751,10 @@ mod tests {
             pump(&mut b, &mut rb);
             assert!(matches!(
                 b.poll_event(),
-                Some(DeviceEvent::Refused {
+                Some(DeviceEvent::App(Event::Refused {
                     reason: Refusal::Tampered,
                     ..
-                })
+                }))
             ));
         }
     }

@@ -13,6 +13,13 @@ pub const HEADER_LEN: usize = 4;
 /// (4 MiB) plus the reflect header and room for protobuf fields.
 pub const MAX_FRAME_LEN: usize = (4 << 20) + 4096;
 
+/// The WebSocket read buffer the tokio shells ask tungstenite for. Its
+/// default, 128 KiB, is zeroed on every read from the socket and held per
+/// connection: with frames of a few hundred bytes that zeroing was two
+/// thirds of the relay's instructions under load, and 1,000 connections
+/// held 128 MiB of it. Larger frames take several reads.
+pub const WS_READ_BUFFER: usize = 8 * 1024;
+
 macro_rules! types {
     ($( $(#[$doc:meta])* $name:ident = $code:literal, )*) => {
         /// A frame's type code.

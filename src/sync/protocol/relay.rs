@@ -357,6 +357,12 @@ impl RelayConnection {
         );
     }
 
+    /// The oldest envelope delivered on this connection and not yet
+    /// acknowledged: every one delivered before it was.
+    pub fn oldest_in_flight(&self) -> Option<u64> {
+        self.in_flight.first().copied()
+    }
+
     /// How many more envelopes may be delivered before acks come back.
     pub fn window_room(&self) -> usize {
         if self.device_id().is_none() {

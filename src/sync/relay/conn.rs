@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -17,11 +18,11 @@ use tokio_tungstenite::tungstenite::protocol::{
 
 use super::Inner;
 use super::hub::Signal;
-use super::store::Registration;
+use super::store::{Admission, Registration};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::{GroupId, RelayChallenge};
 use crate::sync::protocol::CloseCode;
-use crate::sync::protocol::frame::MAX_FRAME_LEN;
+use crate::sync::protocol::frame::{MAX_FRAME_LEN, WS_READ_BUFFER};
 use crate::sync::protocol::messages::{DeviceEntry, DevicesInfo, Reflected, ServerInfo};
 use crate::sync::protocol::relay::{RelayConnection, RelayEvent, RelayOutput};
 
@@ -36,11 +37,14 @@ pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_LEN))
         .max_frame_size(Some(MAX_FRAME_LEN))
+        .read_buffer_size(WS_READ_BUFFER)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+/// The transport under the WebSocket: a TCP stream, or TLS over one.
+pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
-pub(super) async fn handle(inner: Arc<Inner>, stream: TcpStream) {
+pub(super) async fn handle<S: Transport>(inner: Arc<Inner>, stream: S) {
     let mut group = None;
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
@@ -94,10 +98,10 @@ pub(super) async fn handle(inner: Arc<Inner>, stream: TcpStream) {
     }
 }
 
-struct Conn<'a> {
+struct Conn<'a, S> {
     inner: &'a Inner,
     group: GroupId,
-    ws: Ws,
+    ws: WebSocketStream<S>,
     device_id: Option<u64>,
     conn_id: u64,
     /// Last queue position delivered on this connection.
@@ -109,7 +113,7 @@ struct Conn<'a> {
     try_lead: bool,
 }
 
-impl Conn<'_> {
+impl<S: Transport> Conn<'_, S> {
     async fn run(&mut self) -> SyncResult<()> {
         let cfg = &self.inner.config;
         let handshake_ms = u64::try_from(cfg.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
@@ -147,7 +151,7 @@ impl Conn<'_> {
                 Some(sig) = rx.recv() => self.on_signal(&mut machine, sig),
                 _ = ticker.tick() => {
                     machine.tick(now_ms());
-                    if let Some(d) = self.device_id.filter(|_| machine.is_dry() && matches!(self.inner.store, super::store::Store::Redis(_))) {
+                    if let Some(d) = self.device_id.filter(|_| machine.is_dry() && self.inner.store.is_distributed()) {
                         let (leads, promoted) = self.inner.hub.lease_tick(&self.group, d, self.conn_id, self.leading).await?;
                         self.leading = leads;
                         if promoted {
@@ -181,7 +185,7 @@ impl Conn<'_> {
     }
 }
 
-impl Conn<'_> {
+impl<S: Transport> Conn<'_, S> {
     fn device(&self) -> SyncResult<u64> {
         self.device_id
             .ok_or_else(|| SyncError::Protocol("no device on this connection".into()))
@@ -194,6 +198,8 @@ impl Conn<'_> {
     ) -> SyncResult<()> {
         let (store, hub, cfg) = (&self.inner.store, &self.inner.hub, &self.inner.config);
         let g = self.group;
+        // Acknowledgements are applied together after the events at hand.
+        let mut acks = Vec::new();
         while let Some(ev) = machine.poll_event() {
             match ev {
                 RelayEvent::Authenticated {
@@ -202,17 +208,14 @@ impl Conn<'_> {
                     policy,
                 } => {
                     let now = now_ms();
-                    match store
-                        .register(
-                            &g,
-                            device_id,
-                            &encrypted_device_info,
-                            now,
-                            cfg.max_device_slots,
-                            policy,
-                        )
-                        .await?
-                    {
+                    let admission = Admission {
+                        device_id,
+                        encrypted_info: &encrypted_device_info,
+                        now_ms: now,
+                        max_slots: cfg.max_device_slots,
+                        policy,
+                    };
+                    match store.register(&g, admission).await? {
                         Registration::SlotsExhausted => {
                             tracing::info!(group = %g, device = format_args!("{device_id:016x}"), "refused: device slots exhausted");
                             machine.reject(CloseCode::DeviceSlotsExhausted);
@@ -262,9 +265,7 @@ impl Conn<'_> {
                         machine.reflect_acked(reflect_id, now);
                     }
                 }
-                RelayEvent::ReflectedAck { reflected_id } => {
-                    store.ack(&g, self.device()?, reflected_id).await?;
-                }
+                RelayEvent::ReflectedAck { reflected_id } => acks.push(reflected_id),
                 RelayEvent::GetDevices => {
                     let devices = store
                         .devices(&g)
@@ -318,6 +319,10 @@ impl Conn<'_> {
         let Some(dev) = self.device_id else {
             return Ok(());
         };
+        let below = machine
+            .oldest_in_flight()
+            .unwrap_or(self.cursor.saturating_add(1));
+        store.ack(&g, dev, &acks, below).await?;
         let room = machine.window_room();
         if self.wake && room > 0 {
             let entries = store.read(&g, dev, self.cursor, room).await?;
@@ -341,7 +346,7 @@ impl Conn<'_> {
         }
         if self.try_lead && machine.is_dry() {
             self.try_lead = false;
-            if matches!(store, super::store::Store::Redis(_)) {
+            if store.is_distributed() {
                 let (leads, promoted) = hub.lease_tick(&g, dev, self.conn_id, self.leading).await?;
                 self.leading = leads;
                 if promoted {

@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
 use crate::sync::error::{SyncError, SyncResult};
+use crate::sync::tls::RelayTls;
 use hub::Hub;
 use store::Store;
 
@@ -57,8 +58,12 @@ pub struct RelayConfig {
     pub max_device_slots: usize,
     /// Reflected envelopes a device may have unacknowledged at a time.
     pub window: usize,
-    /// Time a device has to answer the server hello.
+    /// Time a device has to answer the server hello (and to complete the
+    /// TLS and WebSocket handshakes before it).
     pub handshake_timeout: Duration,
+    /// Serve `wss://` with this certificate and key; `None` serves plain
+    /// `ws://` (behind a TLS-terminating proxy, or on loopback).
+    pub tls: Option<RelayTls>,
 }
 
 /// The default slot limit: generous for one person's devices, small enough
@@ -74,6 +79,7 @@ impl RelayConfig {
             max_device_slots: DEFAULT_MAX_DEVICE_SLOTS,
             window: 64,
             handshake_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 
@@ -150,14 +156,31 @@ impl Relay {
     }
 
     /// Accepts connections until the listener fails. Each connection runs in
-    /// its own task.
+    /// its own task; with [`RelayConfig::tls`] set, it starts with the TLS
+    /// handshake.
     pub async fn serve(&self, listener: TcpListener) {
+        let acceptor = self.inner.config.tls.as_ref().map(RelayTls::acceptor);
         loop {
             match listener.accept().await {
                 Ok((stream, _peer)) => {
                     let inner = self.inner.clone();
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(async move { conn::handle(inner, stream).await });
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        match acceptor {
+                            None => conn::handle(inner, stream).await,
+                            Some(a) => {
+                                let limit = inner.config.handshake_timeout;
+                                match tokio::time::timeout(limit, a.accept(stream)).await {
+                                    Ok(Ok(tls)) => conn::handle(inner, tls).await,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(error = %e, "TLS handshake failed")
+                                    }
+                                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                                }
+                            }
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors, most likely: back off, go on.

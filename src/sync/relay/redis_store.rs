@@ -17,12 +17,9 @@
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use super::schema::{
-    DeviceRecord, EVENT_CHANNEL, Entry, Registration, dev_key, queue_key, wake_message,
-};
+use super::schema::{DeviceRecord, EVENT_CHANNEL, Entry, dev_key, queue_key, wake_message};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
-use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
 fn store_err(e: redis::RedisError) -> SyncError {
     SyncError::Store(format!("redis: {e}"))
@@ -56,39 +53,31 @@ impl RedisStore {
         &self.client
     }
 
-    pub(crate) async fn register(
+    pub(crate) async fn is_registered(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
+        let mut c = self.conn();
+        c.hexists(dev_key(group), format!("{device_id:016x}"))
+            .await
+            .map_err(store_err)
+    }
+
+    /// Writes the device's record and returns its queue length.
+    pub(crate) async fn admit(
         &self,
         group: &GroupId,
         device_id: u64,
         encrypted_info: &[u8],
         now_ms: u64,
-        max_slots: usize,
-        policy: SlotsExhaustedPolicy,
-    ) -> SyncResult<Registration> {
+    ) -> SyncResult<u64> {
         let mut c = self.conn();
-        let field = format!("{device_id:016x}");
-        let known: bool = c.hexists(dev_key(group), &field).await.map_err(store_err)?;
-        let mut dropped = Vec::new();
-        if !known {
-            let mut others = self.devices(group).await?;
-            while others.len() >= max_slots {
-                if policy == SlotsExhaustedPolicy::Reject {
-                    return Ok(Registration::SlotsExhausted);
-                }
-                others.sort_by_key(|d| d.last_seen_ms);
-                let victim = others.remove(0).device_id;
-                self.drop_device(group, victim).await?;
-                dropped.push(victim);
-            }
-        }
         let mut v = now_ms.to_le_bytes().to_vec();
         v.extend_from_slice(encrypted_info);
-        let _: () = c.hset(dev_key(group), &field, v).await.map_err(store_err)?;
-        let queue_len: u64 = c
+        let (_, queue_len): ((), u64) = redis::pipe()
+            .hset(dev_key(group), format!("{device_id:016x}"), v)
             .xlen(queue_key(group, device_id))
+            .query_async(&mut c)
             .await
             .map_err(store_err)?;
-        Ok(Registration::Admitted { queue_len, dropped })
+        Ok(queue_len)
     }
 
     pub(crate) async fn touch(
@@ -136,23 +125,16 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    pub(crate) async fn enqueue(
+    /// Queues `envelopes` for `recipients` in one MULTI/EXEC and wakes
+    /// their readers on every node.
+    pub(crate) async fn append(
         &self,
         group: &GroupId,
         sender: u64,
+        recipients: &[u64],
         envelopes: &[&[u8]],
         now_ms: u64,
-    ) -> SyncResult<Vec<u64>> {
-        let recipients: Vec<u64> = self
-            .devices(group)
-            .await?
-            .into_iter()
-            .map(|d| d.device_id)
-            .filter(|&d| d != sender)
-            .collect();
-        if envelopes.is_empty() {
-            return Ok(recipients);
-        }
+    ) -> SyncResult<()> {
         let mut c = self.conn();
         let n = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
         let last: u64 = c.incr("sdx:seq", n).await.map_err(store_err)?;
@@ -161,7 +143,7 @@ impl RedisStore {
         pipe.atomic();
         for (i, env) in envelopes.iter().enumerate() {
             let seq = first + i as u64;
-            for &r in &recipients {
+            for &r in recipients {
                 pipe.cmd("XADD")
                     .arg(queue_key(group, r))
                     .arg(format!("{seq}-0"))
@@ -174,11 +156,10 @@ impl RedisStore {
                     .ignore();
             }
         }
-        for &r in &recipients {
+        for &r in recipients {
             pipe.publish(EVENT_CHANNEL, wake_message(group, r)).ignore();
         }
-        let _: () = pipe.query_async(&mut c).await.map_err(store_err)?;
-        Ok(recipients)
+        pipe.query_async(&mut c).await.map_err(store_err)
     }
 
     pub(crate) async fn read(
@@ -228,12 +209,28 @@ impl RedisStore {
         Ok(out)
     }
 
-    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seq: u64) -> SyncResult<()> {
+    pub(crate) async fn ack(
+        &self,
+        group: &GroupId,
+        device_id: u64,
+        seqs: &[u64],
+    ) -> SyncResult<()> {
         let mut c = self.conn();
+        let ids: Vec<String> = seqs.iter().map(|s| format!("{s}-0")).collect();
         let _: u64 = c
-            .xdel(queue_key(group, device_id), &[format!("{seq}-0")])
+            .xdel(queue_key(group, device_id), &ids)
             .await
             .map_err(store_err)?;
         Ok(())
+    }
+
+    /// The group's device ids.
+    pub(crate) async fn device_ids(&self, group: &GroupId) -> SyncResult<Vec<u64>> {
+        let mut c = self.conn();
+        let keys: Vec<String> = c.hkeys(dev_key(group)).await.map_err(store_err)?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| u64::from_str_radix(k, 16).ok())
+            .collect())
     }
 }

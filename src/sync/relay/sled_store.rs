@@ -1,38 +1,146 @@
-//! The embedded queue store, on sled.
+//! The embedded queue store, on sled: one log per group and a cursor per
+//! device, which together are every device's queue.
 //!
 //! ```text
-//! tree "devices": DGID(32) ‖ device id u64 BE        → last seen u64 LE ‖ sealed info
-//! tree "queues":  DGID(32) ‖ device id u64 BE ‖ seq u64 BE → sender u64 LE ‖ time u64 LE ‖ envelope
+//! tree "devices": DGID(32) ‖ device id u64 BE → last seen u64 LE ‖ sealed info
+//! tree "log":     DGID(32) ‖ seq u64 BE       → sender u64 LE ‖ time u64 LE ‖ n u8 ‖ n recipients u64 LE ‖ envelope
+//! tree "cursors": DGID(32) ‖ device id u64 BE → seq u64 LE
 //! ```
 //!
-//! Keys are big-endian so a prefix scan walks a queue in order. Positions
+//! A device's queue is the group's log entries that name it as a recipient,
+//! from its cursor on. Why a log per group rather than a copy per recipient:
+//! a reflection is one write however many devices it goes to, and an
+//! acknowledgement moves a cursor instead of deleting a key, so sled does a
+//! third of the work per delivered envelope (the profile in BENCHMARKS.md,
+//! round 7). Entries below every device's cursor are deleted in batches.
+//!
+//! Keys are big-endian so a prefix scan walks a log in order. Positions
 //! come from sled's `generate_id`, which is monotonic across restarts.
 //! An envelope is acknowledged to its sender only after the batch that
-//! queues it for every recipient is flushed to disk; concurrent reflections
-//! share one flush (group commit), which is what makes a durable relay fast
-//! on one disk.
+//! logs it is flushed to disk; concurrent reflections share one flush
+//! (group commit), which is what makes a durable relay fast on one disk.
+//!
+//! A cursor means "every entry before this position that names the device
+//! was acknowledged"; it is written lazily (every 16
+//! acknowledgements and at disconnect, not flushed), and acks that
+//! arrive out of order leave it at the oldest unacknowledged entry. After a
+//! crash or a reconnect, entries acknowledged but not yet behind the cursor
+//! are delivered again, and the device refuses them as replays (its
+//! counter windows) and acknowledges them.
+//!
+//! The most recent entries of each group are also kept in memory (a tail of
+//! [`TAIL`] entries), so a device that keeps up is served without reading
+//! sled. An entry may be read (from the tail or the tree) before its flush
+//! completes; if the relay crashes before the flush, the sender never got
+//! its ack and sends it again, and a device that had it already refuses the
+//! copy as a replay: nothing is lost, nothing applied twice.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, watch};
 
-use super::schema::{DeviceRecord, Entry, Registration};
+use super::schema::{DeviceRecord, Entry};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
-use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
 fn store_err(e: impl std::fmt::Display) -> SyncError {
     SyncError::Store(e.to_string())
 }
 
+/// Entries per group kept in memory for devices that keep up.
+pub const TAIL: usize = 128;
+
+/// Entries behind every cursor that are deleted in one batch.
+const GC_BATCH: u64 = 64;
+
+/// A cursor is written to the tree after this many acknowledgements (and
+/// when its device disconnects): a crash redelivers at most this many
+/// processed entries per device, which it refuses as replays.
+const CURSOR_EVERY: u32 = 16;
+
 /// The sled-backed store.
 pub struct SledStore {
     db: sled::Db,
     devices: sled::Tree,
-    queues: sled::Tree,
+    log: sled::Tree,
+    cursors: sled::Tree,
     flush: Arc<Flusher>,
+    /// What is known of each group in memory. This process is the only
+    /// writer of the trees, so this is a cache that cannot go stale; it is
+    /// filled and changed under this lock.
+    groups: Mutex<HashMap<GroupId, GroupMem>>,
+}
+
+#[derive(Default)]
+struct GroupMem {
+    /// The group's device ids, once read.
+    ids: Option<Arc<[u64]>>,
+    /// Cursors read or written so far.
+    cursors: HashMap<u64, u64>,
+    /// Acknowledgements since a device's cursor was last written.
+    unsaved: HashMap<u64, u32>,
+    /// The latest entries, in position order, and the position from which
+    /// every entry of the group is in it (`None`: the tail covers nothing).
+    tail: VecDeque<Arc<LogEntry>>,
+    tail_from: Option<u64>,
+    /// Entries before this position were deleted.
+    gc_done: u64,
+}
+
+struct LogEntry {
+    seq: u64,
+    sender: u64,
+    timestamp_ms: u64,
+    recipients: Vec<u64>,
+    envelope: Vec<u8>,
+}
+
+impl LogEntry {
+    fn decode(k: &[u8], v: &[u8]) -> SyncResult<Self> {
+        let corrupt = || SyncError::Store("corrupt log entry".into());
+        let seq = u64::from_be_bytes(
+            k.get(32..40)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(corrupt)?,
+        );
+        let sender = u64_at(v, 0).ok_or_else(corrupt)?;
+        let timestamp_ms = u64_at(v, 8).ok_or_else(corrupt)?;
+        let n = usize::from(*v.get(16).ok_or_else(corrupt)?);
+        let recipients = (0..n)
+            .map(|i| u64_at(v, 17 + 8 * i).ok_or_else(corrupt))
+            .collect::<SyncResult<Vec<u64>>>()?;
+        Ok(LogEntry {
+            seq,
+            sender,
+            timestamp_ms,
+            recipients,
+            envelope: v.get(17 + 8 * n..).ok_or_else(corrupt)?.to_vec(),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(17 + 8 * self.recipients.len() + self.envelope.len());
+        v.extend_from_slice(&self.sender.to_le_bytes());
+        v.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        v.push(u8::try_from(self.recipients.len()).unwrap_or(u8::MAX));
+        for r in self.recipients.iter().take(usize::from(u8::MAX)) {
+            v.extend_from_slice(&r.to_le_bytes());
+        }
+        v.extend_from_slice(&self.envelope);
+        v
+    }
+
+    fn entry(&self) -> Entry {
+        Entry {
+            seq: self.seq,
+            sender: self.sender,
+            timestamp_ms: self.timestamp_ms,
+            envelope: self.envelope.clone(),
+        }
+    }
 }
 
 struct Flusher {
@@ -48,11 +156,8 @@ fn device_key(group: &GroupId, device_id: u64) -> [u8; 40] {
     k
 }
 
-fn queue_key(group: &GroupId, device_id: u64, seq: u64) -> [u8; 48] {
-    let mut k = [0u8; 48];
-    k[..40].copy_from_slice(&device_key(group, device_id));
-    k[40..].copy_from_slice(&seq.to_be_bytes());
-    k
+fn log_key(group: &GroupId, seq: u64) -> [u8; 40] {
+    device_key(group, seq)
 }
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
@@ -80,7 +185,8 @@ impl SledStore {
             .open()
             .map_err(|e| SyncError::Store(format!("opening {}: {e}", dir.display())))?;
         let devices = db.open_tree("devices").map_err(store_err)?;
-        let queues = db.open_tree("queues").map_err(store_err)?;
+        let log = db.open_tree("log").map_err(store_err)?;
+        let cursors = db.open_tree("cursors").map_err(store_err)?;
         let (done, _) = watch::channel(0);
         let flush = Arc::new(Flusher {
             requested: AtomicU64::new(0),
@@ -93,7 +199,12 @@ impl SledStore {
             loop {
                 f.wake.notified().await;
                 let target = f.requested.load(Ordering::SeqCst);
-                if let Err(e) = fdb.flush_async().await {
+                let t = std::time::Instant::now();
+                let r = fdb.flush_async().await;
+                // Every acknowledgement waits for this: its time is the
+                // floor of the reflect-to-delivery latency.
+                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), "relay store flushed");
+                if let Err(e) = r {
                     tracing::error!(error = %e, "relay store flush failed");
                     continue;
                 }
@@ -103,9 +214,17 @@ impl SledStore {
         Ok(SledStore {
             db,
             devices,
-            queues,
+            log,
+            cursors,
             flush,
+            groups: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, GroupMem>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until everything written so far is on disk.
@@ -124,37 +243,68 @@ impl SledStore {
         }
     }
 
-    pub(crate) async fn register(
+    /// A device's cursor (read from the tree on first use).
+    fn cursor(&self, mem: &mut GroupMem, group: &GroupId, device_id: u64) -> SyncResult<u64> {
+        if let Some(&c) = mem.cursors.get(&device_id) {
+            return Ok(c);
+        }
+        let c = self
+            .cursors
+            .get(device_key(group, device_id))
+            .map_err(store_err)?
+            .and_then(|v| u64_at(&v, 0))
+            .unwrap_or(0);
+        mem.cursors.insert(device_id, c);
+        Ok(c)
+    }
+
+    pub(crate) async fn is_registered(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
+        self.devices
+            .contains_key(device_key(group, device_id))
+            .map_err(store_err)
+    }
+
+    /// Writes the device's record (durably) and returns its queue length.
+    /// A new device's cursor starts after every entry logged so far.
+    pub(crate) async fn admit(
         &self,
         group: &GroupId,
         device_id: u64,
         encrypted_info: &[u8],
         now_ms: u64,
-        max_slots: usize,
-        policy: SlotsExhaustedPolicy,
-    ) -> SyncResult<Registration> {
+    ) -> SyncResult<u64> {
         let key = device_key(group, device_id);
-        let mut dropped = Vec::new();
-        if !self.devices.contains_key(key).map_err(store_err)? {
-            let mut others = self.devices(group).await?;
-            while others.len() >= max_slots {
-                if policy == SlotsExhaustedPolicy::Reject {
-                    return Ok(Registration::SlotsExhausted);
-                }
-                others.sort_by_key(|d| d.last_seen_ms);
-                let victim = others.remove(0).device_id;
-                self.drop_device_now(group, victim)?;
-                dropped.push(victim);
-            }
-        }
         let mut v = now_ms.to_le_bytes().to_vec();
         v.extend_from_slice(encrypted_info);
-        self.devices.insert(key, v).map_err(store_err)?;
+        let from = {
+            let mut groups = self.groups();
+            let mem = groups.entry(*group).or_default();
+            if self.devices.insert(key, v).map_err(store_err)?.is_none() {
+                let start = self.db.generate_id().map_err(store_err)? + 1;
+                self.cursors
+                    .insert(key, &start.to_le_bytes())
+                    .map_err(store_err)?;
+                mem.cursors.insert(device_id, start);
+            }
+            mem.ids = None;
+            self.cursor(mem, group, device_id)?
+        };
         self.durable().await?;
-        let queue_len = self.queues.scan_prefix(key).count() as u64;
-        Ok(Registration::Admitted { queue_len, dropped })
+        let mut n = 0;
+        for kv in self
+            .log
+            .range(log_key(group, from)..=log_key(group, u64::MAX))
+        {
+            let (k, v) = kv.map_err(store_err)?;
+            if LogEntry::decode(&k, &v)?.recipients.contains(&device_id) {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
+    /// Updates the last-seen time, and writes the device's cursor if it
+    /// moved since it was last written (called at disconnect).
     pub(crate) async fn touch(
         &self,
         group: &GroupId,
@@ -162,6 +312,17 @@ impl SledStore {
         now_ms: u64,
     ) -> SyncResult<()> {
         let key = device_key(group, device_id);
+        {
+            let mut groups = self.groups();
+            if let Some(mem) = groups.get_mut(group)
+                && mem.unsaved.remove(&device_id).is_some()
+                && let Some(c) = mem.cursors.get(&device_id)
+            {
+                self.cursors
+                    .insert(key, &c.to_le_bytes())
+                    .map_err(store_err)?;
+            }
+        }
         self.devices
             .fetch_and_update(key, |old| {
                 old.map(|o| {
@@ -187,52 +348,78 @@ impl SledStore {
         Ok(out)
     }
 
-    fn drop_device_now(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
-        let key = device_key(group, device_id);
-        let existed = self.devices.remove(key).map_err(store_err)?.is_some();
-        let mut batch = sled::Batch::default();
-        for k in self.queues.scan_prefix(key).keys() {
-            batch.remove(k.map_err(store_err)?);
+    /// The group's device ids (cached).
+    pub(crate) async fn device_ids(&self, group: &GroupId) -> SyncResult<Arc<[u64]>> {
+        let mut groups = self.groups();
+        let mem = groups.entry(*group).or_default();
+        if let Some(v) = &mem.ids {
+            return Ok(v.clone());
         }
-        self.queues.apply_batch(batch).map_err(store_err)?;
-        Ok(existed)
+        let mut v = Vec::new();
+        for k in self.devices.scan_prefix(group.0).keys() {
+            let k = k.map_err(store_err)?;
+            if let Some(id) = k.get(32..40).and_then(|b| b.try_into().ok()) {
+                v.push(u64::from_be_bytes(id));
+            }
+        }
+        let v: Arc<[u64]> = v.into();
+        mem.ids = Some(v.clone());
+        Ok(v)
     }
 
+    /// Drops a device: its record and cursor. The log entries it was
+    /// waiting for go when no other device needs them.
     pub(crate) async fn drop_device(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
-        let existed = self.drop_device_now(group, device_id)?;
+        let key = device_key(group, device_id);
+        let existed = {
+            let mut groups = self.groups();
+            let mem = groups.entry(*group).or_default();
+            let existed = self.devices.remove(key).map_err(store_err)?.is_some();
+            self.cursors.remove(key).map_err(store_err)?;
+            mem.ids = None;
+            mem.cursors.remove(&device_id);
+            mem.unsaved.remove(&device_id);
+            existed
+        };
         self.durable().await?;
         Ok(existed)
     }
 
-    pub(crate) async fn enqueue(
+    /// Logs `envelopes` for `recipients` in one atomic batch, durably.
+    pub(crate) async fn append(
         &self,
         group: &GroupId,
         sender: u64,
+        recipients: &[u64],
         envelopes: &[&[u8]],
         now_ms: u64,
-    ) -> SyncResult<Vec<u64>> {
-        let recipients: Vec<u64> = self
-            .devices(group)
-            .await?
-            .into_iter()
-            .map(|d| d.device_id)
-            .filter(|&d| d != sender)
-            .collect();
-        let mut batch = sled::Batch::default();
-        for env in envelopes {
-            // Positions start at 1: 0 means "nothing delivered yet".
-            let seq = self.db.generate_id().map_err(store_err)? + 1;
-            let mut v = Vec::with_capacity(16 + env.len());
-            v.extend_from_slice(&sender.to_le_bytes());
-            v.extend_from_slice(&now_ms.to_le_bytes());
-            v.extend_from_slice(env);
-            for &r in &recipients {
-                batch.insert(&queue_key(group, r, seq)[..], v.as_slice());
+    ) -> SyncResult<()> {
+        {
+            // Positions are drawn and the tail extended under the lock, so
+            // both are in position order.
+            let mut groups = self.groups();
+            let mem = groups.entry(*group).or_default();
+            let mut batch = sled::Batch::default();
+            for env in envelopes {
+                // Positions start at 1: 0 means "nothing delivered yet".
+                let e = LogEntry {
+                    seq: self.db.generate_id().map_err(store_err)? + 1,
+                    sender,
+                    timestamp_ms: now_ms,
+                    recipients: recipients.to_vec(),
+                    envelope: env.to_vec(),
+                };
+                batch.insert(&log_key(group, e.seq)[..], e.encode());
+                mem.tail_from.get_or_insert(e.seq);
+                mem.tail.push_back(Arc::new(e));
             }
+            while mem.tail.len() > TAIL {
+                mem.tail.pop_front();
+                mem.tail_from = mem.tail.front().map(|e| e.seq);
+            }
+            self.log.apply_batch(batch).map_err(store_err)?;
         }
-        self.queues.apply_batch(batch).map_err(store_err)?;
-        self.durable().await?;
-        Ok(recipients)
+        self.durable().await
     }
 
     pub(crate) async fn read(
@@ -242,33 +429,78 @@ impl SledStore {
         after: u64,
         limit: usize,
     ) -> SyncResult<Vec<Entry>> {
-        let start = queue_key(group, device_id, after.saturating_add(1));
-        let end = queue_key(group, device_id, u64::MAX);
+        let mut groups = self.groups();
+        let mem = groups.entry(*group).or_default();
+        let start = after
+            .saturating_add(1)
+            .max(self.cursor(mem, group, device_id)?);
+        let mine = |e: &&Arc<LogEntry>| e.seq >= start && e.recipients.contains(&device_id);
+        if mem.tail_from.is_some_and(|from| from <= start) {
+            return Ok(mem
+                .tail
+                .iter()
+                .filter(mine)
+                .take(limit)
+                .map(|e| e.entry())
+                .collect());
+        }
+        drop(groups);
         let mut out = Vec::new();
-        for kv in self.queues.range(start..=end).take(limit) {
+        for kv in self
+            .log
+            .range(log_key(group, start)..=log_key(group, u64::MAX))
+        {
             let (k, v) = kv.map_err(store_err)?;
-            let seq = u64::from_be_bytes(
-                k.get(40..48)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| SyncError::Store("corrupt queue key".into()))?,
-            );
-            let (Some(sender), Some(ts)) = (u64_at(&v, 0), u64_at(&v, 8)) else {
-                return Err(SyncError::Store("corrupt queue entry".into()));
-            };
-            out.push(Entry {
-                seq,
-                sender,
-                timestamp_ms: ts,
-                envelope: v[16..].to_vec(),
-            });
+            let e = LogEntry::decode(&k, &v)?;
+            if e.recipients.contains(&device_id) {
+                out.push(e.entry());
+                if out.len() == limit {
+                    break;
+                }
+            }
         }
         Ok(out)
     }
 
-    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, seq: u64) -> SyncResult<()> {
-        self.queues
-            .remove(queue_key(group, device_id, seq))
-            .map_err(store_err)?;
+    /// The device acknowledged every entry before `below` that names it:
+    /// its cursor moves there (never back). Not flushed. Entries behind
+    /// every device's cursor are deleted, [`GC_BATCH`] or more at a time.
+    pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, below: u64) -> SyncResult<()> {
+        let mut groups = self.groups();
+        let mem = groups.entry(*group).or_default();
+        if below <= self.cursor(mem, group, device_id)? {
+            return Ok(());
+        }
+        mem.cursors.insert(device_id, below);
+        let unsaved = mem.unsaved.entry(device_id).or_default();
+        *unsaved += 1;
+        if *unsaved >= CURSOR_EVERY {
+            mem.unsaved.remove(&device_id);
+            self.cursors
+                .insert(device_key(group, device_id), &below.to_le_bytes())
+                .map_err(store_err)?;
+        }
+        let ids = match &mem.ids {
+            Some(ids) => ids.clone(),
+            None => return Ok(()),
+        };
+        let mut low = u64::MAX;
+        for &d in ids.iter() {
+            low = low.min(self.cursor(mem, group, d)?);
+        }
+        if low < mem.gc_done.saturating_add(GC_BATCH) || low == u64::MAX {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for k in self
+            .log
+            .range(log_key(group, mem.gc_done)..log_key(group, low))
+            .keys()
+        {
+            batch.remove(k.map_err(store_err)?);
+        }
+        self.log.apply_batch(batch).map_err(store_err)?;
+        mem.gc_done = low;
         Ok(())
     }
 }
