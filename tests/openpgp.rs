@@ -27,8 +27,11 @@ use sealdex::{
 
 use openpgp_util::{Compress, Gpg, Key};
 
+/// Three keys made once per test binary by GnuPG. The home they were made
+/// in is gone when the fixture is built (a static is never dropped, and a
+/// home left behind would leave its gpg-agent running): each test makes
+/// messages in a home of its own, [`Fixture::gpg`], dropped at its end.
 struct Fixture {
-    gpg: Gpg,
     alice: Key,
     bob: Key,
     carol: Key,
@@ -51,7 +54,6 @@ fn fixture() -> &'static Fixture {
         assert!(alice_sec.starts_with(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"));
         assert!(!bob_sec.starts_with(b"-----"));
         Fixture {
-            gpg,
             alice,
             bob,
             carol,
@@ -60,6 +62,17 @@ fn fixture() -> &'static Fixture {
             carol_sec,
         }
     })
+}
+
+impl Fixture {
+    /// A GnuPG home of the test's own holding the three keys.
+    fn gpg(&self) -> Gpg {
+        let gpg = Gpg::new();
+        gpg.import_secret(&self.alice, &self.alice_sec);
+        gpg.import_secret(&self.bob, &self.bob_sec);
+        gpg.import_secret(&self.carol, &self.carol_sec);
+        gpg
+    }
 }
 
 /// Alice's and Bob's keys, unlocked.
@@ -109,6 +122,7 @@ Shall we meet at the quokka cafe at noon?\n";
 #[test]
 fn keys_load_armored_and_binary_and_refuse_wrong_passphrases() {
     let f = fixture();
+    let gpg = f.gpg();
     let mut keys = SecretKeys::new();
     assert!(matches!(
         keys.add(&f.alice_sec, None),
@@ -135,7 +149,7 @@ fn keys_load_armored_and_binary_and_refuse_wrong_passphrases() {
     );
     assert!(!debug.contains("alice-pass") && !debug.contains("bob-pass"));
     // A public key is not a secret key.
-    let public = f.gpg.run(&["--armor", "--export", &f.alice.fpr], b"");
+    let public = gpg.run(&["--armor", "--export", &f.alice.fpr], b"");
     assert!(matches!(
         SecretKeys::new().add(&public, None),
         Err(KeyError::Unreadable(_))
@@ -152,6 +166,7 @@ fn keys_load_armored_and_binary_and_refuse_wrong_passphrases() {
 #[test]
 fn pgp_mime_with_attachment_to_each_key_type() {
     let f = fixture();
+    let gpg = f.gpg();
     let d = OpenPgp::new(keys(f));
     let clear = PassThrough::default()
         .decrypt(&raw("m", REPORT.to_vec()))
@@ -162,7 +177,7 @@ fn pgp_mime_with_attachment_to_each_key_type() {
         (&f.alice, Compress::None),
     ] {
         let enc = openpgp_util::pgp_mime(REPORT, false, |e| {
-            f.gpg.encrypt(e, &[to], None, compress, false)
+            gpg.encrypt(e, &[to], None, compress, false)
         });
         assert!(!enc.windows(8).any(|w| w == b"zanzibar"));
         let got = d.decrypt_detailed(&raw("m", enc)).unwrap();
@@ -179,10 +194,10 @@ fn pgp_mime_with_attachment_to_each_key_type() {
 #[test]
 fn protected_headers_replace_the_placeholders() {
     let f = fixture();
+    let gpg = f.gpg();
     let d = OpenPgp::new(keys(f));
     let enc = openpgp_util::pgp_mime(REPORT, true, |e| {
-        f.gpg
-            .encrypt(e, &[&f.alice], None, Compress::Default, false)
+        gpg.encrypt(e, &[&f.alice], None, Compress::Default, false)
     });
     // What the server sees: a placeholder subject, and a From that a
     // relay could have rewritten.
@@ -203,11 +218,11 @@ fn protected_headers_replace_the_placeholders() {
 #[test]
 fn signatures_are_reported_and_not_required() {
     let f = fixture();
+    let gpg = f.gpg();
     let d = OpenPgp::new(keys(f));
     // Signed by a key held: verified.
     let enc = openpgp_util::pgp_mime(NOTE, false, |e| {
-        f.gpg
-            .encrypt(e, &[&f.alice], Some(&f.bob), Compress::Default, false)
+        gpg.encrypt(e, &[&f.alice], Some(&f.bob), Compress::Default, false)
     });
     let got = d.decrypt_detailed(&raw("s1", enc)).unwrap();
     assert_eq!(
@@ -219,8 +234,7 @@ fn signatures_are_reported_and_not_required() {
     assert_eq!(got.message.subject, "Lunch");
     // Signed by a key not held: decrypted all the same, signer named.
     let enc = openpgp_util::inline(NOTE, |b| {
-        f.gpg
-            .encrypt(b, &[&f.bob], Some(&f.carol), Compress::Default, false)
+        gpg.encrypt(b, &[&f.bob], Some(&f.carol), Compress::Default, false)
     });
     let got = d.decrypt_detailed(&raw("s2", enc)).unwrap();
     assert_eq!(
@@ -235,9 +249,10 @@ fn signatures_are_reported_and_not_required() {
 #[test]
 fn inline_pgp_whole_body_and_in_a_text_part() {
     let f = fixture();
+    let gpg = f.gpg();
     let d = OpenPgp::new(keys(f));
     let enc = openpgp_util::inline(NOTE, |b| {
-        f.gpg.encrypt(b, &[&f.bob], None, Compress::Default, false)
+        gpg.encrypt(b, &[&f.bob], None, Compress::Default, false)
     });
     let m = d.decrypt(&raw("i1", enc)).unwrap();
     let clear = PassThrough::default()
@@ -251,7 +266,7 @@ fn inline_pgp_whole_body_and_in_a_text_part() {
 
     // A text part with an armored block between clear lines, and an
     // attachment beside it (encrypted on its own, as clients do).
-    let block = f.gpg.encrypt(
+    let block = gpg.encrypt(
         b"The vault code is wombat-42.\n",
         &[&f.alice],
         None,
@@ -282,13 +297,13 @@ fn inline_pgp_whole_body_and_in_a_text_part() {
 #[test]
 fn failures_have_the_right_reasons() {
     let f = fixture();
+    let gpg = f.gpg();
     let d = OpenPgp::new(keys(f));
 
     // To Carol only: cannot-decrypt, naming her encryption subkey, and no
     // content.
     let enc = openpgp_util::pgp_mime(NOTE, false, |e| {
-        f.gpg
-            .encrypt(e, &[&f.carol], None, Compress::Default, false)
+        gpg.encrypt(e, &[&f.carol], None, Compress::Default, false)
     });
     match d.decrypt(&raw("c", enc)) {
         Err(DecryptError::CannotDecrypt(why)) => {
@@ -299,17 +314,13 @@ fn failures_have_the_right_reasons() {
     }
 
     // Truncated armor: malformed.
-    let enc = f
-        .gpg
-        .encrypt(NOTE, &[&f.alice], None, Compress::Default, false);
+    let enc = gpg.encrypt(NOTE, &[&f.alice], None, Compress::Default, false);
     let cut = openpgp_util::pgp_mime(NOTE, false, |_| enc[..enc.len() / 2].to_vec());
     assert_eq!(d.decrypt(&raw("t", cut)).unwrap_err().reason(), "malformed");
 
     // One bit flipped in the encrypted data (binary, so no armor checksum
     // stands in front of the integrity check): malformed.
-    let mut bin = f
-        .gpg
-        .encrypt(NOTE, &[&f.bob], None, Compress::Default, true);
+    let mut bin = gpg.encrypt(NOTE, &[&f.bob], None, Compress::Default, true);
     let at = bin.len() - 30;
     bin[at] ^= 0x01;
     let b64 = base64_lines(&bin);
@@ -341,9 +352,7 @@ fn failures_have_the_right_reasons() {
     // decryptor stops at its 1 MiB limit.
     let mut bomb_body = b"Content-Type: text/plain\n\n".to_vec();
     bomb_body.resize(8 << 20, b'0');
-    let bomb = f
-        .gpg
-        .encrypt(&bomb_body, &[&f.alice], None, Compress::Default, false);
+    let bomb = gpg.encrypt(&bomb_body, &[&f.alice], None, Compress::Default, false);
     assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
     let bomb = openpgp_util::pgp_mime(b"Subject: zeros\n\n", false, |_| bomb);
     let mut small = OpenPgp::new(keys(f));
@@ -409,16 +418,14 @@ fn config() -> IndexConfig {
 #[test]
 fn pipeline_records_failures_and_retries_when_the_keys_change() {
     let f = fixture();
+    let gpg = f.gpg();
     let to_carol = openpgp_util::pgp_mime(NOTE, false, |e| {
-        f.gpg
-            .encrypt(e, &[&f.carol], None, Compress::Default, false)
+        gpg.encrypt(e, &[&f.carol], None, Compress::Default, false)
     });
-    let enc = f
-        .gpg
-        .encrypt(NOTE, &[&f.alice], None, Compress::Default, false);
+    let enc = gpg.encrypt(NOTE, &[&f.alice], None, Compress::Default, false);
     let cut = openpgp_util::pgp_mime(NOTE, false, |_| enc[..enc.len() - 200].to_vec());
     let ok = openpgp_util::pgp_mime(REPORT, true, |e| {
-        f.gpg.encrypt(e, &[&f.bob], None, Compress::Default, false)
+        gpg.encrypt(e, &[&f.bob], None, Compress::Default, false)
     });
     let mut source = common::Mem {
         name: "mem".into(),
@@ -485,6 +492,7 @@ fn pipeline_records_failures_and_retries_when_the_keys_change() {
 #[test]
 fn cli_indexes_encrypted_mail_with_key_files() {
     let f = fixture();
+    let gpg = f.gpg();
     let tmp = tempfile::tempdir().unwrap();
     let mail = tmp.path().join("mail");
     std::fs::create_dir_all(&mail).unwrap();
@@ -492,14 +500,13 @@ fn cli_indexes_encrypted_mail_with_key_files() {
     write(
         "1.eml",
         openpgp_util::pgp_mime(REPORT, true, |e| {
-            f.gpg
-                .encrypt(e, &[&f.alice], None, Compress::Default, false)
+            gpg.encrypt(e, &[&f.alice], None, Compress::Default, false)
         }),
     );
     write(
         "2.eml",
         openpgp_util::pgp_mime(NOTE, false, |e| {
-            f.gpg.encrypt(e, &[&f.bob], None, Compress::Default, false)
+            gpg.encrypt(e, &[&f.bob], None, Compress::Default, false)
         }),
     );
     write("3.eml", NOTE.to_vec());
@@ -557,6 +564,7 @@ fn spamassassin_encrypted_matches_clear() {
         return;
     };
     let f = fixture();
+    let gpg = f.gpg();
     let tmp = tempfile::tempdir().unwrap();
     let clear_dir = tmp.path().join("clear");
     let enc_dir = tmp.path().join("enc");
@@ -578,7 +586,7 @@ fn spamassassin_encrypted_matches_clear() {
             _ if i % 8 == 3 => vec![&f.carol],
             _ => vec![&f.bob, &f.carol],
         };
-        let encrypt = |b: &[u8]| f.gpg.encrypt(b, &to, signer, compress, false);
+        let encrypt = |b: &[u8]| gpg.encrypt(b, &to, signer, compress, false);
         let (kind, enc) = if i % 3 == 1 && openpgp_util::inline_ok(&bytes) {
             ("inline", openpgp_util::inline(&bytes, encrypt))
         } else if i % 2 == 0 {
@@ -600,7 +608,7 @@ fn spamassassin_encrypted_matches_clear() {
         // under a name of its own.
         if i % 25 == 7 {
             let cut = openpgp_util::pgp_mime(&bytes, false, |e| {
-                let c = f.gpg.encrypt(e, &[&f.alice], None, compress, false);
+                let c = gpg.encrypt(e, &[&f.alice], None, compress, false);
                 c[..c.len() * 2 / 3].to_vec()
             });
             let name = format!("{}.truncated", rel.to_string_lossy());

@@ -24,7 +24,9 @@
 //!   changed in transit, the inner ones are what the sender wrote.
 //! - **Inline PGP**: every `-----BEGIN PGP MESSAGE-----` block of the text
 //!   body (a text part, or the whole body of a message without MIME) is
-//!   decrypted and put in its place; the text around it is kept.
+//!   decrypted and put in its place; the text around it is kept. A block
+//!   must start a line: one quoted in a reply (`> -----BEGIN …`) stays text,
+//!   as does a block in an HTML-only body.
 //! - **Plain messages** (no encrypted part, including `multipart/signed`)
 //!   pass through to [`crate::mime::parse_rfc822`] unchanged, so one
 //!   decryptor serves a mailbox of mixed mail.
@@ -358,7 +360,8 @@ pub enum SignatureState {
 pub struct Decrypted {
     /// The clear message.
     pub message: Message,
-    /// Whether anything was decrypted (`false`: plain mail).
+    /// Whether an OpenPGP part was found and opened (`false`: plain
+    /// mail). An armored block that is only signed counts.
     pub encrypted: bool,
     /// The signature inside the encrypted data, if any (for a message of
     /// several inline blocks, the first block's).
@@ -432,7 +435,7 @@ impl OpenPgp {
                 signature: SignatureState::Unsigned,
             });
         };
-        if memchr::memmem::find(text.as_bytes(), BEGIN).is_none() {
+        if block_start(text.as_bytes()).is_none() {
             return Ok(Decrypted {
                 message,
                 encrypted: false,
@@ -453,7 +456,7 @@ impl OpenPgp {
         let mut out = String::with_capacity(text.len());
         let mut rest = text.as_bytes();
         let mut signature = None;
-        while let Some(start) = memchr::memmem::find(rest, BEGIN) {
+        while let Some(start) = block_start(rest) {
             let Some(end) =
                 memchr::memmem::find(&rest[start..], END).map(|e| start + e + END.len())
             else {
@@ -625,6 +628,14 @@ impl Decryptor for OpenPgp {
     fn key_set(&self) -> Option<String> {
         Some(self.key_set.clone())
     }
+}
+
+/// Where the first armored block of `text` begins: a `-----BEGIN PGP
+/// MESSAGE-----` at the start of a line. A block quoted in a reply (`> `
+/// before each line) is not one: it is left as text, where it would
+/// otherwise fail the whole message as malformed.
+fn block_start(text: &[u8]) -> Option<usize> {
+    memchr::memmem::find_iter(text, BEGIN).find(|&i| i == 0 || text[i - 1] == b'\n')
 }
 
 /// Decrypted literal data and the signature found around it.
@@ -823,6 +834,20 @@ mod tests {
             ));
         }
         assert!(keys.is_empty());
+    }
+
+    #[test]
+    fn a_quoted_block_stays_text() {
+        let d = OpenPgp::new(SecretKeys::new());
+        let body = "You wrote:\n> -----BEGIN PGP MESSAGE-----\n> hQEMA\n> -----END PGP MESSAGE-----\nOK.\n";
+        let raw = RawMessage {
+            id: "1".into(),
+            bytes: format!("Subject: Re: x\n\n{body}").into_bytes(),
+            ..RawMessage::default()
+        };
+        let got = d.decrypt_detailed(&raw).unwrap();
+        assert!(!got.encrypted);
+        assert_eq!(got.message.body, Body::Text(body.into()));
     }
 
     #[test]

@@ -188,6 +188,11 @@ impl Gpg {
         self.run(&args, b"")
     }
 
+    /// Imports a secret key exported by [`Gpg::export_secret`].
+    pub fn import_secret(&self, key: &Key, exported: &[u8]) {
+        self.run(&["--passphrase", &key.passphrase, "--import"], exported);
+    }
+
     /// Encrypts `data` to `to` (armored unless `binary`), signed by
     /// `signer` when given.
     pub fn encrypt(
