@@ -844,6 +844,69 @@ const LOCAL_AUTH_LABEL: &str = "local-auth";
 mod tests {
     use super::*;
 
+    /// A failure recorded before `key_set` existed still reads (with
+    /// `None`), next to one recorded with it.
+    #[test]
+    fn failures_without_a_key_set_still_read() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            source: &'a str,
+            message: MessageRef,
+            reason: &'a str,
+            detail: &'a str,
+            attempts: u32,
+            last_attempt: i64,
+            retry_after: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            dir.path(),
+            &Credential::passphrase("pw"),
+            KdfParams::insecure_fast(),
+        )
+        .unwrap();
+        let old_key = store.doc_key("src", "old");
+        let fk = old_key.failure_key();
+        let old = Old {
+            source: "src",
+            message: MessageRef {
+                id: "old".into(),
+                ..MessageRef::default()
+            },
+            reason: "cannot-decrypt",
+            detail: "encrypted to key id(s) 0123456789ABCDEF",
+            attempts: 3,
+            last_attempt: 1_700_000_000,
+            retry_after: 1_700_000_480,
+        };
+        let sealed = store.seal_state(RecordKind::Failure, fk.as_bytes(), &old);
+        store.sealed.insert(fk.as_bytes(), sealed).unwrap();
+        let new = Failure {
+            source: "src".into(),
+            message: MessageRef {
+                id: "new".into(),
+                ..MessageRef::default()
+            },
+            reason: "cannot-decrypt".into(),
+            detail: String::new(),
+            attempts: 1,
+            last_attempt: 1_700_000_000,
+            retry_after: 1_700_000_060,
+            key_set: Some("00112233aabbccdd".into()),
+        };
+        let mut b = WriteBatch::default();
+        b.fail(store.doc_key("src", "new"), new.clone());
+        store.apply(b).unwrap();
+
+        let read = store.failure(&old_key).unwrap().unwrap();
+        assert_eq!((read.attempts, read.key_set), (3, None));
+        assert_eq!(read.detail, old.detail);
+        let mut all = store.failures().unwrap();
+        all.sort_by(|a, b| a.message.id.cmp(&b.message.id));
+        assert_eq!(all[0], new);
+        assert_eq!(all[1].message.id, "old");
+    }
+
     /// From format 2 on, sealed state is compressed: a sync token as large
     /// as a listing takes a fraction of its size in the database.
     #[test]
