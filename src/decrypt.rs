@@ -9,10 +9,27 @@
 pub use crate::message::{Body, DecryptError, Message};
 use crate::source::RawMessage;
 
+#[cfg(feature = "openpgp")]
+pub mod openpgp;
+
 /// Turns a raw message into a [`Message`]. Called from many threads at once.
 pub trait Decryptor: Send + Sync {
     /// Decrypts and parses one message.
     fn decrypt(&self, raw: &RawMessage) -> Result<Message, DecryptError>;
+
+    /// A short fingerprint of the keys this decryptor holds, or `None` when
+    /// it holds none (the default).
+    ///
+    /// Why: a message encrypted to a key the decryptor lacks fails as
+    /// [`DecryptError::CannotDecrypt`], and retrying it with the same keys
+    /// fails again, however long the backoff; once the user adds the
+    /// missing key it should be retried at once. The pipeline records this
+    /// value with each failure and retries every `cannot-decrypt` failure
+    /// whose recorded key set differs from the current one, ahead of its
+    /// backoff (see [`crate::pipeline`], "Failures").
+    fn key_set(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The decryptor for plaintext backends (Maildir, mbox, `.eml` files, an

@@ -42,6 +42,11 @@
 //! its reason, and retried on later runs with exponential backoff; it never
 //! stops the run. A failure is cleared when the message is later stored or
 //! deleted.
+//!
+//! A `cannot-decrypt` failure (encrypted to a key the decryptor lacks) is
+//! recorded with the decryptor's [`Decryptor::key_set`]; a run whose key
+//! set differs retries it at once, whatever its backoff or attempt count,
+//! since a new key is the one thing that can make it succeed.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -371,7 +376,7 @@ pub fn run(
             }
         }
     };
-    let retries = due_failures(store, &name, &options.retry)?;
+    let retries = due_failures(store, &name, &options.retry, decryptor.key_set())?;
     info!(
         source = %name,
         resume = checkpoint.cursor.is_some(),
@@ -454,12 +459,19 @@ pub fn run(
     Ok(report)
 }
 
-/// Failures of this source whose retry time has come.
+/// Failures of this source whose retry time has come, and its
+/// `cannot-decrypt` failures recorded under another key set than
+/// `key_set` (the decryptor's now).
 ///
 /// Due-ness follows the policy of the current run, not the one in force when
-/// the failure was recorded, so an embedder that shortens its backoff (say,
-/// after the missing key arrived) sees the effect at once.
-fn due_failures(store: &Store, source: &str, retry: &RetryPolicy) -> Result<Vec<MessageRef>> {
+/// the failure was recorded, so an embedder that shortens its backoff sees
+/// the effect at once.
+fn due_failures(
+    store: &Store,
+    source: &str,
+    retry: &RetryPolicy,
+    key_set: Option<String>,
+) -> Result<Vec<MessageRef>> {
     let now = now_secs();
     Ok(store
         .failures()?
@@ -468,7 +480,10 @@ fn due_failures(store: &Store, source: &str, retry: &RetryPolicy) -> Result<Vec<
             let due = f
                 .last_attempt
                 .saturating_add(retry.delay(f.attempts).as_secs() as i64);
-            f.source == source && due <= now && f.attempts < retry.max_attempts
+            let new_keys = key_set.is_some()
+                && f.key_set != key_set
+                && f.reason == crate::DecryptError::CannotDecrypt(String::new()).reason();
+            f.source == source && (new_keys || (due <= now && f.attempts < retry.max_attempts))
         })
         .map(|f| f.message)
         .collect())
@@ -750,6 +765,7 @@ fn process_stage(
     rx: Receiver<Work>,
     tx: Sender<Ready>,
 ) -> Result<()> {
+    let key_set = decryptor.key_set();
     for work in rx.iter() {
         let now = now_secs();
         let bytes: u64 = work
@@ -788,6 +804,7 @@ fn process_stage(
                                 attempts,
                                 last_attempt: now,
                                 retry_after: now.saturating_add(delay.as_secs() as i64),
+                                key_set: key_set.clone(),
                             },
                         )
                     }

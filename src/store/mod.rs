@@ -180,6 +180,42 @@ pub struct Failure {
     /// Unix seconds of the next retry under the policy in force when it
     /// failed (informational: each run applies its own policy).
     pub retry_after: i64,
+    /// The decryptor's key set when it failed
+    /// ([`crate::Decryptor::key_set`]): a `cannot-decrypt` failure is
+    /// retried at once, whatever its backoff, by a run whose key set
+    /// differs. `None` for a decryptor without keys, and for failures
+    /// recorded before this field existed.
+    pub key_set: Option<String>,
+}
+
+/// A [`Failure`] as recorded before it had `key_set` (issue 13). The
+/// state is postcard-encoded, which has no optional trailing fields, so a
+/// failure that does not decode as a `Failure` is read again in this
+/// layout; new failures are always written in the new one.
+#[derive(Deserialize)]
+struct FailureWithoutKeySet {
+    source: String,
+    message: MessageRef,
+    reason: String,
+    detail: String,
+    attempts: u32,
+    last_attempt: i64,
+    retry_after: i64,
+}
+
+impl From<FailureWithoutKeySet> for Failure {
+    fn from(f: FailureWithoutKeySet) -> Self {
+        Failure {
+            source: f.source,
+            message: f.message,
+            reason: f.reason,
+            detail: f.detail,
+            attempts: f.attempts,
+            last_attempt: f.last_attempt,
+            retry_after: f.retry_after,
+            key_set: None,
+        }
+    }
 }
 
 /// Where indexing of one source stands. Small on purpose: it is written
@@ -603,9 +639,7 @@ impl Store {
         let fk = key.failure_key();
         match self.sealed.get(fk.as_bytes())? {
             None => Ok(None),
-            Some(v) => self
-                .open_state(RecordKind::Failure, fk.as_bytes(), &v)
-                .map(Some),
+            Some(v) => self.open_failure(fk.as_bytes(), &v).map(Some),
         }
     }
 
@@ -615,9 +649,20 @@ impl Store {
             .scan_prefix([P_FAILURE])
             .map(|r| {
                 let (k, v) = r?;
-                self.open_state(RecordKind::Failure, &k, &v)
+                self.open_failure(&k, &v)
             })
             .collect()
+    }
+
+    /// Opens a sealed failure, in its current layout or in the one before
+    /// `key_set` (see [`FailureWithoutKeySet`]).
+    pub(crate) fn open_failure(&self, key: &[u8], sealed: &[u8]) -> Result<Failure> {
+        match self.open_state::<Failure>(RecordKind::Failure, key, sealed) {
+            Err(Error::Corrupt(_)) => self
+                .open_state::<FailureWithoutKeySet>(RecordKind::Failure, key, sealed)
+                .map(Failure::from),
+            other => other,
+        }
     }
 
     /// Applies a batch atomically, then flushes it to disk: once this
@@ -798,6 +843,69 @@ const LOCAL_AUTH_LABEL: &str = "local-auth";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failure recorded before `key_set` existed still reads (with
+    /// `None`), next to one recorded with it.
+    #[test]
+    fn failures_without_a_key_set_still_read() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            source: &'a str,
+            message: MessageRef,
+            reason: &'a str,
+            detail: &'a str,
+            attempts: u32,
+            last_attempt: i64,
+            retry_after: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            dir.path(),
+            &Credential::passphrase("pw"),
+            KdfParams::insecure_fast(),
+        )
+        .unwrap();
+        let old_key = store.doc_key("src", "old");
+        let fk = old_key.failure_key();
+        let old = Old {
+            source: "src",
+            message: MessageRef {
+                id: "old".into(),
+                ..MessageRef::default()
+            },
+            reason: "cannot-decrypt",
+            detail: "encrypted to key id(s) 0123456789ABCDEF",
+            attempts: 3,
+            last_attempt: 1_700_000_000,
+            retry_after: 1_700_000_480,
+        };
+        let sealed = store.seal_state(RecordKind::Failure, fk.as_bytes(), &old);
+        store.sealed.insert(fk.as_bytes(), sealed).unwrap();
+        let new = Failure {
+            source: "src".into(),
+            message: MessageRef {
+                id: "new".into(),
+                ..MessageRef::default()
+            },
+            reason: "cannot-decrypt".into(),
+            detail: String::new(),
+            attempts: 1,
+            last_attempt: 1_700_000_000,
+            retry_after: 1_700_000_060,
+            key_set: Some("00112233aabbccdd".into()),
+        };
+        let mut b = WriteBatch::default();
+        b.fail(store.doc_key("src", "new"), new.clone());
+        store.apply(b).unwrap();
+
+        let read = store.failure(&old_key).unwrap().unwrap();
+        assert_eq!((read.attempts, read.key_set), (3, None));
+        assert_eq!(read.detail, old.detail);
+        let mut all = store.failures().unwrap();
+        all.sort_by(|a, b| a.message.id.cmp(&b.message.id));
+        assert_eq!(all[0], new);
+        assert_eq!(all[1].message.id, "old");
+    }
 
     /// From format 2 on, sealed state is compressed: a sync token as large
     /// as a listing takes a fraction of its size in the database.

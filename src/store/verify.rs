@@ -2,8 +2,8 @@
 //! checks the manifest's counts, reporting every problem found.
 
 use super::{
-    DICTIONARY_KEY, Failure, MANIFEST_KEY, P_CHECKPOINT, P_DICTIONARY, P_DOC, P_FAILURE,
-    P_MANIFEST, P_TOMBSTONE, Store,
+    DICTIONARY_KEY, MANIFEST_KEY, P_CHECKPOINT, P_DICTIONARY, P_DOC, P_FAILURE, P_MANIFEST,
+    P_TOMBSTONE, Store,
 };
 use crate::error::Error;
 use crate::seal::RecordKind;
@@ -53,8 +53,7 @@ impl Store {
                 }
                 Some(&P_FAILURE) => {
                     failures += 1;
-                    self.open_state::<Failure>(RecordKind::Failure, &k, &v)
-                        .map(|_| false)
+                    self.open_failure(&k, &v).map(|_| false)
                 }
                 // Checkpoints and sync tokens: authenticate (their types
                 // differ; each is decoded where it is read).

@@ -1,7 +1,8 @@
 //! Where the passphrase or key comes from, and the checks on a new one.
 //!
 //! In order: `--key-file` (exactly 32 raw bytes), `$SEALDEX_PASSPHRASE`, or
-//! a prompt on the terminal. A new passphrase (a new index, `passwd`) is
+//! a prompt on the terminal. OpenPGP secret keys (`index --openpgp-key`)
+//! are unlocked with `$SEALDEX_OPENPGP_PASSPHRASE` or a prompt per key. A new passphrase (a new index, `passwd`) is
 //! asked twice on a terminal, an empty one is refused however it came, and
 //! a weak one draws a warning from zxcvbn's estimate, which knows the
 //! dictionary words, names, keyboard walks and dates that guessing tools
@@ -133,4 +134,75 @@ pub fn imap_password(
                 "cannot read the IMAP password from the terminal: {e}"
             ))
         })
+}
+
+/// Loads and unlocks the OpenPGP secret keys in `files`. A protected key's
+/// passphrase is `$SEALDEX_OPENPGP_PASSPHRASE` when set (one passphrase for
+/// every key), else asked on the terminal, naming the key's fingerprint.
+#[cfg(feature = "openpgp")]
+pub fn openpgp_keys(
+    files: &[std::path::PathBuf],
+) -> Result<sealdex::decrypt::openpgp::SecretKeys, Fail> {
+    use sealdex::decrypt::openpgp::{KeyError, SecretKeys};
+    const ENV: &str = "SEALDEX_OPENPGP_PASSPHRASE";
+    let env = std::env::var(ENV).ok().map(Zeroizing::new);
+    let mut keys = SecretKeys::new();
+    for file in files {
+        let bytes = Zeroizing::new(std::fs::read(file).map_err(|e| {
+            Fail::msg(format!(
+                "cannot read the OpenPGP key {}: {e}",
+                file.display()
+            ))
+        })?);
+        let mut prompt_failed: Option<Fail> = None;
+        let added = keys.add_with(&bytes, &mut |fingerprint| {
+            if let Some(p) = &env {
+                return Some(Zeroizing::new(p.as_bytes().to_vec()));
+            }
+            if !std::io::stdin().is_terminal() {
+                prompt_failed = Some(Fail::msg(format!(
+                    "{}: the OpenPGP key {fingerprint} is protected by a passphrase: set {ENV} \
+                     (there is no terminal to ask on)",
+                    file.display()
+                )));
+                return None;
+            }
+            match rpassword::prompt_password(format!(
+                "Passphrase for OpenPGP key {fingerprint} ({}): ",
+                file.display()
+            )) {
+                Ok(p) => Some(Zeroizing::new(p.into_bytes())),
+                Err(e) => {
+                    prompt_failed = Some(Fail::msg(format!(
+                        "cannot read the passphrase from the terminal: {e}"
+                    )));
+                    None
+                }
+            }
+        });
+        match added {
+            Ok(_) => {}
+            Err(_) if prompt_failed.is_some() => {
+                return Err(prompt_failed.unwrap_or_else(|| Fail::msg("no passphrase")));
+            }
+            Err(KeyError::WrongPassphrase { fingerprint }) => {
+                let from = if env.is_some() {
+                    ENV
+                } else {
+                    "the passphrase given"
+                };
+                return Err(Fail::msg(format!(
+                    "{}: {from} does not unlock the OpenPGP key {fingerprint}; nothing was indexed",
+                    file.display()
+                )));
+            }
+            Err(e) => return Err(Fail::msg(format!("{}: {e}", file.display()))),
+        }
+    }
+    term::note(&format!(
+        "decrypting OpenPGP mail with {} key(s): {}",
+        keys.len(),
+        keys.fingerprints().join(", ")
+    ));
+    Ok(keys)
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::{Control, IndexOptions, Phase, Progress};
-use sealdex::{Error, Index, IndexConfig, KdfParams, Source, Store};
+use sealdex::{Decryptor, Error, Index, IndexConfig, KdfParams, Source, Store};
 
 use crate::fail::{self, FOUND, Fail};
 use crate::term;
@@ -39,6 +39,27 @@ pub struct IndexArgs {
     /// Messages per batch (a checkpoint after each).
     #[arg(long, default_value_t = 512)]
     batch: usize,
+    /// An OpenPGP secret key file (armored or binary, as `gpg
+    /// --export-secret-keys` writes it) to decrypt PGP/MIME and inline PGP
+    /// mail with; repeat for several. A protected key's passphrase comes
+    /// from $SEALDEX_OPENPGP_PASSPHRASE or a prompt. The file is read,
+    /// never copied into the index.
+    #[cfg(feature = "openpgp")]
+    #[arg(long = "openpgp-key", value_name = "FILE")]
+    openpgp_keys: Vec<PathBuf>,
+}
+
+/// The decryptor for this run: OpenPGP when keys were given, else the
+/// plaintext one. Keys are loaded (and unlocked) before anything else, so a
+/// wrong passphrase leaves nothing behind.
+fn decryptor(args: &IndexArgs) -> Result<Box<dyn Decryptor>, Fail> {
+    #[cfg(feature = "openpgp")]
+    if !args.openpgp_keys.is_empty() {
+        let keys = crate::creds::openpgp_keys(&args.openpgp_keys)?;
+        return Ok(Box::new(sealdex::decrypt::openpgp::OpenPgp::new(keys)));
+    }
+    let _ = args;
+    Ok(Box::new(PassThrough::default()))
 }
 
 /// The IMAP source for an `imap://` or `imaps://` argument, logged in
@@ -82,6 +103,7 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
             sealdex::backends::open_path(path).map_err(|e| Fail::msg(e.message().to_owned()))?;
         sources.push((path, source));
     }
+    let decryptor = decryptor(args)?;
     let index = Arc::new(open_or_create(dir, key_file)?);
     let server = crate::remote::Server::start(Arc::clone(&index), dir);
 
@@ -126,7 +148,7 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         let mut reporter = Reporter::new(path);
         let result = index.index_with(
             source.as_mut(),
-            &PassThrough::default(),
+            decryptor.as_ref(),
             &options,
             &control,
             &mut |p| reporter.update(p),

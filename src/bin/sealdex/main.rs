@@ -133,7 +133,9 @@ fn init_logging(verbose: u8) {
         // warnings are worth a user's attention at the default level.
         0 => "sealdex=warn",
         1 => "sealdex=debug,info",
-        _ => "trace",
+        // rpgp (OpenPGP) logs key ids and packet layouts at debug: kept
+        // out even of -vv, which is for sealdex's own tracing.
+        _ => "trace,pgp=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
