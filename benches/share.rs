@@ -10,8 +10,9 @@
 //!    the time until `Index::index` returns (searchable in both modes),
 //!    and until `wait_for_inverted` (everything committed to tantivy).
 //! 2. **leader**: the same, on a fresh index that shares through the
-//!    relay (reflection on), with one more device registered and offline,
-//!    so the relay queues every envelope durably for it: the time until
+//!    relay (reflection on), with one more device of the group offline
+//!    (it joined while the leader was empty), so the relay queues every
+//!    envelope durably for it: the time until
 //!    `Index::index` returns, until the relay acknowledged every envelope,
 //!    and the sealed bytes reflected per record.
 //! 3. **catch-up**: that offline device comes online with an empty index
@@ -42,7 +43,6 @@ use std::time::{Duration, Instant};
 use common::chitchat::{ChatDecryptor, ChitChat};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::IndexOptions;
-use sealdex::sync::client::{Device, DeviceConfig};
 use sealdex::sync::keys::{GroupKey, GroupKeys};
 use sealdex::sync::relay::{Relay, RelayConfig};
 use sealdex::sync::share::{self, Bootstrap, ShareConfig, Status, SyncHandle};
@@ -201,19 +201,23 @@ async fn run(corpus: &str, work: &Path) -> Run {
     // 2. The leader, reflecting to the relay, with device 0xb1 offline.
     let keys = Arc::new(GroupKeys::derive(&GroupKey::from_bytes([7; 32])).unwrap());
     let url = relay(&work.join("relay1")).await;
-    {
-        let cfg = DeviceConfig::new(&url, Arc::clone(&keys), 0xb1);
-        let d = Device::connect(cfg)
-            .await
-            .expect("register the offline device");
-        d.close().await.expect("close");
-    }
     let leader = new_index(&work.join("leader"), 2);
     let mut lh = share(&url, &keys, 0xa1, &leader).await;
     wait(&mut lh, "leader promoted", |s| {
         s.role == share::Role::Leader && s.idle
     })
     .await;
+    // The other device joins while the leader is still empty (an empty
+    // snapshot), then goes offline for the crawl.
+    let catchup = new_index(&work.join("catchup"), 3);
+    {
+        let mut h = share(&url, &keys, 0xb1, &catchup).await;
+        wait(&mut h, "joined", |s| {
+            s.idle && matches!(s.bootstrap, Bootstrap::Done { .. })
+        })
+        .await;
+        h.stop().await.expect("stop");
+    }
     {
         let (mut src, dec) = source(corpus);
         let i = Arc::clone(&leader);
@@ -241,9 +245,9 @@ async fn run(corpus: &str, work: &Path) -> Run {
     }
     let want = totals(&leader, corpus);
 
-    // 3. The offline device comes back with an empty index.
+    // 3. The offline device comes back (its index still empty).
     {
-        let index = new_index(&work.join("catchup"), 3);
+        let index = catchup;
         let t = Instant::now();
         let mut h = share(&url, &keys, 0xb1, &index).await;
         let st = wait(&mut h, "catch-up", |s| s.idle && s.applied_ops > 0).await;
