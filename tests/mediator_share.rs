@@ -2,11 +2,17 @@
 //! (issue 15): the leader crawls a Maildir and the others end with the same
 //! search results without fetching; local changes, an offline device, a
 //! new device bootstrapping from a snapshot (interrupted and resumed),
-//! a device of another group, a malformed message, and no canary on any
-//! disk. The leader's SIGKILL mid-crawl is in `mediator_share_failover.rs`.
+//! a device of another group, a malformed message, envelopes tampered
+//! with or forged in the relay's own store, and no canary on any disk; and,
+//! with the corpora, three devices sharing the SpamAssassin corpus. The
+//! leader's SIGKILL mid-crawl is in `mediator_share_failover.rs`.
 #![cfg(feature = "mediator")]
 
+mod common;
 mod mediator_util;
+
+#[path = "../benches/common/battery.rs"]
+mod battery;
 
 /// Bounded waits on a sharing handle.
 trait WaitWithin {
@@ -212,14 +218,25 @@ const QUERIES: [&str; 10] = [
     "hotel is:unread",
 ];
 
-/// Every query's total and ids in order, newest first and by relevance, in
-/// the forward scan and the inverted index.
-fn answers(index: &Index) -> Vec<(String, usize, Vec<String>)> {
+/// Every query's total and ids in order, in the orders `orders`, in the
+/// forward scan and the inverted index.
+///
+/// Ranking by relevance in the inverted index uses the index's term
+/// statistics, which count a replaced document until its segment is
+/// merged: two devices that applied the same changes with different
+/// merges may order equal matches differently after records were
+/// patched or upserted twice. Tests of such histories compare newest
+/// first (and the totals).
+fn answers_to(
+    index: &Index,
+    queries: &[&str],
+    orders: &[Order],
+) -> Vec<(String, usize, Vec<String>)> {
     index.wait_for_inverted().unwrap();
     let mut out = Vec::new();
-    for q in QUERIES {
+    for &q in queries {
         for mode in [SearchMode::Forward, SearchMode::Inverted] {
-            for order in [Order::Newest, Order::Relevance] {
+            for &order in orders {
                 let r = index
                     .search(
                         q,
@@ -251,10 +268,18 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Waits until `b` answers every query exactly as `a` does.
 async fn converge(a: &Index, b: &Index) {
+    converge_in(a, b, &[Order::Newest, Order::Relevance]).await
+}
+
+/// [`converge`] for the orders `orders`.
+async fn converge_in(a: &Index, b: &Index, orders: &[Order]) {
     let deadline = tokio::time::Instant::now() + STEP * 3;
     loop {
         if a.len() == b.len() {
-            let (x, y) = (answers(a), answers(b));
+            let (x, y) = (
+                answers_to(a, &QUERIES, orders),
+                answers_to(b, &QUERIES, orders),
+            );
             if x == y {
                 return;
             }
@@ -625,6 +650,392 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
         a.index.store().checkpoint(&name).unwrap()
     );
     for d in [&mut a, &mut n] {
+        d.handle.take().unwrap().stop().await.unwrap();
+    }
+}
+
+/// A device's sharing waits bounded by `within` (the corpus test's steps
+/// take longer than [`STEP`]).
+async fn wait_long(
+    h: &mut SyncHandle,
+    within: Duration,
+    f: impl Fn(&sealdex::sync::share::Status) -> bool,
+) -> sealdex::sync::share::Status {
+    match tokio::time::timeout(within, h.wait_for(f)).await {
+        Ok(r) => r.unwrap(),
+        Err(_) => panic!("timed out waiting; status {:?}", h.status()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SEALDEX_CORPORA"]
+async fn three_devices_share_the_spamassassin_corpus() {
+    let Some(corpus) = common::corpora("spamassassin") else {
+        return;
+    };
+    // Bounds each step of a release build on a loaded 2-core machine (the
+    // whole corpus is indexed in seconds); debug builds are far slower.
+    let within = Duration::from_secs(600);
+    let tmp = tempfile::tempdir().unwrap();
+    let url = relay(&tmp.path().join("relay"), 16).await;
+    let default_options = |c: &mut ShareConfig| c.options = IndexOptions::default();
+    let mut a = dev(&url, 47, tmp.path(), "a", 0xa, &corpus, default_options).await;
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
+    // b joins while the leader crawls; c once it is done (so c gets some
+    // of the corpus live and the rest, or all, from a snapshot).
+    let mut b = dev(&url, 47, tmp.path(), "b", 0xb, &corpus, default_options).await;
+    let st = wait_long(a.h(), within, |s| s.idle).await;
+    assert!(st.ingested && st.reflected > 0, "{st:?}");
+    let mut c = dev(&url, 47, tmp.path(), "c", 0xc, &corpus, default_options).await;
+    for d in [&mut b, &mut c] {
+        let st = wait_long(d.h(), within, |s| s.idle).await;
+        assert_eq!(st.role, Role::Follower, "{st:?}");
+    }
+    let files = walkdir::WalkDir::new(&corpus)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(a.fetched.load(Ordering::SeqCst), files);
+    // Most of the corpus parses; what does not is recorded as failures,
+    // reflected too.
+    let records = a.index.len();
+    assert!(records > files * 9 / 10, "{records} of {files}");
+    let queries: Vec<&str> = battery::MAIL.iter().map(|q| q.text).collect();
+    let want = corpus_answers(&a.index, &queries);
+    assert!(
+        want.iter().filter(|(_, total, _)| *total > 0).count() > queries.len(),
+        "the battery finds something in most queries"
+    );
+    for d in [&b, &c] {
+        assert_eq!(d.fetched.load(Ordering::SeqCst), 0, "a follower fetched");
+        assert_eq!(d.index.len(), records);
+        assert_eq!(
+            d.index.failures().unwrap().len(),
+            a.index.failures().unwrap().len()
+        );
+        let got = corpus_answers(&d.index, &queries);
+        for (p, q) in want.iter().zip(&got) {
+            assert_eq!(p, q);
+        }
+    }
+    for d in [&mut a, &mut b, &mut c] {
+        d.handle.take().unwrap().stop().await.unwrap();
+    }
+}
+
+/// Every query's total, and its hits in both modes: newest first (with
+/// the messages of one date in id order: a device breaks ties between
+/// equal dates by a key of its own) and, by relevance, as a set (see
+/// [`answers_to`] for why not in order).
+fn corpus_answers(index: &Index, queries: &[&str]) -> Vec<(String, usize, Vec<String>)> {
+    index.wait_for_inverted().unwrap();
+    let mut out = Vec::new();
+    for &q in queries {
+        for mode in [SearchMode::Forward, SearchMode::Inverted] {
+            for order in [Order::Newest, Order::Relevance] {
+                let r = index
+                    .search(
+                        q,
+                        &SearchOptions {
+                            limit: None,
+                            mode,
+                            order,
+                            snippet_bytes: 0,
+                            ..SearchOptions::default()
+                        },
+                    )
+                    .unwrap();
+                let mut hits: Vec<(std::cmp::Reverse<Option<i64>>, String)> = r
+                    .hits
+                    .into_iter()
+                    .map(|h| (std::cmp::Reverse(h.record.timestamp), h.id))
+                    .collect();
+                if order == Order::Newest {
+                    assert!(hits.is_sorted_by(|x, y| x.0 <= y.0), "{q}: newest first");
+                    hits.sort();
+                } else {
+                    hits.sort_by(|x, y| x.1.cmp(&y.1));
+                }
+                let ids = hits.into_iter().map(|(_, id)| id).collect();
+                out.push((format!("{q} {mode:?} {order:?}"), r.total, ids));
+            }
+        }
+    }
+    out
+}
+
+/// The upserts' ids in a queued envelope (as the relay stores it: sender
+/// u64 LE, time u64 LE, envelope), opened with the group's keys.
+fn ids_in(keys: &sealdex::sync::keys::GroupKeys, value: &[u8]) -> Vec<String> {
+    use sealdex::sync::share::wire::{Msg, Reassembly, Received};
+    let sender = u64::from_le_bytes(value[..8].try_into().unwrap());
+    let opened = sealdex::sync::envelope::open(keys, sender, false, &value[16..]).unwrap();
+    match Reassembly::default().receive(1, &opened.plaintext).unwrap() {
+        Received::Msg(m, _) => match *m {
+            Msg::Batch(b) => b
+                .ops
+                .iter()
+                .filter(|o| matches!(o, Op::Upsert(_)))
+                .map(|o| o.id().to_owned())
+                .collect(),
+            _ => Vec::new(),
+        },
+        Received::Pending => Vec::new(),
+    }
+}
+
+/// The relay is the attacker: while it is down, its store is edited (an
+/// envelope's bit flipped, another's sender changed, a third truncated, a
+/// valid one queued again, and a well-formed batch sealed under another
+/// group's key injected). The device that was offline receives its queue
+/// from the restarted relay: it refuses the five, applies everything else,
+/// and its index holds none of what the altered envelopes carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_tampered_at_the_relay_never_reach_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("relay");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_arg = data.to_str().unwrap().to_owned();
+    let (mut relay_proc, url) = spawn_mediator(&["--listen", "127.0.0.1:0", "--data", &data_arg]);
+    let k = keys(44);
+    // b registers (its queue starts now), then goes offline.
+    device(&url, &k, 0xb).await.close().await.unwrap();
+    let mail = tmp.path().join("mail");
+    maildir(&mail, 0..200);
+    let mut a = dev(&url, 44, tmp.path(), "a", 0xa, &mail, |c| {
+        c.options.batch_messages = 20;
+    })
+    .await;
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
+    a.h().wait_for_within(|s| s.idle).await.unwrap();
+    a.handle.take().unwrap().stop().await.unwrap();
+    relay_proc.kill();
+
+    let db = sled::Config::new()
+        .path(data.join("relay.sled"))
+        .open()
+        .unwrap();
+    let queues = db.open_tree("queues").unwrap();
+    let mut prefix = k.group_id().0.to_vec();
+    prefix.extend_from_slice(&0xbu64.to_be_bytes());
+    let entries: Vec<(sled::IVec, sled::IVec)> =
+        queues.scan_prefix(&prefix).map(Result::unwrap).collect();
+    let with_ops: Vec<usize> = (0..entries.len())
+        .filter(|&i| !ids_in(&k, &entries[i].1).is_empty())
+        .collect();
+    assert!(with_ops.len() >= 8, "{} batches queued", with_ops.len());
+    let mut lost = std::collections::HashSet::new();
+    let targets = [with_ops[1], with_ops[3], with_ops[5]];
+    for (n, &i) in targets.iter().enumerate() {
+        let (key, value) = &entries[i];
+        lost.extend(ids_in(&k, value));
+        let mut v = value.to_vec();
+        match n {
+            // One bit of the ciphertext.
+            0 => v[16 + 40] ^= 0x01,
+            // Attributed to another device.
+            1 => v[..8].copy_from_slice(&0xcu64.to_le_bytes()),
+            // Truncated.
+            _ => v.truncate(v.len() - 17),
+        }
+        queues.insert(key, v).unwrap();
+    }
+    let last_seq = u64::from_be_bytes(entries.last().unwrap().0[40..48].try_into().unwrap());
+    let queued_at = |seq: u64| {
+        let mut key = prefix.clone();
+        key.extend_from_slice(&seq.to_be_bytes());
+        key
+    };
+    // A valid envelope queued a second time: a replay.
+    queues
+        .insert(queued_at(last_seq + 1), entries[with_ops[6]].1.clone())
+        .unwrap();
+    // A well-formed batch from "a", sealed under another group's key.
+    let forged = {
+        let record = sealdex::Record {
+            source: "forged".into(),
+            id: "forged-1".into(),
+            subject: "forgedword".into(),
+            body: format!("forgedword {CANARY}"),
+            ..sealdex::Record::default()
+        };
+        let msg = sealdex::sync::share::wire::Msg::Batch(sealdex::sync::share::wire::Batch {
+            ops: vec![Op::upsert(record).with_version(1 << 40)],
+            ..Default::default()
+        });
+        let plaintext = sealdex::sync::share::wire::encode(&msg).unwrap().remove(0);
+        let mut v = 0xau64.to_le_bytes().to_vec();
+        v.extend_from_slice(&entries[0].1[8..16]);
+        v.extend(sealdex::sync::envelope::seal(&keys(45), 0xa, false, &plaintext).unwrap());
+        v
+    };
+    queues.insert(queued_at(last_seq + 2), forged).unwrap();
+    db.flush().unwrap();
+    drop((queues, db));
+
+    let (_relay_proc, url) = spawn_mediator(&["--listen", "127.0.0.1:0", "--data", &data_arg]);
+    let dir = tmp.path().join("b");
+    let b_index = new_index(&dir);
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let mut b = start(&url, 44, &b_index, &dir, 0xb, &mail, &fetched, |c| {
+        c.sources.clear();
+    })
+    .await;
+    let st = b.wait_for_within(|s| s.idle).await.unwrap();
+    assert_eq!(st.refused, 5, "{st:?}");
+    assert!(st.error.is_none(), "{st:?}");
+    assert!(!lost.is_empty());
+    let name = sealdex::backends::open_path(&mail)
+        .unwrap()
+        .name()
+        .to_owned();
+    assert_eq!(b_index.len(), a.index.len() - lost.len());
+    for r in a.index.store().records().map(Result::unwrap) {
+        let there = b_index.get_by_id(&name, &r.id).unwrap().is_some();
+        assert_eq!(there, !lost.contains(&r.id), "record {}", r.id);
+    }
+    for mode in [SearchMode::Forward, SearchMode::Inverted] {
+        let opts = SearchOptions {
+            mode,
+            ..SearchOptions::default()
+        };
+        b_index.wait_for_inverted().unwrap();
+        assert_eq!(b_index.search("forgedword", &opts).unwrap().total, 0);
+    }
+    assert!(b_index.get_by_id("forged", "forged-1").unwrap().is_none());
+    assert!(b_index.verify().is_ok());
+    b.stop().await.unwrap();
+}
+
+fn label_total(index: &Index, label: &str) -> usize {
+    index
+        .search(&format!("label:{label}"), &SearchOptions::default())
+        .unwrap()
+        .total
+}
+
+/// A mass relabel made on a follower runs inside the group's transaction:
+/// while it is open another device cannot take the lock and the other
+/// devices have received none of it; at the commit they receive all of it.
+/// A large change is cut into several transactions, and every device ends
+/// with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_relabel_runs_in_group_transactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = relay(&tmp.path().join("relay"), 16).await;
+    let mail = tmp.path().join("mail");
+    maildir(&mail, 0..300);
+    let mut a = dev(&url, 48, tmp.path(), "a", 0xa, &mail, |_| {}).await;
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
+    let mut b = dev(&url, 48, tmp.path(), "b", 0xb, &mail, |_| {}).await;
+    a.h().wait_for_within(|s| s.idle).await.unwrap();
+    converge(&a.index, &b.index).await;
+    let name = sealdex::backends::open_path(&mail)
+        .unwrap()
+        .name()
+        .to_owned();
+    let ids: Vec<String> = b.index.store().records().map(|r| r.unwrap().id).collect();
+    assert_eq!(ids.len(), 300);
+    let relabel = |label: &str| Metadata {
+        labels: Some(vec![label.to_owned()]),
+        ..Metadata::default()
+    };
+
+    // The change stops after its first 100 ops until the test lets it go.
+    let (at_gate, gate_reached) = tokio::sync::oneshot::channel::<()>();
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let mut at_gate = Some(at_gate);
+    let ops = {
+        let (name, label) = (name.clone(), relabel("moved"));
+        ids.clone().into_iter().enumerate().map(move |(i, id)| {
+            if i == 100 {
+                if let Some(t) = at_gate.take() {
+                    let _ = t.send(());
+                }
+                gate.recv_timeout(STEP)
+                    .expect("the test lets the change go on");
+            }
+            Op::patch(&name, &id, label.clone())
+        })
+    };
+    let handle = b.handle.take().unwrap();
+    let running = tokio::spawn(async move {
+        let r = handle.bulk_with(ops, 50, usize::MAX).await;
+        (handle, r)
+    });
+    tokio::time::timeout(STEP, gate_reached)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(label_total(&b.index, "moved"), 100);
+    // Another device of the group cannot take the lock meanwhile.
+    let other = device(&url, &keys(48), 0xee).await;
+    match other
+        .begin_transaction(b"another bulk change", Duration::from_secs(5))
+        .await
+    {
+        Err(sealdex::sync::SyncError::TransactionRejected { holder, .. }) => {
+            assert_eq!(holder, 0xb)
+        }
+        r => panic!("the lock was not held: {r:?}"),
+    }
+    // The relay holds what the open transaction reflected.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(label_total(&a.index, "moved"), 0);
+    go.send(()).unwrap();
+    let (handle, report) = tokio::time::timeout(STEP, running).await.unwrap().unwrap();
+    b.handle = Some(handle);
+    let report = report.unwrap();
+    assert_eq!(report.applied, 300, "{report:?}");
+    assert_eq!(report.transactions, 1, "{report:?}");
+    let index = Arc::clone(&a.index);
+    eventually("the relabel reached the leader", || {
+        label_total(&index, "moved") == 300
+    })
+    .await;
+    // Released: the other device gets the lock now.
+    tokio::time::timeout(
+        STEP,
+        other.begin_transaction(b"another bulk change", Duration::from_secs(5)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    other.commit_transaction().await.unwrap();
+    other.close().await.unwrap();
+
+    // A larger change in transactions of one batch each; running it again
+    // changes nothing.
+    let second: Vec<Op> = ids
+        .iter()
+        .map(|id| Op::patch(&name, id, relabel("sorted")))
+        .collect();
+    let report = b.h().bulk_with(second.clone(), 20, 1).await.unwrap();
+    assert_eq!(
+        (report.applied, report.transactions),
+        (300, 15),
+        "{report:?}"
+    );
+    let again = b.h().bulk(second, 1000).await.unwrap();
+    assert_eq!((again.applied, again.unchanged), (0, 300), "{again:?}");
+    let index = Arc::clone(&a.index);
+    eventually("the second relabel reached the leader", || {
+        label_total(&index, "sorted") == 300
+    })
+    .await;
+    // Newest first: see `answers_to`.
+    converge_in(&a.index, &b.index, &[Order::Newest]).await;
+    for d in [&mut a, &mut b] {
         d.handle.take().unwrap().stop().await.unwrap();
     }
 }

@@ -110,6 +110,11 @@ pub struct RelayConnection {
     dry_sent: bool,
     txn: Txn,
     staged: Vec<(u32, Vec<u8>)>,
+    /// Commits of this device whose `TransactionEnded` notice has not come
+    /// back yet: the notice comes through the hub after the commit, so it
+    /// can arrive once the device has begun its next transaction, and must
+    /// not be taken for that one's lapse.
+    own_ends_due: u32,
 }
 
 impl RelayConnection {
@@ -143,6 +148,7 @@ impl RelayConnection {
             dry_sent: false,
             txn: Txn::Idle,
             staged: Vec::new(),
+            own_ends_due: 0,
         }
     }
 
@@ -438,6 +444,7 @@ impl RelayConnection {
     pub fn transaction_committed(&mut self, reflect_ids: &[u32], timestamp_ms: u64) {
         if self.txn == Txn::Committing {
             self.txn = Txn::Idle;
+            self.own_ends_due = self.own_ends_due.saturating_add(1);
             for &id in reflect_ids {
                 self.reflect_acked(id, timestamp_ms);
             }
@@ -456,10 +463,15 @@ impl RelayConnection {
 
     /// A transaction of the group ended (sent to every connected device).
     pub fn transaction_ended(&mut self, holder: u64, encrypted_scope: Vec<u8>) {
-        if self.device_id() == Some(holder) && self.txn == Txn::Active {
-            // Our own lock lapsed: what was staged will never be delivered.
-            self.staged.clear();
-            self.txn = Txn::Idle;
+        if self.device_id() == Some(holder) {
+            if self.own_ends_due > 0 {
+                // The notice of this device's last commit.
+                self.own_ends_due -= 1;
+            } else if self.txn == Txn::Active {
+                // Our own lock lapsed: what was staged will never be delivered.
+                self.staged.clear();
+                self.txn = Txn::Idle;
+            }
         }
         self.send(
             FrameType::TransactionEnded,
@@ -655,5 +667,73 @@ mod tests {
             }
         }
         panic!("expected a close");
+    }
+
+    #[test]
+    fn the_notice_of_a_commit_does_not_end_the_next_transaction() {
+        let keys = GroupKeys::derive(&GroupKey::from_bytes([1; 32])).unwrap();
+        let mut c = conn_for(&keys);
+        let hello = hello_for(&keys, &mut c, PROTOCOL_VERSION);
+        c.recv(&hello);
+        let device = match c.poll_event() {
+            Some(RelayEvent::Authenticated { device_id, .. }) => device_id,
+            other => panic!("{other:?}"),
+        };
+        c.accept(m::ServerInfo::default());
+        let begin = m::frame(
+            FrameType::BeginTransaction,
+            &m::BeginTransaction {
+                encrypted_scope: vec![9],
+                ttl_secs: 3,
+            },
+        );
+        let reflect = |id| {
+            m::frame(
+                FrameType::Reflect,
+                &m::Reflect {
+                    reflect_id: id,
+                    ephemeral: false,
+                    envelope: vec![1],
+                },
+            )
+        };
+        let commit = m::frame(FrameType::CommitTransaction, &m::Empty {});
+        c.recv(&begin);
+        let _ = c.poll_event();
+        c.transaction_began();
+        c.recv(&reflect(1));
+        c.recv(&commit);
+        let _ = c.poll_event();
+        c.transaction_committed(&[1], 5);
+        // The device begins again before the hub's notice of its commit.
+        c.recv(&begin);
+        let _ = c.poll_event();
+        c.transaction_began();
+        c.recv(&reflect(2));
+        c.transaction_ended(device, vec![9]);
+        c.recv(&commit);
+        assert_eq!(
+            c.poll_event(),
+            Some(RelayEvent::CommitTransaction {
+                staged: vec![(2, vec![1])]
+            })
+        );
+        // A lapse of the open transaction (no commit of it pending) still
+        // drops what it staged.
+        c.transaction_committed(&[2], 6);
+        c.transaction_ended(device, vec![9]);
+        c.recv(&begin);
+        let _ = c.poll_event();
+        c.transaction_began();
+        c.recv(&reflect(3));
+        c.transaction_ended(device, vec![9]);
+        c.recv(&commit);
+        while let Some(o) = c.poll_output() {
+            if let RelayOutput::Close(code) = o {
+                assert_eq!(code, CloseCode::ProtocolError);
+                return;
+            }
+        }
+        panic!("a commit after the lapse closes the connection");
     }
 }

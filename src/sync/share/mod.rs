@@ -239,6 +239,12 @@ pub struct Status {
     pub ingested: bool,
     /// Envelopes reflected and acknowledged by the relay.
     pub reflected: u64,
+    /// Bytes of the sealed envelopes this device handed to the relay
+    /// (padded and sealed, without the few bytes of framing): what the
+    /// relay stores once per other device.
+    pub reflected_bytes: u64,
+    /// Bytes of the sealed envelopes the relay delivered to this device.
+    pub received_bytes: u64,
     /// Ops from other devices that changed this index.
     pub applied_ops: u64,
     /// Envelopes refused: tampered, replayed, or not a message this build
@@ -274,6 +280,59 @@ pub struct SyncHandle {
     status: watch::Receiver<Status>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<SyncResult<()>>,
+    /// What a bulk operation needs, owned by the main loop (which must
+    /// hold the last reference to the device to close it).
+    txn: std::sync::Weak<Txn>,
+}
+
+/// The group transaction lock, as this device uses it: for serving
+/// snapshots and for bulk operations.
+struct Txn {
+    index: Arc<Index>,
+    device: Arc<Device>,
+    shared: Arc<Shared>,
+    /// Told when the relay says a transaction ended (ours or another's).
+    ended: Arc<Notify>,
+    /// The reflector, for what a failed transaction must send again.
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// This device's own use of the lock: one transaction at a time (a
+    /// second BeginTransaction inside one is a protocol error), so
+    /// snapshots served to two devices and bulk operations take turns.
+    mine: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Txn {
+    /// Takes the group's transaction lock for `scope`, waiting while
+    /// another device holds it.
+    async fn begin(&self, scope: &[u8]) -> SyncResult<()> {
+        loop {
+            let ended = self.ended.notified();
+            match self.device.begin_transaction(scope, TRANSACTION_TTL).await {
+                Ok(()) => return Ok(()),
+                Err(SyncError::TransactionRejected { holder, .. }) => {
+                    debug!(
+                        holder = format_args!("{holder:016x}"),
+                        "waiting for the transaction lock"
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What [`SyncHandle::bulk`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BulkReport {
+    /// Ops that changed this index (and were reflected).
+    pub applied: u64,
+    /// Ops that changed nothing (already at that version, or absent).
+    pub unchanged: u64,
+    /// Group transactions the operation took.
+    pub transactions: u64,
+    /// Envelopes reflected.
+    pub envelopes: u64,
 }
 
 impl std::fmt::Debug for SyncHandle {
@@ -314,6 +373,73 @@ impl SyncHandle {
         self.wait_for(|s| s.idle).await
     }
 
+    /// Runs a bulk change (a rebuild after a format upgrade, a mass
+    /// relabel) inside the group's transaction: `ops` are applied to this
+    /// index in batches of `batch` and reflected, and no other device
+    /// serves a snapshot or runs a bulk change while a transaction of it
+    /// is open.
+    ///
+    /// # Why in transactions, and why several
+    ///
+    /// The relay holds a transaction's reflections and queues them for
+    /// the other devices only at its commit, in order: the others receive
+    /// a transaction's batches together, never half of it interleaved
+    /// with another device's bulk change or a snapshot being copied. The
+    /// relay keeps what it holds in memory, so a large change is cut into
+    /// transactions of about [`BULK_TRANSACTION_BYTES`] each (the lock is
+    /// taken again for each). Ops are idempotent by version, so if this
+    /// device disconnects halfway, running the same change again (or its
+    /// remainder) is safe: what was applied and reflected changes nothing
+    /// the second time.
+    ///
+    /// `ops` is pulled lazily on a blocking thread, so it may read this
+    /// index as it goes (a rebuild reading each record, say) or wait.
+    /// Batches committed meanwhile by the crawl or the app interleave
+    /// between this change's batches on this device, as with any
+    /// [`Index::apply`], and are reflected in the same transactions.
+    ///
+    /// ```no_run
+    /// # async fn run(sync: &sealdex::sync::share::SyncHandle, index: std::sync::Arc<sealdex::Index>)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use sealdex::ops::Op;
+    /// use sealdex::Metadata;
+    /// // Every record of the source "mail" gets the label "archive-2024".
+    /// let relabel = Metadata { labels: Some(vec!["archive-2024".into()]), ..Metadata::default() };
+    /// let ops: Vec<Op> = index.store().records()
+    ///     .filter_map(Result::ok)
+    ///     .filter(|r| r.source == "mail")
+    ///     .map(|r| Op::patch(&r.source, &r.id, relabel.clone()))
+    ///     .collect();
+    /// let report = sync.bulk(ops, 1000).await?;
+    /// println!("{} records relabelled in {} transactions", report.applied, report.transactions);
+    /// # Ok(()) }
+    /// ```
+    pub async fn bulk<I>(&self, ops: I, batch: usize) -> SyncResult<BulkReport>
+    where
+        I: IntoIterator<Item = Op>,
+        I::IntoIter: Send + 'static,
+    {
+        let txn = self.txn.upgrade().ok_or(SyncError::Disconnected)?;
+        bulk(txn, ops.into_iter(), batch.max(1), BULK_TRANSACTION_BYTES).await
+    }
+
+    /// [`SyncHandle::bulk`] with transactions of about `transaction_bytes`
+    /// of envelopes (tests use small ones to see several).
+    #[doc(hidden)]
+    pub async fn bulk_with<I>(
+        &self,
+        ops: I,
+        batch: usize,
+        transaction_bytes: usize,
+    ) -> SyncResult<BulkReport>
+    where
+        I: IntoIterator<Item = Op>,
+        I::IntoIter: Send + 'static,
+    {
+        let txn = self.txn.upgrade().ok_or(SyncError::Disconnected)?;
+        bulk(txn, ops.into_iter(), batch.max(1), transaction_bytes.max(1)).await
+    }
+
     /// Stops: the crawl (if leading) ends after the batch being written,
     /// what was committed is reflected (waiting up to 10 s for the relay),
     /// the hook is removed from the index, and the connection is closed.
@@ -339,7 +465,7 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
     let device = Arc::new(device);
     let boot = {
         let index = Arc::clone(&index);
-        tokio::task::spawn_blocking(move || BootState::load(&index))
+        tokio::task::spawn_blocking(move || BootState::load_or_mark(&index))
             .await
             .map_err(|_| SyncError::Protocol("loading the bootstrap state panicked".into()))??
     };
@@ -382,6 +508,15 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
     ));
     let (stop_tx, stop_rx) = oneshot::channel();
     let names: Vec<String> = config.sources.iter().map(|s| s.name().to_owned()).collect();
+    let txn = Arc::new(Txn {
+        index: Arc::clone(&index),
+        device: Arc::clone(&device),
+        shared: Arc::clone(&shared),
+        ended: Arc::new(Notify::new()),
+        out: out_tx.clone(),
+        mine: Arc::new(tokio::sync::Mutex::new(())),
+    });
+    let weak = Arc::downgrade(&txn);
     let node = Node {
         index,
         device,
@@ -402,14 +537,14 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
         deferred: Vec::new(),
         crawl: None,
         serving: HashMap::new(),
-        txn_ended: Arc::new(Notify::new()),
-        txn: Arc::new(tokio::sync::Mutex::new(())),
+        txn,
     };
     let task = tokio::spawn(node.run(events, stop_rx, reflector));
     Ok(SyncHandle {
         status: status_rx,
         stop: Some(stop_tx),
         task,
+        txn: weak,
     })
 }
 
@@ -485,12 +620,14 @@ async fn reflect_loop(
                     continue;
                 }
                 let n = packets.len();
+                let bytes: u64 = packets.iter().map(|p| sealed_len(p.len())).sum();
                 for (i, p) in packets.into_iter().enumerate() {
                     match device.reflect(&p) {
                         Ok(ack) => inflight.push_back((p, ack, i + 1 == n)),
                         Err(_) => return,
                     }
                 }
+                shared.modify(|s| s.reflected_bytes += bytes);
                 if last_op.is_some() {
                     shared.modify(|s| s.last_reflected = last_op);
                 }
@@ -545,11 +682,12 @@ struct Node {
     deferred: Vec<Op>,
     crawl: Option<Crawl>,
     serving: HashMap<u64, JoinHandle<()>>,
-    txn_ended: Arc<Notify>,
-    /// This device's own use of the group's transaction lock: one
-    /// transaction at a time (a second BeginTransaction inside one is a
-    /// protocol error), so snapshots served to two devices take turns.
-    txn: Arc<tokio::sync::Mutex<()>>,
+    txn: Arc<Txn>,
+}
+
+/// The size of the envelope that carries a plaintext of `len` bytes.
+fn sealed_len(len: usize) -> u64 {
+    (crate::sync::envelope::bucket_for(len) + crate::sync::envelope::ENVELOPE_OVERHEAD) as u64
 }
 
 fn random_u64() -> SyncResult<u64> {
@@ -620,6 +758,8 @@ impl Node {
             t.abort();
             let _ = t.await;
         }
+        // The reflector ends once every sender is gone.
+        drop(self.txn);
         drop(self.out);
         if tokio::time::timeout(Duration::from_secs(10), reflector)
             .await
@@ -720,12 +860,8 @@ impl Node {
                     s.queue = 0;
                 });
                 let leading = self.status().role == Role::Leader;
-                if !leading && !self.boot.done && self.request.is_none() {
-                    let index = Arc::clone(&self.index);
-                    let empty = blocking(move || Ok(index.is_empty())).await?;
-                    if empty || self.boot.resume.is_some() {
-                        self.request_snapshot()?;
-                    }
+                if !leading && !self.boot.done && self.boot.needed && self.request.is_none() {
+                    self.request_snapshot()?;
                 }
             }
             Event::PromotedToLeader => {
@@ -760,7 +896,7 @@ impl Node {
                 });
                 self.start_crawl();
             }
-            Event::TransactionEnded { .. } => self.txn_ended.notify_waiters(),
+            Event::TransactionEnded { .. } => self.txn.ended.notify_waiters(),
             Event::Reflected {
                 reflected_id,
                 sender,
@@ -771,7 +907,11 @@ impl Node {
                 if ephemeral {
                     return Ok(());
                 }
-                self.shared.modify(|s| s.queue = s.queue.saturating_sub(1));
+                let bytes = sealed_len(plaintext.len());
+                self.shared.modify(|s| {
+                    s.queue = s.queue.saturating_sub(1);
+                    s.received_bytes += bytes;
+                });
                 match self.reassembly.receive(reflected_id, &plaintext) {
                     Err(e) => {
                         warn!(error = %e, "refused a reflected message");
@@ -901,6 +1041,7 @@ impl Node {
             }),
             records: self.boot.records + c.ops.len() as u64,
             done: c.last,
+            needed: true,
         };
         let mut ops = c.ops;
         ops.extend(self.deferred.iter().cloned());
@@ -1037,10 +1178,6 @@ impl Node {
             "serving a snapshot"
         );
         let task = Server {
-            index: Arc::clone(&self.index),
-            device: Arc::clone(&self.device),
-            shared: Arc::clone(&self.shared),
-            ended: Arc::clone(&self.txn_ended),
             txn: Arc::clone(&self.txn),
             sources: self.source_names.clone(),
             chunk_records: self.chunk_records,
@@ -1116,11 +1253,7 @@ const TRANSACTION_TTL: Duration = Duration::from_secs(60);
 
 /// One snapshot being served.
 struct Server {
-    index: Arc<Index>,
-    device: Arc<Device>,
-    shared: Arc<Shared>,
-    ended: Arc<Notify>,
-    txn: Arc<tokio::sync::Mutex<()>>,
+    txn: Arc<Txn>,
     sources: Vec<String>,
     chunk_records: usize,
     pace: Option<Duration>,
@@ -1128,7 +1261,7 @@ struct Server {
 
 impl Server {
     async fn run(self, r: SnapshotRequest, after: Vec<u8>) -> SyncResult<()> {
-        let (index, sources) = (Arc::clone(&self.index), self.sources.clone());
+        let (index, sources) = (Arc::clone(&self.txn.index), self.sources.clone());
         let (to, request, per) = (r.device, r.request, self.chunk_records);
         let reader = tokio::task::spawn_blocking(move || {
             Reader::new(index, &after, sources, to, request, per)
@@ -1138,8 +1271,9 @@ impl Server {
         let mut reader = Some(reader);
         let mut last = false;
         while !last {
-            let mine = self.txn.lock().await;
-            self.begin().await?;
+            let mine = self.txn.mine.lock().await;
+            // Sealed by the device client under the transaction-scope key.
+            self.txn.begin(b"sealdex/share/snapshot").await?;
             let mut acks = Vec::new();
             for _ in 0..CHUNKS_PER_TRANSACTION {
                 let Some(mut rd) = reader.take() else { break };
@@ -1153,18 +1287,20 @@ impl Server {
                 let chunk = chunk?;
                 last = chunk.last;
                 for p in wire::encode(&Msg::SnapshotChunk(chunk))? {
-                    acks.push(self.device.reflect(&p)?);
+                    let bytes = sealed_len(p.len());
+                    acks.push(self.txn.device.reflect(&p)?);
+                    self.txn.shared.modify(|s| s.reflected_bytes += bytes);
                 }
                 if last {
                     break;
                 }
             }
-            self.device.commit_transaction().await?;
+            self.txn.device.commit_transaction().await?;
             let n = acks.len() as u64;
             for a in acks {
                 a.await?;
             }
-            self.shared.modify(|s| s.served_chunks += n);
+            self.txn.shared.modify(|s| s.served_chunks += n);
             drop(mine);
             if let (Some(p), false) = (self.pace, last) {
                 tokio::time::sleep(p).await;
@@ -1172,25 +1308,100 @@ impl Server {
         }
         Ok(())
     }
+}
 
-    /// Takes the group's transaction lock, waiting while another device
-    /// holds it.
-    async fn begin(&self) -> SyncResult<()> {
-        // Sealed by the device client under the transaction-scope key.
-        let scope = b"sealdex/share/snapshot";
-        loop {
-            let ended = self.ended.notified();
-            match self.device.begin_transaction(scope, TRANSACTION_TTL).await {
-                Ok(()) => return Ok(()),
-                Err(SyncError::TransactionRejected { holder, .. }) => {
-                    debug!(
-                        holder = format_args!("{holder:016x}"),
-                        "waiting for the transaction lock"
-                    );
-                    let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
+/// Transactions of a bulk change hold about this many bytes of envelopes
+/// (the relay keeps them in memory until the commit).
+pub const BULK_TRANSACTION_BYTES: usize = 4 << 20;
+
+/// Runs a bulk change: see [`SyncHandle::bulk`].
+async fn bulk(
+    txn: Arc<Txn>,
+    ops: impl Iterator<Item = Op> + Send + 'static,
+    batch: usize,
+    transaction_bytes: usize,
+) -> SyncResult<BulkReport> {
+    let mut report = BulkReport::default();
+    let mut ops = Some(ops.peekable());
+    let mut exhausted = false;
+    while !exhausted {
+        let mine = txn.mine.lock().await;
+        txn.begin(b"sealdex/share/bulk").await?;
+        report.transactions += 1;
+        // What this transaction applied here, kept until the relay
+        // committed it: if it does not, the reflector sends it again
+        // outside a transaction (applying it again here would change
+        // nothing, so a re-run could not reflect it).
+        let mut sent: Vec<Batch> = Vec::new();
+        let mut acks = Vec::new();
+        let r: SyncResult<()> = async {
+            let mut bytes = 0usize;
+            while bytes < transaction_bytes && !exhausted {
+                let Some(mut it) = ops.take() else { break };
+                let index = Arc::clone(&txn.index);
+                let (applied, given, more, it) = tokio::task::spawn_blocking(move || {
+                    let chunk: Vec<Op> = it.by_ref().take(batch).collect();
+                    let given = chunk.len();
+                    let applied = if chunk.is_empty() {
+                        Ok(Applied::default())
+                    } else {
+                        // Not told to the hook: reflected below, inside
+                        // this transaction.
+                        index.apply_reflected(chunk, State::default())
+                    };
+                    let more = applied.is_ok() && it.peek().is_some();
+                    (applied, given, more, it)
+                })
+                .await
+                .map_err(|_| SyncError::Protocol("a bulk change panicked".into()))?;
+                ops = Some(it);
+                let applied = applied.map_err(index_err)?;
+                exhausted = !more;
+                let changed = applied.ops.len();
+                report.applied += changed as u64;
+                report.unchanged += given.saturating_sub(changed) as u64;
+                let Some(last) = applied.ops.last().map(OpRef::of) else {
+                    continue;
+                };
+                let b = Batch {
+                    ops: applied.ops,
+                    ..Batch::default()
+                };
+                sent.push(b.clone());
+                for m in wire::split_batch(b) {
+                    for p in wire::encode(&Msg::Batch(m))? {
+                        let n = sealed_len(p.len());
+                        bytes = bytes.saturating_add(n as usize);
+                        acks.push(txn.device.reflect(&p)?);
+                        txn.shared.modify(|s| s.reflected_bytes += n);
+                    }
                 }
-                Err(e) => return Err(e),
+                txn.shared.modify(|s| s.last_reflected = Some(last));
             }
+            txn.device.commit_transaction().await
         }
+        .await;
+        if let Err(e) = r {
+            warn!(error = %e, batches = sent.len(), "a bulk transaction failed; what it applied here is reflected again");
+            for b in sent {
+                txn.shared.add_outbox(1);
+                let _ = txn.out.send(Outgoing::Batch(b));
+            }
+            return Err(e);
+        }
+        let n = acks.len() as u64;
+        report.envelopes += n;
+        for a in acks {
+            // Committed: stored for every other device.
+            let _ = a.await;
+        }
+        txn.shared.modify(|s| s.reflected += n);
+        drop(mine);
     }
+    info!(
+        applied = report.applied,
+        transactions = report.transactions,
+        "bulk change reflected"
+    );
+    Ok(report)
 }

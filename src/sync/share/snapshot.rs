@@ -66,6 +66,9 @@ pub(crate) struct BootState {
     pub records: u64,
     /// Finished (or not needed any more: this device leads).
     pub done: bool,
+    /// This device started sharing with an empty index, so it needs a
+    /// snapshot (stored: the state exists in the store).
+    pub needed: bool,
 }
 
 pub(crate) fn index_err(e: crate::Error) -> SyncError {
@@ -91,7 +94,31 @@ impl BootState {
             resume,
             records: cp.done,
             done: cp.synced,
+            needed: true,
         })
+    }
+
+    /// Reads it, and if this index is empty and has never bootstrapped,
+    /// records now that it needs a snapshot. Decided here, when sharing
+    /// starts, not when the relay says the queue is dry: by then batches
+    /// reflected live since this device connected may have made the index
+    /// non-empty while the records from before its connection are still
+    /// missing. Stored, so a restart before the first chunk still asks.
+    pub fn load_or_mark(index: &Index) -> SyncResult<BootState> {
+        let mut state = Self::load(index)?;
+        if !state.needed && !state.done && index.is_empty() {
+            state.needed = true;
+            index
+                .apply_reflected(
+                    Vec::new(),
+                    crate::write::State {
+                        checkpoint: Some(state.checkpoint()),
+                        ..crate::write::State::default()
+                    },
+                )
+                .map_err(index_err)?;
+        }
+        Ok(state)
     }
 
     /// As a checkpoint, to write with a chunk.
