@@ -770,10 +770,17 @@ fn corpus_answers(index: &Index, queries: &[&str]) -> Vec<(String, usize, Vec<St
 
 /// The upserts' ids in a queued envelope (as the relay stores it: sender
 /// u64 LE, time u64 LE, envelope), opened with the group's keys.
+/// Where a relay log entry's envelope starts: after the sender, the time,
+/// and the count and list of its recipients (`src/sync/relay/sled_store.rs`).
+fn envelope_at(value: &[u8]) -> usize {
+    17 + 8 * usize::from(value[16])
+}
+
 fn ids_in(keys: &sealdex::sync::keys::GroupKeys, value: &[u8]) -> Vec<String> {
     use sealdex::sync::share::wire::{Msg, Reassembly, Received};
     let sender = u64::from_le_bytes(value[..8].try_into().unwrap());
-    let opened = sealdex::sync::envelope::open(keys, sender, false, &value[16..]).unwrap();
+    let opened =
+        sealdex::sync::envelope::open(keys, sender, false, &value[envelope_at(value)..]).unwrap();
     match Reassembly::default().receive(1, &opened.plaintext).unwrap() {
         Received::Msg(m, _) => match *m {
             Msg::Batch(b) => b
@@ -822,9 +829,9 @@ async fn envelopes_tampered_at_the_relay_never_reach_the_index() {
         .path(data.join("relay.sled"))
         .open()
         .unwrap();
-    let queues = db.open_tree("queues").unwrap();
-    let mut prefix = k.group_id().0.to_vec();
-    prefix.extend_from_slice(&0xbu64.to_be_bytes());
+    // The group's log: every entry names b (registered before a crawled).
+    let queues = db.open_tree("log").unwrap();
+    let prefix = k.group_id().0.to_vec();
     let entries: Vec<(sled::IVec, sled::IVec)> =
         queues.scan_prefix(&prefix).map(Result::unwrap).collect();
     let with_ops: Vec<usize> = (0..entries.len())
@@ -839,7 +846,7 @@ async fn envelopes_tampered_at_the_relay_never_reach_the_index() {
         let mut v = value.to_vec();
         match n {
             // One bit of the ciphertext.
-            0 => v[16 + 40] ^= 0x01,
+            0 => v[envelope_at(value) + 40] ^= 0x01,
             // Attributed to another device.
             1 => v[..8].copy_from_slice(&0xcu64.to_le_bytes()),
             // Truncated.
@@ -847,7 +854,7 @@ async fn envelopes_tampered_at_the_relay_never_reach_the_index() {
         }
         queues.insert(key, v).unwrap();
     }
-    let last_seq = u64::from_be_bytes(entries.last().unwrap().0[40..48].try_into().unwrap());
+    let last_seq = u64::from_be_bytes(entries.last().unwrap().0[32..40].try_into().unwrap());
     let queued_at = |seq: u64| {
         let mut key = prefix.clone();
         key.extend_from_slice(&seq.to_be_bytes());
@@ -871,9 +878,12 @@ async fn envelopes_tampered_at_the_relay_never_reach_the_index() {
             ..Default::default()
         });
         let plaintext = sealdex::sync::share::wire::encode(&msg).unwrap().remove(0);
-        let mut v = 0xau64.to_le_bytes().to_vec();
-        v.extend_from_slice(&entries[0].1[8..16]);
-        v.extend(sealdex::sync::envelope::seal(&keys(45), 0xa, false, &plaintext).unwrap());
+        // Sender, time and recipients as a real entry has them.
+        let head = &entries[0].1;
+        let mut v = head[..envelope_at(head)].to_vec();
+        v.extend(
+            sealdex::sync::envelope::seal(&keys(45), 0xa, false, 1 << 50, &plaintext).unwrap(),
+        );
         v
     };
     queues.insert(queued_at(last_seq + 2), forged).unwrap();
