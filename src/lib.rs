@@ -44,6 +44,8 @@
 mod allocator;
 pub mod backends;
 mod cache;
+#[cfg(feature = "calendar")]
+pub mod calendar;
 pub mod clean;
 mod config;
 pub mod decrypt;
