@@ -139,7 +139,7 @@ fn text_list(p: &Property<'_>) -> Vec<String> {
 /// | `from` | ORGANIZER (`CN <address>`) |
 /// | `to` | every ATTENDEE, one per line |
 /// | `location` | LOCATION |
-/// | `date`, `end` | DTSTART; DTEND, DUE or DTSTART + DURATION, in UTC |
+/// | `date`, `end` | DTSTART (a task without one: DUE); DTEND, DUE or DTSTART + DURATION, in UTC |
 /// | `labels` | CATEGORIES, and `todo` for a VTODO |
 /// | `attachments` | the FILENAME of each ATTACH that has one |
 pub(crate) fn message(comp: &Component<'_>, kind: BlockKind, zones: &Zones) -> Message {
@@ -173,7 +173,8 @@ pub(crate) fn message(comp: &Component<'_>, kind: BlockKind, zones: &Zones) -> M
     let mut flags = Flags::empty();
     flags.set(Flags::HAS_ATTACHMENT, !attachments.is_empty());
     Message {
-        date: span.start.map(|d| d.timestamp()),
+        // A task with a due date and no start is found by its due date.
+        date: span.start.or(span.end).map(|d| d.timestamp()),
         end: span.end.map(|d| d.timestamp()),
         subject: text(comp, "SUMMARY"),
         body: Body::Text(body),
