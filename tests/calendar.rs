@@ -190,9 +190,21 @@ fn icalendar_test_suite_files_index_without_a_panic() {
         "icalendar corpus: {files} files, {} events stored, {} failed",
         report.stored, report.failed
     );
+    for f in index.failures().unwrap() {
+        eprintln!("  failed: {}: {}", f.message.id, f.detail);
+    }
     assert!(report.stored >= 200, "{report:?}");
     // Most of what the files hold is readable: failures are the exception.
     assert!(report.failed * 5 < report.stored, "{report:?}");
+    // A weekly series from 27 March to UNTIL 3 July 2012 08:00Z (10:00 in
+    // Vienna, so 3 July is in), less five EXDATEs: ten instances.
+    let series = both(&index, "in:event_with_recurrence_exdates_on_different_lines");
+    assert_eq!(series.len(), 10, "{series:?}");
+    // A time in the file's VTIMEZONE (Vienna, winter: UTC+1).
+    let sprint: Vec<String> = both(&index, "\"artsprint 2012\"").into_iter().collect();
+    assert_eq!(sprint.len(), 1, "{sprint:?}");
+    let rec = index.get_by_id(source.name(), &sprint[0]).unwrap().unwrap();
+    assert_eq!((rec.timestamp, rec.end), (Some(1329123600), Some(1329498000)));
     let events = both(&index, "kind:event").len() as u64;
     assert_eq!(events, report.stored);
     assert!(both(&index, "kind:mail").is_empty());

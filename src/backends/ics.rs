@@ -4,7 +4,8 @@
 //!
 //! One file holds many events, so a listing reads and parses every file
 //! (with [`crate::calendar`]) and lists each event, task and occurrence of
-//! a recurring series as one message. What a message's bytes are: a small
+//! a recurring series as one message (a file of only time zones, free/busy
+//! or journal entries lists none). What a message's bytes are: a small
 //! standalone iCalendar object holding that one instance and the time
 //! zones it uses, which [`IcsPassThrough`](crate::calendar::IcsPassThrough)
 //! reads.
@@ -317,7 +318,14 @@ impl Conf {
         });
         let instances = expand::instances(&split, &self.window);
         if instances.is_empty() {
-            return one("no VEVENT or VTODO in the calendar".into());
+            // A calendar of time zones, free/busy or journal entries has
+            // nothing to index; a file that is no calendar at all fails.
+            let starts = text.trim_start_matches('\u{feff}').trim_start();
+            return if starts.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("BEGIN:")) {
+                Vec::new()
+            } else {
+                one("not an iCalendar file (it does not start with a BEGIN: line)".into())
+            };
         }
         let mut items: Vec<Item> = instances
             .into_iter()

@@ -35,20 +35,15 @@ pub(crate) struct Instance {
 /// never what: it is recorded as a failure, and a failure reason must not
 /// carry calendar content.
 pub(crate) fn parse_block(block: &Block) -> Result<Component<'_>, String> {
+    let fail = |p: &str| format!("component at line {}: {p}", block.line);
     if let Some(p) = &block.problem {
-        return Err(format!("component at line {}: {p}", block.line));
+        return Err(fail(p));
     }
     match read_calendar_simple(&block.text) {
         Ok(mut comps) if !comps.is_empty() => Ok(comps.swap_remove(0)),
-        Ok(_) => Err(format!("component at line {}: empty", block.line)),
-        Err(e) => {
-            let at = block.text.len().saturating_sub(e.input.len());
-            let line = block.line + block.text[..at.min(block.text.len())].matches('\n').count();
-            Err(format!(
-                "component at line {}: not valid iCalendar at line {line}",
-                block.line
-            ))
-        }
+        Ok(_) => Err(fail("empty")),
+        // `split` checked it; kept for the case it could not.
+        Err(_) => Err(fail("not valid iCalendar")),
     }
 }
 

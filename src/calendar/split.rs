@@ -189,7 +189,57 @@ fn push_line(text: &mut String, line: &str) {
     text.push('\n');
 }
 
-fn finish(out: &mut Split, block: Block) {
+/// The most property lines [`repair`] drops from one component.
+const MAX_DROPPED: usize = 16;
+
+/// Drops the property lines of `block` that the parser refuses (a line
+/// without a colon, `SUMMARY=x`, a malformed parameter), one at a time,
+/// as long as the rest then parses: exporters write such lines, and a
+/// calendar application shows the event without them rather than not at
+/// all. A block still unreadable after [`MAX_DROPPED`] lines, or whose
+/// error is at a `BEGIN:` or `END:` line, keeps its text and gets a
+/// problem instead.
+fn repair(block: &mut Block) {
+    if block.problem.is_some() {
+        return;
+    }
+    let mut dropped = 0;
+    loop {
+        let at = match icalendar::parser::read_calendar_simple(&block.text) {
+            Ok(c) if !c.is_empty() => break,
+            Ok(_) => {
+                block.problem = Some("empty".into());
+                break;
+            }
+            Err(e) => block.text.len().saturating_sub(e.input.len()),
+        };
+        // The line the error is on.
+        let start = block.text[..at.min(block.text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = block.text[start..]
+            .find('\n')
+            .map_or(block.text.len(), |i| start + i + 1);
+        let line_no = block.line + block.text[..start].matches('\n').count();
+        let name = prop_name(&block.text[start..end]);
+        if dropped >= MAX_DROPPED
+            || start == 0
+            || name.eq_ignore_ascii_case("BEGIN")
+            || name.eq_ignore_ascii_case("END")
+        {
+            block.problem = Some(format!("not valid iCalendar at line {line_no}"));
+            break;
+        }
+        block.text.replace_range(start..end, "");
+        dropped += 1;
+    }
+    if dropped > 0 && block.problem.is_none() {
+        tracing::debug!(dropped, line = block.line, "dropped unreadable property lines of a calendar component");
+    }
+}
+
+fn finish(out: &mut Split, mut block: Block) {
+    repair(&mut block);
     match block.kind {
         BlockKind::Timezone => out.zones.push(block),
         BlockKind::Event | BlockKind::Todo => out.items.push(block),
@@ -226,6 +276,14 @@ mod tests {
         assert!(s.items[0].problem.is_some());
         assert!(s.items[1].problem.is_none());
         assert!(s.items[2].problem.as_deref().unwrap().contains("never ends"));
+    }
+
+    #[test]
+    fn unreadable_property_lines_are_dropped() {
+        let s = split("BEGIN:VEVENT\nUID:1\nX-APPLE-RADIUS=49.9\nSUMMARY=x\nDESCRIPTION:kept\nEND:VEVENT\n");
+        let b = &s.items[0];
+        assert!(b.problem.is_none(), "{:?}", b.problem);
+        assert_eq!(b.text, "BEGIN:VEVENT\nUID:1\nDESCRIPTION:kept\nEND:VEVENT\n");
     }
 
     #[test]
