@@ -4,7 +4,7 @@
 # ~/.cache/sealdex-corpora). Then run the tests with SEALDEX_CORPORA=DIR.
 #
 #   scripts/fetch-corpora.sh [DIR] [NAME...]      NAME: spamassassin chitchat mailparser multilingual
-#                                                       icalendar docx
+#                                                       icalendar docx pdf odt
 #
 # What each is, and where it comes from:
 #   spamassassin/<group>/*.txt  6,046 real RFC 822 mails, ham and spam (MIME, HTML-only, attachments,
@@ -21,6 +21,11 @@
 #                               icalendar package. PyPI sdist: icalendar==7.3.2 (BSD-2-Clause).
 #   docx/*.docx                 ~45 Word documents: the test files of python-docx.
 #                               PyPI sdist: python-docx==1.2.0 (MIT).
+#   pdf/*.pdf                   65 PDFs from LibreOffice, pdflatex, reportlab, Inkscape, scanners,
+#                               encrypted ones: the test resources of pypdf.
+#                               PyPI sdist: pypdf==6.1.1 (BSD-3-Clause).
+#   odt/*.odt                   16 OpenDocument texts: the test files of odfpy.
+#                               PyPI sdist: odfpy==1.4.1 (Apache-2.0 / GPL-2.0 / LGPL-2.1).
 #
 # Source distributions are checked against the SHA-256 pinned below before
 # they are unpacked (pip download --require-hashes).
@@ -32,7 +37,7 @@ set -euo pipefail
 
 dir=${1:-${SEALDEX_CORPORA:-$HOME/.cache/sealdex-corpora}}
 [ $# -gt 0 ] && shift
-names=${*:-spamassassin chitchat mailparser multilingual icalendar docx}
+names=${*:-spamassassin chitchat mailparser multilingual icalendar docx pdf odt}
 
 need() { command -v "$1" >/dev/null || { echo "fetch-corpora: '$1' is needed for $2" >&2; exit 2; }; }
 
@@ -129,8 +134,20 @@ for name in $names; do
     done
     place docx
     ;;
+  pdf)
+    [ -d "$dir/pdf" ] && continue
+    pypi_sdist pypdf==6.1.1 10f44d49bf2a82e54c3c5ba3cdcbb118f2a44fc57df8ce51d6fb9b1ed9bfbe8b
+    find "$scratch/sdist" -name '*.pdf' -exec cp {} "$scratch/out/pdf/" \;
+    place pdf
+    ;;
+  odt)
+    [ -d "$dir/odt" ] && continue
+    pypi_sdist odfpy==1.4.1 db766a6e59c5103212f3cc92ec8dd50a0f3a02790233ed0b52148b70d3c438ec
+    find "$scratch/sdist" -name '*.odt' -exec cp {} "$scratch/out/odt/" \;
+    place odt
+    ;;
   *)
-    echo "fetch-corpora: unknown corpus '$name' (spamassassin chitchat mailparser multilingual icalendar docx)" >&2
+    echo "fetch-corpora: unknown corpus '$name' (spamassassin chitchat mailparser multilingual icalendar docx pdf odt)" >&2
     exit 2
     ;;
   esac

@@ -50,6 +50,8 @@ pub mod clean;
 mod config;
 pub mod decrypt;
 mod error;
+#[cfg(feature = "drive")]
+pub mod extract;
 mod index;
 pub mod keys;
 mod message;

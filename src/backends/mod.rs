@@ -48,6 +48,8 @@ use std::time::UNIX_EPOCH;
 use crate::source::{Source, SourceError};
 
 mod dirs;
+#[cfg(feature = "drive")]
+pub mod drive;
 #[cfg(feature = "calendar")]
 pub mod ics;
 pub mod maildir;
@@ -57,6 +59,8 @@ pub mod tree;
 
 #[doc(hidden)]
 pub use dirs::WalkStats;
+#[cfg(feature = "drive")]
+pub use drive::Drive;
 #[cfg(feature = "calendar")]
 pub use ics::Ics;
 pub use maildir::Maildir;
