@@ -112,6 +112,54 @@ pub fn parse_event(bytes: &[u8]) -> Result<Message, DecryptError> {
     Ok(msg)
 }
 
+/// One instance of a calendar read by [`parse_calendar`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Its id within the calendar: the UID, `UID@start` for an
+    /// occurrence, or `#n` for the n-th component when it has no UID.
+    pub id: String,
+    /// The event, or why it could not be read.
+    pub event: Result<Message, DecryptError>,
+}
+
+/// Reads a whole calendar (an `.ics` file, an invitation attached to a
+/// mail) into its instances: each event and task, and each occurrence of
+/// a recurring series within `window`, as [`crate::backends::Ics`] lists
+/// them. A malformed component is an `Err` instance; the others are read.
+///
+/// ```
+/// use sealdex::calendar::{RecurrenceWindow, parse_calendar};
+///
+/// let ics = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:w\r\nDTSTART:20240101T090000Z\r\n\
+///     RRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Weekly\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+/// let all = parse_calendar(ics, &RecurrenceWindow::default());
+/// let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+/// assert_eq!(ids, ["w", "w@20240108T090000Z", "w@20240115T090000Z"]);
+/// assert!(all.iter().all(|i| i.event.as_ref().is_ok_and(|m| m.subject == "Weekly")));
+/// ```
+pub fn parse_calendar(bytes: &[u8], window: &RecurrenceWindow) -> Vec<Instance> {
+    let text = String::from_utf8_lossy(bytes);
+    let split = split::split(&text);
+    expand::instances(&split, window)
+        .into_iter()
+        .map(|i| Instance {
+            id: i.id,
+            event: i
+                .ics
+                .map_err(DecryptError::Malformed)
+                .and_then(|ics| parse_event(ics.as_bytes()))
+                .map(|mut m| {
+                    if m.folders.is_empty()
+                        && let Some(name) = &split.name
+                    {
+                        m.folders = vec![name.clone()];
+                    }
+                    m
+                }),
+        })
+        .collect()
+}
+
 /// The decryptor for plaintext calendars ([`crate::backends::Ics`]): reads
 /// each raw message with [`parse_event`], its folder the calendar the
 /// source names.
@@ -242,14 +290,19 @@ mod tests {
     #[test]
     fn malformed_events_fail_alone() {
         let cal = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:ok\nSUMMARY:fine\nEND:VEVENT\n\
-                   BEGIN:VEVENT\nUID:bad\nthis is not a property\nEND:VEVENT\nEND:VCALENDAR\n";
+                   BEGIN:VEVENT\nUID:bad\nSUMMARY:secret words\nEND:VALARM\nEND:VEVENT\n\
+                   BEGIN:VEVENT\nUID:mended\nthis is not a property\nSUMMARY:kept\nEND:VEVENT\n\
+                   END:VCALENDAR\n";
         let inst = expand::instances(&split::split(cal), &RecurrenceWindow::default());
-        assert_eq!(inst.len(), 2);
+        assert_eq!(inst.len(), 3);
         assert!(inst[0].ics.is_ok());
         assert_eq!(inst[1].id, "bad");
         let e = inst[1].ics.as_ref().unwrap_err();
-        assert!(e.contains("line"), "{e}");
-        assert!(!e.contains("not a property"), "a reason must not quote content: {e}");
+        assert!(e.contains("line 6"), "{e}");
+        assert!(!e.contains("secret"), "a reason must not quote content: {e}");
+        // A line the parser refuses is dropped; the event is read.
+        let mended = parse_event(inst[2].ics.as_ref().unwrap().as_bytes()).unwrap();
+        assert_eq!(mended.subject, "kept");
         assert!(parse_event(b"garbage").is_err());
         assert!(parse_event(b"").is_err());
     }

@@ -168,13 +168,22 @@ impl Observance {
         if let Some(rule) = &self.rule
             && self.start + shift <= t
         {
-            // Onsets in floating local time (UTC stands in for it).
+            // Onsets in floating local time (UTC stands in for it), looked
+            // for in the 400 days before `t`: a zone's rules are yearly, so
+            // its latest onset is there unless its rule ended long before,
+            // when another observance's onset is later anyway. Bounding
+            // the search keeps a hostile rule (FREQ=SECONDLY from 1601)
+            // cheap.
             let start = rrule::Tz::UTC.from_utc_datetime(&self.start);
-            let before = rrule::Tz::UTC.from_utc_datetime(&(t - shift));
+            let before = t - shift;
+            let after = before - Duration::days(400);
             if let Ok(rule) = rule.parse::<rrule::RRule<rrule::Unvalidated>>()
                 && let Ok(set) = rule.build(start)
             {
-                let res = set.before(before).all(u16::MAX);
+                let res = set
+                    .after(rrule::Tz::UTC.from_utc_datetime(&after))
+                    .before(rrule::Tz::UTC.from_utc_datetime(&before))
+                    .all(512);
                 if let Some(last) = res.dates.last() {
                     consider(last.naive_utc());
                 }

@@ -215,6 +215,9 @@ pub(super) fn odt(bytes: &[u8], limits: &Limits) -> Result<Document, ExtractErro
     }
     let mut text = String::new();
     let mut in_body = false;
+    // Depth inside paragraphs and headings: only their text is the
+    // document's (whitespace between elements is layout).
+    let mut para = 0usize;
     // Depth inside elements whose text is not the document's (tracked
     // deletions).
     let mut skip = 0usize;
@@ -233,9 +236,25 @@ pub(super) fn odt(bytes: &[u8], limits: &Limits) -> Result<Document, ExtractErro
             }
             Xml::Open("tab", ..) => text.push('\t'),
             Xml::Open("line-break", ..) => text.push('\n'),
-            Xml::Close("p" | "h") => newline(&mut text),
+            Xml::Open("p" | "h", _, empty) if !empty => para += 1,
+            Xml::Close("p" | "h") => {
+                para = para.saturating_sub(1);
+                newline(&mut text);
+            }
             Xml::Close("table-cell") => text.push('\t'),
-            Xml::Text(t) => text.push_str(t),
+            // ODF 6.1.2: whitespace in paragraph text collapses to one
+            // space (`text:s` stands for more).
+            Xml::Text(t) if para > 0 => {
+                for c in t.chars() {
+                    if matches!(c, ' ' | '\t' | '\n' | '\r') {
+                        if !text.ends_with(' ') {
+                            text.push(' ');
+                        }
+                    } else {
+                        text.push(c);
+                    }
+                }
+            }
             _ => {}
         }
     })?;
