@@ -53,6 +53,7 @@ mod error;
 #[cfg(feature = "drive")]
 pub mod extract;
 mod index;
+pub mod jsonl;
 pub mod keys;
 mod message;
 pub mod mime;

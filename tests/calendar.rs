@@ -43,7 +43,9 @@ fn both(index: &Index, q: &str) -> BTreeSet<String> {
             snippet_bytes: 0,
             mode,
         };
-        let r = index.search(q, &opts).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let r = index
+            .search(q, &opts)
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
         r.hits.into_iter().map(|h| h.id).collect()
     };
     let fwd = run(SearchMode::Forward);
@@ -87,9 +89,21 @@ fn a_calendar_folder_is_indexed_and_searched_in_both_modes() {
     let failures = index.failures().unwrap();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].message.id, "work.ics#broken-1@example.org");
-    assert!(failures[0].detail.contains("END:VALARM without a BEGIN"), "{:?}", failures[0]);
+    assert!(
+        failures[0].detail.contains("END:VALARM without a BEGIN"),
+        "{:?}",
+        failures[0]
+    );
 
-    let all = set(&[REVIEW, STANDUP, STANDUP_25, STANDUP_MOVED, TODO, HOLIDAY, DENTIST]);
+    let all = set(&[
+        REVIEW,
+        STANDUP,
+        STANDUP_25,
+        STANDUP_MOVED,
+        TODO,
+        HOLIDAY,
+        DENTIST,
+    ]);
     assert_eq!(both(&index, "kind:event"), all);
     assert!(both(&index, "kind:mail OR kind:file").is_empty());
     assert_eq!(both(&index, "location:harbour"), set(&[REVIEW]));
@@ -99,7 +113,10 @@ fn a_calendar_folder_is_indexed_and_searched_in_both_modes() {
     assert_eq!(both(&index, "roadmap"), set(&[REVIEW]));
     // The series: first instance, one later occurrence (the EXDATE left
     // out), and the override instead of the occurrence it replaces.
-    assert_eq!(both(&index, "standup"), set(&[STANDUP, STANDUP_25, STANDUP_MOVED]));
+    assert_eq!(
+        both(&index, "standup"),
+        set(&[STANDUP, STANDUP_25, STANDUP_MOVED])
+    );
     assert_eq!(both(&index, "standup after:2024-03-20"), set(&[STANDUP_25]));
     assert_eq!(both(&index, "allhands"), set(&[STANDUP_MOVED]));
     // The rule is kept with the first instance.
@@ -108,7 +125,10 @@ fn a_calendar_folder_is_indexed_and_searched_in_both_modes() {
     assert_eq!(both(&index, "label:finance"), set(&[TODO]));
     assert_eq!(both(&index, "in:work").len(), 6);
     assert_eq!(both(&index, "in:home"), set(&[DENTIST]));
-    assert!(both(&index, "milk").is_empty(), "notes.txt is not a calendar");
+    assert!(
+        both(&index, "milk").is_empty(),
+        "notes.txt is not a calendar"
+    );
 
     // Times in UTC: a custom (Outlook) zone, an IANA zone behind a vendor
     // prefix across a DST change, an all-day date, a duration.
@@ -117,8 +137,15 @@ fn a_calendar_folder_is_indexed_and_searched_in_both_modes() {
     assert_eq!(r.kind, ContentKind::Event);
     assert_eq!((r.timestamp, r.end), (Some(1709643600), Some(1709647200)));
     assert_eq!(r.from, "Alice Archer <alice@example.org>");
-    assert_eq!(r.to, "Bob Baker <bob@example.org>\nCarol Cook <carol@example.org>");
-    assert!(r.body.contains("roadmap, then the open\n questions"), "{:?}", r.body);
+    assert_eq!(
+        r.to,
+        "Bob Baker <bob@example.org>\nCarol Cook <carol@example.org>"
+    );
+    assert!(
+        r.body.contains("roadmap, then the open\n questions"),
+        "{:?}",
+        r.body
+    );
     assert_eq!(rec(STANDUP).timestamp, Some(1709560800)); // 09:00 EST
     assert_eq!(rec(STANDUP_25).timestamp, Some(1711371600)); // 09:00 EDT
     assert_eq!(rec(STANDUP_MOVED).timestamp, Some(1710770400)); // 10:00 EDT
@@ -198,13 +225,19 @@ fn icalendar_test_suite_files_index_without_a_panic() {
     assert!(report.failed * 5 < report.stored, "{report:?}");
     // A weekly series from 27 March to UNTIL 3 July 2012 08:00Z (10:00 in
     // Vienna, so 3 July is in), less five EXDATEs: ten instances.
-    let series = both(&index, "in:event_with_recurrence_exdates_on_different_lines");
+    let series = both(
+        &index,
+        "in:event_with_recurrence_exdates_on_different_lines",
+    );
     assert_eq!(series.len(), 10, "{series:?}");
     // A time in the file's VTIMEZONE (Vienna, winter: UTC+1).
     let sprint: Vec<String> = both(&index, "\"artsprint 2012\"").into_iter().collect();
     assert_eq!(sprint.len(), 1, "{sprint:?}");
     let rec = index.get_by_id(source.name(), &sprint[0]).unwrap().unwrap();
-    assert_eq!((rec.timestamp, rec.end), (Some(1329123600), Some(1329498000)));
+    assert_eq!(
+        (rec.timestamp, rec.end),
+        (Some(1329123600), Some(1329498000))
+    );
     let events = both(&index, "kind:event").len() as u64;
     assert_eq!(events, report.stored);
     assert!(both(&index, "kind:mail").is_empty());

@@ -38,7 +38,9 @@ fn both(index: &Index, q: &str) -> BTreeSet<String> {
             snippet_bytes: 0,
             mode,
         };
-        let r = index.search(q, &opts).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let r = index
+            .search(q, &opts)
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
         r.hits.into_iter().map(|h| h.id).collect()
     };
     let fwd = run(SearchMode::Forward);
@@ -59,7 +61,11 @@ fn a_drive_folder_is_indexed_and_searched_in_both_modes() {
     let mut drive = Drive::open(&root).unwrap().with_max_document_bytes(4096);
     let name = drive.name().to_owned();
     let report = index
-        .index(&mut drive, &DocumentPassThrough::default(), &Default::default())
+        .index(
+            &mut drive,
+            &DocumentPassThrough::default(),
+            &Default::default(),
+        )
         .unwrap();
     index.wait_for_inverted().unwrap();
     assert_eq!((report.stored, report.failed), (6, 2), "{report:?}");
@@ -72,9 +78,17 @@ fn a_drive_folder_is_indexed_and_searched_in_both_modes() {
         .collect();
     reasons.sort();
     assert_eq!(reasons[0].0, "big/huge.txt");
-    assert!(reasons[0].1.contains("5000 bytes exceeds the 4096-byte limit"), "{reasons:?}");
+    assert!(
+        reasons[0]
+            .1
+            .contains("5000 bytes exceeds the 4096-byte limit"),
+        "{reasons:?}"
+    );
     assert_eq!(reasons[1].0, "photos/beach.jpeg");
-    assert!(reasons[1].1.starts_with("skipped: a .jpeg file"), "{reasons:?}");
+    assert!(
+        reasons[1].1.starts_with("skipped: a .jpeg file"),
+        "{reasons:?}"
+    );
 
     let files = set(&[
         "notes/plain.txt",
@@ -98,27 +112,57 @@ fn a_drive_folder_is_indexed_and_searched_in_both_modes() {
         assert_eq!(both(&index, word), set(&[id]), "{word}");
     }
     // Titles and authors from the documents' own metadata.
-    assert_eq!(both(&index, "subject:zetapdftitle"), set(&["reports/2024/q3-summary.pdf"]));
-    assert_eq!(both(&index, "from:zetadocxauthor"), set(&["reports/letter.docx"]));
-    assert_eq!(both(&index, "from:zetaodtauthor"), set(&["reports/minutes.odt"]));
-    assert_eq!(both(&index, "subject:zetamdtitle"), set(&["notes/readme.md"]));
+    assert_eq!(
+        both(&index, "subject:zetapdftitle"),
+        set(&["reports/2024/q3-summary.pdf"])
+    );
+    assert_eq!(
+        both(&index, "from:zetadocxauthor"),
+        set(&["reports/letter.docx"])
+    );
+    assert_eq!(
+        both(&index, "from:zetaodtauthor"),
+        set(&["reports/minutes.odt"])
+    );
+    assert_eq!(
+        both(&index, "subject:zetamdtitle"),
+        set(&["notes/readme.md"])
+    );
     // Markup is not text: no link target, no style sheet.
     assert!(both(&index, "zetaurl").is_empty());
     // The path: by name, by each directory, by extension.
-    assert_eq!(both(&index, "filename:q3-summary.pdf"), set(&["reports/2024/q3-summary.pdf"]));
+    assert_eq!(
+        both(&index, "filename:q3-summary.pdf"),
+        set(&["reports/2024/q3-summary.pdf"])
+    );
     assert_eq!(both(&index, "filename:reports").len(), 3);
-    assert_eq!(both(&index, "filename:2024"), set(&["reports/2024/q3-summary.pdf"]));
+    assert_eq!(
+        both(&index, "filename:2024"),
+        set(&["reports/2024/q3-summary.pdf"])
+    );
     assert_eq!(both(&index, "in:notes").len(), 2);
     // The media type, as a label.
-    assert_eq!(both(&index, "label:application/pdf"), set(&["reports/2024/q3-summary.pdf"]));
-    assert_eq!(both(&index, "label:text/markdown"), set(&["notes/readme.md"]));
+    assert_eq!(
+        both(&index, "label:application/pdf"),
+        set(&["reports/2024/q3-summary.pdf"])
+    );
+    assert_eq!(
+        both(&index, "label:text/markdown"),
+        set(&["notes/readme.md"])
+    );
     assert_eq!(
         both(&index, "label:application/vnd.oasis.opendocument.text"),
         set(&["reports/minutes.odt"])
     );
-    assert!(both(&index, "zetahidden").is_empty(), "hidden files are not listed");
+    assert!(
+        both(&index, "zetahidden").is_empty(),
+        "hidden files are not listed"
+    );
 
-    let rec = index.get_by_id(&name, "reports/2024/q3-summary.pdf").unwrap().unwrap();
+    let rec = index
+        .get_by_id(&name, "reports/2024/q3-summary.pdf")
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.kind, ContentKind::File);
     assert_eq!(rec.media_type.as_deref(), Some("application/pdf"));
     assert_eq!(rec.attachments, "reports/2024/q3-summary.pdf");
@@ -136,7 +180,11 @@ fn a_drive_folder_is_indexed_and_searched_in_both_modes() {
     std::fs::write(root.join("notes/new.txt"), "a fresh zetanew note").unwrap();
     std::fs::remove_file(root.join("web/page.html")).unwrap();
     let report = index
-        .index(&mut drive, &DocumentPassThrough::default(), &Default::default())
+        .index(
+            &mut drive,
+            &DocumentPassThrough::default(),
+            &Default::default(),
+        )
         .unwrap();
     index.wait_for_inverted().unwrap();
     assert_eq!((report.stored, report.deleted), (1, 1), "{report:?}");
@@ -148,7 +196,10 @@ fn a_drive_folder_is_indexed_and_searched_in_both_modes() {
 fn broken_documents_are_errors_not_panics() {
     let l = Limits::default();
     for (name, bytes) in [
-        ("a.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF".to_vec()),
+        (
+            "a.pdf",
+            b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF".to_vec(),
+        ),
         ("a.pdf", b"not a pdf".to_vec()),
         ("a.docx", b"PK\x03\x04\x14\x00broken".to_vec()),
         ("a.odt", Vec::new()),
@@ -175,7 +226,12 @@ fn corpus(name: &str, ext: &str, min_files: usize) -> (usize, usize) {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
-    assert!(files.len() >= min_files, "{} .{ext} files in {}", files.len(), dir.display());
+    assert!(
+        files.len() >= min_files,
+        "{} .{ext} files in {}",
+        files.len(),
+        dir.display()
+    );
     let mut with_text = 0;
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
@@ -216,7 +272,11 @@ fn pypdf_test_files_extract() {
         &Limits::default(),
     )
     .unwrap();
-    assert!(d.text.contains("crazy ones"), "{:?}", &d.text[..d.text.len().min(200)]);
+    assert!(
+        d.text.contains("crazy ones"),
+        "{:?}",
+        &d.text[..d.text.len().min(200)]
+    );
 }
 
 #[test]

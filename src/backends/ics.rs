@@ -234,9 +234,7 @@ impl Conf {
             }
             let path = e.path();
             let wanted = match path.extension() {
-                Some(ext) => EXTENSIONS
-                    .iter()
-                    .any(|x| ext.eq_ignore_ascii_case(x)),
+                Some(ext) => EXTENSIONS.iter().any(|x| ext.eq_ignore_ascii_case(x)),
                 None => sniff(path),
             };
             if wanted && let Ok(rel) = path.strip_prefix(&self.root) {
@@ -262,11 +260,7 @@ impl Conf {
             let stamp = Stamp::of(&meta);
             let entries = match known.get(rel_b.as_slice()) {
                 Some(f) if !f.racy && f.stamp == stamp && f.size == meta.len() => f.entries.clone(),
-                _ => self
-                    .items(&rel_b)
-                    .into_iter()
-                    .map(|i| i.entry)
-                    .collect(),
+                _ => self.items(&rel_b).into_iter().map(|i| i.entry).collect(),
             };
             files.push(FileState {
                 rel: rel_b,
@@ -312,16 +306,19 @@ impl Conf {
         };
         let text = String::from_utf8_lossy(&bytes);
         let split = split::split(&text);
-        let folder = split.name.clone().or_else(|| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-        });
+        let folder = split
+            .name
+            .clone()
+            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()));
         let instances = expand::instances(&split, &self.window);
         if instances.is_empty() {
             // A calendar of time zones, free/busy or journal entries has
             // nothing to index; a file that is no calendar at all fails.
             let starts = text.trim_start_matches('\u{feff}').trim_start();
-            return if starts.get(..6).is_some_and(|h| h.eq_ignore_ascii_case("BEGIN:")) {
+            return if starts
+                .get(..6)
+                .is_some_and(|h| h.eq_ignore_ascii_case("BEGIN:"))
+            {
                 Vec::new()
             } else {
                 one("not an iCalendar file (it does not start with a BEGIN: line)".into())
@@ -409,6 +406,10 @@ impl Source for Ics {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
+        if cursor.is_none() {
+            // A new pass reads the files again; so does fetch.
+            self.cache = None;
+        }
         let mut last = self.last.take();
         let conf = &self.conf;
         let page = self.listing.list(cursor, limit, || {

@@ -81,9 +81,12 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// - a regular file starting with an mbox `From ` line: [`Mbox`];
 /// - another regular file that looks like one RFC 822 message:
 ///   [`Tree::open_file`]; any other file is an error that says why;
-/// - any other directory: [`Tree`];
-/// - with the `calendar` feature, first: an iCalendar file or a folder of
-///   them ([`is_calendar`]): [`Ics`].
+/// - any other directory: [`Tree`].
+///
+/// Calendars are not mail: a caller that also takes them asks
+/// [`is_calendar`] first and opens those with [`Ics`] (whose messages
+/// need [`IcsPassThrough`](crate::calendar::IcsPassThrough), not the mail
+/// decryptor), as `sealdex index` does.
 ///
 /// The source's [`Source::name`] is the backend kind and the canonical
 /// absolute path (`maildir:/home/me/Maildir`), so the same mailbox reached
@@ -100,10 +103,6 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// # Ok::<(), sealdex::SourceError>(())
 /// ```
 pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
-    #[cfg(feature = "calendar")]
-    if is_calendar(path) {
-        return Ok(Box::new(Ics::open(path)?));
-    }
     let meta = fs::metadata(path).map_err(|e| io_error("cannot open", path, &e))?;
     if meta.is_file() {
         // An mbox starts with a `From ` line; a lone message with a header.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use icalendar::parser::{Component, ParseString, Property};
 
 use super::split::BlockKind;
-use super::zone::{Zones, When, param, prop, props, when};
+use super::zone::{When, Zones, param, prop, props, when};
 use crate::message::{Body, Message};
 use crate::record::{ContentKind, Flags};
 
@@ -124,7 +124,13 @@ fn text_list(p: &Property<'_>) -> Vec<String> {
     }
     out.push(&v[start.min(v.len())..]);
     out.into_iter()
-        .map(|s| ParseString::from(s).unescape_text().as_str().trim().to_owned())
+        .map(|s| {
+            ParseString::from(s)
+                .unescape_text()
+                .as_str()
+                .trim()
+                .to_owned()
+        })
         .filter(|s| !s.is_empty())
         .collect()
 }

@@ -58,7 +58,12 @@ pub(crate) fn zones(split: &Split) -> (Zones, HashMap<String, &str>) {
         .zones
         .iter()
         .zip(&parsed)
-        .filter_map(|(b, c)| Some((prop(c, "TZID")?.val.as_str().trim().to_owned(), b.text.as_str())))
+        .filter_map(|(b, c)| {
+            Some((
+                prop(c, "TZID")?.val.as_str().trim().to_owned(),
+                b.text.as_str(),
+            ))
+        })
         .collect();
     (Zones::new(parsed.iter()), texts)
 }
@@ -77,7 +82,9 @@ fn wrap(item: &str, zone_texts: &HashMap<String, &str>) -> String {
     out.push_str("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//sealdex//calendar//EN\n");
     let mut names: Vec<&String> = zone_texts
         .keys()
-        .filter(|tzid| item.contains(&format!("TZID={tzid}")) || item.contains(&format!("TZID=\"{tzid}\"")))
+        .filter(|tzid| {
+            item.contains(&format!("TZID={tzid}")) || item.contains(&format!("TZID=\"{tzid}\""))
+        })
         .collect();
     names.sort();
     for n in names {
@@ -268,8 +275,11 @@ fn occurrence_text(block: &Block, comp: &Component<'_>, occ: &When, zones: &Zone
     match occ {
         When::Date(d) => {
             let d_s = d.format("%Y%m%d");
-            head.push_str(&format!("DTSTART;VALUE=DATE:{d_s}\nRECURRENCE-ID;VALUE=DATE:{d_s}\n"));
-            if let Some(end) = length.and_then(|l| d.checked_add_signed(Duration::days(l.num_days())))
+            head.push_str(&format!(
+                "DTSTART;VALUE=DATE:{d_s}\nRECURRENCE-ID;VALUE=DATE:{d_s}\n"
+            ));
+            if let Some(end) =
+                length.and_then(|l| d.checked_add_signed(Duration::days(l.num_days())))
             {
                 head.push_str(&format!("{end_name};VALUE=DATE:{}\n", end.format("%Y%m%d")));
             }
@@ -277,7 +287,11 @@ fn occurrence_text(block: &Block, comp: &Component<'_>, occ: &When, zones: &Zone
         _ => {
             let start = zones.to_utc(occ).0;
             let f = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-            head.push_str(&format!("DTSTART:{}\nRECURRENCE-ID:{}\n", f(start), f(start)));
+            head.push_str(&format!(
+                "DTSTART:{}\nRECURRENCE-ID:{}\n",
+                f(start),
+                f(start)
+            ));
             if let Some(end) = length.and_then(|l| start.checked_add_signed(l)) {
                 head.push_str(&format!("{end_name}:{}\n", f(end)));
             }

@@ -219,7 +219,10 @@ impl crate::decrypt::Decryptor for IcsPassThrough {
 /// tells a calendar from mail by content.
 pub fn looks_like_ics(bytes: &[u8]) -> bool {
     let b = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
     b[start..]
         .get(..15)
         .is_some_and(|h| h.eq_ignore_ascii_case(b"BEGIN:VCALENDAR"))
@@ -248,7 +251,12 @@ mod tests {
         // is 07:00 UTC on 1 April.
         assert_eq!(
             ids(cal),
-            ["s", "s@20240325T080000Z", "s@20240401T070000Z", "s@20240318T080000Z"]
+            [
+                "s",
+                "s@20240325T080000Z",
+                "s@20240401T070000Z",
+                "s@20240318T080000Z"
+            ]
         );
         let inst = expand::instances(&split::split(cal), &RecurrenceWindow::default());
         let occ = parse_event(inst[2].ics.as_ref().unwrap().as_bytes()).unwrap();
@@ -257,12 +265,15 @@ mod tests {
         assert_eq!(occ.end, Some(1711954800 + 1800));
         assert!(!matches!(occ.body, crate::Body::Text(ref t) if t.contains("Repeats")));
         let series = parse_event(inst[0].ics.as_ref().unwrap().as_bytes()).unwrap();
-        assert!(matches!(series.body, crate::Body::Text(ref t) if t.contains("Repeats: FREQ=WEEKLY;COUNT=5")));
+        assert!(
+            matches!(series.body, crate::Body::Text(ref t) if t.contains("Repeats: FREQ=WEEKLY;COUNT=5"))
+        );
     }
 
     #[test]
     fn the_window_bounds_an_endless_series() {
-        let cal = "BEGIN:VEVENT\nUID:d\nDTSTART;VALUE=DATE:20240101\nRRULE:FREQ=DAILY\nEND:VEVENT\n";
+        let cal =
+            "BEGIN:VEVENT\nUID:d\nDTSTART;VALUE=DATE:20240101\nRRULE:FREQ=DAILY\nEND:VEVENT\n";
         let w = RecurrenceWindow {
             horizon: Duration::from_secs(10 * 86_400),
             max_occurrences: 500,
@@ -299,12 +310,84 @@ mod tests {
         assert_eq!(inst[1].id, "bad");
         let e = inst[1].ics.as_ref().unwrap_err();
         assert!(e.contains("line 6"), "{e}");
-        assert!(!e.contains("secret"), "a reason must not quote content: {e}");
+        assert!(
+            !e.contains("secret"),
+            "a reason must not quote content: {e}"
+        );
         // A line the parser refuses is dropped; the event is read.
         let mended = parse_event(inst[2].ics.as_ref().unwrap().as_bytes()).unwrap();
         assert_eq!(mended.subject, "kept");
         assert!(parse_event(b"garbage").is_err());
         assert!(parse_event(b"").is_err());
+    }
+
+    proptest::proptest! {
+        /// Occurrences of a series in a zone with DST keep their wall-clock
+        /// time, come in order, inside the window, with distinct ids.
+        #[test]
+        fn occurrences_keep_local_time(
+            day in 0i64..11_000,
+            hour in 0u32..24,
+            freq in 0usize..3,
+            interval in 1u32..4,
+            count in 1u32..60,
+        ) {
+            use chrono::{NaiveDate, TimeZone};
+            let start = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap()
+                .and_hms_opt(hour, 30, 0).unwrap() + chrono::Duration::days(day);
+            let freq = ["DAILY", "WEEKLY", "MONTHLY"][freq];
+            let cal = format!(
+                "BEGIN:VEVENT\nUID:p\nDTSTART;TZID=Europe/Berlin:{}\n\
+                 RRULE:FREQ={freq};INTERVAL={interval};COUNT={count}\nEND:VEVENT\n",
+                start.format("%Y%m%dT%H%M%S")
+            );
+            let all = parse_calendar(cal.as_bytes(), &RecurrenceWindow::default());
+            proptest::prop_assert!(!all.is_empty() && all.len() <= count as usize);
+            let berlin = chrono_tz::Europe::Berlin;
+            let mut last = None;
+            let mut ids = std::collections::HashSet::new();
+            for i in &all {
+                proptest::prop_assert!(ids.insert(i.id.clone()));
+                let m = i.event.as_ref().unwrap();
+                let t = chrono::DateTime::from_timestamp(m.date.unwrap(), 0).unwrap();
+                let local = berlin.from_utc_datetime(&t.naive_utc());
+                // The series' wall-clock time, unless that time does not
+                // exist on this day (a DST gap moves it by the gap).
+                let exists = !matches!(
+                    berlin.from_local_datetime(&local.date_naive().and_time(start.time())),
+                    chrono::LocalResult::None
+                );
+                if exists {
+                    proptest::prop_assert_eq!(local.time(), start.time(), "{}", i.id);
+                }
+                proptest::prop_assert!(last.is_none_or(|l| l < t));
+                last = Some(t);
+            }
+            let first = all[0].event.as_ref().unwrap().date.unwrap();
+            let end = all.last().unwrap().event.as_ref().unwrap().date.unwrap();
+            proptest::prop_assert!(end - first < 367 * 86_400);
+        }
+
+        /// Any text: no panic, and ids stay unique per kind of instance.
+        #[test]
+        fn any_text_is_read_without_panic(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("BEGIN:VEVENT".to_string()),
+                    proptest::strategy::Just("END:VEVENT".to_string()),
+                    proptest::strategy::Just("BEGIN:VTIMEZONE".to_string()),
+                    proptest::strategy::Just("END:VTIMEZONE".to_string()),
+                    proptest::strategy::Just("RRULE:FREQ=DAILY;COUNT=3".to_string()),
+                    proptest::strategy::Just("DTSTART;TZID=Europe/Paris:20240101T100000".to_string()),
+                    "[A-Z;=:/ ,0-9-]{0,30}",
+                ],
+                0..30,
+            )
+        ) {
+            let text = lines.join("\r\n");
+            let _ = parse_calendar(text.as_bytes(), &RecurrenceWindow::default());
+            let _ = parse_event(text.as_bytes());
+        }
     }
 
     #[test]

@@ -102,9 +102,7 @@ pub(crate) fn split(text: &str) -> Split {
             stack.push(name);
             if let Some((block, start)) = &mut current {
                 if stack.len() - *start > MAX_DEPTH && block.problem.is_none() {
-                    block.problem = Some(format!(
-                        "components nested more than {MAX_DEPTH} deep"
-                    ));
+                    block.problem = Some(format!("components nested more than {MAX_DEPTH} deep"));
                 }
                 push_line(&mut block.text, line);
             }
@@ -234,7 +232,11 @@ fn repair(block: &mut Block) {
         dropped += 1;
     }
     if dropped > 0 && block.problem.is_none() {
-        tracing::debug!(dropped, line = block.line, "dropped unreadable property lines of a calendar component");
+        tracing::debug!(
+            dropped,
+            line = block.line,
+            "dropped unreadable property lines of a calendar component"
+        );
     }
 }
 
@@ -275,15 +277,26 @@ mod tests {
         assert_eq!(s.items.len(), 3);
         assert!(s.items[0].problem.is_some());
         assert!(s.items[1].problem.is_none());
-        assert!(s.items[2].problem.as_deref().unwrap().contains("never ends"));
+        assert!(
+            s.items[2]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("never ends")
+        );
     }
 
     #[test]
     fn unreadable_property_lines_are_dropped() {
-        let s = split("BEGIN:VEVENT\nUID:1\nX-APPLE-RADIUS=49.9\nSUMMARY=x\nDESCRIPTION:kept\nEND:VEVENT\n");
+        let s = split(
+            "BEGIN:VEVENT\nUID:1\nX-APPLE-RADIUS=49.9\nSUMMARY=x\nDESCRIPTION:kept\nEND:VEVENT\n",
+        );
         let b = &s.items[0];
         assert!(b.problem.is_none(), "{:?}", b.problem);
-        assert_eq!(b.text, "BEGIN:VEVENT\nUID:1\nDESCRIPTION:kept\nEND:VEVENT\n");
+        assert_eq!(
+            b.text,
+            "BEGIN:VEVENT\nUID:1\nDESCRIPTION:kept\nEND:VEVENT\n"
+        );
     }
 
     #[test]
@@ -298,7 +311,9 @@ mod tests {
 
     #[test]
     fn inline_attachment_bytes_are_dropped() {
-        let s = split("BEGIN:VEVENT\nATTACH;FILENAME=\"a:b.pdf\";ENCODING=BASE64;VALUE=BINARY:AAAA\nEND:VEVENT\n");
+        let s = split(
+            "BEGIN:VEVENT\nATTACH;FILENAME=\"a:b.pdf\";ENCODING=BASE64;VALUE=BINARY:AAAA\nEND:VEVENT\n",
+        );
         assert!(
             s.items[0]
                 .text

@@ -228,7 +228,8 @@ impl Zones {
             let mut obs = Vec::new();
             for c in &z.components {
                 let name = c.name.as_str();
-                if !(name.eq_ignore_ascii_case("STANDARD") || name.eq_ignore_ascii_case("DAYLIGHT")) {
+                if !(name.eq_ignore_ascii_case("STANDARD") || name.eq_ignore_ascii_case("DAYLIGHT"))
+                {
                     continue;
                 }
                 let start = prop(c, "DTSTART").and_then(when).map(|w| w.naive());
@@ -362,14 +363,21 @@ mod tests {
     fn iana_zone_gap_and_overlap() {
         let z = Zones::default();
         // Berlin in summer: +02:00.
-        let (u, floating) = z.to_utc(&When::Local(at("20240705T100000"), Some("Europe/Berlin".into())));
+        let (u, floating) = z.to_utc(&When::Local(
+            at("20240705T100000"),
+            Some("Europe/Berlin".into()),
+        ));
         assert!(!floating);
         assert_eq!(u.naive_utc(), at("20240705T080000"));
         // 02:30 on 31 March 2024 does not exist in Berlin: offset before (+1).
-        let u = z.local_to_utc(at("20240331T023000"), "Europe/Berlin").unwrap();
+        let u = z
+            .local_to_utc(at("20240331T023000"), "Europe/Berlin")
+            .unwrap();
         assert_eq!(u.naive_utc(), at("20240331T013000"));
         // 02:30 on 27 October 2024 occurs twice: the first (+2).
-        let u = z.local_to_utc(at("20241027T023000"), "Europe/Berlin").unwrap();
+        let u = z
+            .local_to_utc(at("20241027T023000"), "Europe/Berlin")
+            .unwrap();
         assert_eq!(u.naive_utc(), at("20241027T003000"));
     }
 
@@ -388,8 +396,14 @@ mod tests {
         // The day after the change in March 2024 (10 March).
         assert_eq!(l("20240311T090000"), at("20240311T130000"));
         assert_eq!(l("20240309T090000"), at("20240309T140000"));
-        assert_eq!(z.utc_to_local(at("20240715T130000"), "Custom Eastern"), Some(at("20240715T090000")));
+        assert_eq!(
+            z.utc_to_local(at("20240715T130000"), "Custom Eastern"),
+            Some(at("20240715T090000"))
+        );
         // Unknown: floating.
-        assert!(z.to_utc(&When::Local(at("20240115T090000"), Some("Nowhere".into()))).1);
+        assert!(
+            z.to_utc(&When::Local(at("20240115T090000"), Some("Nowhere".into())))
+                .1
+        );
     }
 }

@@ -35,9 +35,9 @@ pub(super) fn extract(markdown: &str) -> Document {
             }
             Event::SoftBreak => text.push(' '),
             Event::HardBreak => text.push('\n'),
-            Event::End(
-                TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::TableRow,
-            ) => newline(&mut text),
+            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::TableRow) => {
+                newline(&mut text)
+            }
             Event::End(TagEnd::TableCell) => text.push('\t'),
             _ => {}
         }

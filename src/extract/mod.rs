@@ -253,12 +253,21 @@ mod tests {
 
     #[test]
     fn types_by_name_and_content() {
-        assert_eq!(media_type("a/b/Report.PDF", b"%PDF-1.4"), Ok("application/pdf"));
+        assert_eq!(
+            media_type("a/b/Report.PDF", b"%PDF-1.4"),
+            Ok("application/pdf")
+        );
         assert_eq!(media_type("README", b"hello\n"), Ok("text/plain"));
         assert_eq!(media_type("page", b"<!DOCTYPE html><p>x"), Ok("text/html"));
         assert_eq!(media_type("blob", b"%PDF-1.7\n"), Ok("application/pdf"));
-        assert!(matches!(media_type("photo.jpeg", b"\xff\xd8"), Err(ExtractError::Unsupported(_))));
-        assert!(matches!(media_type("blob", b"\x00\x01\x02"), Err(ExtractError::Unsupported(_))));
+        assert!(matches!(
+            media_type("photo.jpeg", b"\xff\xd8"),
+            Err(ExtractError::Unsupported(_))
+        ));
+        assert!(matches!(
+            media_type("blob", b"\x00\x01\x02"),
+            Err(ExtractError::Unsupported(_))
+        ));
         assert!(may_read("x.docx") && may_read("Makefile") && !may_read("x.zip"));
         assert!(!may_read(".bashrc.bak"));
     }
@@ -276,7 +285,12 @@ mod tests {
 
     #[test]
     fn html_is_cleaned() {
-        let d = extract("a.html", b"<html><body><p>Hello <b>there</b></p><script>x()</script></body></html>", &Limits::default()).unwrap();
+        let d = extract(
+            "a.html",
+            b"<html><body><p>Hello <b>there</b></p><script>x()</script></body></html>",
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(d.text.trim(), "Hello there");
     }
 }

@@ -325,7 +325,10 @@ mod tests {
         assert_eq!(sniff_zip(&doc), Some(ODT));
         let d = odt(&doc, &Limits::default()).unwrap();
         assert_eq!(d.text, "Title\na   b\tc\nd é");
-        assert_eq!((d.title.as_deref(), d.author.as_deref()), (Some("T"), Some("Bo")));
+        assert_eq!(
+            (d.title.as_deref(), d.author.as_deref()),
+            (Some("T"), Some("Bo"))
+        );
     }
 
     #[test]
@@ -340,7 +343,10 @@ mod tests {
 
     #[test]
     fn a_zip_bomb_stops_at_the_limit() {
-        let big = format!("<w:document><w:p><w:t>{}</w:t></w:p></w:document>", "a".repeat(1 << 20));
+        let big = format!(
+            "<w:document><w:p><w:t>{}</w:t></w:p></w:document>",
+            "a".repeat(1 << 20)
+        );
         let doc = zip_of(&[("word/document.xml", &big)]);
         let limits = Limits {
             max_xml_bytes: 4096,

@@ -32,7 +32,9 @@ fn info(doc: &Pdf, key: &[u8]) -> Option<String> {
 
 /// The text and metadata of a PDF.
 pub(super) fn extract(bytes: &[u8]) -> Result<Document, ExtractError> {
-    if !bytes.starts_with(b"%PDF-") && memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_none() {
+    if !bytes.starts_with(b"%PDF-")
+        && memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_none()
+    {
         return Err(malformed("no %PDF- header"));
     }
     catch_unwind(AssertUnwindSafe(|| extract_inner(bytes)))

@@ -12,7 +12,11 @@ use std::io::Write;
 /// dictionary; the cross-reference table's offsets are computed as the
 /// objects are written.
 pub fn pdf(lines: &[&str], title: &str, author: &str) -> Vec<u8> {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('(', "\\(")
+            .replace(')', "\\)")
+    };
     let mut content = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
     for l in lines {
         content.push_str(&format!("({}) Tj T*\n", esc(l)));
@@ -24,7 +28,10 @@ pub fn pdf(lines: &[&str], title: &str, author: &str) -> Vec<u8> {
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
          /Resources << /Font << /F1 5 0 R >> >> >>"
             .to_string(),
-        format!("<< /Length {} >>\nstream\n{content}endstream", content.len()),
+        format!(
+            "<< /Length {} >>\nstream\n{content}endstream",
+            content.len()
+        ),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
             .to_string(),
         format!("<< /Title ({}) /Author ({}) >>", esc(title), esc(author)),
@@ -36,7 +43,9 @@ pub fn pdf(lines: &[&str], title: &str, author: &str) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for off in offsets {
         out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
     }
@@ -55,11 +64,12 @@ fn zip(members: &[(&str, String)]) -> Vec<u8> {
     let mut z = zip::ZipWriter::new(&mut out);
     for (name, body) in members {
         // ODF wants its mimetype first and stored.
-        let opts = zip::write::SimpleFileOptions::default().compression_method(if *name == "mimetype" {
-            zip::CompressionMethod::Stored
-        } else {
-            zip::CompressionMethod::Deflated
-        });
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(if *name == "mimetype" {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            });
         z.start_file(*name, opts).unwrap();
         z.write_all(body.as_bytes()).unwrap();
     }
@@ -68,14 +78,21 @@ fn zip(members: &[(&str, String)]) -> Vec<u8> {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A DOCX of `paragraphs`, with `title` and `author` in its core properties.
 pub fn docx(paragraphs: &[&str], title: &str, author: &str) -> Vec<u8> {
     let body: String = paragraphs
         .iter()
-        .map(|p| format!("<w:p><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>", xml_escape(p)))
+        .map(|p| {
+            format!(
+                "<w:p><w:r><w:t xml:space=\"preserve\">{}</w:t></w:r></w:p>",
+                xml_escape(p)
+            )
+        })
         .collect();
     zip(&[
         (
@@ -150,7 +167,10 @@ pub fn drive(root: &std::path::Path, word: &str, big: usize) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
     };
-    w("notes/plain.txt", format!("A plain note about {word}txt.\n").as_bytes());
+    w(
+        "notes/plain.txt",
+        format!("A plain note about {word}txt.\n").as_bytes(),
+    );
     w(
         "notes/readme.md",
         format!("# Readme {word}mdtitle\n\nSome *{word}md* text with a [link](https://example.org/{word}url).\n").as_bytes(),
@@ -161,17 +181,32 @@ pub fn drive(root: &std::path::Path, word: &str, big: usize) {
     );
     w(
         "reports/2024/q3-summary.pdf",
-        &pdf(&[&format!("Quarterly {word}pdf summary"), "revenue grew"], &format!("Q3 {word}pdftitle"), &format!("Dana {word}pdfauthor")),
+        &pdf(
+            &[&format!("Quarterly {word}pdf summary"), "revenue grew"],
+            &format!("Q3 {word}pdftitle"),
+            &format!("Dana {word}pdfauthor"),
+        ),
     );
     w(
         "reports/letter.docx",
-        &docx(&[&format!("Dear {word}docx reader,"), "see you soon"], &format!("Letter {word}docxtitle"), &format!("Eve {word}docxauthor")),
+        &docx(
+            &[&format!("Dear {word}docx reader,"), "see you soon"],
+            &format!("Letter {word}docxtitle"),
+            &format!("Eve {word}docxauthor"),
+        ),
     );
     w(
         "reports/minutes.odt",
-        &odt(&[&format!("Minutes of the {word}odt meeting")], &format!("Minutes {word}odttitle"), &format!("Finn {word}odtauthor")),
+        &odt(
+            &[&format!("Minutes of the {word}odt meeting")],
+            &format!("Minutes {word}odttitle"),
+            &format!("Finn {word}odtauthor"),
+        ),
     );
     w("photos/beach.jpeg", b"\xff\xd8\xff\xe0 not really a jpeg");
     w("big/huge.txt", &vec![b'a'; big]);
-    w(".hidden/secret.txt", format!("hidden {word}hidden").as_bytes());
+    w(
+        ".hidden/secret.txt",
+        format!("hidden {word}hidden").as_bytes(),
+    );
 }

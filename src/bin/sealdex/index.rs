@@ -118,7 +118,11 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
                     .paths
                     .iter()
                     .map(|p| p.display().to_string())
-                    .chain(args.drive.iter().map(|d| format!("--drive {}", d.display())))
+                    .chain(
+                        args.drive
+                            .iter()
+                            .map(|d| format!("--drive {}", d.display())),
+                    )
                     .collect();
                 return Err(Fail::Interrupted(format!(
                     "interrupted: the index keeps {kept} message(s), everything up to the last \
@@ -168,7 +172,10 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
             "messages, events or documents"
         };
         let paths: Vec<String> = empty.into_iter().map(|(_, p)| p).collect();
-        return Err(Fail::msg(format!("no {what} found in {}", paths.join(", "))));
+        return Err(Fail::msg(format!(
+            "no {what} found in {}",
+            paths.join(", ")
+        )));
     }
     Ok(ExitCode::from(FOUND))
 }
