@@ -216,6 +216,22 @@ fn broken_documents_are_errors_not_panics() {
     assert_eq!(doc.text, "hello");
 }
 
+/// An input the `pdf` fuzz target found: adobe-cmap-parser (called by
+/// pdf-extract) panics on it. sealdex reports it as a malformed PDF.
+#[test]
+fn a_pdf_that_makes_pdf_extract_panic_is_malformed() {
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fuzz/pdf-adobe-cmap-panic.pdf"),
+    )
+    .unwrap();
+    let e = extract::extract("found.pdf", &bytes, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(e, extract::ExtractError::Malformed { kind: "PDF", .. }),
+        "{e:?}"
+    );
+}
+
 /// Every real document of a corpus directory: extracted or refused with a
 /// typed error, never a panic; most have text.
 fn corpus(name: &str, ext: &str, min_files: usize) -> (usize, usize) {
