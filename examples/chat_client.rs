@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sealdex::ops::{Op, Patch};
-use sealdex::{
-    ContentKind, Credential, Index, IndexConfig, Metadata, Record, SearchOptions, SecretKey,
-};
+use sealdex::{Credential, Index, IndexConfig, Metadata, SearchOptions, SecretKey};
 
 const ROOMS: [&str; 3] = [
     "!team:example.org",
@@ -35,21 +33,29 @@ const LINES: [&str; 6] = [
 
 /// A message as the chat server delivered it: its room, event id and the
 /// server's ordering of the event (used as the op's version, so a replayed
-/// or late delivery never undoes a newer edit).
+/// or late delivery never undoes a newer edit). The sync layer hands it
+/// over as one line of sealdex's JSON Lines chat format
+/// ([`sealdex::jsonl`], the format `sealdex import` reads).
 fn message(room: &str, n: u64, server_seq: u64) -> Op {
-    Op::upsert(Record {
-        source: "matrix:@me:example.org".into(),
-        id: format!("{room}/$event{n}"),
-        kind: ContentKind::Chat,
-        timestamp: Some(1_733_500_000 + n as i64 * 60),
-        from: SENDERS[n as usize % SENDERS.len()].into(),
-        body: LINES[n as usize % LINES.len()].into(),
+    let sent = chrono::DateTime::from_timestamp(1_733_500_000 + n as i64 * 60, 0)
+        .expect("a time in range")
+        .to_rfc3339();
+    let line = serde_json::json!({
+        "op": "upsert",
+        "id": format!("{room}/$event{n}"),
+        "kind": "chat",
+        "version": server_seq,
+        "date": sent,
+        "from": SENDERS[n as usize % SENDERS.len()],
+        "body": LINES[n as usize % LINES.len()],
         // A chat message's conversation is its folder: `in:` finds it.
-        folders: vec![room.into()],
-        ..Record::default()
-    })
-    .with_version(server_seq)
+        "folders": [room],
+    });
+    sealdex::jsonl::parse_line(SOURCE, &line.to_string()).expect("a well-formed line")
 }
+
+/// The source the chat's records belong to.
+const SOURCE: &str = "matrix:@me:example.org";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -110,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The user reads the room: a patch, nothing refetched or re-cleaned.
     index.apply(vec![Op::Patch(Patch {
-        source: "matrix:@me:example.org".into(),
+        source: SOURCE.into(),
         id: format!("{team}/$event3"),
         version: 10_001,
         set: Metadata {
@@ -121,10 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })])?;
 
     // A message is redacted (deleted) in the family room.
-    index.apply(vec![Op::delete(
-        "matrix:@me:example.org",
-        format!("{}/$event1", ROOMS[1]),
-    )])?;
+    index.apply(vec![Op::delete(SOURCE, format!("{}/$event1", ROOMS[1]))])?;
 
     let show = |q: &str| -> sealdex::Result<()> {
         let page = index.search(q, &SearchOptions::default())?;
@@ -144,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     assert!(
         index
-            .get_by_id("matrix:@me:example.org", &format!("{}/$event1", ROOMS[1]))?
+            .get_by_id(SOURCE, &format!("{}/$event1", ROOMS[1]))?
             .is_none()
     );
     Ok(())

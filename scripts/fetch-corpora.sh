@@ -4,6 +4,7 @@
 # ~/.cache/sealdex-corpora). Then run the tests with SEALDEX_CORPORA=DIR.
 #
 #   scripts/fetch-corpora.sh [DIR] [NAME...]      NAME: spamassassin chitchat mailparser multilingual
+#                                                       icalendar docx pdf odt
 #
 # What each is, and where it comes from:
 #   spamassassin/<group>/*.txt  6,046 real RFC 822 mails, ham and spam (MIME, HTML-only, attachments,
@@ -15,6 +16,19 @@
 #                               resources of the mail-parser 1.0.1 crate (crates.io; Apache-2.0/MIT).
 #   multilingual/*.yml          short dialogues in 28 languages, CJK included.
 #                               PyPI: chatterbot-corpus==1.3.3 (BSD).
+#   icalendar/<set>/*.ics       164 real-world iCalendar files (Google, Outlook, Apple, Thunderbird
+#                               exports, time zones, broken ones): the test suite of the Python
+#                               icalendar package. PyPI sdist: icalendar==7.3.2 (BSD-2-Clause).
+#   docx/*.docx                 ~45 Word documents: the test files of python-docx.
+#                               PyPI sdist: python-docx==1.2.0 (MIT).
+#   pdf/*.pdf                   65 PDFs from LibreOffice, pdflatex, reportlab, Inkscape, scanners,
+#                               encrypted ones: the test resources of pypdf.
+#                               PyPI sdist: pypdf==6.1.1 (BSD-3-Clause).
+#   odt/*.odt                   16 OpenDocument texts: the test files of odfpy.
+#                               PyPI sdist: odfpy==1.4.1 (Apache-2.0 / GPL-2.0 / LGPL-2.1).
+#
+# Source distributions are checked against the SHA-256 pinned below before
+# they are unpacked (pip download --require-hashes).
 #
 # Idempotent: a corpus already complete in DIR is left alone; each lands in
 # a temporary directory first and is renamed into place when whole, so an
@@ -23,7 +37,7 @@ set -euo pipefail
 
 dir=${1:-${SEALDEX_CORPORA:-$HOME/.cache/sealdex-corpora}}
 [ $# -gt 0 ] && shift
-names=${*:-spamassassin chitchat mailparser multilingual}
+names=${*:-spamassassin chitchat mailparser multilingual icalendar docx pdf odt}
 
 need() { command -v "$1" >/dev/null || { echo "fetch-corpora: '$1' is needed for $2" >&2; exit 2; }; }
 
@@ -41,6 +55,17 @@ pypi_wheel() {
   rm -rf "$scratch/wheel" "$scratch/dl" && mkdir -p "$scratch/wheel" "$scratch/dl"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$scratch/dl" "$1"
   python3 -m zipfile -e "$scratch"/dl/*.whl "$scratch/wheel"
+}
+
+# pypi_sdist SPEC SHA256: downloads one source distribution (no
+# dependencies, hash checked by pip) and unpacks it into $scratch/sdist.
+pypi_sdist() {
+  need python3 "$1"
+  rm -rf "$scratch/sdist" "$scratch/dl" && mkdir -p "$scratch/sdist" "$scratch/dl"
+  printf '%s --hash=sha256:%s\n' "$1" "$2" >"$scratch/req.txt"
+  python3 -m pip download --quiet --no-deps --no-binary :all: --require-hashes \
+    --dest "$scratch/dl" -r "$scratch/req.txt"
+  tar -xzf "$scratch"/dl/*.tar.gz -C "$scratch/sdist"
 }
 
 for name in $names; do
@@ -92,8 +117,37 @@ for name in $names; do
     done
     place multilingual
     ;;
+  icalendar)
+    [ -d "$dir/icalendar" ] && continue
+    pypi_sdist icalendar==7.3.2 f15380927aed4318860e001c03b543c48578c73aec46e2d384c5d0802082b808
+    find "$scratch/sdist" -name '*.ics' | while read -r f; do
+      set_dir="$scratch/out/icalendar/$(basename "$(dirname "$f")")"
+      mkdir -p "$set_dir" && cp "$f" "$set_dir/"
+    done
+    place icalendar
+    ;;
+  docx)
+    [ -d "$dir/docx" ] && continue
+    pypi_sdist python-docx==1.2.0 7bc9d7b7d8a69c9c02ca09216118c86552704edc23bac179283f2e38f86220ce
+    find "$scratch/sdist" -name '*.docx' | while read -r f; do
+      cp "$f" "$scratch/out/docx/$(basename "$(dirname "$f")")-$(basename "$f")"
+    done
+    place docx
+    ;;
+  pdf)
+    [ -d "$dir/pdf" ] && continue
+    pypi_sdist pypdf==6.1.1 10f44d49bf2a82e54c3c5ba3cdcbb118f2a44fc57df8ce51d6fb9b1ed9bfbe8b
+    find "$scratch/sdist" -name '*.pdf' -exec cp {} "$scratch/out/pdf/" \;
+    place pdf
+    ;;
+  odt)
+    [ -d "$dir/odt" ] && continue
+    pypi_sdist odfpy==1.4.1 db766a6e59c5103212f3cc92ec8dd50a0f3a02790233ed0b52148b70d3c438ec
+    find "$scratch/sdist" -name '*.odt' -exec cp {} "$scratch/out/odt/" \;
+    place odt
+    ;;
   *)
-    echo "fetch-corpora: unknown corpus '$name' (spamassassin chitchat mailparser multilingual)" >&2
+    echo "fetch-corpora: unknown corpus '$name' (spamassassin chitchat mailparser multilingual icalendar docx pdf odt)" >&2
     exit 2
     ;;
   esac

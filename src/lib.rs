@@ -30,6 +30,13 @@
 //!  query (names, ast, parse, plan)       search (scan, bm25, cursor)
 //! ```
 //!
+//! Beyond mail (features `calendar` and `drive`, on by default):
+//! `calendar` reads iCalendar events and tasks, with their time zones and
+//! recurring series, and `extract` the text of documents (PDF, DOCX, ODT,
+//! Markdown, HTML); `backends::Ics` and `backends::Drive` are their
+//! sources, and `jsonl` is the JSON Lines op format that `sealdex import`
+//! reads and chat clients write.
+//!
 //! Lower layers never import higher ones: `message`, `secret`, `record` and
 //! `text` sit at the bottom; `mime` builds a `Message` without knowing the
 //! decryptors that call it, and `seal` seals with a `SecretKey` without
@@ -44,11 +51,16 @@
 mod allocator;
 pub mod backends;
 mod cache;
+#[cfg(feature = "calendar")]
+pub mod calendar;
 pub mod clean;
 mod config;
 pub mod decrypt;
 mod error;
+#[cfg(feature = "drive")]
+pub mod extract;
 mod index;
+pub mod jsonl;
 pub mod keys;
 mod message;
 pub mod mime;

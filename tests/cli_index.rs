@@ -52,33 +52,6 @@ fn canary_mail(n: u32) -> String {
     )
 }
 
-fn encodings(word: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for w in [word.to_string(), word.to_uppercase(), word.to_lowercase()] {
-        out.push(w.as_bytes().to_vec());
-        out.push(w.encode_utf16().flat_map(|u| u.to_le_bytes()).collect());
-        out.push(w.encode_utf16().flat_map(|u| u.to_be_bytes()).collect());
-    }
-    out
-}
-
-fn assert_no_plaintext(index: &Path, words: &[&str]) {
-    let files = all_files(index);
-    assert!(!files.is_empty());
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        for w in words {
-            for needle in encodings(w) {
-                assert!(
-                    memchr::memmem::find(&bytes, &needle).is_none(),
-                    "{} holds {w:?} in clear",
-                    f.display()
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn no_plaintext_on_disk() {
     let mail = tempfile::tempdir().unwrap();

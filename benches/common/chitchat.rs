@@ -253,6 +253,31 @@ impl ChitChat {
             .collect()
     }
 
+    /// The first `limit` messages as lines of sealdex's JSON Lines op
+    /// format ([`sealdex::jsonl`], what `sealdex import` reads): an upsert
+    /// of kind `chat` each, the conversation its folder, the other
+    /// participants its recipients.
+    pub fn jsonl(&self, limit: Option<usize>) -> Vec<String> {
+        let n = limit.unwrap_or(usize::MAX).min(self.messages.len());
+        self.messages[..n]
+            .iter()
+            .map(|m| {
+                let conversation = &self.conversations[m.conversation as usize];
+                serde_json::json!({
+                    "op": "upsert",
+                    "id": self.id(m),
+                    "kind": "chat",
+                    "date": &*m.timestamp,
+                    "from": &*self.senders[m.sender as usize],
+                    "to": self.recipients(m),
+                    "body": &*m.text,
+                    "folders": [&*conversation.id],
+                })
+                .to_string()
+            })
+            .collect()
+    }
+
     fn token(&self) -> SyncToken {
         let mut t = TOKEN_TAG.to_vec();
         t.extend_from_slice(&(self.messages.len() as u64).to_le_bytes());

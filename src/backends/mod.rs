@@ -49,6 +49,10 @@ use std::time::UNIX_EPOCH;
 use crate::source::{Source, SourceError};
 
 mod dirs;
+#[cfg(feature = "drive")]
+pub mod drive;
+#[cfg(feature = "calendar")]
+pub mod ics;
 #[cfg(feature = "imap")]
 pub mod imap;
 pub mod maildir;
@@ -58,6 +62,10 @@ pub mod tree;
 
 #[doc(hidden)]
 pub use dirs::WalkStats;
+#[cfg(feature = "drive")]
+pub use drive::Drive;
+#[cfg(feature = "calendar")]
+pub use ics::Ics;
 pub use maildir::Maildir;
 pub use mbox::Mbox;
 pub use tree::Tree;
@@ -77,6 +85,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// - another regular file that looks like one RFC 822 message:
 ///   [`Tree::open_file`]; any other file is an error that says why;
 /// - any other directory: [`Tree`].
+///
+/// Calendars are not mail: a caller that also takes them asks
+/// [`is_calendar`] first and opens those with [`Ics`] (whose messages
+/// need [`IcsPassThrough`](crate::calendar::IcsPassThrough), not the mail
+/// decryptor), as `sealdex index` does.
 ///
 /// The source's [`Source::name`] is the backend kind and the canonical
 /// absolute path (`maildir:/home/me/Maildir`), so the same mailbox reached
@@ -122,6 +135,53 @@ pub fn open_path(path: &Path) -> Result<Box<dyn Source>, SourceError> {
             path.display()
         )))
     }
+}
+
+/// Whether `path` is a calendar for [`Ics`]: a file named `*.ics` (or
+/// `.ical`, `.icalendar`) or starting with `BEGIN:VCALENDAR`, or a
+/// directory (not a Maildir) in which a calendar file comes before any
+/// file that looks like mail, among the first 256 files a walk meets.
+#[cfg(feature = "calendar")]
+pub fn is_calendar(path: &Path) -> bool {
+    let head = |p: &Path| -> Vec<u8> {
+        let mut head = Vec::with_capacity(4096);
+        let _ = File::open(p).and_then(|f| f.take(4096).read_to_end(&mut head));
+        head
+    };
+    let named = |p: &Path| {
+        p.extension().is_some_and(|e| {
+            ["ics", "ical", "icalendar"]
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(x))
+        })
+    };
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_file() {
+        return named(path) || crate::calendar::looks_like_ics(&head(path));
+    }
+    if !meta.is_dir() || (path.join("cur").is_dir() && path.join("new").is_dir()) {
+        return false;
+    }
+    let files = walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .take(256);
+    for e in files {
+        let bytes = head(e.path());
+        if named(e.path()) || crate::calendar::looks_like_ics(&bytes) {
+            return true;
+        }
+        if tree::not_mail(&bytes).is_none() {
+            return false;
+        }
+    }
+    false
 }
 
 /// A [`SourceError`] naming the path and the operation, of the kind the

@@ -284,7 +284,7 @@ impl Layout for TreeLayout {
 }
 
 /// The folder of a file: its relative parent directory, `None` at the root.
-fn parent_folder(rel: &Path) -> Option<String> {
+pub(super) fn parent_folder(rel: &Path) -> Option<String> {
     rel.parent()
         .map(relative_bytes)
         .filter(|p| !p.is_empty())

@@ -185,3 +185,34 @@ impl Source for Mem {
         })
     }
 }
+
+/// A word as it could sit on disk: as written, upper and lower case, in
+/// UTF-8 and UTF-16 of both byte orders.
+pub fn encodings(word: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for w in [word.to_string(), word.to_uppercase(), word.to_lowercase()] {
+        out.push(w.as_bytes().to_vec());
+        out.push(w.encode_utf16().flat_map(|u| u.to_le_bytes()).collect());
+        out.push(w.encode_utf16().flat_map(|u| u.to_be_bytes()).collect());
+    }
+    out
+}
+
+/// Fails if any file under `index` holds any of `words` in clear (see
+/// [`encodings`]): the canary check of the security model.
+pub fn assert_no_plaintext(index: &Path, words: &[&str]) {
+    let files = all_files(index);
+    assert!(!files.is_empty());
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        for w in words {
+            for needle in encodings(w) {
+                assert!(
+                    memchr::memmem::find(&bytes, &needle).is_none(),
+                    "{} holds {w:?} in clear",
+                    f.display()
+                );
+            }
+        }
+    }
+}

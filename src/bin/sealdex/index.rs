@@ -27,15 +27,21 @@ pub struct IndexArgs {
     /// Mailboxes to index: Maildirs, mbox files, directory trees of RFC 822
     /// files, single RFC 822 files, or IMAP accounts as
     /// imap://USER@HOST[:PORT] (STARTTLS; plain text only to a loopback
-    /// address) or imaps://USER@HOST[:PORT]. The IMAP password comes from
-    /// $SEALDEX_IMAP_PASSWORD or a prompt.
-    #[arg(required = true)]
+    /// address) or imaps://USER@HOST[:PORT]; and calendars: iCalendar (.ics)
+    /// files or folders of them (told by extension and content). The IMAP
+    /// password comes from $SEALDEX_IMAP_PASSWORD or a prompt.
+    #[arg(required_unless_present = "drive")]
     paths: Vec<PathBuf>,
     /// A PEM file of CA certificates to trust besides the system's, for an
     /// IMAP server with a self-signed certificate.
     #[cfg(feature = "imap")]
     #[arg(long, value_name = "FILE")]
     imap_ca: Option<PathBuf>,
+    /// A folder of documents to index as drive files (text, Markdown,
+    /// HTML, PDF, DOCX, ODT; other types are skipped with a reason).
+    /// Repeatable.
+    #[arg(long, value_name = "DIR")]
+    drive: Vec<PathBuf>,
     /// Messages per batch (a checkpoint after each).
     #[arg(long, default_value_t = 512)]
     batch: usize,
@@ -91,19 +97,27 @@ fn exists(dir: &Path) -> bool {
 }
 
 pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<ExitCode, Fail> {
-    // Every source first: nothing is created for a path that is not there.
-    let mut sources: Vec<(&Path, Box<dyn Source>)> = Vec::new();
+    // The keys, then every source: nothing is created for a path that is
+    // not there, a login that fails or a key that does not unlock. Mail
+    // (local or IMAP) is read with the OpenPGP keys when given.
+    let mail: Arc<dyn Decryptor> = Arc::from(decryptor(args)?);
+    let mut sources: Vec<Opened<'_>> = Vec::new();
     for path in &args.paths {
         #[cfg(feature = "imap")]
         if let Some(source) = imap_source(path, args.imap_ca.as_deref())? {
-            sources.push((path, source));
+            sources.push(Opened {
+                path,
+                source,
+                decryptor: Arc::clone(&mail),
+                what: "mail",
+            });
             continue;
         }
-        let source =
-            sealdex::backends::open_path(path).map_err(|e| Fail::msg(e.message().to_owned()))?;
-        sources.push((path, source));
+        sources.push(open_mail_or_calendar(path, &mail)?);
     }
-    let decryptor = decryptor(args)?;
+    for path in &args.drive {
+        sources.push(open_drive(path)?);
+    }
     let index = Arc::new(open_or_create(dir, key_file)?);
     let server = crate::remote::Server::start(Arc::clone(&index), dir);
 
@@ -131,8 +145,14 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         ..IndexOptions::default()
     };
     let mut any_failed = false;
-    let mut empty: Vec<String> = Vec::new();
-    for (path, mut source) in sources {
+    let mut empty: Vec<(&str, String)> = Vec::new();
+    for Opened {
+        path,
+        mut source,
+        decryptor,
+        what,
+    } in sources
+    {
         let name = source.name().to_owned();
         let before = index.store().checkpoint(&name)?.unwrap_or_default();
         if let Some(cp) = index.store().checkpoint(&name)?
@@ -159,8 +179,16 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
             Err(Error::Cancelled) => {
                 drop(server);
                 let kept = index.store().manifest()?.documents;
-                let paths: Vec<String> =
-                    args.paths.iter().map(|p| p.display().to_string()).collect();
+                let paths: Vec<String> = args
+                    .paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .chain(
+                        args.drive
+                            .iter()
+                            .map(|d| format!("--drive {}", d.display())),
+                    )
+                    .collect();
                 return Err(Fail::Interrupted(format!(
                     "interrupted: the index keeps {kept} message(s), everything up to the last \
                      checkpoint; run `sealdex index {}` again to resume where this run stopped",
@@ -182,15 +210,18 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         // tree of files none of which is mail. (Later runs only apply
         // changes, where storing nothing is the normal case.)
         if !before.synced && before.done == 0 && report.stored == 0 {
-            empty.push(if report.failed > 0 {
-                format!(
-                    "{} ({} file(s), none of them mail: `sealdex failures` says why)",
-                    path.display(),
-                    report.failed
-                )
-            } else {
-                path.display().to_string()
-            });
+            empty.push((
+                what,
+                if report.failed > 0 {
+                    format!(
+                        "{} ({} file(s), none of them {what}: `sealdex failures` says why)",
+                        path.display(),
+                        report.failed
+                    )
+                } else {
+                    path.display().to_string()
+                },
+            ));
         }
     }
     drop(server);
@@ -200,9 +231,72 @@ pub fn run(args: &IndexArgs, dir: &Path, key_file: Option<&Path>) -> Result<Exit
         );
     }
     if !empty.is_empty() {
-        return Err(Fail::msg(format!("no mail found in {}", empty.join(", "))));
+        let what = if empty.iter().all(|(w, _)| *w == empty[0].0) {
+            empty[0].0
+        } else {
+            "messages, events or documents"
+        };
+        let paths: Vec<String> = empty.into_iter().map(|(_, p)| p).collect();
+        return Err(Fail::msg(format!(
+            "no {what} found in {}",
+            paths.join(", ")
+        )));
     }
     Ok(ExitCode::from(FOUND))
+}
+
+/// A source to index, with the decryptor that reads what it fetches and
+/// what it holds, for messages.
+struct Opened<'a> {
+    path: &'a Path,
+    source: Box<dyn Source>,
+    decryptor: Arc<dyn Decryptor>,
+    what: &'static str,
+}
+
+/// A mailbox, or (feature `calendar`) an iCalendar file or folder.
+fn open_mail_or_calendar<'a>(
+    path: &'a Path,
+    mail: &Arc<dyn Decryptor>,
+) -> Result<Opened<'a>, Fail> {
+    let fail = |e: sealdex::SourceError| Fail::msg(e.message().to_owned());
+    #[cfg(feature = "calendar")]
+    if sealdex::backends::is_calendar(path) {
+        return Ok(Opened {
+            path,
+            source: Box::new(sealdex::backends::Ics::open(path).map_err(fail)?),
+            decryptor: Arc::new(sealdex::calendar::IcsPassThrough::default()),
+            what: "calendar events",
+        });
+    }
+    Ok(Opened {
+        path,
+        source: sealdex::backends::open_path(path).map_err(fail)?,
+        decryptor: Arc::clone(mail),
+        what: "mail",
+    })
+}
+
+/// A folder of documents (feature `drive`).
+fn open_drive(path: &Path) -> Result<Opened<'_>, Fail> {
+    #[cfg(feature = "drive")]
+    {
+        let source = sealdex::backends::Drive::open(path)
+            .map_err(|e| Fail::msg(format!("--drive: {}", e.message())))?;
+        Ok(Opened {
+            path,
+            source: Box::new(source),
+            decryptor: Arc::new(sealdex::backends::drive::DocumentPassThrough::default()),
+            what: "documents",
+        })
+    }
+    #[cfg(not(feature = "drive"))]
+    {
+        Err(Fail::msg(format!(
+            "--drive {}: this sealdex was built without the `drive` feature",
+            path.display()
+        )))
+    }
 }
 
 /// Opens the index in `dir`, or creates it under a new passphrase (asked

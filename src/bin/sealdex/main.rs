@@ -62,7 +62,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Index Maildirs, mbox files, directory trees of RFC 822 files or
-    /// single messages, creating the index if there is none. Interrupted
+    /// single messages, iCalendar files and folders, and (--drive) folders
+    /// of documents, creating the index if there is none. Interrupted
     /// runs resume; other sealdex processes can search meanwhile.
     Index(index::IndexArgs),
     /// Search the index: one line per hit, newest first.
