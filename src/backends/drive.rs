@@ -53,7 +53,7 @@ const KIND: &str = "drive";
 ///
 /// let index = sealdex::Index::open_or_create(
 ///     std::path::Path::new("/tmp/idx"),
-///     &sealdex::Credential::Passphrase("correct horse".into()),
+///     &sealdex::Credential::passphrase("correct horse"),
 ///     sealdex::IndexConfig::default(),
 /// )?;
 /// let mut drive = Drive::open("/home/me/Documents")?;
