@@ -32,6 +32,7 @@ pub mod protocol;
 pub mod relay;
 #[cfg(feature = "mediator")]
 pub mod share;
+#[cfg(feature = "mediator")]
 pub mod tls;
 
 pub use error::{SyncError, SyncResult};
