@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use super::dirs::{self, Class, Layout, WalkStats};
 use super::snapshot::{Entry, Listing};
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, os_str, read_file_limited,
-    relative_bytes, tree::parent_folder, version_string,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, read_file_limited,
+    tree::files, tree::parent_folder,
 };
 use crate::decrypt::Decryptor;
 use crate::extract::{self, ExtractError, Limits};
@@ -183,39 +183,19 @@ impl Layout for DriveLayout {
     const KIND: &'static str = KIND;
 
     fn classify(&self, _dir: &Path, name: &OsStr, is_dir: bool) -> Class {
-        if name.as_encoded_bytes().starts_with(b".") {
-            Class::Skip
-        } else if is_dir {
-            Class::Descend
-        } else {
-            Class::Message
-        }
+        files::classify(name, is_dir)
     }
 
     fn natural_id(&self, dir: &Path, name: &[u8]) -> String {
-        String::from_utf8_lossy(&relative_bytes(&dir.join(os_str(name)))).into_owned()
+        files::natural_id(dir, name)
     }
 
     fn alt_id(&self, dir: &Path, name: &[u8], natural: &str) -> String {
-        let hex: String = relative_bytes(&dir.join(os_str(name)))
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{natural}#{hex}")
+        files::alt_id(dir, name, natural)
     }
 
     fn entry(&self, dir: &Path, name: &[u8], id: String, size: u64, mtime: i128) -> Entry {
-        let rel = dir.join(os_str(name));
-        let locator = relative_bytes(&rel);
-        Entry {
-            key: locator.clone(),
-            id,
-            locator,
-            version: Some(version_string(size, mtime)),
-            size: Some(size),
-            folder: parent_folder(&rel),
-            flags: None,
-        }
+        files::entry(dir, name, id, size, mtime)
     }
 }
 

@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 use super::dirs::{self, Class, Layout, WalkStats};
 use super::snapshot::{Entry, Listing};
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, os_str, read_file_limited,
-    relative_bytes, version_string,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, read_file_limited,
+    relative_bytes,
 };
 use crate::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
@@ -245,6 +245,37 @@ impl Layout for TreeLayout {
                 Class::Skip
             };
         }
+        files::classify(name, is_dir)
+    }
+
+    fn natural_id(&self, dir: &Path, name: &[u8]) -> String {
+        files::natural_id(dir, name)
+    }
+
+    fn alt_id(&self, dir: &Path, name: &[u8], natural: &str) -> String {
+        files::alt_id(dir, name, natural)
+    }
+
+    fn entry(&self, dir: &Path, name: &[u8], id: String, size: u64, mtime: i128) -> Entry {
+        files::entry(dir, name, id, size, mtime)
+    }
+}
+
+/// The rules a folder of plain files follows, whatever the files hold
+/// (mail for [`Tree`], documents for `drive::Drive`): hidden names are
+/// skipped, directories walked, a file's id is its relative path, and its
+/// version its size and modification time.
+pub(super) mod files {
+    use std::ffi::OsStr;
+    use std::path::Path;
+
+    use super::super::dirs::Class;
+    use super::super::snapshot::Entry;
+    use super::super::{os_str, relative_bytes, version_string};
+    use super::parent_folder;
+
+    /// Hidden names are skipped; other directories walked, files listed.
+    pub(in crate::backends) fn classify(name: &OsStr, is_dir: bool) -> Class {
         if name.as_encoded_bytes().starts_with(b".") {
             Class::Skip
         } else if is_dir {
@@ -254,13 +285,14 @@ impl Layout for TreeLayout {
         }
     }
 
-    fn natural_id(&self, dir: &Path, name: &[u8]) -> String {
+    /// The file's path relative to the root, as UTF-8 (lossy).
+    pub(in crate::backends) fn natural_id(dir: &Path, name: &[u8]) -> String {
         String::from_utf8_lossy(&relative_bytes(&dir.join(os_str(name)))).into_owned()
     }
 
     /// Ids collide only when two non-UTF-8 names convert to the same
     /// string: the later one gets the hex of its raw path.
-    fn alt_id(&self, dir: &Path, name: &[u8], natural: &str) -> String {
+    pub(in crate::backends) fn alt_id(dir: &Path, name: &[u8], natural: &str) -> String {
         let hex: String = relative_bytes(&dir.join(os_str(name)))
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -268,7 +300,15 @@ impl Layout for TreeLayout {
         format!("{natural}#{hex}")
     }
 
-    fn entry(&self, dir: &Path, name: &[u8], id: String, size: u64, mtime: i128) -> Entry {
+    /// The listing entry of a file: located by its relative path, in the
+    /// folder of its parent directory.
+    pub(in crate::backends) fn entry(
+        dir: &Path,
+        name: &[u8],
+        id: String,
+        size: u64,
+        mtime: i128,
+    ) -> Entry {
         let rel = dir.join(os_str(name));
         let locator = relative_bytes(&rel);
         Entry {
