@@ -9,6 +9,7 @@
 #![cfg(feature = "mediator")]
 
 mod common;
+use common::Counting;
 mod mediator_util;
 
 #[path = "../benches/common/battery.rs"]
@@ -53,41 +54,6 @@ use sealdex::{
 };
 
 const CANARY: &str = "zqxcanaryqzx";
-
-/// A source around a real Maildir that counts the messages it fetches.
-struct Counting {
-    inner: Box<dyn sealdex::Source>,
-    fetched: Arc<AtomicUsize>,
-}
-
-impl sealdex::Source for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn list(
-        &mut self,
-        cursor: Option<&sealdex::Cursor>,
-        limit: usize,
-    ) -> Result<sealdex::Page, sealdex::SourceError> {
-        self.inner.list(cursor, limit)
-    }
-    fn fetch(
-        &mut self,
-        refs: &[sealdex::MessageRef],
-    ) -> Vec<Result<sealdex::RawMessage, sealdex::FetchError>> {
-        self.fetched.fetch_add(refs.len(), Ordering::SeqCst);
-        self.inner.fetch(refs)
-    }
-    fn sync_token(&mut self) -> Result<sealdex::SyncToken, sealdex::SourceError> {
-        self.inner.sync_token()
-    }
-    fn changes(
-        &mut self,
-        since: &sealdex::SyncToken,
-    ) -> Result<sealdex::Changes, sealdex::SourceError> {
-        self.inner.changes(since)
-    }
-}
 
 const WORDS: [&str; 8] = [
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",

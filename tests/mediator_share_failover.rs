@@ -7,6 +7,8 @@
 //! one had not reflected.
 #![cfg(feature = "mediator")]
 
+mod common;
+use common::Counting;
 mod mediator_util;
 
 /// Bounded waits on a sharing handle.
@@ -45,40 +47,6 @@ use sealdex::pipeline::IndexOptions;
 use sealdex::sync::envelope::ReplayGuard;
 use sealdex::sync::share::{self, Bootstrap, Role, ShareConfig};
 use sealdex::{Credential, Index, IndexConfig, KdfParams, SearchOptions};
-
-struct Counting {
-    inner: Box<dyn sealdex::Source>,
-    fetched: Arc<AtomicUsize>,
-}
-
-impl sealdex::Source for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn list(
-        &mut self,
-        cursor: Option<&sealdex::Cursor>,
-        limit: usize,
-    ) -> Result<sealdex::Page, sealdex::SourceError> {
-        self.inner.list(cursor, limit)
-    }
-    fn fetch(
-        &mut self,
-        refs: &[sealdex::MessageRef],
-    ) -> Vec<Result<sealdex::RawMessage, sealdex::FetchError>> {
-        self.fetched.fetch_add(refs.len(), Ordering::SeqCst);
-        self.inner.fetch(refs)
-    }
-    fn sync_token(&mut self) -> Result<sealdex::SyncToken, sealdex::SourceError> {
-        self.inner.sync_token()
-    }
-    fn changes(
-        &mut self,
-        since: &sealdex::SyncToken,
-    ) -> Result<sealdex::Changes, sealdex::SourceError> {
-        self.inner.changes(since)
-    }
-}
 
 const N: usize = 3000;
 

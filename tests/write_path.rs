@@ -2,6 +2,8 @@
 //! while other threads search and write; both search modes agree with a
 //! plain model of what the ops mean after every batch.
 
+mod common;
+use common::Counting;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -501,41 +503,6 @@ fn two_pipelines_side_by_side() {
         );
     }
     assert_eq!(found(&index, "xray OR whiskey", SearchMode::Auto).0, 1600);
-}
-
-/// A source that counts the bodies it fetches, around a real Maildir.
-struct Counting {
-    inner: Box<dyn sealdex::Source>,
-    fetched: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl sealdex::Source for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn list(
-        &mut self,
-        cursor: Option<&sealdex::Cursor>,
-        limit: usize,
-    ) -> Result<sealdex::Page, sealdex::SourceError> {
-        self.inner.list(cursor, limit)
-    }
-    fn fetch(
-        &mut self,
-        refs: &[sealdex::MessageRef],
-    ) -> Vec<Result<sealdex::RawMessage, sealdex::FetchError>> {
-        self.fetched.fetch_add(refs.len(), Ordering::SeqCst);
-        self.inner.fetch(refs)
-    }
-    fn sync_token(&mut self) -> Result<sealdex::SyncToken, sealdex::SourceError> {
-        self.inner.sync_token()
-    }
-    fn changes(
-        &mut self,
-        since: &sealdex::SyncToken,
-    ) -> Result<sealdex::Changes, sealdex::SourceError> {
-        self.inner.changes(since)
-    }
 }
 
 /// A flag change and a move in a Maildir reach `is:flagged` and `in:` in

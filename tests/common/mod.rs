@@ -216,3 +216,33 @@ pub fn assert_no_plaintext(index: &Path, words: &[&str]) {
         }
     }
 }
+
+/// A source around another (a real Maildir in the tests) that counts the
+/// messages it fetches: what the tests of patches and of followers that
+/// must never fetch assert on.
+pub struct Counting {
+    /// The source that does the work.
+    pub inner: Box<dyn Source>,
+    /// Messages fetched so far.
+    pub fetched: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Source for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
+        self.inner.list(cursor, limit)
+    }
+    fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
+        self.fetched
+            .fetch_add(refs.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.fetch(refs)
+    }
+    fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
+        self.inner.sync_token()
+    }
+    fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
+        self.inner.changes(since)
+    }
+}
