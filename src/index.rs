@@ -95,7 +95,7 @@ pub struct Index {
 /// What [`Index`] tells of each committed batch: the ops as applied (with
 /// their versions) and the state written with them (checkpoint, sync
 /// tokens, failures). Called with the writer lock held: it must not block.
-pub(crate) type OnCommit = Arc<dyn Fn(&Applied, &crate::write::State) + Send + Sync>;
+pub(crate) type OnCommit = Arc<dyn Fn(&Applied, crate::write::State) + Send + Sync>;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -331,7 +331,7 @@ impl Index {
             return Ok(applied);
         }
         if let (Some(hook), Some(state)) = (hook, told) {
-            hook(&applied, &state);
+            hook(&applied, state);
         }
         let _view = self.view.write().unwrap_or_else(|p| p.into_inner());
         if self.cache_loaded.load(Ordering::Acquire) {

@@ -482,20 +482,20 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
     {
         let out = out_tx.clone();
         let shared = Arc::clone(&shared);
-        index.set_on_commit(Some(Arc::new(move |applied: &Applied, state: &State| {
+        index.set_on_commit(Some(Arc::new(move |applied: &Applied, state: State| {
             let batch = Batch {
                 ops: applied.ops.clone(),
-                checkpoint: state.checkpoint.clone(),
+                checkpoint: state.checkpoint,
                 tokens: state
                     .tokens
-                    .iter()
+                    .into_iter()
                     .map(|(source, slot, token)| TokenEntry {
-                        source: source.clone(),
-                        listing_start: *slot == crate::store::TokenSlot::ListingStart,
-                        token: token.clone(),
+                        source,
+                        listing_start: slot == crate::store::TokenSlot::ListingStart,
+                        token,
                     })
                     .collect(),
-                failures: state.failures.iter().map(|(_, f)| f.clone()).collect(),
+                failures: state.failures.into_iter().map(|(_, f)| f).collect(),
             };
             shared.add_outbox(1);
             let _ = out.send(Outgoing::Batch(batch));
