@@ -195,6 +195,21 @@ fn logouts(user: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many logout lines of `user` the log holds once it has stopped
+/// growing for half a second (ten seconds at most).
+fn settled_logouts(user: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = logouts(user).len();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = logouts(user).len();
+        if now == seen || Instant::now() > deadline {
+            return now;
+        }
+        seen = now;
+    }
+}
+
 /// The sum of `body_count` over the logout lines of `user` after the
 /// first `skip`, waiting (a few seconds at most) until `sessions` of them
 /// are there: Dovecot's log process writes them asynchronously.
@@ -284,7 +299,9 @@ fn index_then_flags_moves_expunges_and_uidvalidity_arrive_without_refetch() {
         .unwrap();
     admin.logout().unwrap();
 
-    let before = logouts(&user).len();
+    // Every earlier session's logout line (the admin's just now) must be in
+    // the log before counting: Dovecot writes them asynchronously.
+    let before = settled_logouts(&user);
     let mut source = srv.source(&user);
     let report = index
         .index(&mut source, &PassThrough::default(), &options(4))
