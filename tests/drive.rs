@@ -12,40 +12,17 @@ use std::collections::BTreeSet;
 
 use sealdex::backends::drive::{DocumentPassThrough, Drive};
 use sealdex::extract::{self, Limits};
-use sealdex::{
-    ContentKind, Credential, Index, IndexConfig, KdfParams, Order, SearchMode, SearchOptions,
-    SecretKey, Source,
-};
-
-fn config() -> IndexConfig {
-    IndexConfig {
-        kdf: KdfParams::insecure_fast(),
-        inverted: true,
-        ..IndexConfig::default()
-    }
-}
+use sealdex::{ContentKind, Credential, Index, SecretKey, Source};
 
 fn cred() -> Credential {
     Credential::AppKey(SecretKey::from_bytes([0x7e; 32]))
 }
 
+use common::both_modes_config as config;
+
+/// The ids a query returns, after checking that both modes agree.
 fn both(index: &Index, q: &str) -> BTreeSet<String> {
-    let run = |mode| -> Vec<String> {
-        let opts = SearchOptions {
-            order: Order::Newest,
-            limit: None,
-            cursor: None,
-            snippet_bytes: 0,
-            mode,
-        };
-        let r = index
-            .search(q, &opts)
-            .unwrap_or_else(|e| panic!("{q}: {e}"));
-        r.hits.into_iter().map(|h| h.id).collect()
-    };
-    let fwd = run(SearchMode::Forward);
-    assert_eq!(fwd, run(SearchMode::Inverted), "{q}: forward vs inverted");
-    fwd.into_iter().collect()
+    common::both(index, q).into_iter().collect()
 }
 
 fn set(ids: &[&str]) -> BTreeSet<String> {

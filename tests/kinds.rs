@@ -8,63 +8,21 @@
 mod chitchat;
 mod common;
 
-use std::collections::BTreeSet;
-
 use sealdex::backends::Tree;
 use sealdex::decrypt::PassThrough;
 use sealdex::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, SourceError, SyncToken,
 };
 use sealdex::{
-    Body, ContentKind, Credential, DecryptError, Decryptor, Index, IndexConfig, KdfParams, Message,
-    Order, SearchMode, SearchOptions, SecretKey, Source,
+    Body, ContentKind, Credential, DecryptError, Decryptor, Index, Message, SearchOptions,
+    SecretKey, Source,
 };
 
 fn cred() -> Credential {
     Credential::AppKey(SecretKey::from_bytes([0x5a; 32]))
 }
 
-fn config() -> IndexConfig {
-    IndexConfig {
-        kdf: KdfParams::insecure_fast(),
-        inverted: true,
-        ..IndexConfig::default()
-    }
-}
-
-/// Every hit's id, in order, in one mode.
-fn ids(index: &Index, q: &str, mode: SearchMode, order: Order) -> Vec<String> {
-    let r = index
-        .search(
-            q,
-            &SearchOptions {
-                order,
-                limit: None,
-                cursor: None,
-                snippet_bytes: 0,
-                mode,
-            },
-        )
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
-    assert_eq!(r.total, r.hits.len());
-    r.hits.into_iter().map(|h| h.id).collect()
-}
-
-/// The ids both modes return, after checking that they agree: the same
-/// ids in the same newest-first order, and the same set by relevance.
-fn both(index: &Index, q: &str) -> Vec<String> {
-    let fwd = ids(index, q, SearchMode::Forward, Order::Newest);
-    let inv = ids(index, q, SearchMode::Inverted, Order::Newest);
-    assert_eq!(fwd, inv, "{q}: forward vs inverted, newest first");
-    let set =
-        |mode| -> BTreeSet<String> { ids(index, q, mode, Order::Relevance).into_iter().collect() };
-    assert_eq!(
-        set(SearchMode::Forward),
-        set(SearchMode::Inverted),
-        "{q}: relevance"
-    );
-    fwd
-}
+use common::{both, both_modes_config as config};
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();

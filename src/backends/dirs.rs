@@ -85,9 +85,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{Entry, Snapshot, Stamp, diff};
+use super::snapshot::{Entry, Listing, Snapshot, Stamp, diff};
 use super::{mtime_nanos, os_str, relative_bytes};
-use crate::source::{Changes, SourceError, SyncToken};
+use crate::source::{Changes, Cursor, Page, SourceError, SyncToken};
 
 /// The token format this module writes. Format 1 was the whole listing
 /// (see `snapshot.rs`); it is still read, and diffed against a full
@@ -571,6 +571,71 @@ fn listed_snapshot<L: Layout>(layout: &L, dirs: &[Dir], ids: &[Vec<String>]) -> 
         }
     }
     Snapshot::new(entries)
+}
+
+/// One directory tree listed through a [`Layout`]: what the tree, Maildir
+/// and drive sources share. It owns the root, the listing that pages are
+/// cut from, the walk's counters and the rescan policy, and answers
+/// [`Source::list`](crate::Source::list),
+/// [`Source::sync_token`](crate::Source::sync_token) and
+/// [`Source::changes`](crate::Source::changes) for them; each source
+/// keeps only what is its own (its name, its size limit, how it reads a
+/// file).
+#[derive(Debug)]
+pub(crate) struct Walker<L> {
+    /// The canonical root directory.
+    pub root: PathBuf,
+    /// Which names are messages, folders or skipped.
+    pub layout: L,
+    /// Whether [`Walker::changes`] re-reads every directory and re-stats
+    /// every file (see `Tree::with_full_rescan`).
+    pub full_rescan: bool,
+    /// What the walks read and kept unread, for tests and benchmarks.
+    pub stats: WalkStats,
+    listing: Listing,
+}
+
+impl<L: Layout> Walker<L> {
+    /// A walker of `root`; nothing is read until the first listing.
+    pub fn new(root: PathBuf, layout: L) -> Self {
+        Walker {
+            root,
+            layout,
+            full_rescan: false,
+            stats: WalkStats::default(),
+            listing: Listing::default(),
+        }
+    }
+
+    /// A page of the listing: a new walk when `cursor` is `None`.
+    pub fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
+        let (root, layout, stats) = (&self.root, &self.layout, &mut self.stats);
+        self.listing.list(cursor, limit, || {
+            super::check_root(root, true)?;
+            Ok(full(root, layout, stats)?.0)
+        })
+    }
+
+    /// A full walk's token; its listing is kept for the pages that follow.
+    pub fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
+        super::check_root(&self.root, true)?;
+        let (snapshot, token) = full(&self.root, &self.layout, &mut self.stats)?;
+        self.listing.set(snapshot);
+        Ok(token)
+    }
+
+    /// What changed since `since` (see [`refresh`]).
+    pub fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
+        super::check_root(&self.root, true)?;
+        self.listing.clear();
+        refresh(
+            &self.root,
+            &self.layout,
+            since,
+            self.full_rescan,
+            &mut self.stats,
+        )
+    }
 }
 
 /// What changed since `since`, reading only the directories whose stamp

@@ -26,13 +26,13 @@
 //! file and a rename (most do) change the directory.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::dirs::{self, Class, Layout, WalkStats};
-use super::snapshot::{Entry, Listing};
+use super::dirs::{Class, Layout, Walker};
+use super::snapshot::Entry;
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, read_file_limited,
-    tree::files, tree::parent_folder,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, locator_path, read_file_limited, tree::files,
+    tree::parent_folder,
 };
 use crate::decrypt::Decryptor;
 use crate::extract::{self, ExtractError, Limits};
@@ -63,12 +63,9 @@ const KIND: &str = "drive";
 /// ```
 #[derive(Debug)]
 pub struct Drive {
-    root: PathBuf,
+    walker: Walker<DriveLayout>,
     name: String,
     max_document_bytes: u64,
-    listing: Listing,
-    full_rescan: bool,
-    stats: WalkStats,
 }
 
 impl Drive {
@@ -76,12 +73,9 @@ impl Drive {
     pub fn open(root: impl AsRef<Path>) -> Result<Self, SourceError> {
         let (root, name) = canonical_root(KIND, root.as_ref(), true)?;
         Ok(Drive {
-            root,
+            walker: Walker::new(root, DriveLayout),
             name,
             max_document_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            listing: Listing::default(),
-            full_rescan: false,
-            stats: WalkStats::default(),
         })
     }
 
@@ -96,7 +90,7 @@ impl Drive {
     /// With `true`, every run re-reads every directory and re-stats every
     /// file (see [`Tree::with_full_rescan`](super::Tree::with_full_rescan)).
     pub fn with_full_rescan(mut self, full: bool) -> Self {
-        self.full_rescan = full;
+        self.walker.full_rescan = full;
         self
     }
 
@@ -113,7 +107,7 @@ impl Drive {
                 .unwrap_or_else(|| "skipped: not a document".into());
             return Err(fail(what));
         }
-        let path = self.root.join(&rel);
+        let path = self.walker.root.join(&rel);
         if let Ok(meta) = std::fs::metadata(&path)
             && meta.len() > self.max_document_bytes
         {
@@ -143,11 +137,7 @@ impl Source for Drive {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let (root, stats) = (&self.root, &mut self.stats);
-        self.listing.list(cursor, limit, || {
-            check_root(root, true)?;
-            Ok(dirs::full(root, &DriveLayout, stats)?.0)
-        })
+        self.walker.list(cursor, limit)
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -155,22 +145,11 @@ impl Source for Drive {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        check_root(&self.root, true)?;
-        let (snapshot, token) = dirs::full(&self.root, &DriveLayout, &mut self.stats)?;
-        self.listing.set(snapshot);
-        Ok(token)
+        self.walker.sync_token()
     }
 
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        check_root(&self.root, true)?;
-        self.listing.clear();
-        dirs::refresh(
-            &self.root,
-            &DriveLayout,
-            since,
-            self.full_rescan,
-            &mut self.stats,
-        )
+        self.walker.changes(since)
     }
 }
 

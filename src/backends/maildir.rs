@@ -38,10 +38,10 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::dirs::{self, Class, Layout, WalkStats};
-use super::snapshot::{Entry, Listing};
+use super::dirs::{Class, Layout, WalkStats, Walker};
+use super::snapshot::Entry;
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, os_str, read_file_limited,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, locator_path, os_str, read_file_limited,
     relative_bytes, version_string,
 };
 use crate::record::Flags;
@@ -72,11 +72,9 @@ pub const INBOX: &str = "INBOX";
 /// ```
 #[derive(Debug)]
 pub struct Maildir {
-    root: PathBuf,
+    walker: Walker<MaildirLayout>,
     name: String,
     max_message_bytes: u64,
-    listing: Listing,
-    stats: WalkStats,
 }
 
 impl Maildir {
@@ -85,11 +83,9 @@ impl Maildir {
     pub fn open(root: impl AsRef<Path>) -> Result<Self, SourceError> {
         let (root, name) = canonical_root(KIND, root.as_ref(), true)?;
         Ok(Maildir {
-            root,
+            walker: Walker::new(root, MaildirLayout),
             name,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            listing: Listing::default(),
-            stats: WalkStats::default(),
         })
     }
 
@@ -103,14 +99,14 @@ impl Maildir {
 
     /// The canonical root directory.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.walker.root
     }
 
     /// How many directories this source has read and kept unread since it
     /// was opened: for tests and benchmarks of the incremental sync.
     #[doc(hidden)]
     pub fn walk_stats(&self) -> WalkStats {
-        self.stats
+        self.walker.stats
     }
 
     /// Reads one message, following a rename within its folder.
@@ -122,16 +118,17 @@ impl Maildir {
         let rel = locator_path(&r.locator)
             .filter(|p| parse_locator(p).is_some())
             .ok_or_else(|| fail("invalid locator".to_string()))?;
-        let rel = match fs::symlink_metadata(self.root.join(&rel)) {
+        let rel = match fs::symlink_metadata(self.walker.root.join(&rel)) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                find_renamed(&self.root, &rel).unwrap_or(rel)
+                find_renamed(&self.walker.root, &rel).unwrap_or(rel)
             }
             _ => rel,
         };
         let (folder, flags) =
             parse_locator(&rel).ok_or_else(|| fail("invalid locator".to_string()))?;
         let (bytes, version) =
-            read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
+            read_file_limited(&self.walker.root.join(&rel), self.max_message_bytes)
+                .map_err(fail)?;
         Ok(RawMessage {
             id: r.id.clone(),
             bytes,
@@ -149,11 +146,7 @@ impl Source for Maildir {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let (root, stats) = (&self.root, &mut self.stats);
-        self.listing.list(cursor, limit, || {
-            check_root(root, true)?;
-            Ok(dirs::full(root, &MaildirLayout, stats)?.0)
-        })
+        self.walker.list(cursor, limit)
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -161,23 +154,19 @@ impl Source for Maildir {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        check_root(&self.root, true)?;
-        let (snapshot, token) = dirs::full(&self.root, &MaildirLayout, &mut self.stats)?;
-        self.listing.set(snapshot);
-        Ok(token)
+        self.walker.sync_token()
     }
 
     /// Re-reads only the `cur/` and `new/` directories (and the root and
     /// folder directories) whose stamp changed: see `dirs.rs`. Maildir never
     /// rewrites a message in place, so nothing is missed.
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        check_root(&self.root, true)?;
-        self.listing.clear();
-        dirs::refresh(&self.root, &MaildirLayout, since, false, &mut self.stats)
+        self.walker.changes(since)
     }
 }
 
 /// The Maildir's directories and names, for the incremental listing.
+#[derive(Debug)]
 struct MaildirLayout;
 
 /// Whether `dir` (relative to the root) is a `cur/` or `new/` directory,

@@ -40,13 +40,12 @@
 //! [`Tree::open_file`] makes a source of one RFC 822 file.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::dirs::{self, Class, Layout, WalkStats};
-use super::snapshot::{Entry, Listing};
+use super::dirs::{Class, Layout, WalkStats, Walker};
+use super::snapshot::Entry;
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, check_root, locator_path, read_file_limited,
-    relative_bytes,
+    DEFAULT_MAX_MESSAGE_BYTES, canonical_root, locator_path, read_file_limited, relative_bytes,
 };
 use crate::source::{
     Changes, Cursor, FetchError, MessageRef, Page, RawMessage, Source, SourceError, SyncToken,
@@ -81,15 +80,11 @@ const KIND: &str = "tree";
 /// ```
 #[derive(Debug)]
 pub struct Tree {
-    root: PathBuf,
+    /// The root, and which files are messages: every visible one, or for
+    /// [`Tree::open_file`] the one file (a name in the root).
+    walker: Walker<TreeLayout>,
     name: String,
     max_message_bytes: u64,
-    listing: Listing,
-    full_rescan: bool,
-    stats: WalkStats,
-    /// Which files are messages: every visible one, or for
-    /// [`Tree::open_file`] the one file (a name in `root`).
-    layout: TreeLayout,
 }
 
 impl Tree {
@@ -98,13 +93,9 @@ impl Tree {
     pub fn open(root: impl AsRef<Path>) -> Result<Self, SourceError> {
         let (root, name) = canonical_root(KIND, root.as_ref(), true)?;
         Ok(Tree {
-            root,
+            walker: Walker::new(root, TreeLayout { only: None }),
             name,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            listing: Listing::default(),
-            full_rescan: false,
-            stats: WalkStats::default(),
-            layout: TreeLayout { only: None },
         })
     }
 
@@ -120,15 +111,14 @@ impl Tree {
             )));
         };
         Ok(Tree {
-            root: root.to_owned(),
+            walker: Walker::new(
+                root.to_owned(),
+                TreeLayout {
+                    only: Some(only.to_owned()),
+                },
+            ),
             name: format!("file:{}", file.display()),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            listing: Listing::default(),
-            full_rescan: false,
-            stats: WalkStats::default(),
-            layout: TreeLayout {
-                only: Some(only.to_owned()),
-            },
         })
     }
 
@@ -146,20 +136,20 @@ impl Tree {
     /// `false`, O(directories): only directories whose modification time
     /// changed are re-read (see the [module documentation](self)).
     pub fn with_full_rescan(mut self, full: bool) -> Self {
-        self.full_rescan = full;
+        self.walker.full_rescan = full;
         self
     }
 
     /// The canonical root directory.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.walker.root
     }
 
     /// How many directories this source has read and kept unread since it
     /// was opened: for tests and benchmarks of the incremental sync.
     #[doc(hidden)]
     pub fn walk_stats(&self) -> WalkStats {
-        self.stats
+        self.walker.stats
     }
 
     /// Reads one message.
@@ -170,7 +160,8 @@ impl Tree {
         };
         let rel = locator_path(&r.locator).ok_or_else(|| fail("invalid locator".to_string()))?;
         let (bytes, version) =
-            read_file_limited(&self.root.join(&rel), self.max_message_bytes).map_err(fail)?;
+            read_file_limited(&self.walker.root.join(&rel), self.max_message_bytes)
+                .map_err(fail)?;
         if let Some(why) = not_mail(&bytes) {
             return Err(fail(format!("not mail: {why}")));
         }
@@ -192,11 +183,7 @@ impl Source for Tree {
     }
 
     fn list(&mut self, cursor: Option<&Cursor>, limit: usize) -> Result<Page, SourceError> {
-        let (root, stats, layout) = (&self.root, &mut self.stats, &self.layout);
-        self.listing.list(cursor, limit, || {
-            check_root(root, true)?;
-            Ok(dirs::full(root, layout, stats)?.0)
-        })
+        self.walker.list(cursor, limit)
     }
 
     fn fetch(&mut self, refs: &[MessageRef]) -> Vec<Result<RawMessage, FetchError>> {
@@ -204,22 +191,11 @@ impl Source for Tree {
     }
 
     fn sync_token(&mut self) -> Result<SyncToken, SourceError> {
-        check_root(&self.root, true)?;
-        let (snapshot, token) = dirs::full(&self.root, &self.layout, &mut self.stats)?;
-        self.listing.set(snapshot);
-        Ok(token)
+        self.walker.sync_token()
     }
 
     fn changes(&mut self, since: &SyncToken) -> Result<Changes, SourceError> {
-        check_root(&self.root, true)?;
-        self.listing.clear();
-        dirs::refresh(
-            &self.root,
-            &self.layout,
-            since,
-            self.full_rescan,
-            &mut self.stats,
-        )
+        self.walker.changes(since)
     }
 }
 

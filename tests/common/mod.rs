@@ -246,3 +246,54 @@ impl Source for Counting {
         self.inner.changes(since)
     }
 }
+
+/// An index configuration for tests that search in both modes: the
+/// inverted index on, and a key derivation fast enough for tests.
+pub fn both_modes_config() -> sealdex::IndexConfig {
+    sealdex::IndexConfig {
+        kdf: sealdex::KdfParams::insecure_fast(),
+        inverted: true,
+        ..sealdex::IndexConfig::default()
+    }
+}
+
+/// Every hit's id, in order, in one mode; the total must count them all.
+pub fn ids(
+    index: &sealdex::Index,
+    q: &str,
+    mode: sealdex::SearchMode,
+    order: sealdex::Order,
+) -> Vec<String> {
+    let r = index
+        .search(
+            q,
+            &sealdex::SearchOptions {
+                order,
+                limit: None,
+                cursor: None,
+                snippet_bytes: 0,
+                mode,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    assert_eq!(r.total, r.hits.len(), "{q}: total vs hits");
+    r.hits.into_iter().map(|h| h.id).collect()
+}
+
+/// The ids both modes return, after checking that they agree: the same
+/// ids in the same newest-first order, and the same set by relevance.
+pub fn both(index: &sealdex::Index, q: &str) -> Vec<String> {
+    use sealdex::{Order, SearchMode};
+    let fwd = ids(index, q, SearchMode::Forward, Order::Newest);
+    let inv = ids(index, q, SearchMode::Inverted, Order::Newest);
+    assert_eq!(fwd, inv, "{q}: forward vs inverted, newest first");
+    let set = |mode| -> std::collections::BTreeSet<String> {
+        ids(index, q, mode, Order::Relevance).into_iter().collect()
+    };
+    assert_eq!(
+        set(SearchMode::Forward),
+        set(SearchMode::Inverted),
+        "{q}: relevance"
+    );
+    fwd
+}
