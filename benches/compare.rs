@@ -65,7 +65,14 @@
 //!    newest ten** (the total and the ten newest; sealdex:
 //!    `Index::search_keys` with `limit: Some(10)`, the ten store keys, as
 //!    the peers return ids; tantivy: `Count` and `TopDocs` by
-//!    date; SQLCipher: id and stamp with `count(*) OVER ()`). Queries are
+//!    date; SQLCipher: id and stamp with `count(*) OVER ()`), and of the
+//!    **first page** an app shows: the total and the ten newest with their
+//!    message id, date, sender and subject (sealdex: `Index::search_query`
+//!    with `limit: Some(10)` and no snippet; tantivy: the same top ten, each
+//!    read from its document store, where the peer stores those four
+//!    fields; SQLCipher: the four columns of `docs`, where the peer keeps
+//!    the message id). Every engine must show the same ten dates as the
+//!    forward scan (ties may be ordered differently). Queries are
 //!    parsed (and translated) once, before timing. The latencies of all
 //!    queries are pooled for one median and p99 per engine, each query
 //!    weighing the same (its runs are read at `COMPARE_RUNS` evenly spaced
@@ -106,7 +113,7 @@ use std::time::{Duration, Instant};
 
 use common::battery::{self, BenchQuery};
 use common::chitchat::{ChatDecryptor, ChitChat};
-use common::peers::{Fts5, Fts5Sql, PlainTantivy, fts5_sql};
+use common::peers::{Fts5, Fts5Sql, PageRow, PlainTantivy, fts5_sql};
 use sealdex::decrypt::PassThrough;
 use sealdex::pipeline::IndexOptions;
 use sealdex::{
@@ -196,8 +203,15 @@ struct QueryTimes {
     all_p99_us: f64,
     ten_median_us: f64,
     ten_p99_us: f64,
+    /// The first page (count + newest ten with id, date, sender, subject).
+    page_median_us: f64,
+    page_p99_us: f64,
+    /// The first page's dates, newest first: engines may order equal
+    /// dates differently, but must show the same dates.
+    page_dates: Vec<Option<i64>>,
     all_runs_us: Vec<f64>,
     ten_runs_us: Vec<f64>,
+    page_runs_us: Vec<f64>,
 }
 
 /// Opening one engine and running the battery (step 4).
@@ -211,6 +225,8 @@ struct Queries {
     all_p99_us: f64,
     ten_median_us: f64,
     ten_p99_us: f64,
+    page_median_us: f64,
+    page_p99_us: f64,
     runs: usize,
     peak_rss_kb: u64,
     queries: Vec<QueryTimes>,
@@ -496,6 +512,9 @@ trait Engine {
     fn all_hits(&self, q: &Self::Prepared) -> usize;
     /// The total and the ten newest; returns the total.
     fn count_newest_ten(&self, q: &Self::Prepared) -> usize;
+    /// An app's first page: the total and the ten newest with what a
+    /// results list shows of each (id, date, sender, subject).
+    fn first_page(&self, q: &Self::Prepared) -> (usize, Vec<PageRow>);
 }
 
 struct Sealdex {
@@ -548,6 +567,22 @@ impl Engine for Sealdex {
         std::hint::black_box(&page.keys);
         page.total
     }
+    /// `Index::search_query` with `limit: Some(10)` and no snippet: the
+    /// hits' records, opened.
+    fn first_page(&self, q: &Self::Prepared) -> (usize, Vec<PageRow>) {
+        let r = self.index.search_query(q, &self.ten).expect("search");
+        let rows = r
+            .hits
+            .iter()
+            .map(|h| PageRow {
+                id: h.id.clone(),
+                date: h.record.timestamp,
+                sender: h.record.from.clone(),
+                subject: h.record.subject.clone(),
+            })
+            .collect();
+        (r.total, rows)
+    }
 }
 
 struct Tantivy {
@@ -567,6 +602,9 @@ impl Engine for Tantivy {
         let (count, ten) = self.index.count_newest_ten(&**q).expect("tantivy search");
         std::hint::black_box(&ten);
         count
+    }
+    fn first_page(&self, q: &Self::Prepared) -> (usize, Vec<PageRow>) {
+        self.index.first_page(&**q).expect("tantivy search")
     }
 }
 
@@ -592,6 +630,11 @@ impl Engine for Sqlcipher {
             .unwrap_or_else(|e| panic!("FTS5 {}: {e}", q.count_newest_ten));
         std::hint::black_box(&ten);
         count
+    }
+    fn first_page(&self, q: &Fts5Sql) -> (usize, Vec<PageRow>) {
+        self.db
+            .first_page(q)
+            .unwrap_or_else(|e| panic!("FTS5 {}: {e}", q.first_page))
     }
 }
 
@@ -619,6 +662,9 @@ fn run_queries<E: Engine>(
         // One untimed run of each, which also gives the hit counts.
         let hits = e.all_hits(&q);
         let count = e.count_newest_ten(&q);
+        let (page_count, page) = e.first_page(&q);
+        assert_eq!(page_count, count, "{engine} {}: first page count", bq.name);
+        let page_dates = page.iter().map(|r| r.date).collect();
         let time = |f: &dyn Fn() -> usize| -> Vec<f64> {
             let started = Instant::now();
             let mut times = Vec::with_capacity(runs);
@@ -631,10 +677,12 @@ fn run_queries<E: Engine>(
         };
         let all_runs_us = time(&|| e.all_hits(&q));
         let ten_runs_us = time(&|| e.count_newest_ten(&q));
+        let page_runs_us = time(&|| e.first_page(&q).1.len());
         let (all_median_us, all_p99_us) = percentiles(&all_runs_us);
         let (ten_median_us, ten_p99_us) = percentiles(&ten_runs_us);
+        let (page_median_us, page_p99_us) = percentiles(&page_runs_us);
         eprintln!(
-            "  {engine:9} {:28} hits {hits:7}  all {all_median_us:9.1} µs  count+10 {ten_median_us:9.1} µs",
+            "  {engine:9} {:28} hits {hits:7}  all {all_median_us:9.1} µs  count+10 {ten_median_us:9.1} µs  page {page_median_us:9.1} µs",
             bq.name
         );
         queries.push(QueryTimes {
@@ -647,8 +695,12 @@ fn run_queries<E: Engine>(
             all_p99_us,
             ten_median_us,
             ten_p99_us,
+            page_median_us,
+            page_p99_us,
+            page_dates,
             all_runs_us,
             ten_runs_us,
+            page_runs_us,
         });
     }
     let peak_rss_kb = peak_rss_kb();
@@ -678,6 +730,7 @@ fn run_queries<E: Engine>(
     };
     let (all_median_us, all_p99_us) = pooled(|q| &q.all_runs_us);
     let (ten_median_us, ten_p99_us) = pooled(|q| &q.ten_runs_us);
+    let (page_median_us, page_p99_us) = pooled(|q| &q.page_runs_us);
     Queries {
         engine: engine.to_owned(),
         first_query: first.to_owned(),
@@ -686,6 +739,8 @@ fn run_queries<E: Engine>(
         all_p99_us,
         ten_median_us,
         ten_p99_us,
+        page_median_us,
+        page_p99_us,
         runs,
         peak_rss_kb,
         queries,
@@ -1056,9 +1111,9 @@ fn print_corpus(r: &CorpusReport) {
     );
     println!();
     println!(
-        "| engine | docs/s from extracted text | docs/s from raw | on disk MB | disk / text | all hits median µs | all hits p99 µs | count + newest 10 median µs | p99 µs | open + first result ms | peak RSS build MiB | peak RSS open + queries MiB | same hits as forward |"
+        "| engine | docs/s from extracted text | docs/s from raw | on disk MB | disk / text | all hits median µs | all hits p99 µs | count + newest 10 median µs | p99 µs | first page median µs | p99 µs | open + first result ms | peak RSS build MiB | peak RSS open + queries MiB | same hits as forward | same first-page dates |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let forward = by_query.get("forward").copied();
     for engine in ENGINES {
         let (Some(b), Some(q)) = (by_build.get(engine), by_query.get(engine)) else {
@@ -1080,8 +1135,19 @@ fn print_corpus(r: &CorpusReport) {
                 format!("{same}/{}", q.queries.len())
             })
             .unwrap_or_else(|| "–".into());
+        let same_dates = forward
+            .map(|f| {
+                let same = f
+                    .queries
+                    .iter()
+                    .zip(&q.queries)
+                    .filter(|(a, b)| a.page_dates == b.page_dates)
+                    .count();
+                format!("{same}/{}", q.queries.len())
+            })
+            .unwrap_or_else(|| "–".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             engine_label(engine),
             grouped(b.docs_per_s),
             raw,
@@ -1091,10 +1157,13 @@ fn print_corpus(r: &CorpusReport) {
             sig(q.all_p99_us),
             sig(q.ten_median_us),
             sig(q.ten_p99_us),
+            sig(q.page_median_us),
+            sig(q.page_p99_us),
             sig(open),
             sig(mib(b.peak_rss_kb)),
             sig(mib(q.peak_rss_kb)),
             agree,
+            same_dates,
         );
     }
     if let Some(b) = &r.baseline {
@@ -1119,7 +1188,7 @@ fn print_corpus(r: &CorpusReport) {
         for peer in &peers {
             let (pb, pq) = (by_build[peer], by_query[peer]);
             println!(
-                "\nsealdex {mode} / {}: docs/s ×{} (higher is better), on disk ×{}, all hits median ×{} p99 ×{}, count + newest 10 median ×{} p99 ×{}, open + first result ×{}, peak RSS build ×{} queries ×{} (lower is better)",
+                "\nsealdex {mode} / {}: docs/s ×{} (higher is better), on disk ×{}, all hits median ×{} p99 ×{}, count + newest 10 median ×{} p99 ×{}, first page median ×{} p99 ×{}, open + first result ×{}, peak RSS build ×{} queries ×{} (lower is better)",
                 engine_label(peer),
                 sig(sb.docs_per_s / pb.docs_per_s),
                 sig(sb.disk_bytes as f64 / pb.disk_bytes as f64),
@@ -1127,6 +1196,8 @@ fn print_corpus(r: &CorpusReport) {
                 sig(sq.all_p99_us / pq.all_p99_us),
                 sig(sq.ten_median_us / pq.ten_median_us),
                 sig(sq.ten_p99_us / pq.ten_p99_us),
+                sig(sq.page_median_us / pq.page_median_us),
+                sig(sq.page_p99_us / pq.page_p99_us),
                 sig(percentiles(&sq.open_first_ms).0 / percentiles(&pq.open_first_ms).0),
                 sig(sb.peak_rss_kb as f64 / pb.peak_rss_kb as f64),
                 sig(sq.peak_rss_kb as f64 / pq.peak_rss_kb as f64),
@@ -1134,11 +1205,12 @@ fn print_corpus(r: &CorpusReport) {
         }
     }
 
-    // Per query: median µs (all hits / count + newest 10) and hits.
+    // Per query: median µs (all hits / count + newest 10 / first page)
+    // and hits.
     println!();
     print!("| kind | query |");
     for q in &r.queries {
-        print!(" {} hits | {} µs all / 10 |", q.engine, q.engine);
+        print!(" {} hits | {} µs all / 10 / page |", q.engine, q.engine);
     }
     println!();
     print!("|---|---|");
@@ -1158,10 +1230,11 @@ fn print_corpus(r: &CorpusReport) {
                 " ≠"
             };
             print!(
-                " {}{mark} | {} / {} |",
+                " {}{mark} | {} / {} / {} |",
                 t.hits,
                 sig(t.all_median_us),
-                sig(t.ten_median_us)
+                sig(t.ten_median_us),
+                sig(t.page_median_us)
             );
         }
         println!();

@@ -36,11 +36,71 @@ use tantivy::{DocAddress, DocId, IndexReader, ReloadPolicy, Score, SegmentReader
 pub const TANTIVY_COMMIT_DOCS: usize = 20_000;
 
 /// tantivy on a plain `MmapDirectory`, with sealdex's schema
-/// ([`IndexSchema`]: the same fields, the sealdex tokenizer, nothing
-/// stored) and sealdex's query mapping ([`compile`]).
+/// ([`IndexSchema`]: the same fields, the sealdex tokenizer) plus what an
+/// app shows of a hit, stored in tantivy's document store
+/// ([`PageFields`]), and sealdex's query mapping ([`compile`]).
 pub struct PlainTantivy {
     schema: IndexSchema,
+    page: PageFields,
     reader: IndexReader,
+}
+
+/// What an app shows of a hit on a results page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageRow {
+    /// The message id the source gave.
+    pub id: String,
+    /// The date, seconds since the epoch.
+    pub date: Option<i64>,
+    /// The sender.
+    pub sender: String,
+    /// The subject.
+    pub subject: String,
+}
+
+/// The peer's stored fields, added after sealdex's own (whose field
+/// numbers they keep): an app built on tantivy reads a results page from
+/// its document store.
+#[derive(Clone, Copy)]
+struct PageFields {
+    id: tantivy::schema::Field,
+    date: tantivy::schema::Field,
+    sender: tantivy::schema::Field,
+    subject: tantivy::schema::Field,
+}
+
+impl PageFields {
+    /// sealdex's schema, then the page fields, stored and not indexed.
+    fn schema(sealdex: &IndexSchema) -> (tantivy::schema::Schema, PageFields) {
+        use tantivy::schema::{STORED, Schema};
+        let mut b = Schema::builder();
+        for (_, entry) in sealdex.schema().fields() {
+            b.add_field(entry.clone());
+        }
+        let page = PageFields {
+            id: b.add_text_field("page.id", STORED),
+            date: b.add_i64_field("page.date", STORED),
+            sender: b.add_text_field("page.sender", STORED),
+            subject: b.add_text_field("page.subject", STORED),
+        };
+        (b.build(), page)
+    }
+
+    fn read(&self, doc: &tantivy::TantivyDocument) -> PageRow {
+        use tantivy::schema::Value;
+        let text = |f| {
+            doc.get_first(f)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        PageRow {
+            id: text(self.id),
+            date: doc.get_first(self.date).and_then(|v| v.as_i64()),
+            sender: text(self.sender),
+            subject: text(self.subject),
+        }
+    }
 }
 
 /// The document key the peer gives record `i`: any unique 32 bytes will
@@ -59,13 +119,21 @@ impl PlainTantivy {
     /// to finish.
     pub fn build(dir: &Path, records: &[Record]) -> tantivy::Result<()> {
         let schema = IndexSchema::new();
-        let index = tantivy::Index::create_in_dir(dir, schema.schema().clone())?;
+        let (full, page) = PageFields::schema(&schema);
+        let index = tantivy::Index::create_in_dir(dir, full)?;
         schema.register_tokenizer(&index);
         let opts = InvertedOptions::default();
         let mut writer: tantivy::IndexWriter =
             index.writer_with_num_threads(opts.writer_threads, opts.writer_bytes)?;
         for (i, r) in records.iter().enumerate() {
-            writer.add_document(schema.document(&peer_key(i), i as u64, r))?;
+            let mut doc = schema.document(&peer_key(i), i as u64, r);
+            doc.add_text(page.id, &r.id);
+            if let Some(date) = r.timestamp {
+                doc.add_i64(page.date, date);
+            }
+            doc.add_text(page.sender, &r.from);
+            doc.add_text(page.subject, &r.subject);
+            writer.add_document(doc)?;
             if (i + 1) % TANTIVY_COMMIT_DOCS == 0 {
                 writer.commit()?;
             }
@@ -78,13 +146,18 @@ impl PlainTantivy {
     /// Opens the index in `dir`.
     pub fn open(dir: &Path) -> tantivy::Result<PlainTantivy> {
         let schema = IndexSchema::new();
+        let (_, page) = PageFields::schema(&schema);
         let index = tantivy::Index::open_in_dir(dir)?;
         schema.register_tokenizer(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok(PlainTantivy { schema, reader })
+        Ok(PlainTantivy {
+            schema,
+            page,
+            reader,
+        })
     }
 
     /// sealdex's mapping of a query, unscored (newest-first order).
@@ -103,6 +176,23 @@ impl PlainTantivy {
         let newest =
             TopDocs::with_limit(10).order_by_fast_field::<i64>("date", tantivy::Order::Desc);
         self.reader.searcher().search(q, &(Count, newest))
+    }
+}
+
+impl PlainTantivy {
+    /// An app's first page: the number of hits and the ten newest by the
+    /// `date` fast field, each read from the document store.
+    pub fn first_page(&self, q: &dyn TQuery) -> tantivy::Result<(usize, Vec<PageRow>)> {
+        let searcher = self.reader.searcher();
+        let newest =
+            TopDocs::with_limit(10).order_by_fast_field::<i64>("date", tantivy::Order::Desc);
+        let (count, ten) = searcher.search(q, &(Count, newest))?;
+        let mut page = Vec::with_capacity(ten.len());
+        for (_, addr) in ten {
+            let doc: tantivy::TantivyDocument = searcher.doc(addr)?;
+            page.push(self.page.read(&doc));
+        }
+        Ok((count, page))
     }
 }
 
@@ -189,6 +279,7 @@ pub const FTS5_BATCH: usize = 512;
 const SCHEMA: &str = "
 CREATE TABLE docs(
     id INTEGER PRIMARY KEY,
+    msgid TEXT NOT NULL,
     stamp INTEGER,
     flags INTEGER NOT NULL,
     subject TEXT NOT NULL,
@@ -267,8 +358,8 @@ impl Fts5 {
             let tx = db.conn.transaction()?;
             {
                 let mut doc = tx.prepare_cached(
-                    "INSERT INTO docs(id, stamp, flags, subject, body, sender, recipients, filenames, location, kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO docs(id, msgid, stamp, flags, subject, body, sender, recipients, filenames, location, kind)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 let mut fts = tx.prepare_cached(
                     "INSERT INTO fts(rowid, subject, body, sender, recipients, filenames, location)
@@ -280,6 +371,7 @@ impl Fts5 {
                     let id = (n * FTS5_BATCH + i + 1) as i64;
                     doc.execute(params![
                         id,
+                        r.id,
                         r.timestamp,
                         r.flags.bits(),
                         r.subject,
@@ -333,6 +425,25 @@ impl Fts5 {
         Ok((count, ten))
     }
 
+    /// An app's first page: the number of hits and the ten newest with
+    /// their message id, date, sender and subject, in one statement.
+    pub fn first_page(&self, sql: &Fts5Sql) -> rusqlite::Result<(usize, Vec<PageRow>)> {
+        let mut st = self.conn.prepare_cached(&sql.first_page)?;
+        let mut count = 0;
+        let mut page = Vec::with_capacity(10);
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            count = r.get::<_, i64>(4)? as usize;
+            page.push(PageRow {
+                id: r.get(0)?,
+                date: r.get(1)?,
+                sender: r.get(2)?,
+                subject: r.get(3)?,
+            });
+        }
+        Ok((count, page))
+    }
+
     /// Checks the key and the schema by reading one row: what a first
     /// query after opening has to pay anyway.
     pub fn check(&self) -> rusqlite::Result<Option<i64>> {
@@ -358,6 +469,9 @@ pub struct Fts5Sql {
     /// `SELECT d.id, d.stamp, count(*) OVER () … ORDER BY d.stamp DESC,
     /// d.id DESC LIMIT 10`.
     pub count_newest_ten: String,
+    /// `SELECT d.msgid, d.stamp, d.sender, d.subject, count(*) OVER () …
+    /// ORDER BY d.stamp DESC, d.id DESC LIMIT 10`: an app's first page.
+    pub first_page: String,
     /// The `MATCH` expression, if any part of the query is text.
     pub fts_match: Option<String>,
     /// The SQL conditions on `docs d`, joined with `AND`.
@@ -424,6 +538,10 @@ pub fn fts5_sql(query: &Query) -> Fts5Sql {
         all: format!("SELECT d.id FROM {from}{clause}"),
         count_newest_ten: format!(
             "SELECT d.id, d.stamp, count(*) OVER () FROM {from}{clause} \
+             ORDER BY d.stamp DESC, d.id DESC LIMIT 10"
+        ),
+        first_page: format!(
+            "SELECT d.msgid, d.stamp, d.sender, d.subject, count(*) OVER () FROM {from}{clause} \
              ORDER BY d.stamp DESC, d.id DESC LIMIT 10"
         ),
         fts_match,
