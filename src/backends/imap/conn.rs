@@ -239,11 +239,13 @@ impl Authenticator for Sasl {
     }
 }
 
-/// The TLS and timeout settings of a connection.
+/// The TLS, timeout and extension settings of a connection.
 #[derive(Clone, Debug)]
 pub(super) struct Settings {
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Use CONDSTORE and QRESYNC when the server offers them.
+    pub condstore: bool,
 }
 
 /// The stream under the IMAP client: plain TCP (loopback only) or rustls.
@@ -429,11 +431,11 @@ pub(super) fn connect(
         .capabilities()
         .map_err(|e| classify(&format!("CAPABILITY at {where_}"), e))?;
     let mut caps = Caps {
-        condstore: post.has_str("CONDSTORE") || post.has_str("QRESYNC"),
+        condstore: settings.condstore && (post.has_str("CONDSTORE") || post.has_str("QRESYNC")),
         qresync: false,
         list_status: post.has_str("LIST-STATUS"),
     };
-    if post.has_str("QRESYNC") && post.has_str("ENABLE") {
+    if settings.condstore && post.has_str("QRESYNC") && post.has_str("ENABLE") {
         session
             .run_command_and_check_ok("ENABLE QRESYNC")
             .map_err(|e| classify(&format!("ENABLE QRESYNC at {where_}"), e))?;
