@@ -201,16 +201,40 @@ fn logouts(user: &str) -> Vec<String> {
 /// How many logout lines of `user` the log holds once it has stopped
 /// growing for half a second (ten seconds at most).
 fn settled_logouts(user: &str) -> usize {
+    settled(|| logouts(user).len())
+}
+
+/// What `count` returns once it has not changed for half a second (ten
+/// seconds at most): Dovecot's log process writes lines asynchronously.
+fn settled(count: impl Fn() -> usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = logouts(user).len();
+    let mut seen = count();
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let now = logouts(user).len();
+        let now = count();
         if now == seen || Instant::now() > deadline {
             return now;
         }
         seen = now;
     }
+}
+
+/// How many logins of `user` Dovecot refused: its login process logs a
+/// line per connection that failed to log in, `auth failed, N attempts`.
+fn auth_failures(user: &str) -> usize {
+    let log = std::env::var("SEALDEX_IMAP_LOG").expect("SEALDEX_IMAP_LOG is set");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let tag = format!("user=<{user}>");
+    text.lines()
+        .filter(|l| l.contains(&tag))
+        .filter_map(|l| l.split("auth failed, ").nth(1))
+        .map(|rest| {
+            rest.split(' ')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("`auth failed, N attempts`")
+        })
+        .sum()
 }
 
 /// The sum of `body_count` over the logout lines of `user` after the
@@ -742,6 +766,7 @@ fn a_wrong_password_is_a_typed_auth_error_that_is_not_retried() {
     let mut source = Imap::new(account, Auth::password("wrong-Zq9-password"))
         .with_ca_file(&srv.ca)
         .with_retries(3, Duration::from_millis(10));
+    let refused_before = settled(|| auth_failures(&user));
     let e = source.connect().unwrap_err();
     assert_eq!(e.kind(), SourceErrorKind::Auth, "{e}");
     assert!(!e.is_retryable());
@@ -766,6 +791,13 @@ fn a_wrong_password_is_a_typed_auth_error_that_is_not_retried() {
         "{err}"
     );
     assert_eq!(source.stats().connections, 0);
+    // Not retried, though three retries are allowed: the server saw one
+    // refused login for each of the two calls, not four.
+    assert_eq!(
+        settled(|| auth_failures(&user)),
+        refused_before + 2,
+        "one login attempt per call"
+    );
 
     // The CLI: a clear message, a non-zero exit, and no index left behind.
     let dir = tmp.path().join("cli");
@@ -1026,4 +1058,165 @@ fn crlf(bytes: &[u8]) -> Vec<u8> {
         out.push(c);
     }
     out
+}
+
+/// The token issuer's introspection endpoint (RFC 7662) that Dovecot's
+/// `oauth2` passdb asks whether a bearer token is valid, and for whom, at
+/// `SEALDEX_IMAP_OAUTH_PORT` (see `.ci/run`). It stands in for the
+/// identity provider (Google, Microsoft, Keycloak), which is not what is
+/// tested: the XOAUTH2 exchange between sealdex and the real Dovecot is.
+/// It answers `active` for one token and user, and records every token it
+/// was asked about.
+struct Introspection {
+    asked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Introspection {
+    fn start(port: u16, token: &str, user: &str) -> Introspection {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("SEALDEX_IMAP_OAUTH_PORT {port}: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (asked.clone(), stop.clone());
+        let (token, user) = (token.to_string(), user.to_string());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let (a, token, user) = (a.clone(), token.clone(), user.clone());
+                        std::thread::spawn(move || answer(conn, &a, &token, &user));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Introspection {
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Introspection {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers the introspection requests of one keep-alive connection.
+fn answer(conn: TcpStream, asked: &Mutex<Vec<String>>, token: &str, user: &str) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    let mut writer = conn;
+    loop {
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        let presented = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .unwrap_or_default()
+            .to_string();
+        let active = presented == token;
+        asked.lock().unwrap().push(presented);
+        let json = format!("{{\"active\": {active}, \"username\": \"{user}\"}}");
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs SEALDEX_IMAP (a Dovecot on loopback; .ci/run starts one)"]
+fn an_oauth2_bearer_token_logs_in_and_a_refused_one_is_an_auth_error() {
+    let srv = server();
+    let user = srv.user(9);
+    srv.reset(&user);
+    let mut admin = srv.admin(&user);
+    for i in 0..3 {
+        admin
+            .append("INBOX", &fixture(i, "oauthword"))
+            .finish()
+            .unwrap();
+    }
+    admin.logout().unwrap();
+    let port: u16 = std::env::var("SEALDEX_IMAP_OAUTH_PORT")
+        .expect("SEALDEX_IMAP_OAUTH_PORT is set")
+        .parse()
+        .unwrap();
+    let token = "ya29-Tk7-good-token";
+    let issuer = Introspection::start(port, token, &user);
+    let account = Account::parse(&srv.url(&user, srv.port)).unwrap();
+
+    // A valid token: XOAUTH2 (Dovecot offers it and OAUTHBEARER), and the
+    // account indexes as with a password.
+    let mut source = Imap::new(account.clone(), Auth::bearer(token)).with_ca_file(&srv.ca);
+    let tmp = tempfile::tempdir().unwrap();
+    let index = new_index(&tmp.path().join("idx"));
+    let report = index
+        .index(&mut source, &PassThrough::default(), &options(10))
+        .unwrap();
+    assert_eq!((report.stored, report.failed), (3, 0), "{report:?}");
+    assert_eq!(count(&index, "oauthword"), 3);
+    assert!(!format!("{source:?}").contains("Tk7"));
+    drop(source);
+    assert_eq!(issuer.asked(), [token], "Dovecot checked the token once");
+
+    // A token the issuer does not vouch for (expired, revoked): a typed
+    // authentication error, not retried, that names neither token.
+    let refused_before = settled(|| auth_failures(&user));
+    let mut refused = Imap::new(account, Auth::bearer("ya29-Xq4-expired-token"))
+        .with_ca_file(&srv.ca)
+        .with_retries(3, Duration::from_millis(10));
+    let e = refused.connect().unwrap_err();
+    assert_eq!(e.kind(), SourceErrorKind::Auth, "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("token"), "{e}");
+    assert!(!e.to_string().contains("Xq4"), "{e}");
+    assert_eq!(
+        issuer.asked(),
+        [token, "ya29-Xq4-expired-token"],
+        "asked once more, and only once"
+    );
+    assert_eq!(settled(|| auth_failures(&user)), refused_before + 1);
+    let log = std::fs::read_to_string(std::env::var("SEALDEX_IMAP_LOG").unwrap()).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("Login: user=<{user}>, method=XOAUTH2"))),
+        "Dovecot logged the XOAUTH2 login"
+    );
 }
