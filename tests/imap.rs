@@ -1220,3 +1220,90 @@ fn an_oauth2_bearer_token_logs_in_and_a_refused_one_is_an_auth_error() {
         "Dovecot logged the XOAUTH2 login"
     );
 }
+
+/// The Maildir files of `user`'s INBOX on the test server, which keeps
+/// its mail beside its log (`.ci/run`).
+fn inbox_files(user: &str) -> Vec<PathBuf> {
+    let log = PathBuf::from(std::env::var("SEALDEX_IMAP_LOG").expect("SEALDEX_IMAP_LOG is set"));
+    let dir = log.parent().unwrap().join("mail").join(user);
+    let mut out = Vec::new();
+    for sub in ["cur", "new"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            out.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// Makes the stored file of the message whose subject has `word` unreadable
+/// by the server (the tests run as root, the server as `dovecot`), or
+/// readable again.
+fn set_readable(user: &str, word: &str, readable: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let needle = format!("Subject: fixture {word} ");
+    let file = inbox_files(user)
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&needle)))
+        .unwrap_or_else(|| panic!("no stored file has {needle:?}"));
+    let mode = if readable { 0o600 } else { 0o000 };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {} (the tests run as root): {e}", file.display()));
+}
+
+#[test]
+#[ignore = "needs SEALDEX_IMAP (a Dovecot on loopback; .ci/run starts one)"]
+fn a_message_the_server_cannot_read_is_a_per_message_failure() {
+    // Dovecot ends the session (BYE, `imap_fetch_failure =
+    // disconnect-immediately`, its default) when it cannot read a message
+    // it lists: here a stored file it has no permission to open.
+    let srv = server();
+    let user = srv.user(10);
+    srv.reset(&user);
+    let mut admin = srv.admin(&user);
+    for i in 0..30 {
+        let word = if i == 7 { "brokenword" } else { "fineword" };
+        admin.append("INBOX", &fixture(i, word)).finish().unwrap();
+    }
+    admin.logout().unwrap();
+    set_readable(&user, "brokenword", false);
+    let tmp = tempfile::tempdir().unwrap();
+    let index = new_index(&tmp.path().join("idx"));
+    let mut source = srv.source(&user);
+    let report = index
+        .index(&mut source, &PassThrough::default(), &options(10))
+        .unwrap();
+    assert_eq!((report.stored, report.failed), (29, 1), "{report:?}");
+    assert_eq!(count(&index, "fineword"), 29);
+    let failures = index.failures().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].reason, "fetch");
+    assert!(
+        failures[0].detail.contains("ended the session"),
+        "{}",
+        failures[0].detail
+    );
+    drop(source);
+
+    // New mail with another unreadable message: the re-sync's header
+    // fetch (for fingerprints) meets the same BYE and goes on without the
+    // header; the readable messages arrive, the other is recorded.
+    let mut admin = srv.admin(&user);
+    for i in 30..35 {
+        let word = if i == 32 { "brokentoo" } else { "lateword" };
+        admin.append("INBOX", &fixture(i, word)).finish().unwrap();
+    }
+    admin.logout().unwrap();
+    set_readable(&user, "brokentoo", false);
+    let mut source = srv.source(&user);
+    let report = index
+        .index(&mut source, &PassThrough::default(), &options(10))
+        .unwrap();
+    assert_eq!((report.stored, report.failed), (4, 1), "{report:?}");
+    assert_eq!(count(&index, "lateword"), 4);
+    assert_eq!(index.failures().unwrap().len(), 2);
+    drop(source);
+
+    // Readable again, so that the server can expunge them next time.
+    set_readable(&user, "brokenword", true);
+    set_readable(&user, "brokentoo", true);
+}
