@@ -229,21 +229,34 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// The SASL PLAIN, XOAUTH2 and OAUTHBEARER initial responses.
-struct Sasl(Zeroizing<Vec<u8>>);
+/// The SASL PLAIN, XOAUTH2 and OAUTHBEARER initial responses: sent for
+/// the server's first, empty, challenge. A later challenge is a bearer
+/// token's refusal (a JSON error) that the client must acknowledge before
+/// the server says NO: with an empty response (XOAUTH2), or `%x01`
+/// (OAUTHBEARER, RFC 7628 section 3.2.3). The secret is not sent again.
+struct Sasl {
+    initial: Zeroizing<Vec<u8>>,
+    after_refusal: &'static [u8],
+}
 
 impl Authenticator for Sasl {
     type Response = Zeroizing<Vec<u8>>;
-    fn process(&self, _challenge: &[u8]) -> Self::Response {
-        self.0.clone()
+    fn process(&self, challenge: &[u8]) -> Self::Response {
+        if challenge.is_empty() {
+            self.initial.clone()
+        } else {
+            Zeroizing::new(self.after_refusal.to_vec())
+        }
     }
 }
 
-/// The TLS and timeout settings of a connection.
+/// The TLS, timeout and extension settings of a connection.
 #[derive(Clone, Debug)]
 pub(super) struct Settings {
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Use CONDSTORE and QRESYNC when the server offers them.
+    pub condstore: bool,
 }
 
 /// The stream under the IMAP client: plain TCP (loopback only) or rustls.
@@ -375,7 +388,13 @@ pub(super) fn connect(
             ir.extend_from_slice(user.as_bytes());
             ir.push(0);
             ir.extend_from_slice(p.as_bytes());
-            client.authenticate("PLAIN", &Sasl(ir))
+            client.authenticate(
+                "PLAIN",
+                &Sasl {
+                    initial: ir,
+                    after_refusal: b"",
+                },
+            )
         }
         Auth::Password(_) if pre.has_str("LOGINDISABLED") => {
             return Err(SourceError::auth(format!(
@@ -405,7 +424,14 @@ pub(super) fn connect(
                     "{where_} offers neither XOAUTH2 nor OAUTHBEARER for a bearer token"
                 )));
             };
-            client.authenticate(mech, &Sasl(Zeroizing::new(ir.into_bytes())))
+            let after_refusal: &[u8] = if mech == "OAUTHBEARER" { b"\x01" } else { b"" };
+            client.authenticate(
+                mech,
+                &Sasl {
+                    initial: Zeroizing::new(ir.into_bytes()),
+                    after_refusal,
+                },
+            )
         }
     };
     let mut session = match login {
@@ -413,8 +439,12 @@ pub(super) fn connect(
         Err((imap::Error::No(no), _)) => {
             return Err(SourceError::auth(format!(
                 "{where_} refused the login of {user}: {} (not retried: check the user name and \
-                 password)",
-                no.information
+                 {})",
+                no.information,
+                match auth {
+                    Auth::Password(_) => "password",
+                    Auth::Bearer(_) => "token, which may have expired: the app must get a new one",
+                }
             )));
         }
         Err((imap::Error::Bad(bad), _)) => {
@@ -429,11 +459,11 @@ pub(super) fn connect(
         .capabilities()
         .map_err(|e| classify(&format!("CAPABILITY at {where_}"), e))?;
     let mut caps = Caps {
-        condstore: post.has_str("CONDSTORE") || post.has_str("QRESYNC"),
+        condstore: settings.condstore && (post.has_str("CONDSTORE") || post.has_str("QRESYNC")),
         qresync: false,
         list_status: post.has_str("LIST-STATUS"),
     };
-    if post.has_str("QRESYNC") && post.has_str("ENABLE") {
+    if settings.condstore && post.has_str("QRESYNC") && post.has_str("ENABLE") {
         session
             .run_command_and_check_ok("ENABLE QRESYNC")
             .map_err(|e| classify(&format!("ENABLE QRESYNC at {where_}"), e))?;

@@ -68,6 +68,13 @@
 //!   from the cursor and nothing is lost.
 //! - A `NO` or `BAD` for a fetch is retried message by message, and a
 //!   message the server refuses is a per-message [`FetchError`].
+//! - A server that ends the session in the middle of a fetch (`BYE`, or
+//!   closing the connection: Dovecot's default for a message it cannot
+//!   read) gets the messages asked for again one by one, on new
+//!   connections; one that ends the session twice in a row is a
+//!   per-message [`FetchError`], so one unreadable message does not stop
+//!   every run at the same place. Its fingerprint is then taken without
+//!   the Message-ID header, which the server cannot read either.
 //!
 //! [`SourceErrorKind::Auth`]: crate::SourceErrorKind::Auth
 
@@ -94,6 +101,9 @@ use state::{Diff, ListCursor, Locator, Mailbox, Msg, New, State, Status, fingerp
 /// The items a new message's fingerprint is made of.
 const FINGERPRINT_ITEMS: &str =
     "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])";
+/// The same without the header, for a server that ends the session when
+/// it cannot read a message (it knows the rest without opening it).
+const FINGERPRINT_ITEMS_NO_HEADER: &str = "(UID FLAGS INTERNALDATE RFC822.SIZE)";
 
 /// Counts of what the source asked the server for, for tests and
 /// benchmarks of the incremental sync.
@@ -185,6 +195,7 @@ impl Imap {
             settings: Settings {
                 ca_file: None,
                 timeout: Duration::from_secs(60),
+                condstore: true,
             },
             max_message_bytes: super::DEFAULT_MAX_MESSAGE_BYTES,
             fetch_chunk: 64,
@@ -208,6 +219,18 @@ impl Imap {
     /// How long to wait to connect and for each read or write. Default 60 s.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = timeout;
+        self
+    }
+
+    /// Whether to use CONDSTORE and QRESYNC (RFC 7162) when the server
+    /// offers them. Default: yes. Off, a sync compares the UIDs and flags
+    /// of every mailbox (`UID FETCH 1:* (UID FLAGS)`, about 40 bytes a
+    /// message) instead of asking what changed since the last one: for a
+    /// server whose mod-sequences cannot be trusted, as some clients let
+    /// their users choose. Moves, expunges and flag changes are found
+    /// either way, with no body fetched.
+    pub fn with_condstore(mut self, use_it: bool) -> Self {
+        self.settings.condstore = use_it;
         self
     }
 
@@ -378,9 +401,29 @@ impl Imap {
         loc: &Locator,
         refs: &[(&MessageRef, u32)],
     ) -> Result<Vec<Result<RawMessage, FetchError>>, SourceError> {
+        self.fetch_chunk_isolating(loc, refs, false)
+    }
+
+    /// [`Imap::fetch_chunk`]; when the server ends the session in the
+    /// middle of the fetch (`BYE`, or the connection closed), the messages
+    /// are fetched again one by one on new connections, and one whose fetch
+    /// ends the session twice in a row is a per-message failure. Dovecot
+    /// does this by default (`imap_fetch_failure = disconnect-immediately`)
+    /// for a message it cannot read: without this, that one message would
+    /// stop every run of the account at the same place. A server going
+    /// away for good is still a failure of the whole source: the
+    /// reconnection fails (after its retries), and that error is returned.
+    fn fetch_chunk_isolating(
+        &mut self,
+        loc: &Locator,
+        refs: &[(&MessageRef, u32)],
+        second_try: bool,
+    ) -> Result<Vec<Result<RawMessage, FetchError>>, SourceError> {
         let uids: Vec<u32> = refs.iter().map(|(_, uid)| *uid).collect();
         let max = self.max_message_bytes;
+        let mut hung_up: Option<String> = None;
         let (uidvalidity, got) = self.with_conn("UID FETCH", |c, stats| {
+            hung_up = None;
             let uv = c.ensure(&loc.mailbox, loc.uidvalidity)?;
             if uv != loc.uidvalidity {
                 return Ok((uv, HashMap::new()));
@@ -422,9 +465,17 @@ impl Imap {
                                     Err(format!("the server said BAD: {}", bad.information)),
                                 );
                             }
+                            Err(e @ (imap::Error::Bye(_) | imap::Error::ConnectionLost)) => {
+                                hung_up = Some(describe_hangup(&e));
+                                return Ok((uv, got));
+                            }
                             Err(e) => return Err(e),
                         }
                     }
+                }
+                Err(e @ (imap::Error::Bye(_) | imap::Error::ConnectionLost)) => {
+                    hung_up = Some(describe_hangup(&e));
+                    return Ok((uv, got));
                 }
                 Err(e) => return Err(e),
             }
@@ -433,6 +484,34 @@ impl Imap {
             let _ = c.session.take_all_unsolicited().count();
             Ok((uv, got))
         })?;
+        if let Some(why) = hung_up {
+            // The session is over; the next call connects again.
+            self.conn = None;
+            warn!(mailbox = %loc.mailbox, messages = refs.len(), reason = %why,
+                "IMAP: the server ended the session during a fetch");
+            if refs.len() > 1 {
+                let mut out = Vec::with_capacity(refs.len());
+                for r in refs {
+                    out.extend(self.fetch_chunk_isolating(loc, std::slice::from_ref(r), false)?);
+                }
+                return Ok(out);
+            }
+            if !second_try {
+                return self.fetch_chunk_isolating(loc, refs, true);
+            }
+            return Ok(refs
+                .iter()
+                .map(|(r, _)| {
+                    Err(FetchError {
+                        id: r.id.clone(),
+                        reason: format!(
+                            "the server ended the session each time this message was fetched \
+                             ({why}): it cannot read it (see the server's log); retried later"
+                        ),
+                    })
+                })
+                .collect());
+        }
         let mut got = got;
         Ok(refs
             .iter()
@@ -619,9 +698,24 @@ impl Imap {
         set: &str,
         at: usize,
     ) -> Result<Vec<New>, SourceError> {
+        let mut hung_up = None;
+        let mut items = FINGERPRINT_ITEMS;
         let new = self.with_conn("UID FETCH fingerprints", |c, stats| {
             c.ensure(mailbox, uidvalidity)?;
-            let fetches = c.session.uid_fetch(set, FINGERPRINT_ITEMS)?;
+            let fetches = match c.session.uid_fetch(set, items) {
+                Ok(f) => f,
+                // The server cannot read a message's header (see
+                // `fetch_chunk_isolating`): fingerprint these without the
+                // Message-ID, from what it knows without opening them.
+                Err(e @ (imap::Error::Bye(_) | imap::Error::ConnectionLost))
+                    if items == FINGERPRINT_ITEMS =>
+                {
+                    hung_up = Some(describe_hangup(&e));
+                    items = FINGERPRINT_ITEMS_NO_HEADER;
+                    return Err(imap::Error::ConnectionLost);
+                }
+                Err(e) => return Err(e),
+            };
             let _ = c.session.take_all_unsolicited().count();
             let mut out = Vec::with_capacity(fetches.len());
             for f in fetches.iter() {
@@ -639,7 +733,19 @@ impl Imap {
             stats.fingerprints_fetched += out.len() as u64;
             Ok(out)
         })?;
+        if let Some(why) = hung_up {
+            warn!(%mailbox, reason = %why,
+                "IMAP: the server ended the session fetching headers; fingerprinted without them");
+        }
         Ok(new)
+    }
+}
+
+/// What a server's hanging up during a fetch is called in failures.
+fn describe_hangup(e: &imap::Error) -> String {
+    match e {
+        imap::Error::Bye(b) => format!("BYE {}", b.information),
+        _ => "it closed the connection".to_string(),
     }
 }
 
@@ -960,6 +1066,25 @@ mod tests {
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[3, 1, 2, 2]), "1:3");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    /// RFC 8474's EMAILID would match a moved message exactly, where the
+    /// fingerprint of `state.rs` matches it by Message-ID, arrival time and
+    /// size. The source does not ask for it because the parser it reads
+    /// responses with cannot: imap-proto 0.16 fails on the item, and the
+    /// `imap` crate takes a response line it cannot parse for the server
+    /// hanging up (`Error::Bye`), raw commands included. Gmail's
+    /// X-GM-MSGID, the same idea, is read. When this test fails, the
+    /// parser has learnt EMAILID: ask for it with the fingerprint (when
+    /// CAPABILITY has OBJECTID) and match moves by it.
+    #[test]
+    fn the_response_parser_cannot_read_emailid_yet() {
+        use imap_proto::parser::parse_response;
+        // As in the examples of RFC 8474.
+        let emailid = b"* 1 FETCH (UID 5 EMAILID (M6d99ac3275bb4e))\r\n";
+        assert!(parse_response(emailid).is_err());
+        let gmail = b"* 1 FETCH (UID 5 X-GM-MSGID 1278455344230334865)\r\n";
+        assert!(parse_response(gmail).is_ok());
     }
 
     #[test]

@@ -7,9 +7,13 @@
 //!
 //! A message's natural id is `MAILBOX/UIDVALIDITY/UID`: unique for the life
 //! of the account, since a server never reuses a UID under one
-//! UIDVALIDITY. A move changes all three, and RFC 8474's `EMAILID`, which
-//! would survive it, is offered by few servers (not by Dovecot 2.3). So the
-//! token keeps a fingerprint per message, a hash of what `MOVE` and `COPY`
+//! UIDVALIDITY. A move changes all three. RFC 8474's `EMAILID` would
+//! survive it, but it is not used: no Dovecot offers it (neither 2.3 nor
+//! 2.4, whose CAPABILITY has no `OBJECTID`; its `X-GUID` is its own and
+//! unadvertised), and the response parser under the `imap` crate,
+//! imap-proto 0.16, cannot read an `EMAILID` item, a line the crate then
+//! takes for the server hanging up (`mod.rs` has a test that says when
+//! that changes). So the token keeps a fingerprint per message, a hash of what `MOVE` and `COPY`
 //! preserve and a header fetch returns without the body: the `Message-ID`
 //! header as stored, the INTERNALDATE and the RFC822.SIZE. When a sync
 //! finds a message gone from one place and a message with the same
