@@ -822,7 +822,7 @@ mod tests {
         assert_eq!(m.subject, "Real subject");
         assert_eq!(m.from, "a@example.org");
         assert_eq!(m.to, "b@example.org");
-        assert_eq!(m.body, Body::Text("Hello\r\n".into()));
+        assert_eq!(m.body, Body::Text("Hello\n".into()));
     }
 
     #[test]
