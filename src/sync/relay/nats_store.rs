@@ -45,6 +45,8 @@
 //! (`.ci/run` starts `nats-server -js` with a store directory); a cluster
 //! with three replicas survives a server's loss.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
@@ -66,6 +68,9 @@ pub const TXN_BUCKET: &str = "sdx-txn";
 /// The longest transaction TTL the relay grants, in seconds (the hub clamps
 /// to it); the lock bucket keeps values a little longer.
 const MAX_TXN_SECS: u64 = 3600;
+
+/// Acknowledgements per device between two purges of its subject.
+pub const PURGE_EVERY: usize = 16;
 
 /// Revision conflicts tolerated before an update gives up (each retry
 /// means another node changed the same group's value in between).
@@ -161,13 +166,15 @@ async fn bucket(js: &jetstream::Context, name: &str, max_age: Duration) -> SyncR
 }
 
 /// The NATS-backed store.
-#[derive(Clone)]
 pub struct NatsStore {
     client: async_nats::Client,
     js: jetstream::Context,
     queues: stream::Stream,
     devices: kv::Store,
     coord: NatsCoord,
+    /// Per device on this node: acknowledgements not purged yet, and the
+    /// position everything before which is acknowledged.
+    acked: Mutex<HashMap<(GroupId, u64), (usize, u64)>>,
 }
 
 impl NatsStore {
@@ -201,6 +208,7 @@ impl NatsStore {
             queues,
             devices,
             coord,
+            acked: Mutex::new(HashMap::new()),
         })
     }
 
@@ -318,6 +326,8 @@ impl NatsStore {
         device_id: u64,
         now_ms: u64,
     ) -> SyncResult<()> {
+        // Called when the device disconnects: its acknowledgements first.
+        self.flush_acks(group, device_id).await?;
         self.update_devices(group, |list| {
             match list.iter_mut().find(|d| d.device_id == device_id) {
                 Some(d) => {
@@ -417,7 +427,20 @@ impl NatsStore {
         let subject = queue_subject(group, device_id);
         let mut out = Vec::new();
         let mut from = after.saturating_add(1);
-        while out.len() < limit {
+        // The subject's last entry first (the server indexes it): a dry
+        // queue costs one lookup, and the reads below stop at it instead of
+        // searching the rest of the stream for a next entry that is not
+        // there.
+        let last = match self
+            .queues
+            .direct_get_last_for_subject(subject.as_str())
+            .await
+        {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(store_err(e)),
+        };
+        while out.len() < limit && from <= last {
             let m = match self
                 .queues
                 .direct_get_next_for_subject(subject.as_str(), Some(from))
@@ -445,28 +468,65 @@ impl NatsStore {
         Ok(out)
     }
 
-    /// Deletes the acknowledged entries. `seqs` are positions the relay
-    /// read from this device's own subject and delivered on this connection
-    /// (the protocol machine refuses an ack for anything else), so a device
-    /// cannot delete another's entries. An entry already gone (acknowledged
-    /// again after a redelivery) is not an error.
+    /// The device acknowledged `n` entries and with them everything before
+    /// position `below` (the oldest it has not acknowledged): every entry on
+    /// its subject before `below` was delivered on this connection (a
+    /// connection reads its subject from the start) and acknowledged, so
+    /// they are purged together, once every [`PURGE_EVERY`]
+    /// acknowledgements and when the device disconnects, with one request
+    /// instead of one per entry (a JetStream API call costs the server far
+    /// more than a direct get). After a node's crash at most that many
+    /// acknowledged entries are delivered again, and the device refuses them
+    /// as replays, as with the embedded store's cursor. A device can only
+    /// purge its own subject, and only below what it was delivered.
     pub(crate) async fn ack(
         &self,
-        _group: &GroupId,
-        _device_id: u64,
-        seqs: &[u64],
+        group: &GroupId,
+        device_id: u64,
+        n: usize,
+        below: u64,
     ) -> SyncResult<()> {
-        let deletes = seqs.iter().map(|&s| self.queues.delete_message(s));
-        for r in futures_util::future::join_all(deletes).await {
-            match r {
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), stream::DeleteMessageErrorKind::JetStream(_)) => {
-                    tracing::debug!(error = %e, "acknowledged entry already deleted");
-                }
-                Err(e) => return Err(store_err(e)),
+        let due = {
+            let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
+            let e = acked.entry((*group, device_id)).or_insert((0, 0));
+            e.0 += n;
+            e.1 = e.1.max(below);
+            let (count, b) = *e;
+            if count >= PURGE_EVERY {
+                acked.remove(&(*group, device_id));
+                Some(b)
+            } else {
+                None
             }
+        };
+        match due {
+            Some(below) => self.purge_below(group, device_id, below).await,
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Purges what the device acknowledged and is not purged yet (at
+    /// disconnect).
+    async fn flush_acks(&self, group: &GroupId, device_id: u64) -> SyncResult<()> {
+        let due = self
+            .acked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(*group, device_id));
+        match due {
+            Some((_, below)) => self.purge_below(group, device_id, below).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn purge_below(&self, group: &GroupId, device_id: u64, below: u64) -> SyncResult<()> {
+        self.queues
+            .purge()
+            .filter(queue_subject(group, device_id))
+            .sequence(below)
+            .await
+            .map(drop)
+            .map_err(store_err)
     }
 }
 

@@ -148,7 +148,8 @@ impl Store {
     /// The device acknowledged the entries `seqs`, and with them every
     /// entry delivered to it before position `below` (the oldest it has not
     /// acknowledged). The embedded store moves the device's cursor to
-    /// `below`; Redis deletes `seqs` from its stream, NATS from its subject.
+    /// `below`; Redis deletes `seqs` from its stream; NATS purges the
+    /// device's subject below `below` every few acknowledgements.
     pub async fn ack(
         &self,
         group: &GroupId,
@@ -162,7 +163,7 @@ impl Store {
         match self {
             Store::Sled(s) => s.ack(group, device_id, below).await,
             Store::Redis(s) => s.ack(group, device_id, seqs).await,
-            Store::Nats(s) => s.ack(group, device_id, seqs).await,
+            Store::Nats(s) => s.ack(group, device_id, seqs.len(), below).await,
         }
     }
 
