@@ -13,11 +13,13 @@
 //! Why this shape, next to the Redis store ([`super::redis_store`]):
 //!
 //! - **A subject per device, read by position.** The relay's store interface
-//!   reads a device's queue *after a position* and deletes what the device
+//!   reads a device's queue *after a position* and drops what the device
 //!   acknowledged, as Redis's `XRANGE`/`XDEL` do. JetStream's direct get
 //!   "next message on this subject from sequence N" is the same read, and
-//!   keeps no delivery state on the server. A durable consumer per device
-//!   would: its pending set belongs to whichever node pulled last, so a
+//!   keeps no delivery state on the server (acknowledged entries are
+//!   purged from the subject below the oldest unacknowledged one, a few
+//!   acknowledgements at a time: `NatsStore::ack`). A durable consumer per
+//!   device would: its pending set belongs to whichever node pulled last, so a
 //!   device moving to another node races the old node's connection for the
 //!   same messages, and "redeliver what was not acknowledged" would hang on
 //!   the consumer's ack timer. With reads by position, a new connection
