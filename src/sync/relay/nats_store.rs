@@ -741,6 +741,31 @@ impl NatsCoord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any device list survives the round trip, and any bytes decode to
+        /// a list or a clear error, never a panic.
+        #[test]
+        fn device_list_codec(
+            list in proptest::collection::vec(
+                (any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64)),
+                0..8,
+            ),
+            junk in proptest::collection::vec(any::<u8>(), 0..128),
+        ) {
+            let list: Vec<DeviceRecord> = list
+                .into_iter()
+                .map(|(device_id, last_seen_ms, encrypted_info)| DeviceRecord {
+                    device_id,
+                    encrypted_info,
+                    last_seen_ms,
+                })
+                .collect();
+            prop_assert_eq!(decode_devices(&encode_devices(&list)).unwrap(), list);
+            let _ = decode_devices(&junk);
+        }
+    }
 
     #[test]
     fn device_lists_round_trip_and_truncation_is_an_error() {
