@@ -294,14 +294,19 @@ async fn nothing_the_engine_stores_is_plaintext_or_a_key() {
         a.reflect(canary).unwrap().await.unwrap();
     }
     assert_eq!(receive(&mut b, 5).await.len(), 5);
-    // The offline device's queue still holds the five (sealed) copies; let
-    // the server write its blocks out before reading them.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let files = all_files(&store);
+    // The offline device's queue still holds the five (sealed) copies; wait
+    // until the server has written them out (its file store writes behind).
+    let group = k.group_id().to_hex().into_bytes();
+    let mut files = Vec::new();
+    for _ in 0..100 {
+        files = all_files(&store);
+        if files.iter().any(|(_, b)| contains(b, &group)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
-        files
-            .iter()
-            .any(|(_, b)| contains(b, &k.group_id().to_hex().into_bytes())),
+        files.iter().any(|(_, b)| contains(b, &group)),
         "the store directory holds none of this group's records: is it the server's?"
     );
     for (path, bytes) in &files {
