@@ -3,12 +3,14 @@
 //! process. Reports envelopes delivered per second at full load, p50/p99
 //! latency from reflect to delivery at half that load, and the relay's RSS
 //! with every device connected; with the embedded store (sled) and, when
-//! `SEALDEX_REDIS=redis://127.0.0.1:PORT` is set, with Redis Streams.
+//! `SEALDEX_REDIS=redis://127.0.0.1:PORT` is set, with Redis Streams, and
+//! when `SEALDEX_NATS=nats://127.0.0.1:PORT` is set, with NATS JetStream.
 //!
 //! ```text
 //! ulimit -n 4096   # 1,000 WebSockets per process, each side
 //! cargo bench --features mediator --bench relay_load
 //! SEALDEX_BENCH_SECONDS=5 SEALDEX_BENCH_DEVICES=1000 SEALDEX_BENCH_GROUPS=300 ...
+//! SEALDEX_BENCH_ENGINES=nats,sled   # which engines, in this order (default sled,redis,nats)
 //! ```
 //!
 //! The relay runs in a child process (this executable re-run with
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use sealdex::sync::client::{Device, DeviceConfig, Event};
 use sealdex::sync::keys::{GroupKey, GroupKeys};
-use sealdex::sync::relay::{Relay, RelayConfig};
+use sealdex::sync::relay::{QueueBackend, Relay, RelayConfig};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -41,10 +43,9 @@ fn relay_main(args: &[String]) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut cfg = if backend.starts_with("redis://") {
-            RelayConfig::redis(backend)
-        } else {
-            RelayConfig::embedded(backend.into())
+        let mut cfg = match QueueBackend::from_url(&backend) {
+            Some(distributed) => RelayConfig::distributed(distributed),
+            None => RelayConfig::embedded(backend.into()),
         };
         cfg.window = 64;
         let relay = Relay::start(cfg).await.unwrap();
@@ -227,17 +228,21 @@ async fn run(label: &str, backend: String) {
     }
 
     let relay_pid = relay.0.id().to_string();
-    let cpu = || (cpu_secs(&relay_pid), cpu_secs("self"));
+    // SEALDEX_BENCH_ENGINE_PID: the Redis or NATS server's pid, to report
+    // the engine's CPU next to the relay's.
+    let engine_pid = std::env::var("SEALDEX_BENCH_ENGINE_PID").ok();
+    let engine = || engine_pid.as_deref().map_or(f64::NAN, cpu_secs);
+    let cpu = || (cpu_secs(&relay_pid), cpu_secs("self"), engine());
 
     // Phase 1: full load.
     tokio::time::sleep(Duration::from_secs(1)).await; // warm up
     let d0 = stats.delivered.load(Ordering::Relaxed);
-    let (rc0, lc0) = cpu();
+    let (rc0, lc0, ec0) = cpu();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let el0 = t0.elapsed().as_secs_f64();
     let full = (stats.delivered.load(Ordering::Relaxed) - d0) as f64 / el0;
-    let (rc1, lc1) = cpu();
+    let (rc1, lc1, ec1) = cpu();
     let rss_load = rss_mib(relay.0.id());
 
     // Drain: no new reflections until everything queued is delivered, so
@@ -264,13 +269,13 @@ async fn run(label: &str, backend: String) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stats.record.store(true, Ordering::Relaxed);
     let d1 = stats.delivered.load(Ordering::Relaxed);
-    let (rc2, lc2) = cpu();
+    let (rc2, lc2, ec2) = cpu();
     let t1 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stats.record.store(false, Ordering::Relaxed);
     let el1 = t1.elapsed().as_secs_f64();
     let half = (stats.delivered.load(Ordering::Relaxed) - d1) as f64 / el1;
-    let (rc3, lc3) = cpu();
+    let (rc3, lc3, ec3) = cpu();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.abort();
@@ -285,18 +290,20 @@ async fn run(label: &str, backend: String) {
     };
     println!(
         "{label}: {devices} devices in {groups} groups (connected in {connect_secs:.1} s)\n  \
-         full load: {full:.0} envelopes delivered/s; CPU relay {:.2} + load generator {:.2} cores\n  \
+         full load: {full:.0} envelopes delivered/s; CPU relay {:.2} + load generator {:.2} + engine {:.2} cores\n  \
          drained in {drain_secs:.1} s\n  \
-         half load ({per_device_f:.2}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); CPU relay {:.2} + generator {:.2} cores\n  \
+         half load ({per_device_f:.2}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); CPU relay {:.2} + generator {:.2} + engine {:.2} cores\n  \
          relay RSS: idle {rss_idle:.0} MiB, {devices} connected {rss_connected:.0} MiB, under load {rss_load:.0} MiB",
         (rc1 - rc0) / el0,
         (lc1 - lc0) / el0,
+        (ec1 - ec0) / el0,
         pct(0.50),
         pct(0.99),
         pct(1.0),
         lats.len(),
         (rc3 - rc2) / el1,
         (lc3 - lc2) / el1,
+        (ec3 - ec2) / el1,
     );
 }
 
@@ -327,26 +334,39 @@ fn main() {
     let deadline = Duration::from_secs(120);
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let embedded = dir.path().join("relay");
-        if tokio::time::timeout(
-            deadline,
-            run("embedded (sled)", embedded.display().to_string()),
-        )
-        .await
-        .is_err()
-        {
-            println!("embedded: stopped at the two-minute bound");
-        }
-        match std::env::var("SEALDEX_REDIS") {
-            Ok(url) if !url.is_empty() => {
-                if tokio::time::timeout(deadline, run("distributed (Redis Streams)", url))
-                    .await
-                    .is_err()
-                {
-                    println!("redis: stopped at the two-minute bound");
+        let embedded = dir.path().join("relay").display().to_string();
+        let order =
+            std::env::var("SEALDEX_BENCH_ENGINES").unwrap_or_else(|_| "sled,redis,nats".into());
+        for engine in order.split(',').map(str::trim) {
+            let (label, var, backend) = match engine {
+                "sled" => ("embedded (sled)", "", Some(embedded.clone())),
+                "redis" => (
+                    "distributed (Redis Streams)",
+                    "SEALDEX_REDIS=redis://127.0.0.1:PORT",
+                    std::env::var("SEALDEX_REDIS")
+                        .ok()
+                        .filter(|u| !u.is_empty()),
+                ),
+                "nats" => (
+                    "distributed (NATS JetStream)",
+                    "SEALDEX_NATS=nats://127.0.0.1:PORT",
+                    std::env::var("SEALDEX_NATS").ok().filter(|u| !u.is_empty()),
+                ),
+                other => {
+                    println!("{other}: unknown engine (sled, redis, nats)");
+                    continue;
                 }
+            };
+            let Some(backend) = backend else {
+                println!("{label}: skipped (set {var})");
+                continue;
+            };
+            if tokio::time::timeout(deadline, run(label, backend))
+                .await
+                .is_err()
+            {
+                println!("{label}: stopped at the two-minute bound");
             }
-            _ => println!("distributed: skipped (set SEALDEX_REDIS=redis://127.0.0.1:PORT)"),
         }
     });
 }

@@ -129,3 +129,55 @@ async fn two_nodes_over_redis_share_queues_locks_and_the_lease() {
     }
     drop((a, b, c, d));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SEALDEX_REDIS (a Redis server on loopback; .ci/run starts one)"]
+async fn concurrent_reflections_to_one_device_all_arrive_in_order() {
+    let redis = redis_url();
+    let (_node, url) = spawn_mediator(&["--listen", "127.0.0.1:0", "--queue", &redis]);
+    let k = Arc::new(GroupKeys::derive(&GroupKey::random().unwrap()).unwrap());
+    // No reconnects: a connection the relay ends on a store error would
+    // otherwise come back and resend, and hide the error.
+    let once = |id: u64| {
+        let mut cfg = DeviceConfig::new(&url, k.clone(), id);
+        cfg.reconnect = false;
+        async move {
+            tokio::time::timeout(STEP, Device::connect(cfg))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let a = once(1).await;
+    let b = once(2).await;
+    let mut c = once(3).await;
+    // Two senders at once: their positions interleave in the one counter,
+    // and each queue must still take every envelope (Redis refuses a
+    // stream id below the last one if the writes land out of order).
+    let send = |d: Device, tag: &'static str| {
+        tokio::spawn(async move {
+            let acks: Vec<_> = (0..100)
+                .map(|i| d.reflect(format!("{tag} {i}").as_bytes()).unwrap())
+                .collect();
+            for ack in acks {
+                ack.await.unwrap();
+            }
+            d
+        })
+    };
+    let (ta, tb) = (send(a, "a"), send(b, "b"));
+    let got = receive(&mut c, 200).await;
+    let (a, b) = (ta.await.unwrap(), tb.await.unwrap());
+    for tag in ["a", "b"] {
+        let mine: Vec<Vec<u8>> = got
+            .iter()
+            .filter(|p| p.starts_with(tag.as_bytes()))
+            .cloned()
+            .collect();
+        let want: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("{tag} {i}").into_bytes())
+            .collect();
+        assert_eq!(mine, want, "{tag}'s envelopes, in order");
+    }
+    drop((a, b, c));
+}

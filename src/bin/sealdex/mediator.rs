@@ -19,7 +19,8 @@ pub struct MediatorArgs {
     #[arg(long, required_unless_present = "queue")]
     data: Option<PathBuf>,
     /// A distributed engine holding queues and leases instead
-    /// (`redis://HOST:PORT`); several relay nodes may share it.
+    /// (`redis://HOST:PORT` or `nats://HOST:PORT`, JetStream enabled);
+    /// several relay nodes may share it.
     #[arg(long)]
     queue: Option<String>,
     /// Device slots per group.
@@ -36,18 +37,17 @@ pub struct MediatorArgs {
 /// Runs the relay until the process is stopped.
 pub fn run(args: &MediatorArgs) -> Result<(), SyncError> {
     let backend = match (&args.queue, &args.data) {
-        (Some(url), _) if url.starts_with("redis://") => QueueBackend::Redis(url.clone()),
-        (Some(url), _) => {
-            return Err(SyncError::Protocol(format!(
-                "--queue {url}: only redis://HOST:PORT is supported (see docs/protocol.md)"
-            )));
-        }
+        (Some(url), _) => QueueBackend::from_url(url).ok_or_else(|| {
+            SyncError::Protocol(format!(
+                "--queue {url}: use redis://HOST:PORT or nats://HOST:PORT (see docs/protocol.md)"
+            ))
+        })?,
         (None, Some(dir)) => QueueBackend::Embedded(dir.clone()),
         (None, None) => unreachable!("clap requires --data or --queue"),
     };
     let mut config = match backend {
         QueueBackend::Embedded(dir) => RelayConfig::embedded(dir),
-        QueueBackend::Redis(url) => RelayConfig::redis(url),
+        distributed => RelayConfig::distributed(distributed),
     };
     config.max_device_slots = args.max_devices.max(1);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

@@ -1,6 +1,6 @@
 //! The relay node's live state: which devices are connected here, and the
 //! group coordination (leader, transaction lock) either in this process
-//! ([`GroupState`]) or shared by all nodes through Redis.
+//! ([`GroupState`]) or shared by all nodes through Redis or NATS.
 //!
 //! Connections never talk to each other directly: the hub sends each one
 //! [`Signal`]s over its channel, so a slow device never blocks another.
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
+use super::nats_store::NatsCoord;
+pub use super::schema::LEADER_LEASE_MS;
 use super::schema::{
     EV_CONN, EV_DROP, EV_ENDED, EV_EPHEMERAL, EV_LEADER_FREE, EV_WAKE, EVENT_CHANNEL, event,
     leader_key, txn_key,
@@ -53,10 +55,8 @@ struct Local {
 enum Coord {
     Local(Mutex<HashMap<GroupId, GroupState>>),
     Redis(MultiplexedConnection),
+    Nats(Box<NatsCoord>),
 }
-
-/// Leader lease length in Redis mode; renewed every tick (1 s) by its holder.
-pub const LEADER_LEASE_MS: u64 = 4000;
 
 const RELEASE_IF_OWNER: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 const RENEW_IF_OWNER: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
@@ -68,7 +68,7 @@ pub struct Hub {
     next_conn: AtomicU64,
     conns: Mutex<HashMap<GroupId, HashMap<u64, Local>>>,
     coord: Coord,
-    /// Redis mode: transactions this node has seen begin or refuse, checked
+    /// Distributed modes: transactions this node has seen begin or refuse, checked
     /// each tick so their expiry is announced.
     watched: Mutex<HashMap<GroupId, (u64, Vec<u8>)>>,
 }
@@ -92,6 +92,11 @@ impl Hub {
         Self::new(Coord::Redis(conn))
     }
 
+    /// A hub coordinating through NATS JetStream's KV (distributed mode).
+    pub fn nats(coord: NatsCoord) -> SyncResult<Self> {
+        Self::new(Coord::Nats(Box::new(coord)))
+    }
+
     fn new(coord: Coord) -> SyncResult<Self> {
         let mut node = [0u8; 8];
         fill_random(&mut node)?;
@@ -104,8 +109,8 @@ impl Hub {
         })
     }
 
-    fn is_redis(&self) -> bool {
-        matches!(self.coord, Coord::Redis(_))
+    fn is_distributed(&self) -> bool {
+        !matches!(self.coord, Coord::Local(_))
     }
 
     fn signal(&self, group: &GroupId, device_id: u64, s: Signal) {
@@ -156,16 +161,35 @@ impl Hub {
     }
 
     async fn publish(&self, msg: Vec<u8>) -> SyncResult<()> {
-        if let Coord::Redis(c) = &self.coord {
-            let mut c = c.clone();
-            let _: () = redis::cmd("PUBLISH")
-                .arg(EVENT_CHANNEL)
-                .arg(msg)
-                .query_async(&mut c)
-                .await
-                .map_err(redis_err)?;
+        match &self.coord {
+            Coord::Local(_) => Ok(()),
+            Coord::Redis(c) => {
+                let mut c = c.clone();
+                redis::cmd("PUBLISH")
+                    .arg(EVENT_CHANNEL)
+                    .arg(msg)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)
+            }
+            Coord::Nats(n) => n.publish(msg).await,
         }
-        Ok(())
+    }
+
+    /// Tells every node that `holder`'s transaction ended.
+    async fn publish_ended(&self, group: &GroupId, holder: u64, scope: &[u8]) -> SyncResult<()> {
+        let mut rest = holder.to_le_bytes().to_vec();
+        rest.extend_from_slice(scope);
+        self.publish(event(EV_ENDED, group, &rest)).await
+    }
+
+    /// Distributed modes: tells the other nodes this device connected here,
+    /// so they close an older connection of it.
+    async fn publish_conn(&self, group: &GroupId, device_id: u64, conn: u64) -> SyncResult<()> {
+        let mut rest = device_id.to_le_bytes().to_vec();
+        rest.extend_from_slice(&self.node.to_le_bytes());
+        rest.extend_from_slice(&conn.to_le_bytes());
+        self.publish(event(EV_CONN, group, &rest)).await
     }
 
     /// A connection authenticated as `device_id`: register its channel.
@@ -205,10 +229,14 @@ impl Hub {
                 if let Some(v) = taken {
                     self.publish(event(EV_ENDED, group, &v)).await?;
                 }
-                let mut rest = device_id.to_le_bytes().to_vec();
-                rest.extend_from_slice(&self.node.to_le_bytes());
-                rest.extend_from_slice(&conn.to_le_bytes());
-                self.publish(event(EV_CONN, group, &rest)).await?;
+                self.publish_conn(group, device_id, conn).await?;
+            }
+            Coord::Nats(n) => {
+                // A holder that reconnects has lost its transaction.
+                if let Some(scope) = n.take(group, device_id).await? {
+                    self.publish_ended(group, device_id, &scope).await?;
+                }
+                self.publish_conn(group, device_id, conn).await?;
             }
         }
         Ok(conn)
@@ -257,6 +285,12 @@ impl Hub {
                     let _ = self.publish(event(EV_LEADER_FREE, group, &[])).await;
                 }
             }
+            Coord::Nats(n) => {
+                let released = n.release(group, &self.lease_value(device_id, conn)).await;
+                if matches!(released, Ok(true)) {
+                    let _ = self.publish(event(EV_LEADER_FREE, group, &[])).await;
+                }
+            }
         }
     }
 
@@ -272,14 +306,16 @@ impl Hub {
                 self.apply(group, effects);
                 Ok(false)
             }
-            Coord::Redis(_) => self.try_lead(group, device_id, conn).await,
+            Coord::Redis(_) | Coord::Nats(_) => self.try_lead(group, device_id, conn).await,
         }
     }
 
-    /// Redis mode: takes the leader lease if nobody holds it.
+    /// Distributed modes: takes the leader lease if nobody holds it.
     async fn try_lead(&self, group: &GroupId, device_id: u64, conn: u64) -> SyncResult<bool> {
-        let Coord::Redis(c) = &self.coord else {
-            return Ok(false);
+        let c = match &self.coord {
+            Coord::Local(_) => return Ok(false),
+            Coord::Nats(n) => return n.try_lead(group, &self.lease_value(device_id, conn)).await,
+            Coord::Redis(c) => c,
         };
         let mut c = c.clone();
         let ok: Option<String> = redis::cmd("SET")
@@ -294,7 +330,7 @@ impl Hub {
         Ok(ok.is_some())
     }
 
-    /// Redis mode, each tick of a dry connection: renew the lease if we lead
+    /// Distributed modes, each tick of a dry connection: renew the lease if we lead
     /// (false if it was lost), or take it if it is free. Returns
     /// `(leads_now, newly_promoted)`.
     pub async fn lease_tick(
@@ -304,10 +340,18 @@ impl Hub {
         conn: u64,
         leading: bool,
     ) -> SyncResult<(bool, bool)> {
-        let Coord::Redis(c) = &self.coord else {
-            return Ok((leading, false));
-        };
         if leading {
+            let c = match &self.coord {
+                Coord::Local(_) => return Ok((leading, false)),
+                Coord::Nats(n) => {
+                    if n.renew(group, &self.lease_value(device_id, conn)).await? {
+                        return Ok((true, false));
+                    }
+                    let got = self.try_lead(group, device_id, conn).await?;
+                    return Ok((got, got));
+                }
+                Coord::Redis(c) => c,
+            };
             let mut c = c.clone();
             let renewed: u64 = redis::Script::new(RENEW_IF_OWNER)
                 .key(leader_key(group))
@@ -319,6 +363,9 @@ impl Hub {
             if renewed == 1 {
                 return Ok((true, false));
             }
+        }
+        if matches!(self.coord, Coord::Local(_)) {
+            return Ok((leading, false));
         }
         let got = self.try_lead(group, device_id, conn).await?;
         Ok((got, got))
@@ -375,6 +422,18 @@ impl Hub {
                     "the transaction lock kept changing hands".into(),
                 ))
             }
+            Coord::Nats(n) => {
+                let ttl_ms = u64::from(ttl_secs) * 1000;
+                let r = n
+                    .begin(group, device_id, &encrypted_scope, ttl_ms, now_ms)
+                    .await?;
+                let seen = match &r {
+                    Ok(()) => (device_id, encrypted_scope),
+                    Err((holder, scope)) => (*holder, scope.clone()),
+                };
+                lock(&self.watched).insert(*group, seen);
+                Ok(r)
+            }
         }
     }
 
@@ -394,6 +453,7 @@ impl Hub {
                     .map_err(redis_err)?;
                 Ok(held.is_some_and(|v| v.get(..8) == Some(&device_id.to_le_bytes()[..])))
             }
+            Coord::Nats(n) => Ok(n.holder(group, now_ms).await? == Some(device_id)),
         }
     }
 
@@ -429,12 +489,19 @@ impl Hub {
                     None => Ok(false),
                 }
             }
+            Coord::Nats(n) => match n.take(group, device_id).await? {
+                Some(scope) => {
+                    self.publish_ended(group, device_id, &scope).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
         }
     }
 
     /// Forwards an ephemeral envelope to the group's other connected devices.
     pub async fn ephemeral(&self, group: &GroupId, r: Reflected) -> SyncResult<()> {
-        if self.is_redis() {
+        if self.is_distributed() {
             let mut rest = r.sender_device_id.to_le_bytes().to_vec();
             rest.extend_from_slice(&r.timestamp_ms.to_le_bytes());
             rest.extend_from_slice(&r.envelope);
@@ -449,7 +516,7 @@ impl Hub {
     /// New queue entries for these devices (embedded mode; in Redis mode the
     /// store's pipeline publishes the wake-ups).
     pub fn wake(&self, group: &GroupId, devices: &[u64]) {
-        if !self.is_redis() {
+        if !self.is_distributed() {
             for &d in devices {
                 self.signal(group, d, Signal::Wake);
             }
@@ -458,7 +525,7 @@ impl Hub {
 
     /// A device was dropped: close its connection wherever it is.
     pub async fn dropped(&self, group: &GroupId, device_id: u64) -> SyncResult<()> {
-        if self.is_redis() {
+        if self.is_distributed() {
             self.publish(event(EV_DROP, group, &device_id.to_le_bytes()))
                 .await
         } else {
@@ -511,10 +578,22 @@ impl Hub {
                     }
                 }
             }
+            Coord::Nats(n) => {
+                let watched: Vec<(GroupId, (u64, Vec<u8>))> = lock(&self.watched)
+                    .iter()
+                    .map(|(g, v)| (*g, v.clone()))
+                    .collect();
+                for (g, (holder, scope)) in watched {
+                    if matches!(n.lapsed(&g, now_ms).await, Ok(true)) {
+                        lock(&self.watched).remove(&g);
+                        let _ = self.publish_ended(&g, holder, &scope).await;
+                    }
+                }
+            }
         }
     }
 
-    /// Redis mode: one event from the shared channel.
+    /// Distributed modes: one event from the shared channel.
     pub fn on_event(&self, msg: &[u8]) {
         let Some((&kind, rest)) = msg.split_first() else {
             return;

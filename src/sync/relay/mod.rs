@@ -2,7 +2,7 @@
 //! [`crate::sync::protocol::relay::RelayConnection`], a WebSocket server that
 //! routes each device by the group id in its URL path before the handshake,
 //! and a durable queue store ([`store`]): sled in one process, or Redis
-//! Streams shared by several stateless nodes.
+//! Streams or NATS JetStream shared by several stateless nodes.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sealdex::sync::SyncError> {
@@ -21,6 +21,7 @@
 
 mod conn;
 pub mod hub;
+pub mod nats_store;
 pub mod redis_store;
 mod schema;
 pub mod sled_store;
@@ -45,6 +46,22 @@ pub enum QueueBackend {
     Embedded(PathBuf),
     /// Redis Streams at this URL (`redis://HOST:PORT`), shared by nodes.
     Redis(String),
+    /// NATS JetStream at this URL (`nats://HOST:PORT`), shared by nodes.
+    Nats(String),
+}
+
+impl QueueBackend {
+    /// The distributed engine a `--queue` URL names: `redis://…` or
+    /// `nats://…`; `None` for any other scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("redis://") {
+            Some(QueueBackend::Redis(url.to_owned()))
+        } else if url.starts_with("nats://") {
+            Some(QueueBackend::Nats(url.to_owned()))
+        } else {
+            None
+        }
+    }
 }
 
 /// The relay's settings.
@@ -85,8 +102,18 @@ impl RelayConfig {
 
     /// Redis Streams at `url`, default limits.
     pub fn redis(url: String) -> Self {
+        Self::distributed(QueueBackend::Redis(url))
+    }
+
+    /// NATS JetStream at `url`, default limits.
+    pub fn nats(url: String) -> Self {
+        Self::distributed(QueueBackend::Nats(url))
+    }
+
+    /// The given backend with default limits.
+    pub fn distributed(backend: QueueBackend) -> Self {
         RelayConfig {
-            backend: QueueBackend::Redis(url),
+            backend,
             ..Self::embedded(PathBuf::new())
         }
     }
@@ -105,7 +132,7 @@ struct Inner {
 
 impl Relay {
     /// Opens the store and starts the node's background tasks (group
-    /// commit, timers, the Redis event subscription).
+    /// commit, timers, the Redis or NATS event subscription).
     pub async fn start(config: RelayConfig) -> SyncResult<Self> {
         let (store, hub) = match &config.backend {
             QueueBackend::Embedded(dir) => {
@@ -120,6 +147,11 @@ impl Relay {
                 let rs = redis_store::RedisStore::connect(url).await?;
                 let hub = Hub::redis(rs.conn())?;
                 (Store::Redis(rs), hub)
+            }
+            QueueBackend::Nats(url) => {
+                let ns = nats_store::NatsStore::connect(url).await?;
+                let hub = Hub::nats(ns.coord())?;
+                (Store::Nats(Box::new(ns)), hub)
             }
         };
         let inner = Arc::new(Inner { config, store, hub });
@@ -141,6 +173,24 @@ impl Relay {
                     inner.hub.on_event(msg.get_payload_bytes());
                 }
                 tracing::error!("the relay lost its Redis event subscription");
+            });
+        }
+        if let Store::Nats(ns) = &inner.store {
+            let nats_err = |e: &dyn std::fmt::Display| SyncError::Store(format!("nats: {e}"));
+            let mut sub = ns
+                .client()
+                .subscribe(schema::NATS_EVENT_SUBJECT)
+                .await
+                .map_err(|e| nats_err(&e))?;
+            // The subscription is on the server before this node serves.
+            ns.client().flush().await.map_err(|e| nats_err(&e))?;
+            let weak = Arc::downgrade(&inner);
+            tokio::spawn(async move {
+                while let Some(msg) = sub.next().await {
+                    let Some(inner) = weak.upgrade() else { break };
+                    inner.hub.on_event(&msg.payload);
+                }
+                tracing::error!("the relay lost its NATS event subscription");
             });
         }
         let weak = Arc::downgrade(&inner);

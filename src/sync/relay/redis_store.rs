@@ -9,7 +9,7 @@
 //! sdx:ev                          PUB/SUB channel: wake-ups and group events between nodes
 //! ```
 //!
-//! A reflection is queued for all recipients in one MULTI/EXEC, so it is in
+//! A reflection is queued for all recipients in one Lua script, so it is in
 //! every queue or none; it is acknowledged to the sender after EXEC returns,
 //! so it is as durable as the Redis deployment (`appendonly yes`; `.ci/run`
 //! starts Redis with `appendfsync everysec`, production may choose `always`).
@@ -20,6 +20,30 @@ use redis::aio::MultiplexedConnection;
 use super::schema::{DeviceRecord, EVENT_CHANNEL, Entry, dev_key, queue_key, wake_message};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
+
+/// Takes the next positions and adds the envelopes to every recipient's
+/// stream under them, then publishes the wake-ups. One script, because
+/// positions taken by `INCRBY` and written by a later `MULTI` could reach
+/// a stream out of order when two devices reflect to the same recipient at
+/// once, and Redis refuses an `XADD` id below the stream's last one.
+///
+/// KEYS: the counter, then each recipient's stream. ARGV: n, sender, time,
+/// the event channel, one wake-up per recipient, then the n envelopes.
+const APPEND: &str = r"
+local n = tonumber(ARGV[1])
+local r = #KEYS - 1
+local last = redis.call('INCRBY', KEYS[1], n)
+for i = 1, n do
+  local id = string.format('%d-0', last - n + i)
+  for k = 2, #KEYS do
+    redis.call('XADD', KEYS[k], id, 's', ARGV[2], 't', ARGV[3], 'e', ARGV[4 + r + i])
+  end
+end
+for k = 1, r do
+  redis.call('PUBLISH', ARGV[4], ARGV[4 + k])
+end
+return last
+";
 
 fn store_err(e: redis::RedisError) -> SyncError {
     SyncError::Store(format!("redis: {e}"))
@@ -125,8 +149,8 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    /// Queues `envelopes` for `recipients` in one MULTI/EXEC and wakes
-    /// their readers on every node.
+    /// Queues `envelopes` for `recipients` and wakes their readers on every
+    /// node, in one script ([`APPEND`]), so it is in every queue or none.
     pub(crate) async fn append(
         &self,
         group: &GroupId,
@@ -136,30 +160,23 @@ impl RedisStore {
         now_ms: u64,
     ) -> SyncResult<()> {
         let mut c = self.conn();
-        let n = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
-        let last: u64 = c.incr("sdx:seq", n).await.map_err(store_err)?;
-        let first = last + 1 - n;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (i, env) in envelopes.iter().enumerate() {
-            let seq = first + i as u64;
-            for &r in recipients {
-                pipe.cmd("XADD")
-                    .arg(queue_key(group, r))
-                    .arg(format!("{seq}-0"))
-                    .arg("s")
-                    .arg(sender.to_le_bytes().as_slice())
-                    .arg("t")
-                    .arg(now_ms.to_le_bytes().as_slice())
-                    .arg("e")
-                    .arg(*env)
-                    .ignore();
-            }
-        }
+        let script = redis::Script::new(APPEND);
+        let mut call = script.key("sdx:seq");
         for &r in recipients {
-            pipe.publish(EVENT_CHANNEL, wake_message(group, r)).ignore();
+            call.key(queue_key(group, r));
         }
-        pipe.query_async(&mut c).await.map_err(store_err)
+        call.arg(envelopes.len())
+            .arg(sender.to_le_bytes().as_slice())
+            .arg(now_ms.to_le_bytes().as_slice())
+            .arg(EVENT_CHANNEL);
+        for &r in recipients {
+            call.arg(wake_message(group, r));
+        }
+        for env in envelopes {
+            call.arg(*env);
+        }
+        let _: u64 = call.invoke_async(&mut c).await.map_err(store_err)?;
+        Ok(())
     }
 
     pub(crate) async fn read(

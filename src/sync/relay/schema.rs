@@ -1,7 +1,8 @@
 //! What the relay stores and what its nodes tell each other: the records of
-//! the queue stores and, for the distributed mode, the Redis key names and
-//! the Pub/Sub event encoding (docs/protocol.md, section 9). Shared by the
-//! stores and the hub, so neither imports the other.
+//! the queue stores and, for the distributed modes, the Redis key names,
+//! the lease length and the event encoding (Redis Pub/Sub or core NATS;
+//! docs/protocol.md, section 9). Shared by the stores and the hub, so
+//! neither imports the other.
 
 use crate::sync::keys::GroupId;
 
@@ -43,8 +44,15 @@ pub enum Registration {
     SlotsExhausted,
 }
 
-/// The Pub/Sub channel relay nodes share.
+/// The Pub/Sub channel relay nodes share (Redis).
 pub const EVENT_CHANNEL: &str = "sdx:ev";
+
+/// The core NATS subject relay nodes share events on (NATS mode).
+pub const NATS_EVENT_SUBJECT: &str = "sdx.ev";
+
+/// Leader lease length in the distributed modes; renewed every tick (1 s)
+/// by its holder.
+pub const LEADER_LEASE_MS: u64 = 4000;
 
 pub(crate) fn dev_key(group: &GroupId) -> String {
     format!("sdx:dev:{}", group.to_hex())

@@ -1,9 +1,11 @@
 //! The relay's durable state: each group's device list and each device's
-//! reflect queue, in sled (one process) or Redis Streams (several nodes).
+//! reflect queue, in sled (one process), or Redis Streams or NATS JetStream
+//! (several nodes).
 //!
 //! The policy lives here, once: who a reflection is queued for (every
 //! registered device of the group but its sender) and what happens when a
-//! group's slots are full. The backends ([`SledStore`], [`RedisStore`]) only
+//! group's slots are full. The backends ([`SledStore`], [`RedisStore`],
+//! [`NatsStore`]) only
 //! keep records: a device list per group and an ordered queue per device.
 //!
 //! What is stored is only what the relay sees anyway: group ids (public
@@ -14,6 +16,7 @@ use crate::sync::error::SyncResult;
 use crate::sync::keys::GroupId;
 use crate::sync::protocol::messages::SlotsExhaustedPolicy;
 
+use super::nats_store::NatsStore;
 use super::redis_store::RedisStore;
 pub use super::schema::{DeviceRecord, Entry, Registration};
 use super::sled_store::SledStore;
@@ -24,6 +27,9 @@ pub enum Store {
     Sled(SledStore),
     /// Redis Streams, shared by several relay nodes.
     Redis(RedisStore),
+    /// NATS JetStream (a stream and KV buckets), shared by several relay
+    /// nodes.
+    Nats(Box<NatsStore>),
 }
 
 macro_rules! dispatch {
@@ -31,6 +37,7 @@ macro_rules! dispatch {
         match $self {
             Store::Sled($s) => $e,
             Store::Redis($s) => $e,
+            Store::Nats($s) => $e,
         }
     };
 }
@@ -141,7 +148,8 @@ impl Store {
     /// The device acknowledged the entries `seqs`, and with them every
     /// entry delivered to it before position `below` (the oldest it has not
     /// acknowledged). The embedded store moves the device's cursor to
-    /// `below`; Redis deletes `seqs` from its stream.
+    /// `below`; Redis deletes `seqs` from its stream; NATS purges the
+    /// device's subject below `below` every few acknowledgements.
     pub async fn ack(
         &self,
         group: &GroupId,
@@ -155,12 +163,13 @@ impl Store {
         match self {
             Store::Sled(s) => s.ack(group, device_id, below).await,
             Store::Redis(s) => s.ack(group, device_id, seqs).await,
+            Store::Nats(s) => s.ack(group, device_id, seqs.len(), below).await,
         }
     }
 
     /// Whether this is the distributed store (leases in the engine).
     pub fn is_distributed(&self) -> bool {
-        matches!(self, Store::Redis(_))
+        !matches!(self, Store::Sled(_))
     }
 }
 
