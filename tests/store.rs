@@ -142,10 +142,10 @@ fn change_credential_rewraps_without_reencrypting() {
     let index = create(dir.path(), &old);
     let store = index.store();
     put(&index, &[record("a", "one")]);
-    let sealed_before: Vec<_> = store.sealed_documents().map(|r| r.unwrap()).collect();
+    let sealed_before = std::fs::read(segment(dir.path())).unwrap();
     let new = Credential::passphrase("new");
     store.change_credential(&new, fast()).unwrap();
-    let sealed_after: Vec<_> = store.sealed_documents().map(|r| r.unwrap()).collect();
+    let sealed_after = std::fs::read(segment(dir.path())).unwrap();
     assert_eq!(sealed_before, sealed_after, "documents were re-encrypted");
     drop(index);
     assert!(matches!(
@@ -199,7 +199,7 @@ fn missing_foreign_and_future_format_are_clear_errors() {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 3
+                supported: sealdex::store::FORMAT_VERSION
             }
         ),
         "{err:?}"
@@ -227,29 +227,54 @@ fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
-fn doc_entries(t: &sled::Tree) -> Vec<(sled::IVec, sled::IVec)> {
-    t.scan_prefix(b"D").map(|r| r.unwrap()).collect()
+/// The block positions of a format-4 store: sled's `B` entries.
+fn block_entries(t: &sled::Tree) -> Vec<(sled::IVec, sled::IVec)> {
+    t.scan_prefix(b"B").map(|r| r.unwrap()).collect()
 }
 
-fn tampered_store(f: impl FnOnce(&sled::Tree)) -> (tempfile::TempDir, Store) {
+/// The store's one segment file (the tests' stores are small).
+fn segment(dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(dir.join("blocks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    segs.pop().unwrap()
+}
+
+/// A store of three records in three batches (so three blocks), tampered
+/// with by `sled_edit` (its database) and `file_edit` (its segment file),
+/// then opened: the open's outcome.
+fn tampered_store(
+    sled_edit: impl FnOnce(&sled::Tree),
+    file_edit: impl FnOnce(&mut Vec<u8>),
+) -> (tempfile::TempDir, sealdex::Result<Store>) {
     let dir = tempfile::tempdir().unwrap();
     let cred = Credential::passphrase("pw");
     let index = create(dir.path(), &cred);
-    put(
-        &index,
-        &[
-            record("a", "alpha body"),
-            record("b", "bravo body"),
-            record("c", "charlie"),
-        ],
-    );
+    put(&index, &[record("a", "alpha body")]);
+    put(&index, &[record("b", "bravo body")]);
+    put(&index, &[record("c", "charlie")]);
     drop(index);
-    tamper(dir.path(), f);
-    let store = Store::open(dir.path(), &cred).unwrap();
+    tamper(dir.path(), sled_edit);
+    let seg = segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    file_edit(&mut bytes);
+    std::fs::write(&seg, bytes).unwrap();
+    let store = Store::open(dir.path(), &cred);
     (dir, store)
 }
 
-fn assert_tampered(store: &Store) {
+/// Tampering is reported as such: the open refuses the store, or every
+/// read of the damaged part and `verify` do.
+fn assert_tampered(store: sealdex::Result<Store>) {
+    let store = match store {
+        Err(e) => {
+            assert!(matches!(e, Error::Tampered { .. }), "{e:?}");
+            return;
+        }
+        Ok(store) => store,
+    };
     let report = store.verify();
     assert!(!report.is_ok(), "verify missed the tampering");
     let errors: Vec<_> = store.records().filter_map(|r| r.err()).collect();
@@ -260,61 +285,104 @@ fn assert_tampered(store: &Store) {
 }
 
 #[test]
-fn swapped_values_fail_authentication() {
-    let (_d, store) = tampered_store(|t| {
-        let e = doc_entries(t);
-        t.insert(&e[0].0, e[1].1.clone()).unwrap();
-        t.insert(&e[1].0, e[0].1.clone()).unwrap();
-    });
-    assert_tampered(&store);
+fn swapped_blocks_fail_authentication() {
+    // The sealed positions of two blocks swapped: each is bound to its key.
+    let (_d, store) = tampered_store(
+        |t| {
+            let e = block_entries(t);
+            assert_eq!(e.len(), 3);
+            t.insert(&e[0].0, e[1].1.clone()).unwrap();
+            t.insert(&e[1].0, e[0].1.clone()).unwrap();
+        },
+        |_| {},
+    );
+    assert_tampered(store);
+    // Two blocks swapped in the segment file (the first two are the same
+    // length: records of the same size).
+    let (_d, store) = tampered_store(
+        |_| {},
+        |bytes| {
+            let n = bytes.len() / 3;
+            let (a, b) = bytes.split_at_mut(n);
+            a.swap_with_slice(&mut b[..n]);
+        },
+    );
+    assert_tampered(store);
 }
 
 #[test]
 fn flipped_byte_fails_authentication() {
-    for pos in [0usize, 5, 20, usize::MAX] {
-        let (_d, store) = tampered_store(|t| {
-            let e = doc_entries(t);
-            let mut v = e[0].1.to_vec();
-            let i = pos.min(v.len() - 1);
-            v[i] ^= 0x01;
-            t.insert(&e[0].0, v).unwrap();
-        });
-        assert_tampered(&store);
+    for pos in [0usize, 5, 20, 60, 100, usize::MAX] {
+        let (_d, store) = tampered_store(
+            |_| {},
+            |bytes| {
+                let i = pos.min(bytes.len() - 1);
+                bytes[i] ^= 0x01;
+            },
+        );
+        assert_tampered(store);
     }
 }
 
 #[test]
-fn truncated_value_fails_authentication() {
-    for keep in [0usize, 10, 29, 40] {
-        let (_d, store) = tampered_store(|t| {
-            let e = doc_entries(t);
-            let v = e[0].1.to_vec();
-            t.insert(&e[0].0, &v[..keep.min(v.len() - 1)]).unwrap();
-        });
-        assert_tampered(&store);
+fn truncated_segment_fails_authentication() {
+    for keep in [0usize, 10, 29, 40, 100] {
+        let (_d, store) = tampered_store(|_| {}, |bytes| bytes.truncate(keep.min(bytes.len() - 1)));
+        assert_tampered(store);
     }
 }
 
 #[test]
-fn removed_or_replayed_record_is_noticed_by_verify() {
-    // A record deleted behind the store's back: every remaining record
-    // authenticates, but the sealed manifest's count disagrees.
-    let (_d, store) = tampered_store(|t| {
-        let e = doc_entries(t);
-        t.remove(&e[0].0).unwrap();
-    });
-    let report = store.verify();
+fn removed_or_replayed_block_is_noticed() {
+    // A block's position removed behind the store's back: every remaining
+    // record authenticates, but the sealed manifest's count disagrees.
+    let (_d, store) = tampered_store(
+        |t| {
+            let e = block_entries(t);
+            t.remove(&e[0].0).unwrap();
+        },
+        |_| {},
+    );
+    let report = store.unwrap().verify();
     assert!(!report.is_ok());
     assert!(report.problems[0].contains("manifest"), "{report:?}");
 
-    // A record copied to a key that never held it.
-    let (_d, store) = tampered_store(|t| {
-        let e = doc_entries(t);
-        let mut k = e[0].0.to_vec();
-        k[5] ^= 0xff;
-        t.insert(k, e[0].1.clone()).unwrap();
-    });
-    assert!(!store.verify().is_ok());
+    // A position copied to a key that never held it.
+    let (_d, store) = tampered_store(
+        |t| {
+            let e = block_entries(t);
+            let mut k = e[0].0.to_vec();
+            k[5] ^= 0xff;
+            t.insert(k, e[0].1.clone()).unwrap();
+        },
+        |_| {},
+    );
+    assert_tampered(store);
+}
+
+/// What a crash leaves between a batch's blocks and its sled batch (bytes
+/// past the last committed block) is dropped at open, and the store goes
+/// on: the next batch appends where the last committed one ended.
+#[test]
+fn uncommitted_tail_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = Credential::passphrase("pw");
+    let index = create(dir.path(), &cred);
+    put(&index, &[record("a", "alpha body")]);
+    drop(index);
+    let seg = segment(dir.path());
+    let committed = std::fs::metadata(&seg).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0x5a; 777]).unwrap();
+    drop(f);
+    let index = open(dir.path(), &cred);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), committed);
+    put(&index, &[record("b", "bravo body")]);
+    drop(index);
+    let store = Store::open(dir.path(), &cred).unwrap();
+    assert!(store.verify().is_ok(), "{:?}", store.verify());
+    assert_eq!(store.get("test", "a").unwrap().unwrap().body, "alpha body");
+    assert_eq!(store.get("test", "b").unwrap().unwrap().body, "bravo body");
 }
 
 #[test]
@@ -450,14 +518,15 @@ fn dictionary_round_trip() {
     let (dir, mut records) = store_with_dictionary();
     let cred = Credential::passphrase("pw");
     let mut dictionary = 0;
-    let mut documents = 0;
+
     tamper(dir.path(), |t| {
         dictionary = t.get(b"Zdictionary").unwrap().map_or(0, |v| v.len());
-        documents = t
-            .scan_prefix(b"D")
-            .map(|r| r.unwrap().1.len())
-            .sum::<usize>();
     });
+    // Format 4: the records are in the segment files.
+    let documents = std::fs::read_dir(dir.path().join("blocks"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len() as usize)
+        .sum::<usize>();
     assert!(dictionary > 200 << 10, "no dictionary stored");
     // What the same records take compressed one by one without it.
     let alone: usize = records
@@ -495,8 +564,7 @@ fn missing_dictionary_is_tampering() {
     tamper(dir.path(), |t| {
         t.remove(b"Zdictionary").unwrap();
     });
-    let store = Store::open(dir.path(), &Credential::passphrase("pw")).unwrap();
-    assert_tampered(&store);
+    assert_tampered(Store::open(dir.path(), &Credential::passphrase("pw")));
 }
 
 #[test]

@@ -59,7 +59,6 @@ use crate::config::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::query::plan::Plan;
-use crate::seal;
 use crate::search::Matched;
 use crate::search::scan::TailBatch;
 use crate::store::{DocKey, Store};
@@ -584,25 +583,19 @@ impl Inverted {
             held = self.held()?;
         }
         let mut report = CatchUp::default();
-        // (key, envelope, whether the index holds an older version).
-        let mut todo: Vec<(sled::IVec, sled::IVec, bool)> = Vec::new();
-        let add = |todo: &mut Vec<(sled::IVec, sled::IVec, bool)>| -> Result<u64> {
-            let docs: Result<Vec<(DocKey, TantivyDocument, bool)>> = todo
+        // (key, whether the index holds an older version).
+        let mut todo: Vec<(DocKey, bool)> = Vec::new();
+        let add = |todo: &mut Vec<(DocKey, bool)>| -> Result<u64> {
+            let keys: Vec<DocKey> = todo.iter().map(|t| t.0).collect();
+            let replace: std::collections::HashSet<DocKey> =
+                todo.iter().filter(|t| t.1).map(|t| t.0).collect();
+            let read = store.read_many(&keys)?;
+            let docs: Vec<(DocKey, TantivyDocument)> = read
                 .par_iter()
-                .map(|(k, v, replace)| {
-                    let key = DocKey::from_bytes(k)
-                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
-                    let record = store.open_record(k, v)?;
-                    Ok((
-                        key,
-                        self.schema.document(&key, seal::stamp(v), &record),
-                        *replace,
-                    ))
-                })
+                .map(|(key, stamp, record)| (*key, self.schema.document(key, *stamp, record)))
                 .collect();
-            let docs = docs?;
-            for (key, doc, replace) in docs {
-                if replace {
+            for (key, doc) in docs {
+                if replace.contains(&key) {
                     w.writer.delete_term(self.schema.key_term(&key));
                 }
                 w.writer
@@ -613,17 +606,13 @@ impl Inverted {
             todo.clear();
             Ok(n)
         };
-        for item in store.sealed_documents() {
-            let (k, v) = item?;
-            let Some(key) = DocKey::from_bytes(&k) else {
-                return Err(Error::Corrupt("a document key of the wrong size".into()));
-            };
+        for (key, stamp) in store.stamps()? {
             let replace = match held.remove(&key) {
-                Some(stamp) if stamp == seal::stamp(&v) => continue,
+                Some(s) if s == stamp => continue,
                 Some(_) => true,
                 None => false,
             };
-            todo.push((k, v, replace));
+            todo.push((key, replace));
             if todo.len() == CATCH_UP_BATCH {
                 if cancel.load(Ordering::Acquire) {
                     w.writer
