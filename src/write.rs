@@ -54,7 +54,6 @@ pub(crate) struct Committed {
     /// decrypting anything.
     pub stamp: u64,
     /// The stamp of the version this one replaced (0 when `new`).
-    #[allow(dead_code)] // the inverted index's document numbers, next
     pub previous: u64,
     /// The store held no document under this key before this batch: a
     /// follower need not look for an older version.

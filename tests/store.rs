@@ -208,6 +208,15 @@ fn missing_foreign_and_future_format_are_clear_errors() {
 
 /// Rewrites the sealed tree behind the store's back.
 fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    tamper_tree(dir, "sealed", f)
+}
+
+/// Rewrites the store's dictionary tree (format 4) behind its back.
+fn tamper_dictionary(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    tamper_tree(dir, "dictionary", f)
+}
+
+fn tamper_tree(dir: &Path, tree: &str, f: impl FnOnce(&sled::Tree)) {
     // sled releases its file lock from a background thread after the store
     // is dropped: wait for it as `Store::open` does.
     let mut tries = 0;
@@ -222,7 +231,7 @@ fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree)) {
             other => break other.unwrap(),
         }
     };
-    let t = db.open_tree("sealed").unwrap();
+    let t = db.open_tree(tree).unwrap();
     f(&t);
     db.flush().unwrap();
 }
@@ -519,7 +528,7 @@ fn dictionary_round_trip() {
     let cred = Credential::passphrase("pw");
     let mut dictionary = 0;
 
-    tamper(dir.path(), |t| {
+    tamper_dictionary(dir.path(), |t| {
         dictionary = t.get(b"Zdictionary").unwrap().map_or(0, |v| v.len());
     });
     // Format 4: the records are in the segment files.
@@ -561,7 +570,7 @@ fn dictionary_round_trip() {
 #[test]
 fn missing_dictionary_is_tampering() {
     let (dir, _) = store_with_dictionary();
-    tamper(dir.path(), |t| {
+    tamper_dictionary(dir.path(), |t| {
         t.remove(b"Zdictionary").unwrap();
     });
     assert_tampered(Store::open(dir.path(), &Credential::passphrase("pw")));
@@ -570,7 +579,7 @@ fn missing_dictionary_is_tampering() {
 #[test]
 fn altered_dictionary_is_tampering() {
     let (dir, _) = store_with_dictionary();
-    tamper(dir.path(), |t| {
+    tamper_dictionary(dir.path(), |t| {
         let mut v = t.get(b"Zdictionary").unwrap().unwrap().to_vec();
         v[100] ^= 1;
         t.insert(b"Zdictionary", v).unwrap();

@@ -16,7 +16,8 @@ impl Store {
         if self.format < 2 {
             return Ok(());
         }
-        let Some(sealed) = self.sealed.get(DICTIONARY_KEY)? else {
+        let tree = self.dictionary_tree.as_ref().unwrap_or(&self.sealed);
+        let Some(sealed) = tree.get(DICTIONARY_KEY)? else {
             return Ok(());
         };
         let plain = self

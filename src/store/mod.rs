@@ -120,6 +120,8 @@ const MANIFEST_KEY: &[u8] = b"Mmanifest";
 const P_DICTIONARY: u8 = b'Z';
 const DICTIONARY_KEY: &[u8] = b"Zdictionary";
 const P_BLOCK: u8 = b'B';
+/// Format 4: the sled tree of the dictionary (see `apply`).
+const DICTIONARY_TREE: &str = "dictionary";
 
 /// The key of a document in the store: a kind byte and a keyed MAC of its
 /// source and id. Opaque; get one from [`Store::doc_key`].
@@ -314,6 +316,8 @@ pub struct Store {
     tombstones: std::sync::atomic::AtomicU64,
     // Format 4: the blocks' maps and segment files.
     blocks: Option<std::sync::RwLock<blocks::Blocks>>,
+    // Format 4: the tree that holds the dictionary alone.
+    dictionary_tree: Option<sled::Tree>,
 }
 
 /// Where a stored record is: its sealed value (formats 1 to 3) or its
@@ -502,6 +506,11 @@ impl Store {
         format: u32,
     ) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
+        let dictionary_tree = if format > LAST_KEYED_FORMAT {
+            Some(db.open_tree(DICTIONARY_TREE)?)
+        } else {
+            None
+        };
         let store = Store {
             path: path.to_owned(),
             db,
@@ -516,6 +525,7 @@ impl Store {
             generation: std::sync::atomic::AtomicU64::new(0),
             tombstones: std::sync::atomic::AtomicU64::new(0),
             blocks: None,
+            dictionary_tree,
         };
         store.check_commit_file()?;
         store.load_dictionary()?;
@@ -681,23 +691,13 @@ impl Store {
         Ok(())
     }
 
-    /// The key and record of document number `docno` (format 4), live or
-    /// not while its block holds it.
-    #[allow(dead_code)] // the inverted index's document numbers, next
-    pub(crate) fn get_by_docno(&self, docno: u64) -> Result<(DocKey, Record)> {
-        let (record, mac) = self.read_docno(docno)?;
-        Ok((DocKey::from_mac16(&mac), record))
-    }
-
     /// The key of document number `docno` (format 4), from memory.
-    #[allow(dead_code)] // the inverted index's document numbers, next
     pub(crate) fn key_of_docno(&self, docno: u64) -> Option<DocKey> {
         self.blocks()?.mac_of(docno).map(|m| DocKey::from_mac16(&m))
     }
 
     /// Whether this store keeps records in blocks (format 4), and refers
     /// to them by document number.
-    #[allow(dead_code)] // the inverted index's document numbers, next
     pub(crate) fn has_docnos(&self) -> bool {
         self.blocks.is_some()
     }
@@ -1075,12 +1075,24 @@ impl Store {
                     .dictionary_stored
                     .load(std::sync::atomic::Ordering::Acquire) =>
             {
-                b.insert(
-                    DICTIONARY_KEY,
+                let sealed =
                     self.keys
                         .documents
-                        .seal(RecordKind::Dictionary, DICTIONARY_KEY, d.as_bytes()),
-                );
+                        .seal(RecordKind::Dictionary, DICTIONARY_KEY, d.as_bytes());
+                match &self.dictionary_tree {
+                    // Format 4: in a tree of its own, written once and
+                    // flushed before the batch whose blocks use it. In the
+                    // tree of the manifest, whose leaf every batch
+                    // rewrites, sled wrote a copy of this 256 KiB value
+                    // with every batch (ChitChat: 126 MB of stale copies).
+                    Some(t) => {
+                        t.insert(DICTIONARY_KEY, sealed)?;
+                        t.flush()?;
+                    }
+                    None => {
+                        b.insert(DICTIONARY_KEY, sealed);
+                    }
+                }
                 true
             }
             _ => false,

@@ -84,6 +84,24 @@ impl Store {
                 Err(e) => report.problems.push(e.to_string()),
             }
         }
+        if let Some(t) = &self.dictionary_tree {
+            match t.get(DICTIONARY_KEY) {
+                Ok(Some(v)) => {
+                    match self
+                        .keys
+                        .documents
+                        .open(RecordKind::Dictionary, DICTIONARY_KEY, &v)
+                    {
+                        Ok(_) => report.other_ok += 1,
+                        Err(e) => report
+                            .problems
+                            .push(e.into_error(RecordKind::Dictionary).to_string()),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => report.problems.push(format!("database: {e}")),
+            }
+        }
         // Format 4: every block, every record in it (live or not), and
         // each live record against its key.
         if let Some(b) = self.blocks() {
