@@ -122,6 +122,8 @@ const DICTIONARY_KEY: &[u8] = b"Zdictionary";
 const P_BLOCK: u8 = b'B';
 /// Format 4: the sled tree of the dictionary (see `apply`).
 const DICTIONARY_TREE: &str = "dictionary";
+/// Format 4: the sled tree of the sync tokens (see `apply`).
+const TOKENS_TREE: &str = "tokens";
 
 /// The key of a document in the store: a kind byte and a keyed MAC of its
 /// source and id. Opaque; get one from [`Store::doc_key`].
@@ -318,6 +320,8 @@ pub struct Store {
     blocks: Option<std::sync::RwLock<blocks::Blocks>>,
     // Format 4: the tree that holds the dictionary alone.
     dictionary_tree: Option<sled::Tree>,
+    // Format 4: the tree of the sync tokens.
+    tokens_tree: Option<sled::Tree>,
 }
 
 /// Where a stored record is: its sealed value (formats 1 to 3) or its
@@ -506,10 +510,13 @@ impl Store {
         format: u32,
     ) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
-        let dictionary_tree = if format > LAST_KEYED_FORMAT {
-            Some(db.open_tree(DICTIONARY_TREE)?)
+        let (dictionary_tree, tokens_tree) = if format > LAST_KEYED_FORMAT {
+            (
+                Some(db.open_tree(DICTIONARY_TREE)?),
+                Some(db.open_tree(TOKENS_TREE)?),
+            )
         } else {
-            None
+            (None, None)
         };
         let store = Store {
             path: path.to_owned(),
@@ -526,6 +533,7 @@ impl Store {
             tombstones: std::sync::atomic::AtomicU64::new(0),
             blocks: None,
             dictionary_tree,
+            tokens_tree,
         };
         store.check_commit_file()?;
         store.load_dictionary()?;
@@ -893,7 +901,8 @@ impl Store {
     /// A stored sync token of a source.
     pub fn token(&self, source: &str, slot: TokenSlot) -> Result<Option<SyncToken>> {
         let key = self.state_key(slot.label(), source);
-        match self.sealed.get(&key)? {
+        let tree = self.tokens_tree.as_ref().unwrap_or(&self.sealed);
+        match tree.get(&key)? {
             None => Ok(None),
             Some(v) => self.open_state(RecordKind::Checkpoint, &key, &v).map(Some),
         }
@@ -1047,14 +1056,25 @@ impl Store {
                 self.seal_state(RecordKind::Failure, fk.as_bytes(), &failure),
             );
         }
+        // Format 4: sync tokens (as large as a listing) in a tree of their
+        // own, written in one transaction with the batch; beside the
+        // manifest, sled wrote a copy of them with every batch.
+        let mut tokens = sled::Batch::default();
+        let mut any_tokens = false;
         for (source, slot, token) in batch.tokens {
             let key = self.state_key(slot.label(), &source);
+            let target = if self.tokens_tree.is_some() {
+                any_tokens = true;
+                &mut tokens
+            } else {
+                &mut b
+            };
             match token {
                 Some(t) => {
                     let sealed = self.seal_state(RecordKind::Checkpoint, &key, &t);
-                    b.insert(key, sealed);
+                    target.insert(key, sealed);
                 }
-                None => b.remove(key),
+                None => target.remove(key),
             }
         }
         if let Some((source, cp)) = batch.checkpoint {
@@ -1118,7 +1138,24 @@ impl Store {
             .iter()
             .flat_map(|nb| nb.first..=nb.pos.last)
             .collect();
-        self.sealed.apply_batch(b)?;
+        match &self.tokens_tree {
+            Some(t) if any_tokens => {
+                use sled::Transactional as _;
+                (&self.sealed, t)
+                    .transaction(|(s, t)| {
+                        s.apply_batch(&b)?;
+                        t.apply_batch(&tokens)?;
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| match e {
+                        sled::transaction::TransactionError::Storage(e) => Error::from(e),
+                        sled::transaction::TransactionError::Abort(()) => {
+                            Error::Corrupt("a store transaction was aborted".into())
+                        }
+                    })?;
+            }
+            _ => self.sealed.apply_batch(b)?,
+        }
         self.db.flush()?;
         if let Some(bl) = &self.blocks {
             bl.write()
@@ -1277,11 +1314,14 @@ mod tests {
         let mut b = WriteBatch::default();
         b.token("test", TokenSlot::Synced, Some(SyncToken(token.clone())));
         store.apply(b).unwrap();
+        let tokens = store.tokens_tree.as_ref().expect("format 4");
         let state: usize = store
             .sealed
             .scan_prefix([P_CHECKPOINT])
+            .chain(tokens.iter())
             .map(|r| r.unwrap().1.len())
             .sum();
+        assert!(tokens.iter().count() > 0, "the token is in its tree");
         assert!(
             state * 10 < token.len(),
             "{state} bytes stored for a {} byte token",

@@ -102,6 +102,19 @@ impl Store {
                 Err(e) => report.problems.push(format!("database: {e}")),
             }
         }
+        if let Some(t) = &self.tokens_tree {
+            for item in t.iter() {
+                match item {
+                    Ok((k, v)) => match self.keys.state.open(RecordKind::Checkpoint, &k, &v) {
+                        Ok(_) => report.other_ok += 1,
+                        Err(e) => report
+                            .problems
+                            .push(e.into_error(RecordKind::Checkpoint).to_string()),
+                    },
+                    Err(e) => report.problems.push(format!("database: {e}")),
+                }
+            }
+        }
         // Format 4: every block, every record in it (live or not), and
         // each live record against its key.
         if let Some(b) = self.blocks() {
