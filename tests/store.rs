@@ -596,3 +596,85 @@ fn altered_dictionary_is_tampering() {
         "{err:?}"
     );
 }
+
+mod model {
+    //! Random sequences of upserts, deletes and reopens against a model:
+    //! a format-4 store (records in blocks, liveness rebuilt at open from
+    //! directories and tombstones) holds exactly what a map would.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Upserts of these (id, body) in one batch.
+        Batch(Vec<(u8, u16)>),
+        Delete(u8),
+        Reopen,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => proptest::collection::vec((0u8..12, any::<u16>()), 1..20).prop_map(Step::Batch),
+            2 => (0u8..12).prop_map(Step::Delete),
+            1 => Just(Step::Reopen),
+        ]
+    }
+
+    fn body(v: u16) -> String {
+        // Some long enough to fill a block alone.
+        format!("body {v} ").repeat(if v % 7 == 0 { 2000 } else { 3 })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn random_ops_match_a_model(steps in proptest::collection::vec(step(), 1..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let cred = Credential::passphrase("pw");
+            let mut index = Some(create(dir.path(), &cred));
+            let mut model: BTreeMap<u8, String> = BTreeMap::new();
+            for s in steps {
+                match s {
+                    Step::Batch(items) => {
+                        let ops = items
+                            .iter()
+                            .map(|(id, v)| Op::upsert(record(&id.to_string(), &body(*v))))
+                            .collect();
+                        index.as_ref().unwrap().apply(ops).unwrap();
+                        for (id, v) in items {
+                            model.insert(id, body(v));
+                        }
+                    }
+                    Step::Delete(id) => {
+                        index
+                            .as_ref()
+                            .unwrap()
+                            .apply(vec![Op::delete("test", &id.to_string())])
+                            .unwrap();
+                        model.remove(&id);
+                    }
+                    Step::Reopen => {
+                        drop(index.take());
+                        index = Some(open(dir.path(), &cred));
+                    }
+                }
+            }
+            drop(index.take());
+            let store = Store::open(dir.path(), &cred).unwrap();
+            prop_assert_eq!(store.len().unwrap(), model.len() as u64);
+            for id in 0u8..12 {
+                let got = store.get("test", &id.to_string()).unwrap().map(|r| r.body);
+                prop_assert_eq!(got.as_ref(), model.get(&id));
+            }
+            let mut read: Vec<String> = store.records().map(|r| r.unwrap().id).collect();
+            read.sort();
+            let mut want: Vec<String> = model.keys().map(|k| k.to_string()).collect();
+            want.sort();
+            prop_assert_eq!(read, want);
+            let report = store.verify();
+            prop_assert!(report.is_ok(), "{:?}", report);
+        }
+    }
+}
