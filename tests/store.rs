@@ -624,7 +624,7 @@ mod model {
 
     fn body(v: u16) -> String {
         // Some long enough to fill a block alone.
-        format!("body {v} ").repeat(if v % 7 == 0 { 2000 } else { 3 })
+        format!("body {v} ").repeat(if v.is_multiple_of(7) { 2000 } else { 3 })
     }
 
     proptest! {
@@ -651,7 +651,7 @@ mod model {
                         index
                             .as_ref()
                             .unwrap()
-                            .apply(vec![Op::delete("test", &id.to_string())])
+                            .apply(vec![Op::delete("test", id.to_string())])
                             .unwrap();
                         model.remove(&id);
                     }
