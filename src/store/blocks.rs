@@ -81,6 +81,21 @@ pub(crate) const BLOCK_TARGET: usize = 16 << 10;
 /// A new segment file is begun once the current one is this large.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
+/// Dead bytes a segment must hold (and at least half of its bytes) before
+/// a batch compacts it.
+pub(crate) const COMPACT_MIN_BYTES: u64 = 1 << 20;
+
+/// Records to pack into one block: their numbers (increasing), keys and
+/// encodings, and the block's number range.
+#[derive(Default)]
+struct Run<'a> {
+    first: u64,
+    last: u64,
+    docnos: Vec<u64>,
+    macs: Vec<Mac16>,
+    raws: Vec<&'a [u8]>,
+}
+
 /// Decoded block bodies kept in memory for random access.
 const BODY_CACHE: usize = 64;
 
@@ -169,16 +184,20 @@ fn segment_name(n: u32) -> String {
 /// A block's decoded body: its record encodings, in directory order.
 type Body = Arc<Vec<Vec<u8>>>;
 
-/// A small least-recently-used map of decoded block bodies, by first
-/// document number: `(last use, body)`.
+/// Which block a cached body is: its first document number and where it
+/// is (a compacted block keeps its first number but moves).
+type BodyKey = (u64, u32, u64);
+
+/// A small least-recently-used map of decoded block bodies:
+/// `(last use, body)`.
 #[derive(Default)]
 struct Bodies {
     tick: u64,
-    map: HashMap<u64, (u64, Body)>,
+    map: HashMap<BodyKey, (u64, Body)>,
 }
 
 impl Bodies {
-    fn get(&mut self, first: u64) -> Option<Arc<Vec<Vec<u8>>>> {
+    fn get(&mut self, first: BodyKey) -> Option<Body> {
         self.tick += 1;
         let tick = self.tick;
         self.map.get_mut(&first).map(|e| {
@@ -187,7 +206,7 @@ impl Bodies {
         })
     }
 
-    fn put(&mut self, first: u64, body: Arc<Vec<Vec<u8>>>) {
+    fn put(&mut self, first: BodyKey, body: Body) {
         self.tick += 1;
         if self.map.len() >= BODY_CACHE
             && let Some(oldest) = self.map.iter().min_by_key(|e| e.1.0).map(|e| *e.0)
@@ -481,11 +500,12 @@ impl Blocks {
         first: u64,
         pos: &Position,
     ) -> Result<Arc<Vec<Vec<u8>>>> {
+        let key = (first, pos.segment, pos.offset);
         if let Some(b) = self
             .bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(first)
+            .get(key)
         {
             return Ok(b);
         }
@@ -493,7 +513,7 @@ impl Blocks {
         self.bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put(first, Arc::clone(&body));
+            .put(key, Arc::clone(&body));
         Ok(body)
     }
 
@@ -576,7 +596,8 @@ impl Blocks {
     }
 
     /// Packs `puts` (key and record encoding, in order) into new blocks
-    /// placed after the current end, compressed and sealed in parallel.
+    /// placed after the current end, numbered from the next document
+    /// number, compressed and sealed in parallel.
     pub(super) fn build(
         &self,
         sealer: &Sealer,
@@ -584,35 +605,54 @@ impl Blocks {
         puts: &[(Mac16, Vec<u8>)],
     ) -> Vec<NewBlock> {
         // Group into runs of about BLOCK_TARGET bytes.
-        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
-        let mut start = 0;
+        let base = self.next_docno;
+        let mut runs: Vec<Run<'_>> = Vec::new();
+        let mut run = Run::default();
         let mut bytes = 0;
-        for (i, (_, raw)) in puts.iter().enumerate() {
+        for (i, (mac, raw)) in puts.iter().enumerate() {
+            run.docnos.push(base + i as u64);
+            run.macs.push(*mac);
+            run.raws.push(raw);
             bytes += raw.len();
             if bytes >= BLOCK_TARGET {
-                runs.push(start..i + 1);
-                start = i + 1;
+                runs.push(std::mem::take(&mut run));
                 bytes = 0;
             }
         }
-        if start < puts.len() {
-            runs.push(start..puts.len());
+        if !run.docnos.is_empty() {
+            runs.push(run);
         }
-        let base = self.next_docno;
+        for r in &mut runs {
+            r.first = r.docnos[0];
+            r.last = r.docnos[r.docnos.len() - 1];
+        }
+        self.pack(sealer, dict, runs, self.segment, self.segment_len)
+    }
+
+    /// Compressed, sealed and placed blocks of `runs`, the first at
+    /// `(segment, offset)`.
+    fn pack(
+        &self,
+        sealer: &Sealer,
+        dict: Option<&Dictionary>,
+        runs: Vec<Run<'_>>,
+        mut segment: u32,
+        mut offset: u64,
+    ) -> Vec<NewBlock> {
         // Compress in parallel; place in order; seal in parallel.
         let plains: Vec<(Vec<u8>, Vec<u8>)> = runs
             .par_iter()
             .map(|r| {
-                let raws: Vec<&Vec<u8>> = puts[r.clone()].iter().map(|p| &p.1).collect();
-                let encoded = postcard::to_allocvec(&raws).expect("serialising bytes cannot fail");
+                let encoded =
+                    postcard::to_allocvec(&r.raws).expect("serialising bytes cannot fail");
                 let mut body = vec![BODY_LAYOUT];
                 body.extend_from_slice(&match dict {
                     Some(d) => record::compress_with(encoded, d),
                     None => record::compress(encoded),
                 });
                 let dir = Directory {
-                    deltas: (0..r.len() as u64).collect(),
-                    macs: puts[r.clone()].iter().map(|p| p.0).collect(),
+                    deltas: r.docnos.iter().map(|d| d - r.first).collect(),
+                    macs: r.macs.clone(),
                 };
                 (
                     body,
@@ -620,27 +660,25 @@ impl Blocks {
                 )
             })
             .collect();
-        let (mut segment, mut offset) = (self.segment, self.segment_len);
         let mut placed = Vec::with_capacity(runs.len());
-        for (r, (body, dir)) in runs.iter().zip(plains) {
+        for (r, (body, dir)) in runs.into_iter().zip(plains) {
             if offset >= SEGMENT_BYTES {
                 segment += 1;
                 offset = 0;
             }
-            let first = base + r.start as u64;
             let pos = Position {
                 segment,
                 offset,
                 body_len: (body.len() + crate::seal::OVERHEAD) as u32,
                 dir_len: (dir.len() + crate::seal::OVERHEAD) as u32,
-                last: base + r.end as u64 - 1,
+                last: r.last,
             };
             offset = pos.end();
-            placed.push((first, pos, body, dir, r.clone()));
+            placed.push((r.first, pos, body, dir, r.docnos, r.macs));
         }
         placed
             .into_par_iter()
-            .map(|(first, pos, body, dir, r)| {
+            .map(|(first, pos, body, dir, docnos, macs)| {
                 let mut bytes = sealer.seal(
                     RecordKind::Block,
                     &aad(b'b', self.format, first, &pos),
@@ -655,11 +693,111 @@ impl Blocks {
                     first,
                     pos,
                     bytes,
-                    docnos: (first..=pos.last).collect(),
-                    macs: puts[r].iter().map(|p| p.0).collect(),
+                    docnos,
+                    macs,
                 }
             })
             .collect()
+    }
+
+    /// Segments worth compacting: those (the last one included) whose
+    /// dead records hold at least [`COMPACT_MIN_BYTES`] and half of
+    /// their bytes. A block's dead bytes are estimated as its share of
+    /// dead records.
+    pub(super) fn segments_to_compact(&self) -> Vec<u32> {
+        let mut per: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+        for b in self.blocks.values() {
+            let len = (b.pos.end() - b.pos.offset) as f64;
+            let total = b.docnos.len().max(1) as f64;
+            let dead = len * (total - f64::from(b.live)) / total;
+            let e = per.entry(b.pos.segment).or_default();
+            e.0 += len;
+            e.1 += dead;
+        }
+        per.into_iter()
+            .filter(|(_, (len, dead))| *dead >= COMPACT_MIN_BYTES as f64 && dead * 2.0 >= *len)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// The blocks of `segments` rewritten with their live records only,
+    /// each keeping its document numbers (so the index needs no change),
+    /// placed after the current end (in a new segment when the current
+    /// one is among them); and the blocks with no live record, to drop.
+    pub(super) fn compacted(
+        &self,
+        sealer: &Sealer,
+        dict: Option<&Dictionary>,
+        segments: &[u32],
+    ) -> Result<(Vec<NewBlock>, Vec<u64>)> {
+        let mut kept: Vec<(u64, u64, Vec<(u64, Mac16, Vec<u8>)>)> = Vec::new();
+        let mut dropped = Vec::new();
+        for (first, b) in &self.blocks {
+            if !segments.contains(&b.pos.segment) {
+                continue;
+            }
+            if b.live == 0 {
+                dropped.push(*first);
+                continue;
+            }
+            let live: Vec<(u64, Mac16, Vec<u8>)> = self
+                .block_records(sealer, dict, *first)?
+                .into_iter()
+                .filter(|(d, m, _)| self.is_live(*d, m))
+                .collect();
+            if live.is_empty() {
+                dropped.push(*first);
+            } else {
+                kept.push((*first, b.pos.last, live));
+            }
+        }
+        let runs: Vec<Run<'_>> = kept
+            .iter()
+            .map(|(first, last, live)| Run {
+                first: *first,
+                last: *last,
+                docnos: live.iter().map(|l| l.0).collect(),
+                macs: live.iter().map(|l| l.1).collect(),
+                raws: live.iter().map(|l| &l.2[..]).collect(),
+            })
+            .collect();
+        let (segment, offset) = if segments.contains(&self.segment) {
+            (self.segment + 1, 0)
+        } else {
+            (self.segment, self.segment_len)
+        };
+        Ok((self.pack(sealer, dict, runs, segment, offset), dropped))
+    }
+
+    /// Takes in a compaction (once sled references its blocks): each
+    /// rewritten block replaces the one of the same first number.
+    pub(super) fn replace(&mut self, new: Vec<NewBlock>, dropped: &[u64]) {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        bodies.map.retain(|k, _| !dropped.contains(&k.0));
+        for first in dropped {
+            self.blocks.remove(first);
+        }
+        for nb in new {
+            self.segment = nb.pos.segment;
+            self.segment_len = nb.pos.end();
+            let live = nb
+                .docnos
+                .iter()
+                .zip(&nb.macs)
+                .filter(|(d, m)| self.live.get(*m) == Some(*d))
+                .count() as u32;
+            let moved = nb.first;
+            bodies.map.retain(|k, _| k.0 != moved);
+            self.blocks.insert(
+                nb.first,
+                Block {
+                    pos: nb.pos,
+                    docnos: nb.docnos,
+                    macs: nb.macs,
+                    live,
+                },
+            );
+        }
     }
 
     /// Appends `blocks` to their segments and makes them durable. Nothing
@@ -733,28 +871,6 @@ impl Blocks {
     }
 
     /// Drops a block from the maps (after compaction made it unreferenced).
-    #[allow(dead_code)] // compaction, next
-    pub(super) fn forget(&mut self, first: u64) {
-        self.blocks.remove(&first);
-        self.bodies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .remove(&first);
-    }
-
-    /// `(first, live, total)` of every block.
-    #[allow(dead_code)] // compaction, next
-    pub(super) fn occupancy(&self) -> Vec<(u64, u32, usize, Position)> {
-        self.blocks
-            .iter()
-            .map(|(f, b)| (*f, b.live, b.docnos.len(), b.pos))
-            .collect()
-    }
-
-    /// Removes segment files no block references any more (after a
-    /// compaction); the last segment stays, new blocks go there.
-    #[allow(dead_code)] // compaction, next
     pub(super) fn remove_unreferenced_segments(&self) -> Result<()> {
         let used: std::collections::HashSet<u32> =
             self.blocks.values().map(|b| b.pos.segment).collect();

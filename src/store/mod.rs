@@ -1174,7 +1174,71 @@ impl Store {
             (held + tombstones).max(0) as u64,
             std::sync::atomic::Ordering::Release,
         );
+        if self.blocks.is_some()
+            && let Err(e) = self.compact()
+        {
+            // The batch is durable; what the compaction wrote is not
+            // referenced, and the next open drops it.
+            tracing::warn!(error = %e, "compacting the store's blocks failed");
+        }
         Ok(docnos)
+    }
+
+    /// Format 4: rewrites the blocks of segments that are mostly dead
+    /// records (see `blocks::Blocks::segments_to_compact`) with their
+    /// live records only, keeping their document numbers, then removes
+    /// the segments nothing references any more. Called by the writer
+    /// after a batch. Returns the number of segments compacted.
+    ///
+    /// Like a batch: the new blocks are written and fsynced, then one
+    /// sled batch points the block positions at them, then the old
+    /// segments are removed. A crash at any point leaves either the old
+    /// blocks referenced or the new ones, and open removes what nothing
+    /// references. The manifest does not change: the records are the same.
+    fn compact(&self) -> Result<usize> {
+        let Some(lock) = &self.blocks else {
+            return Ok(0);
+        };
+        let segments = lock
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments_to_compact();
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let (new, dropped) = {
+            let b = lock.read().unwrap_or_else(|p| p.into_inner());
+            let (new, dropped) =
+                b.compacted(&self.keys.documents, self.dictionary.get(), &segments)?;
+            b.write(&new)?;
+            (new, dropped)
+        };
+        let mut batch = sled::Batch::default();
+        for nb in &new {
+            let key = blocks::block_key(nb.first);
+            batch.insert(
+                &key[..],
+                self.seal_state(RecordKind::BlockPosition, &key, &nb.pos),
+            );
+        }
+        for first in &dropped {
+            batch.remove(&blocks::block_key(*first)[..]);
+        }
+        self.sealed.apply_batch(batch)?;
+        self.db.flush()?;
+        let (rewritten, removed) = (new.len(), dropped.len());
+        let mut b = lock.write().unwrap_or_else(|p| p.into_inner());
+        b.replace(new, &dropped);
+        b.remove_unreferenced_segments()?;
+        info!(
+            segments = segments.len(),
+            rewritten,
+            removed,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted the store's blocks"
+        );
+        Ok(segments.len())
     }
 
     /// Bytes the index occupies on disk.
