@@ -730,7 +730,9 @@ impl Blocks {
         dict: Option<&Dictionary>,
         segments: &[u32],
     ) -> Result<(Vec<NewBlock>, Vec<u64>)> {
-        let mut kept: Vec<(u64, u64, Vec<(u64, Mac16, Vec<u8>)>)> = Vec::new();
+        // Per block kept: its first and last numbers and its live records.
+        type Kept = (u64, u64, Vec<(u64, Mac16, Vec<u8>)>);
+        let mut kept: Vec<Kept> = Vec::new();
         let mut dropped = Vec::new();
         for (first, b) in &self.blocks {
             if !segments.contains(&b.pos.segment) {
