@@ -45,6 +45,16 @@
 //! one is dead. The inverted index of a format-4 store holds these numbers
 //! instead of keys (see `search::inverted::schema`).
 //!
+//! # Compaction
+//!
+//! After a batch, a segment whose dead records hold at least
+//! [`COMPACT_MIN_BYTES`] and half of its bytes is compacted: each of its
+//! blocks is rewritten with its live records only, keeping its document
+//! numbers (so neither the inverted index nor the other blocks change),
+//! after the current end (in a new segment when the current one is
+//! compacted); one sled batch points the positions at the new blocks and
+//! drops the empty ones; then the old segment is removed.
+//!
 //! # Crash safety
 //!
 //! A batch appends its blocks, fsyncs the segment, then applies the sled

@@ -27,6 +27,20 @@
 //! | `M`       | `manifest`              | the [`Manifest`]: counts, generation|
 //! | `Z`       | `dictionary`            | the zstd dictionary of the records  |
 //!
+//! In format 4 (see [`FORMAT_VERSION`]) records are not in sled: they are
+//! packed into sealed, compressed blocks in the segment files of `blocks/`
+//! (see `blocks`), and the tree `sealed` holds instead, per block,
+//!
+//! | kind byte | key                         | value (sealed)                   |
+//! |-----------|-----------------------------|----------------------------------|
+//! | `B`       | the block's first document number (big-endian) | where the block is: segment, offset, lengths, last number |
+//!
+//! with no `D` entries. The dictionary and the sync tokens, the two large
+//! values, move to sled trees of their own (`dictionary`, `tokens`): in the
+//! tree of the manifest, whose leaf every batch rewrites, sled wrote a new
+//! copy of them with every batch. Tombstones (`T`) are what tells a deleted
+//! record at open, so every delete leaves one.
+//!
 //! The dictionary (format 2 on; see `record::Dictionary`) is made of the
 //! encodings of the first records sealed, once they add up to 256 KiB; it
 //! is stored with the first batch that may hold a record compressed against
