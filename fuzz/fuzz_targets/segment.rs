@@ -80,7 +80,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            let keep = rest.first().map_or(0, |&b| usize::from(b) * bytes.len() / 256);
+            let keep = rest
+                .first()
+                .map_or(0, |&b| usize::from(b) * bytes.len() / 256);
             bytes.truncate(keep);
         }
     }
@@ -89,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
         let read: Vec<_> = store.records().collect();
         let report = store.verify();
         if report.is_ok() {
-            assert!(read.iter().all(|r| r.is_ok()), "verify passed but a read failed");
+            assert!(
+                read.iter().all(|r| r.is_ok()),
+                "verify passed but a read failed"
+            );
             assert_eq!(read.len(), 12, "verify passed but records are missing");
         }
     }
