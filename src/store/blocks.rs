@@ -427,6 +427,11 @@ impl Blocks {
         v
     }
 
+    /// Whether a block starts at `first`.
+    pub(super) fn has_block(&self, first: u64) -> bool {
+        self.blocks.contains_key(&first)
+    }
+
     /// Where a document number is stored.
     pub(super) fn slot(&self, docno: u64) -> Option<Slot> {
         let (first, b) = self.block_of(docno)?;

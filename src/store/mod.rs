@@ -685,20 +685,18 @@ impl Store {
     /// The record with document number `docno` (format 4), with its key's
     /// MAC prefix, checked against the record's own source and id.
     fn read_docno(&self, docno: u64) -> Result<(Record, blocks::Mac16)> {
-        let (slot, mac) = {
-            let b = self
-                .blocks()
-                .ok_or_else(|| Error::Corrupt("document numbers need a format-4 store".into()))?;
-            let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
-                kind: RecordKind::Block.name(),
-                detail: format!("no block holds document {docno}"),
-            })?;
-            (slot, b.mac_of(docno).unwrap_or_default())
-        };
-        let record = self
+        // One read guard from finding the block to reading it: a
+        // compaction (which takes the write lock) cannot move it between.
+        let b = self
             .blocks()
-            .ok_or_else(|| Error::Corrupt("document numbers need a format-4 store".into()))?
-            .record(&self.keys.documents, self.dictionary.get(), &slot)?;
+            .ok_or_else(|| Error::Corrupt("document numbers need a format-4 store".into()))?;
+        let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
+            kind: RecordKind::Block.name(),
+            detail: format!("no block holds document {docno}"),
+        })?;
+        let mac = b.mac_of(docno).unwrap_or_default();
+        let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
+        drop(b);
         self.check_mac(&record, &mac)?;
         Ok((record, mac))
     }
@@ -820,6 +818,11 @@ impl Store {
         let b = self
             .blocks()
             .ok_or_else(|| Error::Corrupt("blocks need a format-4 store".into()))?;
+        if !b.has_block(first) {
+            // Dropped by a compaction since the caller listed the blocks:
+            // it had no live record.
+            return Ok(Vec::new());
+        }
         let all = b.block_records(&self.keys.documents, self.dictionary.get(), first)?;
         let live: Vec<(u64, blocks::Mac16, Vec<u8>)> = all
             .into_iter()

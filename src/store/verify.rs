@@ -159,6 +159,10 @@ impl Store {
         let b = self
             .blocks()
             .ok_or_else(|| Error::Corrupt("blocks need a format-4 store".into()))?;
+        if !b.has_block(first) {
+            // Dropped by a compaction since the blocks were listed.
+            return Ok(0);
+        }
         let all = b.block_records(&self.keys.documents, self.dictionary.get(), first)?;
         let mut live = 0;
         for (d, m, raw) in all {
