@@ -417,7 +417,7 @@ impl CacheState {
         store: &crate::store::Store,
         budget: usize,
     ) -> crate::error::Result<Self> {
-        use crate::error::{Error, Result};
+        use crate::error::Result;
         use rayon::prelude::*;
         let started = std::time::Instant::now();
         // First pass: every record's date, key and cost, keeping only the
@@ -426,17 +426,8 @@ impl CacheState {
         let mut meta: Vec<(Option<i64>, DocKey, usize)> = Vec::new();
         let mut kept: Vec<(DocKey, Arc<Record>)> = Vec::new();
         let mut kept_bytes = 0usize;
-        let mut batch = Vec::with_capacity(STREAM_BATCH);
-        let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
-            let opened: Result<Vec<(DocKey, Record)>> = batch
-                .par_iter()
-                .map(|(k, v)| {
-                    let key = DocKey::from_bytes(k)
-                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
-                    Ok((key, store.open_record(k, v)?))
-                })
-                .collect();
-            for (key, record) in opened? {
+        store.for_each_chunk(|opened| {
+            for (key, _, record) in opened {
                 let c = crate::cache::cost(&record);
                 meta.push((record.timestamp, key, c));
                 if kept_bytes + c <= budget {
@@ -444,16 +435,8 @@ impl CacheState {
                     kept.push((key, Arc::new(record)));
                 }
             }
-            batch.clear();
             Ok(())
-        };
-        for item in store.sealed_documents() {
-            batch.push(item?);
-            if batch.len() == STREAM_BATCH {
-                flush(&mut batch)?;
-            }
-        }
-        flush(&mut batch)?;
+        })?;
         // The newest records that fit the budget are cached, the rest
         // streamed by searches.
         meta.sort_unstable_by(|a, b| newest_first((a.0, &a.1), (b.0, &b.1)));

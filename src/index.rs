@@ -355,7 +355,12 @@ impl Index {
     fn follow(&self, written: &crate::write::Written) {
         let Some(inv) = &self.inverted else { return };
         if inv.is_following(written.previous) {
-            if let Err(e) = inv.apply(&written.stored, &written.deleted, written.generation) {
+            if let Err(e) = inv.apply(
+                &written.stored,
+                &written.deleted,
+                &written.deleted_stamps,
+                written.generation,
+            ) {
                 warn!(error = %e, "the inverted index missed a batch; it will catch up");
                 inv.mark_broken();
             } else {
@@ -650,7 +655,21 @@ impl Index {
             }
             _ => None,
         };
-        match inv.search(plan, relevance, window, Some(&searcher), &touched) {
+        let touched_stamps: Vec<u64> = if touched.is_empty() {
+            Vec::new()
+        } else {
+            tail.iter()
+                .flat_map(|b| b.old_stamps.iter().copied())
+                .collect()
+        };
+        match inv.search(
+            plan,
+            relevance,
+            window,
+            Some(&searcher),
+            &touched,
+            &touched_stamps,
+        ) {
             Ok((total, found)) => {
                 matched.extend(found);
                 Ok(Some((matched, total + tail_total)))
@@ -775,7 +794,7 @@ impl Drop for Index {
 }
 
 #[cfg(feature = "tantivy")]
-fn open_inverted(store: &Store, config: &IndexConfig) -> Option<Arc<Inverted>> {
+fn open_inverted(store: &Arc<Store>, config: &IndexConfig) -> Option<Arc<Inverted>> {
     if !config.inverted {
         return None;
     }
@@ -784,10 +803,17 @@ fn open_inverted(store: &Store, config: &IndexConfig) -> Option<Arc<Inverted>> {
         search_threads: config.search_threads,
         ..InvertedOptions::default()
     };
+    // A format-4 store's index names records by document number, which
+    // the store resolves to keys from memory.
+    let docnos: Option<crate::search::inverted::engine::KeyOf> = store.has_docnos().then(|| {
+        let store = Arc::clone(store);
+        Arc::new(move |d: u64| store.key_of_docno(d)) as crate::search::inverted::engine::KeyOf
+    });
     match Inverted::open(
         &store.path().join("inverted"),
         store.index_files_key(),
         options,
+        docnos,
     ) {
         Ok(inv) => Some(Arc::new(inv)),
         Err(e) => {

@@ -437,6 +437,12 @@ pub(crate) fn raw(record: &Record) -> Vec<u8> {
     postcard::to_allocvec(record).expect("serialising a Record cannot fail")
 }
 
+/// Decodes a record's [`raw`] encoding of today's layout (the records of a
+/// block, whose layout the block states once).
+pub(crate) fn decode_raw(raw: &[u8]) -> Result<Record> {
+    postcard::from_bytes(raw).map_err(|_| bad_record("postcard"))
+}
+
 /// [`compress`] with a dictionary: `raw` behind a codec byte, compressed
 /// against `dict` when that saves space.
 pub(crate) fn compress_with(raw: Vec<u8>, dict: &Dictionary) -> Vec<u8> {

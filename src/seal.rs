@@ -75,6 +75,10 @@ pub enum RecordKind {
     Dictionary = 7,
     /// A deleted record's tombstone: the version of its delete.
     Tombstone = 8,
+    /// A block of records, or its directory (store format 4).
+    Block = 9,
+    /// Where a block is stored (store format 4).
+    BlockPosition = 10,
 }
 
 impl RecordKind {
@@ -89,6 +93,8 @@ impl RecordKind {
             RecordKind::IndexChunk => "index-chunk",
             RecordKind::Dictionary => "dictionary",
             RecordKind::Tombstone => "tombstone",
+            RecordKind::Block => "block",
+            RecordKind::BlockPosition => "block-position",
         }
     }
 }

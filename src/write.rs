@@ -47,11 +47,14 @@ pub(crate) struct Committed {
     pub key: DocKey,
     /// The record itself (plaintext, in memory only).
     pub record: Arc<Record>,
-    /// The stored envelope's [`stamp`](crate::seal::stamp): changes with
-    /// every write of the record, so a follower (the inverted index) can
-    /// tell which records it has seen in their current version without
+    /// The stored envelope's [`stamp`](crate::seal::stamp), or in a
+    /// format-4 store the record's document number: changes with every
+    /// write of the record, so a follower (the inverted index) can tell
+    /// which records it has seen in their current version without
     /// decrypting anything.
     pub stamp: u64,
+    /// The stamp of the version this one replaced (0 when `new`).
+    pub previous: u64,
     /// The store held no document under this key before this batch: a
     /// follower need not look for an older version.
     pub new: bool,
@@ -64,6 +67,8 @@ pub(crate) struct Written {
     pub stored: Vec<Committed>,
     /// The keys deleted.
     pub deleted: Vec<DocKey>,
+    /// The stamps the deleted records had, in the order of `deleted`.
+    pub deleted_stamps: Vec<u64>,
     /// The store generation after the batch.
     pub generation: u64,
     /// The store generation before it.
@@ -184,6 +189,8 @@ impl Current {
 struct Before {
     document: bool,
     tombstone: bool,
+    /// The stored record's [`Located::stamp`](crate::store::Located::stamp).
+    stamp: u64,
 }
 
 /// Resolves `ops` against the store and writes the batch, with `state`.
@@ -214,16 +221,17 @@ pub(crate) fn write(
     let mut distinct: Vec<DocKey> = keys.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    let mut found: Vec<(DocKey, sled::IVec)> = Vec::new();
+    let mut found: Vec<(DocKey, crate::store::Located)> = Vec::new();
     // Per key: what the store held before the batch, and what it holds as
     // the batch goes.
     let mut keyed: HashMap<DocKey, (Before, Current)> = HashMap::with_capacity(distinct.len());
     for key in distinct {
-        let sealed = store.get_sealed(&key)?;
+        let sealed = store.locate(&key)?;
         let tombstone = store.tombstone(&key)?;
         let before = Before {
             document: sealed.is_some(),
             tombstone: tombstone.is_some(),
+            stamp: sealed.as_ref().map_or(0, |s| s.stamp()),
         };
         let current = match (sealed, tombstone) {
             (Some(sealed), _) => {
@@ -237,7 +245,7 @@ pub(crate) fn write(
     }
     let opened: Vec<(DocKey, Record)> = found
         .par_iter()
-        .map(|(key, sealed)| Ok((*key, store.open_record(key.as_bytes(), sealed)?)))
+        .map(|(key, at)| Ok((*key, store.open_located(key, at)?)))
         .collect::<Result<_>>()?;
     for (key, record) in opened {
         if let Some((_, current)) = keyed.get_mut(&key) {
@@ -347,6 +355,7 @@ pub(crate) fn write(
                     key,
                     record,
                     stamp: crate::seal::stamp(&envelope),
+                    previous: b.stamp,
                     new: !b.document,
                 });
                 batch.put(key, envelope, b.document, b.tombstone);
@@ -355,6 +364,7 @@ pub(crate) fn write(
                 batch.delete(key, Some(version));
                 if b.document {
                     written.deleted.push(key);
+                    written.deleted_stamps.push(b.stamp);
                 }
             }
         }
@@ -372,7 +382,20 @@ pub(crate) fn write(
     for (source, slot, token) in state.tokens {
         batch.token(&source, slot, token);
     }
-    store.apply(batch)?;
+    let docnos = store.apply(batch)?;
+    if !docnos.is_empty() {
+        // Format 4: a record's stamp is the document number it was given.
+        if docnos.len() != written.stored.len() {
+            return Err(Error::Corrupt(format!(
+                "the store numbered {} of {} records",
+                docnos.len(),
+                written.stored.len()
+            )));
+        }
+        for (c, d) in written.stored.iter_mut().zip(docnos) {
+            c.stamp = d;
+        }
+    }
     written.generation = store.generation();
     if written.generation != written.previous + 1 {
         return Err(Error::Corrupt(format!(

@@ -572,3 +572,123 @@ fn measure_spamassassin_packed_layout() {
 fn measure_chat_packed_layout() {
     packed_layout("chitchat");
 }
+
+/// Store bytes and inverted-index bytes (issue 17): `(store, index)`, the
+/// index being everything under `inverted/` and the store the rest.
+fn split_bytes(dir: &Path) -> (u64, u64) {
+    let (mut store, mut index) = (0, 0);
+    for (name, len, _) in files(dir) {
+        if name.starts_with("inverted") {
+            index += len;
+        } else {
+            store += len;
+        }
+    }
+    (store, index)
+}
+
+/// Indexes a corpus with the inverted index on, as an app would, and
+/// prints the store's and the index's bytes against the extracted text,
+/// with the indexing rate (informational: a shared machine's clock).
+fn footprint(name: &str, source: &mut dyn Source, decryptor: &dyn Decryptor) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("index");
+    let config = IndexConfig {
+        kdf: KdfParams::insecure_fast(),
+        inverted: true,
+        ..IndexConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let (text, docs, format) = {
+        let index = Index::create(&dir, &cred(), config.clone()).unwrap();
+        index
+            .index(source, decryptor, &IndexOptions::default())
+            .unwrap();
+        index.commit().unwrap();
+        let elapsed = started.elapsed();
+        let (mut text, mut docs) = (0u64, 0u64);
+        for r in index.store().records() {
+            text += text_bytes(&r.unwrap());
+            docs += 1;
+        }
+        println!(
+            "  indexed {docs} records in {elapsed:.1?}: {:.0} records/s",
+            docs as f64 / elapsed.as_secs_f64()
+        );
+        (text, docs, index.store().format())
+    };
+    first_page(&dir, &config);
+    let (store, index) = split_bytes(&dir);
+    println!(
+        "== footprint {name} (store format {format}): {docs} records, text {}; store {} ({:.3}× text), \
+         inverted index {} ({:.3}× text), total {} ({:.3}× text)",
+        mb(text),
+        mb(store),
+        store as f64 / text as f64,
+        mb(index),
+        index as f64 / text as f64,
+        mb(store + index),
+        (store + index) as f64 / text as f64
+    );
+    print_files(&dir, text);
+}
+
+#[test]
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_spamassassin_footprint() {
+    let Some(path) = common::corpora("spamassassin") else {
+        return;
+    };
+    let mut source = sealdex::backends::open_path(&path).unwrap();
+    footprint(
+        "spamassassin",
+        source.as_mut(),
+        &sealdex::decrypt::PassThrough::default(),
+    );
+}
+
+#[test]
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_chat_footprint() {
+    let Some(path) = common::corpora("chitchat") else {
+        return;
+    };
+    let mut source = chitchat::ChitChat::open(path.join("dataset.json")).unwrap();
+    footprint("chat", &mut source, &chitchat::ChatDecryptor);
+}
+
+/// The first page as an app shows it: the count, then the newest 10 hits
+/// with their records, on a freshly opened index (nothing of the store in
+/// memory), for a few queries; median and total over them (informational).
+fn first_page(dir: &Path, config: &IndexConfig) {
+    let index = Index::open(dir, &cred(), config.clone()).unwrap();
+    index.wait_for_inverted().unwrap();
+    let queries = [
+        "the", "hello", "what", "you", "love", "free", "money", "a", "th", "how are", "linux",
+        "spam", "nbsp", "thanks", "yes", "no", "good", "time", "work", "click",
+    ];
+    let options = sealdex::SearchOptions {
+        limit: Some(10),
+        mode: sealdex::SearchMode::Inverted,
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    for q in queries {
+        let started = std::time::Instant::now();
+        let r = index.search(q, &options).unwrap();
+        let shown: usize = r
+            .hits
+            .iter()
+            .map(|h| h.record.id.len() + h.record.subject.len() + h.record.from.len())
+            .sum();
+        times.push(started.elapsed().as_micros() as u64);
+        std::hint::black_box(shown);
+    }
+    times.sort_unstable();
+    println!(
+        "  first page (count + newest 10 with records), cold, {} queries: median {} µs, total {} µs",
+        times.len(),
+        times[times.len() / 2],
+        times.iter().sum::<u64>()
+    );
+}

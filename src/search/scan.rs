@@ -97,6 +97,10 @@ pub(crate) struct TailBatch {
     /// index may hold an older version of them. The others are new to the
     /// store, so neither the committed index nor an earlier batch has them.
     pub(crate) replaced: Vec<DocKey>,
+    /// The stamps of the versions this batch replaced or deleted (in an
+    /// index by document number, their numbers): what to leave out of the
+    /// committed index there.
+    pub(crate) old_stamps: Vec<u64>,
     /// The records, until a search needs their shard.
     records: Vec<std::sync::Arc<crate::record::Record>>,
     /// The records laid out for the scan: built by the first search that
@@ -107,11 +111,21 @@ pub(crate) struct TailBatch {
 
 #[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
 impl TailBatch {
-    pub(crate) fn new(stored: &[crate::write::Committed], deleted: &[DocKey]) -> Self {
+    pub(crate) fn new(
+        stored: &[crate::write::Committed],
+        deleted: &[DocKey],
+        deleted_stamps: &[u64],
+    ) -> Self {
         TailBatch {
             keys: stored.iter().map(|c| c.key).collect(),
             deleted: deleted.to_vec(),
             replaced: stored.iter().filter(|c| !c.new).map(|c| c.key).collect(),
+            old_stamps: stored
+                .iter()
+                .filter(|c| !c.new)
+                .map(|c| c.previous)
+                .chain(deleted_stamps.iter().copied())
+                .collect(),
             records: stored
                 .iter()
                 .map(|c| std::sync::Arc::clone(&c.record))

@@ -16,7 +16,8 @@ impl Store {
         if self.format < 2 {
             return Ok(());
         }
-        let Some(sealed) = self.sealed.get(DICTIONARY_KEY)? else {
+        let tree = self.dictionary_tree.as_ref().unwrap_or(&self.sealed);
+        let Some(sealed) = tree.get(DICTIONARY_KEY)? else {
             return Ok(());
         };
         let plain = self
@@ -65,8 +66,16 @@ impl Store {
     /// Encodes and seals a record under `key` (the write path makes the
     /// key first, to read what the store holds there): the CPU-heavy part
     /// of a write, safe to run on many threads at once.
+    ///
+    /// In a format-4 store, records are sealed a block at a time when the
+    /// batch is written: this returns the record's encoding, which the
+    /// batch packs (and, until there is a dictionary, samples it).
     pub(crate) fn seal_record_at(&self, key: &DocKey, record: &Record) -> Vec<u8> {
         let raw = record::raw(record);
+        if self.blocks.is_some() {
+            let _ = self.dictionary_for(&raw);
+            return raw;
+        }
         let encoded = record::with_layout(match self.dictionary_for(&raw) {
             Some(d) => record::compress_with(raw, d),
             None => record::compress(raw),

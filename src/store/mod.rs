@@ -27,6 +27,20 @@
 //! | `M`       | `manifest`              | the [`Manifest`]: counts, generation|
 //! | `Z`       | `dictionary`            | the zstd dictionary of the records  |
 //!
+//! In format 4 (see [`FORMAT_VERSION`]) records are not in sled: they are
+//! packed into sealed, compressed blocks in the segment files of `blocks/`
+//! (see `blocks`), and the tree `sealed` holds instead, per block,
+//!
+//! | kind byte | key                         | value (sealed)                   |
+//! |-----------|-----------------------------|----------------------------------|
+//! | `B`       | the block's first document number (big-endian) | where the block is: segment, offset, lengths, last number |
+//!
+//! with no `D` entries. The dictionary and the sync tokens, the two large
+//! values, move to sled trees of their own (`dictionary`, `tokens`): in the
+//! tree of the manifest, whose leaf every batch rewrites, sled wrote a new
+//! copy of them with every batch. Tombstones (`T`) are what tells a deleted
+//! record at open, so every delete leaves one.
+//!
 //! The dictionary (format 2 on; see `record::Dictionary`) is made of the
 //! encodings of the first records sealed, once they add up to 256 KiB; it
 //! is stored with the first batch that may hold a record compressed against
@@ -57,6 +71,7 @@ use tracing::{debug, info};
 use crate::error::{Error, Result};
 
 mod batch;
+mod blocks;
 mod codec;
 mod keyring;
 mod verify;
@@ -86,11 +101,20 @@ pub use verify::VerifyReport;
 ///   byte, so records written in format 2 still read, side by side with
 ///   new ones), and deleted records leave tombstones (`T`).
 ///
+/// * 4: records are packed into sealed, compressed blocks in segment files
+///   beside sled (see `blocks`); sled keeps one sealed position per block
+///   and no `D` entries, and a record's key holds the first 16 bytes of
+///   its MAC. The inverted index of such a store refers to records by
+///   document number.
+///
 /// An index in format 1 still opens, and keeps its state encoded as in
 /// format 1. An index in format 2 is marked format 3 when it is opened, so
 /// that older builds refuse it instead of misreading its new records;
-/// nothing is rewritten. Creating an index anew writes format 3.
-pub const FORMAT_VERSION: u32 = 3;
+/// nothing is rewritten. Formats 1 to 3 keep their one-value-per-record
+/// layout; creating an index anew writes format 4.
+pub const FORMAT_VERSION: u32 = 4;
+/// The newest format that keeps one sled value per record.
+const LAST_KEYED_FORMAT: u32 = 3;
 /// The oldest format this build still reads (and writes, to such an index).
 const OLDEST_FORMAT: u32 = 1;
 
@@ -109,6 +133,11 @@ const P_MANIFEST: u8 = b'M';
 const MANIFEST_KEY: &[u8] = b"Mmanifest";
 const P_DICTIONARY: u8 = b'Z';
 const DICTIONARY_KEY: &[u8] = b"Zdictionary";
+const P_BLOCK: u8 = b'B';
+/// Format 4: the sled tree of the dictionary (see `apply`).
+const DICTIONARY_TREE: &str = "dictionary";
+/// Format 4: the sled tree of the sync tokens (see `apply`).
+const TOKENS_TREE: &str = "tokens";
 
 /// The key of a document in the store: a kind byte and a keyed MAC of its
 /// source and id. Opaque; get one from [`Store::doc_key`].
@@ -146,6 +175,21 @@ impl DocKey {
     fn failure_key(&self) -> DocKey {
         let mut k = self.0;
         k[0] = P_FAILURE;
+        DocKey(k)
+    }
+
+    /// The key's MAC as a format-4 store keeps it (its first 16 bytes).
+    fn mac16(&self) -> blocks::Mac16 {
+        let mut m = [0u8; 16];
+        m.copy_from_slice(&self.0[1..17]);
+        m
+    }
+
+    /// The key of a format-4 store for a MAC prefix.
+    fn from_mac16(mac: &blocks::Mac16) -> Self {
+        let mut k = [0u8; 1 + DOC_KEY_LEN];
+        k[0] = P_DOC;
+        k[1..17].copy_from_slice(mac);
         DocKey(k)
     }
 
@@ -286,6 +330,33 @@ pub struct Store {
     // How many tombstones the store holds: while none, a write need not
     // look for one.
     tombstones: std::sync::atomic::AtomicU64,
+    // Format 4: the blocks' maps and segment files.
+    blocks: Option<std::sync::RwLock<blocks::Blocks>>,
+    // Format 4: the tree that holds the dictionary alone.
+    dictionary_tree: Option<sled::Tree>,
+    // Format 4: the tree of the sync tokens.
+    tokens_tree: Option<sled::Tree>,
+}
+
+/// Where a stored record is: its sealed value (formats 1 to 3) or its
+/// document number (format 4). Read it with [`Store::open_located`].
+#[derive(Clone, Debug)]
+pub(crate) enum Located {
+    /// The record's envelope.
+    Sealed(sled::IVec),
+    /// The record's document number.
+    Docno(u64),
+}
+
+impl Located {
+    /// What changes with every write of the record: the envelope's
+    /// [`stamp`](crate::seal::stamp), or the document number.
+    pub(crate) fn stamp(&self) -> u64 {
+        match self {
+            Located::Sealed(v) => crate::seal::stamp(v),
+            Located::Docno(d) => *d,
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -361,6 +432,7 @@ impl Store {
                 e.file_name() != LOCK_FILE
                     && e.file_name() != DB_DIR
                     && e.file_name() != COMMIT_FILE
+                    && e.file_name() != blocks::BLOCKS_DIR
             });
         if foreign {
             return Err(Error::NotAnIndex {
@@ -374,6 +446,11 @@ impl Store {
             std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
         }
         let _ = std::fs::remove_file(path.join(COMMIT_FILE));
+        let stale = path.join(blocks::BLOCKS_DIR);
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+        }
+        blocks::Blocks::create_dir(path)?;
         let data_key = SecretKey::random()?;
         let kek = KekSpec::new_for(cred, kdf)?;
         let wrapped = kek.wrap(cred, &data_key)?;
@@ -411,9 +488,9 @@ impl Store {
         if keyring.format == 2 {
             // Format 3 writes records an older build would misread: say
             // so in the keyring before the first one is written.
-            keyring.format = FORMAT_VERSION;
+            keyring.format = LAST_KEYED_FORMAT;
             keyring.write(path)?;
-            info!("index marked format {FORMAT_VERSION}; its records are read as they are");
+            info!("index marked format {LAST_KEYED_FORMAT}; its records are read as they are");
         }
         Self::finish_open(path, db, data_key, lock, keyring.format)
     }
@@ -447,6 +524,14 @@ impl Store {
         format: u32,
     ) -> Result<Store> {
         let sealed = db.open_tree("sealed")?;
+        let (dictionary_tree, tokens_tree) = if format > LAST_KEYED_FORMAT {
+            (
+                Some(db.open_tree(DICTIONARY_TREE)?),
+                Some(db.open_tree(TOKENS_TREE)?),
+            )
+        } else {
+            (None, None)
+        };
         let store = Store {
             path: path.to_owned(),
             db,
@@ -460,9 +545,39 @@ impl Store {
             samples: std::sync::Mutex::new(zeroize::Zeroizing::new(Vec::new())),
             generation: std::sync::atomic::AtomicU64::new(0),
             tombstones: std::sync::atomic::AtomicU64::new(0),
+            blocks: None,
+            dictionary_tree,
+            tokens_tree,
         };
         store.check_commit_file()?;
         store.load_dictionary()?;
+        let mut store = store;
+        if format > LAST_KEYED_FORMAT {
+            let mut positions = Vec::new();
+            for item in store.sealed.scan_prefix([P_BLOCK]) {
+                let (k, v) = item?;
+                let first = k
+                    .get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| Error::Corrupt("a block position of the wrong size".into()))?;
+                let pos: blocks::Position = store.open_state(RecordKind::BlockPosition, &k, &v)?;
+                positions.push((first, pos));
+            }
+            let mut deleted = std::collections::HashSet::new();
+            for k in store.sealed.scan_prefix([P_TOMBSTONE]).keys() {
+                let k = k?;
+                let mut m = [0u8; 16];
+                m.copy_from_slice(
+                    k.get(1..17)
+                        .ok_or_else(|| Error::Corrupt("a tombstone of the wrong size".into()))?,
+                );
+                deleted.insert(m);
+            }
+            let blocks =
+                blocks::Blocks::open(path, format, &store.keys.documents, positions, &deleted)?;
+            store.blocks = Some(std::sync::RwLock::new(blocks));
+        }
         store.generation.store(
             store.manifest()?.generation,
             std::sync::atomic::Ordering::Release,
@@ -526,7 +641,201 @@ impl Store {
 
     /// The store key of a message.
     pub fn doc_key(&self, source: &str, id: &str) -> DocKey {
-        DocKey::with_prefix(P_DOC, self.keys.id_mac.doc_key(source, id))
+        let mac = self.keys.id_mac.doc_key(source, id);
+        if self.blocks.is_some() {
+            let mut m = [0u8; 16];
+            m.copy_from_slice(&mac[..16]);
+            DocKey::from_mac16(&m)
+        } else {
+            DocKey::with_prefix(P_DOC, mac)
+        }
+    }
+
+    fn blocks(&self) -> Option<std::sync::RwLockReadGuard<'_, blocks::Blocks>> {
+        self.blocks
+            .as_ref()
+            .map(|b| b.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Where the record under `key` is, if there is one.
+    pub(crate) fn locate(&self, key: &DocKey) -> Result<Option<Located>> {
+        match self.blocks() {
+            Some(b) => Ok(b.docno(&key.mac16()).map(Located::Docno)),
+            None => Ok(self.sealed.get(key.as_bytes())?.map(Located::Sealed)),
+        }
+    }
+
+    /// Authenticates and decodes the record under `key` found at `at`.
+    pub(crate) fn open_located(&self, key: &DocKey, at: &Located) -> Result<Record> {
+        match at {
+            Located::Sealed(v) => self.open_record(key.as_bytes(), v),
+            Located::Docno(d) => {
+                let (record, mac) = self.read_docno(*d)?;
+                if mac != key.mac16() {
+                    return Err(Error::Tampered {
+                        kind: RecordKind::Block.name(),
+                        detail: "a record was found under another key".into(),
+                    });
+                }
+                Ok(record)
+            }
+        }
+    }
+
+    /// The record with document number `docno` (format 4), with its key's
+    /// MAC prefix, checked against the record's own source and id.
+    fn read_docno(&self, docno: u64) -> Result<(Record, blocks::Mac16)> {
+        // One read guard from finding the block to reading it: a
+        // compaction (which takes the write lock) cannot move it between.
+        let b = self
+            .blocks()
+            .ok_or_else(|| Error::Corrupt("document numbers need a format-4 store".into()))?;
+        let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
+            kind: RecordKind::Block.name(),
+            detail: format!("no block holds document {docno}"),
+        })?;
+        let mac = b.mac_of(docno).unwrap_or_default();
+        let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
+        drop(b);
+        self.check_mac(&record, &mac)?;
+        Ok((record, mac))
+    }
+
+    fn check_mac(&self, record: &Record, mac: &blocks::Mac16) -> Result<()> {
+        if self.doc_key(&record.source, &record.id).mac16() != *mac {
+            return Err(Error::Tampered {
+                kind: RecordKind::Block.name(),
+                detail: "a block's record does not match its key".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The key of document number `docno` (format 4), from memory.
+    pub(crate) fn key_of_docno(&self, docno: u64) -> Option<DocKey> {
+        self.blocks()?.mac_of(docno).map(|m| DocKey::from_mac16(&m))
+    }
+
+    /// Whether this store keeps records in blocks (format 4), and refers
+    /// to them by document number.
+    pub(crate) fn has_docnos(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    /// Every live record's key and [`Located::stamp`], without decrypting
+    /// any record (format 4: from memory; before, the envelopes' stamps).
+    pub(crate) fn stamps(&self) -> Result<Vec<(DocKey, u64)>> {
+        match self.blocks() {
+            Some(b) => Ok(b
+                .live_docnos()
+                .into_iter()
+                .map(|(m, d)| (DocKey::from_mac16(&m), d))
+                .collect()),
+            None => self
+                .sealed
+                .scan_prefix([P_DOC])
+                .map(|r| {
+                    let (k, v) = r?;
+                    let key = DocKey::from_bytes(&k)
+                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
+                    Ok((key, crate::seal::stamp(&v)))
+                })
+                .collect(),
+        }
+    }
+
+    /// The keys of every stored record, in key order.
+    pub fn keys(&self) -> Result<Vec<DocKey>> {
+        let mut keys: Vec<DocKey> = self.stamps()?.into_iter().map(|(k, _)| k).collect();
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Reads the live records of `keys` with their stamps, in parallel;
+    /// a key with no record is left out.
+    pub(crate) fn read_many(&self, keys: &[DocKey]) -> Result<Vec<(DocKey, u64, Record)>> {
+        use rayon::prelude::*;
+        let located: Vec<(DocKey, Located)> = keys
+            .iter()
+            .filter_map(|k| match self.locate(k) {
+                Ok(Some(at)) => Some(Ok((*k, at))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_>>()?;
+        located
+            .par_iter()
+            .map(|(k, at)| Ok((*k, at.stamp(), self.open_located(k, at)?)))
+            .collect()
+    }
+
+    /// Calls `f` with every live record and its key, a chunk at a time,
+    /// decrypting in parallel (the cache's fill, a rebuild of the
+    /// inverted index). Chunks follow the store's order, not dates.
+    pub(crate) fn for_each_chunk(
+        &self,
+        mut f: impl FnMut(Vec<(DocKey, u64, Record)>) -> Result<()>,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        const CHUNK: usize = 4096;
+        if let Some(b) = self.blocks() {
+            let firsts: Vec<u64> = b.positions().into_iter().map(|(f, _)| f).collect();
+            drop(b);
+            for group in firsts.chunks(16) {
+                let parts: Vec<Vec<(DocKey, u64, Record)>> = group
+                    .par_iter()
+                    .map(|&first| self.live_in_block(first))
+                    .collect::<Result<_>>()?;
+                f(parts.into_iter().flatten().collect())?;
+            }
+            return Ok(());
+        }
+        let mut batch: Vec<(sled::IVec, sled::IVec)> = Vec::with_capacity(CHUNK);
+        let mut flush = |batch: &mut Vec<(sled::IVec, sled::IVec)>| -> Result<()> {
+            let opened: Vec<(DocKey, u64, Record)> = batch
+                .par_iter()
+                .map(|(k, v)| {
+                    let key = DocKey::from_bytes(k)
+                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
+                    Ok((key, crate::seal::stamp(v), self.open_record(k, v)?))
+                })
+                .collect::<Result<_>>()?;
+            batch.clear();
+            f(opened)
+        };
+        for item in self.sealed.scan_prefix([P_DOC]) {
+            batch.push(item?);
+            if batch.len() == CHUNK {
+                flush(&mut batch)?;
+            }
+        }
+        flush(&mut batch)
+    }
+
+    /// The live records of one block (format 4), each checked against its
+    /// key.
+    fn live_in_block(&self, first: u64) -> Result<Vec<(DocKey, u64, Record)>> {
+        let b = self
+            .blocks()
+            .ok_or_else(|| Error::Corrupt("blocks need a format-4 store".into()))?;
+        if !b.has_block(first) {
+            // Dropped by a compaction since the caller listed the blocks:
+            // it had no live record.
+            return Ok(Vec::new());
+        }
+        let all = b.block_records(&self.keys.documents, self.dictionary.get(), first)?;
+        let live: Vec<(u64, blocks::Mac16, Vec<u8>)> = all
+            .into_iter()
+            .filter(|(d, m, _)| b.is_live(*d, m))
+            .collect();
+        drop(b);
+        live.into_iter()
+            .map(|(d, m, raw)| {
+                let record = crate::record::decode_raw(&raw)?;
+                self.check_mac(&record, &m)?;
+                Ok((DocKey::from_mac16(&m), d, record))
+            })
+            .collect()
     }
 
     /// Reads one message's record.
@@ -537,14 +846,17 @@ impl Store {
 
     /// Reads a record by its store key.
     pub fn get_by_key(&self, key: &DocKey) -> Result<Option<Record>> {
-        match self.sealed.get(key.as_bytes())? {
-            Some(v) => self.open_record(key.as_bytes(), &v).map(Some),
+        match self.locate(key)? {
+            Some(at) => self.open_located(key, &at).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Iterates over the sealed documents, unopened: `(key, envelope)` pairs
-    /// to open with [`Store::open_record`], for example in parallel.
+    /// Iterates over the sealed documents of a store in format 1 to 3,
+    /// unopened: `(key, envelope)` pairs to open with
+    /// [`Store::open_record`], for example in parallel. A format-4 store
+    /// keeps its records in blocks and yields none here: use
+    /// [`Store::records`] or [`Store::keys`].
     pub fn sealed_documents(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
         self.sealed
             .scan_prefix([P_DOC])
@@ -552,9 +864,22 @@ impl Store {
     }
 
     /// Iterates over every record, authenticating each.
-    pub fn records(&self) -> impl Iterator<Item = Result<Record>> + '_ {
-        self.sealed_documents()
-            .map(move |r| r.and_then(|(k, v)| self.open_record(&k, &v)))
+    pub fn records(&self) -> Box<dyn Iterator<Item = Result<Record>> + '_> {
+        match self.blocks() {
+            Some(b) => {
+                let firsts: Vec<u64> = b.positions().into_iter().map(|(f, _)| f).collect();
+                Box::new(firsts.into_iter().flat_map(
+                    move |first| match self.live_in_block(first) {
+                        Ok(v) => v.into_iter().map(|(_, _, r)| Ok(r)).collect::<Vec<_>>(),
+                        Err(e) => vec![Err(e)],
+                    },
+                ))
+            }
+            None => Box::new(
+                self.sealed_documents()
+                    .map(move |r| r.and_then(|(k, v)| self.open_record(&k, &v))),
+            ),
+        }
     }
 
     /// Number of stored documents, from the sealed manifest.
@@ -593,7 +918,8 @@ impl Store {
     /// A stored sync token of a source.
     pub fn token(&self, source: &str, slot: TokenSlot) -> Result<Option<SyncToken>> {
         let key = self.state_key(slot.label(), source);
-        match self.sealed.get(&key)? {
+        let tree = self.tokens_tree.as_ref().unwrap_or(&self.sealed);
+        match tree.get(&key)? {
             None => Ok(None),
             Some(v) => self.open_state(RecordKind::Checkpoint, &key, &v).map(Some),
         }
@@ -629,11 +955,6 @@ impl Store {
         }
     }
 
-    /// The sealed document under `key`, unopened.
-    pub(crate) fn get_sealed(&self, key: &DocKey) -> Result<Option<sled::IVec>> {
-        Ok(self.sealed.get(key.as_bytes())?)
-    }
-
     /// The failure recorded for a message, if any.
     pub fn failure(&self, key: &DocKey) -> Result<Option<Failure>> {
         let fk = key.failure_key();
@@ -666,10 +987,11 @@ impl Store {
     }
 
     /// Applies a batch atomically, then flushes it to disk: once this
-    /// returns, the batch survives a crash.
-    pub(crate) fn apply(&self, batch: WriteBatch) -> Result<()> {
+    /// returns, the batch survives a crash. Returns, in a format-4 store,
+    /// the document number given to each put, in order (empty before).
+    pub(crate) fn apply(&self, batch: WriteBatch) -> Result<Vec<u64>> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let _guard = self
             .write_lock
@@ -683,6 +1005,11 @@ impl Store {
         let any_failures = manifest.failures > 0;
         let mut b = sled::Batch::default();
         let mut tombstones = 0i64;
+        let blocked = self.blocks.is_some();
+        // Format 4: the puts' encodings, to pack into blocks, and the keys
+        // whose record the batch deletes.
+        let mut packed: Vec<(blocks::Mac16, Vec<u8>)> = Vec::new();
+        let mut unlinked: Vec<blocks::Mac16> = Vec::new();
         for put in batch.puts {
             if !put.existed {
                 manifest.documents += 1;
@@ -696,13 +1023,30 @@ impl Store {
                 b.remove(put.key.tombstone_key().as_bytes());
                 tombstones -= 1;
             }
-            b.insert(put.key.as_bytes(), put.sealed);
+            if blocked {
+                packed.push((put.key.mac16(), put.sealed));
+            } else {
+                b.insert(put.key.as_bytes(), put.sealed);
+            }
         }
         for (key, tombstone) in batch.deletes {
-            if self.sealed.contains_key(key.as_bytes())? {
+            if blocked {
+                let held = self.blocks().and_then(|bl| bl.docno(&key.mac16()));
+                if held.is_some() {
+                    manifest.documents = manifest.documents.saturating_sub(1);
+                    unlinked.push(key.mac16());
+                }
+            } else if self.sealed.contains_key(key.as_bytes())? {
                 manifest.documents = manifest.documents.saturating_sub(1);
                 b.remove(key.as_bytes());
             }
+            // A format-4 store finds its deleted records at open by their
+            // tombstones: every delete leaves one.
+            let tombstone = if blocked {
+                Some(tombstone.unwrap_or(0))
+            } else {
+                tombstone
+            };
             let fk = key.failure_key();
             if any_failures && self.sealed.contains_key(fk.as_bytes())? {
                 manifest.failures = manifest.failures.saturating_sub(1);
@@ -729,14 +1073,25 @@ impl Store {
                 self.seal_state(RecordKind::Failure, fk.as_bytes(), &failure),
             );
         }
+        // Format 4: sync tokens (as large as a listing) in a tree of their
+        // own, written in one transaction with the batch; beside the
+        // manifest, sled wrote a copy of them with every batch.
+        let mut tokens = sled::Batch::default();
+        let mut any_tokens = false;
         for (source, slot, token) in batch.tokens {
             let key = self.state_key(slot.label(), &source);
+            let target = if self.tokens_tree.is_some() {
+                any_tokens = true;
+                &mut tokens
+            } else {
+                &mut b
+            };
             match token {
                 Some(t) => {
                     let sealed = self.seal_state(RecordKind::Checkpoint, &key, &t);
-                    b.insert(key, sealed);
+                    target.insert(key, sealed);
                 }
-                None => b.remove(key),
+                None => target.remove(key),
             }
         }
         if let Some((source, cp)) = batch.checkpoint {
@@ -757,18 +1112,73 @@ impl Store {
                     .dictionary_stored
                     .load(std::sync::atomic::Ordering::Acquire) =>
             {
-                b.insert(
-                    DICTIONARY_KEY,
+                let sealed =
                     self.keys
                         .documents
-                        .seal(RecordKind::Dictionary, DICTIONARY_KEY, d.as_bytes()),
-                );
+                        .seal(RecordKind::Dictionary, DICTIONARY_KEY, d.as_bytes());
+                match &self.dictionary_tree {
+                    // Format 4: in a tree of its own, written once and
+                    // flushed before the batch whose blocks use it. In the
+                    // tree of the manifest, whose leaf every batch
+                    // rewrites, sled wrote a copy of this 256 KiB value
+                    // with every batch (ChitChat: 126 MB of stale copies).
+                    Some(t) => {
+                        t.insert(DICTIONARY_KEY, sealed)?;
+                        t.flush()?;
+                    }
+                    None => {
+                        b.insert(DICTIONARY_KEY, sealed);
+                    }
+                }
                 true
             }
             _ => false,
         };
-        self.sealed.apply_batch(b)?;
+        // Format 4: the blocks are written and made durable before the
+        // batch that references them.
+        let new_blocks = match self.blocks() {
+            Some(bl) if !packed.is_empty() => {
+                let new = bl.build(&self.keys.documents, self.dictionary.get(), &packed);
+                bl.write(&new)?;
+                new
+            }
+            _ => Vec::new(),
+        };
+        for nb in &new_blocks {
+            let key = blocks::block_key(nb.first);
+            b.insert(
+                &key[..],
+                self.seal_state(RecordKind::BlockPosition, &key, &nb.pos),
+            );
+        }
+        let docnos: Vec<u64> = new_blocks
+            .iter()
+            .flat_map(|nb| nb.first..=nb.pos.last)
+            .collect();
+        match &self.tokens_tree {
+            Some(t) if any_tokens => {
+                use sled::Transactional as _;
+                (&self.sealed, t)
+                    .transaction(|(s, t)| {
+                        s.apply_batch(&b)?;
+                        t.apply_batch(&tokens)?;
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| match e {
+                        sled::transaction::TransactionError::Storage(e) => Error::from(e),
+                        sled::transaction::TransactionError::Abort(()) => {
+                            Error::Corrupt("a store transaction was aborted".into())
+                        }
+                    })?;
+            }
+            _ => self.sealed.apply_batch(b)?,
+        }
         self.db.flush()?;
+        if let Some(bl) = &self.blocks {
+            bl.write()
+                .unwrap_or_else(|p| p.into_inner())
+                .commit(new_blocks, &unlinked);
+        }
         if new_dictionary {
             self.dictionary_stored
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -781,7 +1191,71 @@ impl Store {
             (held + tombstones).max(0) as u64,
             std::sync::atomic::Ordering::Release,
         );
-        Ok(())
+        if self.blocks.is_some()
+            && let Err(e) = self.compact()
+        {
+            // The batch is durable; what the compaction wrote is not
+            // referenced, and the next open drops it.
+            tracing::warn!(error = %e, "compacting the store's blocks failed");
+        }
+        Ok(docnos)
+    }
+
+    /// Format 4: rewrites the blocks of segments that are mostly dead
+    /// records (see `blocks::Blocks::segments_to_compact`) with their
+    /// live records only, keeping their document numbers, then removes
+    /// the segments nothing references any more. Called by the writer
+    /// after a batch. Returns the number of segments compacted.
+    ///
+    /// Like a batch: the new blocks are written and fsynced, then one
+    /// sled batch points the block positions at them, then the old
+    /// segments are removed. A crash at any point leaves either the old
+    /// blocks referenced or the new ones, and open removes what nothing
+    /// references. The manifest does not change: the records are the same.
+    fn compact(&self) -> Result<usize> {
+        let Some(lock) = &self.blocks else {
+            return Ok(0);
+        };
+        let segments = lock
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments_to_compact();
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let (new, dropped) = {
+            let b = lock.read().unwrap_or_else(|p| p.into_inner());
+            let (new, dropped) =
+                b.compacted(&self.keys.documents, self.dictionary.get(), &segments)?;
+            b.write(&new)?;
+            (new, dropped)
+        };
+        let mut batch = sled::Batch::default();
+        for nb in &new {
+            let key = blocks::block_key(nb.first);
+            batch.insert(
+                &key[..],
+                self.seal_state(RecordKind::BlockPosition, &key, &nb.pos),
+            );
+        }
+        for first in &dropped {
+            batch.remove(&blocks::block_key(*first)[..]);
+        }
+        self.sealed.apply_batch(batch)?;
+        self.db.flush()?;
+        let (rewritten, removed) = (new.len(), dropped.len());
+        let mut b = lock.write().unwrap_or_else(|p| p.into_inner());
+        b.replace(new, &dropped);
+        b.remove_unreferenced_segments()?;
+        info!(
+            segments = segments.len(),
+            rewritten,
+            removed,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted the store's blocks"
+        );
+        Ok(segments.len())
     }
 
     /// Bytes the index occupies on disk.
@@ -921,11 +1395,14 @@ mod tests {
         let mut b = WriteBatch::default();
         b.token("test", TokenSlot::Synced, Some(SyncToken(token.clone())));
         store.apply(b).unwrap();
+        let tokens = store.tokens_tree.as_ref().expect("format 4");
         let state: usize = store
             .sealed
             .scan_prefix([P_CHECKPOINT])
+            .chain(tokens.iter())
             .map(|r| r.unwrap().1.len())
             .sum();
+        assert!(tokens.iter().count() > 0, "the token is in its tree");
         assert!(
             state * 10 < token.len(),
             "{state} bytes stored for a {} byte token",

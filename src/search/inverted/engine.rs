@@ -59,7 +59,6 @@ use crate::config::{DEFAULT_SEARCH_THREADS, cores_up_to};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 use crate::query::plan::Plan;
-use crate::seal;
 use crate::search::Matched;
 use crate::search::scan::TailBatch;
 use crate::store::{DocKey, Store};
@@ -69,6 +68,14 @@ use crate::write::Committed;
 /// tokenizer, or the tantivy version's file format: an index of another
 /// format is rebuilt from the store.
 pub const FORMAT: u32 = 2;
+
+/// The format of an index by document number (stores of format 4; see
+/// `schema`), bumped like [`FORMAT`].
+pub const FORMAT_DOCNOS: u32 = 3;
+
+/// Resolves a document number to its record's key (the store's map, in
+/// memory): how an index by document number turns hits into keys.
+pub(crate) type KeyOf = Arc<dyn Fn(u64) -> Option<DocKey> + Send + Sync>;
 
 /// Records buffered before a commit.
 pub const COMMIT_DOCS: usize = 20_000;
@@ -215,8 +222,15 @@ fn tantivy_err(what: &str, e: impl std::fmt::Display) -> Error {
 impl Inverted {
     /// Opens the inverted index in `root`, starting over with an empty one
     /// when there is none, it does not open, or it is of another format.
-    pub(crate) fn open(root: &Path, key: &SecretKey, options: InvertedOptions) -> Result<Self> {
-        match Self::try_open(root, key, &options) {
+    /// With `docnos`, the index names records by document number and
+    /// resolves hits with it (a format-4 store); without, by key.
+    pub(crate) fn open(
+        root: &Path,
+        key: &SecretKey,
+        options: InvertedOptions,
+        docnos: Option<KeyOf>,
+    ) -> Result<Self> {
+        match Self::try_open(root, key, &options, docnos.clone()) {
             Ok(Some(inv)) => return Ok(inv),
             Ok(None) => {}
             Err(e) => {
@@ -226,7 +240,7 @@ impl Inverted {
         if root.exists() {
             std::fs::remove_dir_all(root).map_err(|e| Error::io(root, e))?;
         }
-        let schema = IndexSchema::new();
+        let schema = schema_for(docnos.is_some());
         let directory = Self::directory(root, key, &options)?;
         let index = tantivy::Index::create(
             directory.clone(),
@@ -234,7 +248,15 @@ impl Inverted {
             tantivy::IndexSettings::default(),
         )
         .map_err(|e| tantivy_err("creating the inverted index", e))?;
-        Self::assemble(root, schema, index, directory, options, NO_GENERATION)
+        Self::assemble(
+            root,
+            schema,
+            index,
+            directory,
+            options,
+            NO_GENERATION,
+            docnos,
+        )
     }
 
     fn directory(
@@ -253,7 +275,12 @@ impl Inverted {
     }
 
     /// `Ok(None)` when there is no usable index of this format.
-    fn try_open(root: &Path, key: &SecretKey, options: &InvertedOptions) -> Result<Option<Self>> {
+    fn try_open(
+        root: &Path,
+        key: &SecretKey,
+        options: &InvertedOptions,
+        docnos: Option<KeyOf>,
+    ) -> Result<Option<Self>> {
         if !root.exists() {
             return Ok(None);
         }
@@ -273,9 +300,10 @@ impl Inverted {
             .payload
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok());
-        let schema = IndexSchema::new();
+        let schema = schema_for(docnos.is_some());
+        let format = format_of(&schema);
         match payload {
-            Some(p) if p.format == FORMAT && same_schema(&index.schema(), schema.schema()) => {
+            Some(p) if p.format == format && same_schema(&index.schema(), schema.schema()) => {
                 Self::assemble(
                     root,
                     schema,
@@ -283,6 +311,7 @@ impl Inverted {
                     directory,
                     options.clone(),
                     p.generation,
+                    docnos,
                 )
                 .map(Some)
             }
@@ -303,6 +332,7 @@ impl Inverted {
         directory: EncryptedDirectory,
         options: InvertedOptions,
         generation: u64,
+        docnos: Option<KeyOf>,
     ) -> Result<Self> {
         schema.register_tokenizer(&index);
         let reader = catch_unwind(AssertUnwindSafe(|| {
@@ -325,7 +355,7 @@ impl Inverted {
             tail: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),
             in_step: AtomicBool::new(false),
-            columns: ColumnCache::default(),
+            columns: ColumnCache::new(docnos),
             threads: SearchThreads::new(options.search_threads, SPLIT_MIN_DOCS),
             options,
         })
@@ -402,16 +432,31 @@ impl Inverted {
         &self,
         stored: &[Committed],
         deleted: &[DocKey],
+        deleted_stamps: &[u64],
         generation: u64,
     ) -> Result<()> {
         let mut guard = self.lock_writing()?;
         let w = &mut *guard;
-        for key in deleted {
-            w.writer.delete_term(self.schema.key_term(key));
+        for (i, key) in deleted.iter().enumerate() {
+            let stamp = deleted_stamps.get(i).copied().unwrap_or(0);
+            w.writer.delete_term(self.schema.id_term(key, stamp));
         }
         let searcher = self.reader.searcher();
         let in_step = self.in_step.load(Ordering::Acquire);
+        let docnos = self.schema.has_docnos();
         for c in stored {
+            if docnos {
+                // The version it replaces has its own number: deleting it
+                // needs no lookup, committed or not.
+                if !c.new {
+                    w.writer
+                        .delete_term(self.schema.id_term(&c.key, c.previous));
+                }
+                w.writer
+                    .add_document(self.schema.document(&c.key, c.stamp, &c.record))
+                    .map_err(|e| tantivy_err("adding to the inverted index", e))?;
+                continue;
+            }
             // A delete costs tantivy a term query per segment at commit;
             // most stored records are new, so delete only what may exist:
             // a key added since the last commit, or one the searcher holds.
@@ -419,7 +464,7 @@ impl Inverted {
             // follows the store), so it is not even looked up: at a million
             // records those lookups read the key dictionaries chunk by
             // chunk and filled the chunk cache while nobody searched.
-            let term = self.schema.key_term(&c.key);
+            let term = self.schema.id_term(&c.key, 0);
             let first_since_commit = w.uncommitted.insert(c.key);
             let known_absent = c.new && in_step;
             if !first_since_commit
@@ -434,7 +479,7 @@ impl Inverted {
         w.pending += stored.len() + deleted.len();
         w.generation = generation;
         if !stored.is_empty() || !deleted.is_empty() {
-            let batch = Arc::new(TailBatch::new(stored, deleted));
+            let batch = Arc::new(TailBatch::new(stored, deleted, deleted_stamps));
             self.tail
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -513,7 +558,7 @@ impl Inverted {
 
     fn commit_locked(&self, w: &mut Writing) -> Result<()> {
         let payload = serde_json::to_string(&Payload {
-            format: FORMAT,
+            format: format_of(&self.schema),
             generation: w.generation,
         })
         .map_err(|e| tantivy_err("encoding the commit payload", e))?;
@@ -576,34 +621,32 @@ impl Inverted {
         let mut guard = self.lock_writing()?;
         let w = &mut *guard;
         let mut held: HashMap<DocKey, u64> = HashMap::new();
+        let mut held_docnos: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let docnos = self.schema.has_docnos();
         if rebuild {
             w.writer
                 .delete_all_documents()
                 .map_err(|e| tantivy_err("clearing the inverted index", e))?;
+        } else if docnos {
+            held_docnos = self.held_docnos()?;
         } else {
             held = self.held()?;
         }
         let mut report = CatchUp::default();
-        // (key, envelope, whether the index holds an older version).
-        let mut todo: Vec<(sled::IVec, sled::IVec, bool)> = Vec::new();
-        let add = |todo: &mut Vec<(sled::IVec, sled::IVec, bool)>| -> Result<u64> {
-            let docs: Result<Vec<(DocKey, TantivyDocument, bool)>> = todo
+        // (key, whether the index holds an older version).
+        let mut todo: Vec<(DocKey, bool)> = Vec::new();
+        let add = |todo: &mut Vec<(DocKey, bool)>| -> Result<u64> {
+            let keys: Vec<DocKey> = todo.iter().map(|t| t.0).collect();
+            let replace: std::collections::HashSet<DocKey> =
+                todo.iter().filter(|t| t.1).map(|t| t.0).collect();
+            let read = store.read_many(&keys)?;
+            let docs: Vec<(DocKey, TantivyDocument)> = read
                 .par_iter()
-                .map(|(k, v, replace)| {
-                    let key = DocKey::from_bytes(k)
-                        .ok_or_else(|| Error::Corrupt("a document key of the wrong size".into()))?;
-                    let record = store.open_record(k, v)?;
-                    Ok((
-                        key,
-                        self.schema.document(&key, seal::stamp(v), &record),
-                        *replace,
-                    ))
-                })
+                .map(|(key, stamp, record)| (*key, self.schema.document(key, *stamp, record)))
                 .collect();
-            let docs = docs?;
-            for (key, doc, replace) in docs {
-                if replace {
-                    w.writer.delete_term(self.schema.key_term(&key));
+            for (key, doc) in docs {
+                if replace.contains(&key) {
+                    w.writer.delete_term(self.schema.id_term(&key, 0));
                 }
                 w.writer
                     .add_document(doc)
@@ -613,17 +656,18 @@ impl Inverted {
             todo.clear();
             Ok(n)
         };
-        for item in store.sealed_documents() {
-            let (k, v) = item?;
-            let Some(key) = DocKey::from_bytes(&k) else {
-                return Err(Error::Corrupt("a document key of the wrong size".into()));
-            };
+        for (key, stamp) in store.stamps()? {
+            // By document number, a replaced record has a new number: the
+            // old one is among those left over below.
+            if docnos && held_docnos.remove(&stamp) {
+                continue;
+            }
             let replace = match held.remove(&key) {
-                Some(stamp) if stamp == seal::stamp(&v) => continue,
+                Some(s) if s == stamp => continue,
                 Some(_) => true,
                 None => false,
             };
-            todo.push((k, v, replace));
+            todo.push((key, replace));
             if todo.len() == CATCH_UP_BATCH {
                 if cancel.load(Ordering::Acquire) {
                     w.writer
@@ -636,7 +680,12 @@ impl Inverted {
         }
         report.indexed += add(&mut todo)?;
         for key in held.keys() {
-            w.writer.delete_term(self.schema.key_term(key));
+            w.writer.delete_term(self.schema.id_term(key, 0));
+            report.removed += 1;
+        }
+        for &d in &held_docnos {
+            w.writer
+                .delete_term(self.schema.id_term(&placeholder_key(), d));
             report.removed += 1;
         }
         w.pending += (report.indexed + report.removed) as usize;
@@ -655,13 +704,36 @@ impl Inverted {
         Ok(report)
     }
 
+    /// The document number of every live document (an index by document
+    /// number).
+    fn held_docnos(&self) -> Result<std::collections::HashSet<u64>> {
+        let searcher = self.reader.searcher();
+        let mut held = std::collections::HashSet::with_capacity(searcher.num_docs() as usize);
+        for seg in searcher.segment_readers() {
+            let col = seg
+                .fast_fields()
+                .u64(super::schema::DOCNO)
+                .map_err(|e| tantivy_err("reading document numbers", e))?;
+            let alive = seg.alive_bitset();
+            for doc in 0..seg.max_doc() {
+                if alive.is_some_and(|a| a.is_deleted(doc)) {
+                    continue;
+                }
+                if let Some(d) = col.first(doc) {
+                    held.insert(d);
+                }
+            }
+        }
+        Ok(held)
+    }
+
     /// `(key, stamp)` of every live document. A key held twice (which no
     /// commit produces) maps to stamp 0, so that it is indexed again.
     fn held(&self) -> Result<HashMap<DocKey, u64>> {
         let searcher = self.reader.searcher();
         let mut held = HashMap::with_capacity(searcher.num_docs() as usize);
         for seg in searcher.segment_readers() {
-            let cols = KeyColumns::open(seg)?;
+            let cols = KeyColumns::open(seg, None)?;
             let stamp = seg
                 .fast_fields()
                 .u64("stamp")
@@ -700,6 +772,7 @@ impl Inverted {
         window: Option<Window>,
         searcher: Option<&tantivy::Searcher>,
         exclude: &[DocKey],
+        exclude_stamps: &[u64],
     ) -> Result<(usize, Vec<Matched>)> {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let current;
@@ -711,8 +784,16 @@ impl Inverted {
                 }
             };
             let mut query: Box<dyn TQuery> = compile_plan(plan, &self.schema, searcher, scored);
-            if !exclude.is_empty() {
-                let terms = exclude.iter().map(|k| self.schema.key_term(k));
+            let terms: Vec<tantivy::Term> = if self.schema.has_docnos() {
+                exclude_stamps
+                    .iter()
+                    .filter(|&&d| d != 0)
+                    .map(|&d| self.schema.id_term(&placeholder_key(), d))
+                    .collect()
+            } else {
+                exclude.iter().map(|k| self.schema.id_term(k, 0)).collect()
+            };
+            if !terms.is_empty() {
                 query = Box::new(tantivy::query::BooleanQuery::new(vec![
                     (tantivy::query::Occur::Must, query),
                     (
@@ -767,33 +848,72 @@ fn same_schema(a: &tantivy::schema::Schema, b: &tantivy::schema::Schema) -> bool
     }
 }
 
-/// The key's four fast columns of one segment.
+/// The schema of an index by document number or by key.
+fn schema_for(docnos: bool) -> IndexSchema {
+    if docnos {
+        IndexSchema::with_docnos()
+    } else {
+        IndexSchema::new()
+    }
+}
+
+/// The format an index of `schema` is committed with.
+fn format_of(schema: &IndexSchema) -> u32 {
+    if schema.has_docnos() {
+        FORMAT_DOCNOS
+    } else {
+        FORMAT
+    }
+}
+
+/// A key for [`IndexSchema::id_term`] in an index by document number,
+/// which names records by their number only.
+fn placeholder_key() -> DocKey {
+    DocKey::from_bytes(&[b'D'; 33]).unwrap_or_else(|| unreachable!("a well-formed key"))
+}
+
+/// How one segment's documents resolve to keys: the key's four fast
+/// columns, or the document number and the store's map.
 #[derive(Clone)]
-struct KeyColumns([Column<u64>; 4]);
+enum KeyColumns {
+    Words(Box<[Column<u64>; 4]>),
+    Docno(Column<u64>, KeyOf),
+}
 
 impl KeyColumns {
-    fn open(seg: &SegmentReader) -> Result<Self> {
+    fn open(seg: &SegmentReader, docnos: Option<&KeyOf>) -> Result<Self> {
         let ff = seg.fast_fields();
         let col = |name: &str| {
             ff.u64(name)
                 .map_err(|e| tantivy_err("reading the key columns", e))
         };
-        Ok(KeyColumns([
+        if let Some(key_of) = docnos {
+            return Ok(KeyColumns::Docno(
+                col(super::schema::DOCNO)?,
+                Arc::clone(key_of),
+            ));
+        }
+        Ok(KeyColumns::Words(Box::new([
             col(KEY_WORDS[0])?,
             col(KEY_WORDS[1])?,
             col(KEY_WORDS[2])?,
             col(KEY_WORDS[3])?,
-        ]))
+        ])))
     }
 
     fn key(&self, doc: DocId) -> Option<DocKey> {
-        let [a, b, c, d] = &self.0;
-        Some(key_from_words([
-            a.first(doc)?,
-            b.first(doc)?,
-            c.first(doc)?,
-            d.first(doc)?,
-        ]))
+        match self {
+            KeyColumns::Words(words) => {
+                let [a, b, c, d] = &**words;
+                Some(key_from_words([
+                    a.first(doc)?,
+                    b.first(doc)?,
+                    c.first(doc)?,
+                    d.first(doc)?,
+                ]))
+            }
+            KeyColumns::Docno(col, key_of) => key_of(col.first(doc)?),
+        }
     }
 }
 
@@ -1021,10 +1141,16 @@ struct SegmentColumns {
 /// Each live segment's columns, opened once rather than on every search:
 /// opening them reads their headers through the encrypted directory, a
 /// fixed cost per segment and query that dominated searches with few hits.
-#[derive(Default)]
-struct ColumnCache(Mutex<HashMap<tantivy::index::SegmentId, SegmentColumns>>);
+struct ColumnCache(
+    Mutex<HashMap<tantivy::index::SegmentId, SegmentColumns>>,
+    Option<KeyOf>,
+);
 
 impl ColumnCache {
+    fn new(docnos: Option<KeyOf>) -> Self {
+        ColumnCache(Mutex::new(HashMap::new()), docnos)
+    }
+
     fn get(&self, seg: &SegmentReader) -> tantivy::Result<SegmentColumns> {
         let id = seg.segment_id();
         if let Some(c) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
@@ -1032,7 +1158,7 @@ impl ColumnCache {
         }
         let date = seg.fast_fields().i64("date")?;
         let cols = SegmentColumns {
-            keys: KeyColumns::open(seg)
+            keys: KeyColumns::open(seg, self.1.as_ref())
                 .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?,
             newest: NewestPerBlock::compute(&date, seg.max_doc()),
             date,
@@ -1124,21 +1250,21 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("inverted");
         {
-            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default(), None).unwrap();
             let mut guard = inv.lock_writing().unwrap();
             let w = &mut *guard;
             w.generation = 7;
             inv.commit_locked(w).unwrap();
         }
         {
-            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default(), None).unwrap();
             assert!(inv.is_current(7), "same format: kept");
             let mut guard = inv.lock_writing().unwrap();
             let mut prepared = guard.writer.prepare_commit().unwrap();
             prepared.set_payload(r#"{"format":0,"generation":9}"#);
             prepared.commit().unwrap();
         }
-        let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+        let inv = Inverted::open(&root, &key(), InvertedOptions::default(), None).unwrap();
         assert!(!inv.is_current(9), "an old format is not used");
         assert!(!inv.is_current(7));
         assert_eq!(inv.num_docs(), 0);
@@ -1215,7 +1341,7 @@ mod tests {
             tantivy::Term::from_field_text(schema.text_field(crate::record::Field::Body), "w"),
             IndexRecordOption::Basic,
         );
-        let columns = ColumnCache::default();
+        let columns = ColumnCache::new(None);
         hits.sort_by_key(|h| (order_key(h.0), h.1));
         let cursors = [
             None,
@@ -1321,12 +1447,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("inverted");
         {
-            let inv = Inverted::open(&root, &key(), InvertedOptions::default()).unwrap();
+            let inv = Inverted::open(&root, &key(), InvertedOptions::default(), None).unwrap();
             inv.flush(Some(3)).unwrap();
             assert!(inv.is_current(3));
         }
         let other = SecretKey::from_bytes([8; 32]);
-        let inv = Inverted::open(&root, &other, InvertedOptions::default()).unwrap();
+        let inv = Inverted::open(&root, &other, InvertedOptions::default(), None).unwrap();
         assert!(!inv.is_current(3));
     }
 }

@@ -14,13 +14,27 @@
 //! | `flag`                         | raw string: `unread` `flagged` `attachment` | `is:` `has:` |
 //! | `kind`                         | raw string: the [`ContentKind`]'s name (`mail` `chat` `event` `file`) | `kind:` |
 //! | `date`                         | i64, indexed and fast; [`UNDATED`] when undated | `after:` `before:`, newest-first order |
-//! | `key`                          | bytes, indexed                | deleting or replacing a record |
-//! | `k0`..`k3`                     | u64 fast: the key's 32 bytes, big-endian | resolving a hit in the store, ties in the order |
-//! | `stamp`                        | u64 fast: the stored envelope's [`stamp`](crate::seal::stamp) | catching up with the store |
 //!
-//! A hit is resolved through the encrypted store by its key, so snippets and
-//! result lists come from the one source of truth, and the index can be
-//! thrown away and rebuilt at any time.
+//! and how it names the record, which depends on the store's format:
+//!
+//! | store format | field | kind | for |
+//! |---|---|---|---|
+//! | 4 (blocks)   | `docno` | u64, indexed and fast: the record's document number | deleting, resolving a hit, catching up |
+//! | 1 to 3       | `key` | bytes, indexed | deleting or replacing a record |
+//! | 1 to 3       | `k0`..`k3` | u64 fast: the key's 32 bytes, big-endian | resolving a hit in the store, ties in the order |
+//! | 1 to 3       | `stamp` | u64 fast: the stored envelope's [`stamp`](crate::seal::stamp) | catching up with the store |
+//!
+//! Why document numbers: a key is 32 random bytes, which no column or term
+//! dictionary compresses: about 70 bytes per record, and a large term
+//! dictionary to search on every delete. A document number is dense and
+//! grows with every write, so its column bit-packs to a few bytes and its
+//! terms share prefixes; and since an upsert gets a new number, the number
+//! is also the record's stamp. The store resolves a number to its key from
+//! memory (`Store::key_of_docno`).
+//!
+//! A hit is resolved through the encrypted store, so snippets and result
+//! lists come from the one source of truth, and the index can be thrown
+//! away and rebuilt at any time.
 //!
 //! # One tokenizer for both modes
 //!
@@ -103,9 +117,21 @@ pub struct IndexSchema {
     pub(crate) flag: TField,
     pub(crate) kind: TField,
     pub(crate) date: TField,
-    pub(crate) key: TField,
-    pub(crate) k: [TField; 4],
-    pub(crate) stamp: TField,
+    /// How documents name their record.
+    pub(crate) ids: Ids,
+}
+
+/// How the documents of an index name their record (see the module doc).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ids {
+    /// By key and envelope stamp (stores of format 1 to 3).
+    Keys {
+        key: TField,
+        k: [TField; 4],
+        stamp: TField,
+    },
+    /// By document number (stores of format 4).
+    Docnos { docno: TField },
 }
 
 impl Default for IndexSchema {
@@ -114,12 +140,31 @@ impl Default for IndexSchema {
     }
 }
 
+/// The name of the document-number field.
+pub(crate) const DOCNO: &str = "docno";
+
 /// The fast-field names of the key's four 64-bit words.
 pub(crate) const KEY_WORDS: [&str; 4] = ["k0", "k1", "k2", "k3"];
 
 impl IndexSchema {
-    /// Builds the schema.
+    /// Builds the schema of an index whose documents name their record by
+    /// key (stores of format 1 to 3).
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// Builds the schema of an index whose documents name their record by
+    /// document number (stores of format 4).
+    pub fn with_docnos() -> Self {
+        Self::build(true)
+    }
+
+    /// Whether documents name their record by document number.
+    pub fn has_docnos(&self) -> bool {
+        matches!(self.ids, Ids::Docnos { .. })
+    }
+
+    fn build(docnos: bool) -> Self {
         let mut b = Schema::builder();
         let text_options = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -139,9 +184,17 @@ impl IndexSchema {
         let flag = b.add_text_field("flag", STRING);
         let kind = b.add_text_field("kind", STRING);
         let date = b.add_i64_field("date", NumericOptions::default().set_indexed().set_fast());
-        let key = b.add_bytes_field("key", BytesOptions::from(INDEXED));
-        let k = KEY_WORDS.map(|n| b.add_u64_field(n, NumericOptions::default().set_fast()));
-        let stamp = b.add_u64_field("stamp", NumericOptions::default().set_fast());
+        let ids = if docnos {
+            Ids::Docnos {
+                docno: b.add_u64_field(DOCNO, NumericOptions::default().set_indexed().set_fast()),
+            }
+        } else {
+            Ids::Keys {
+                key: b.add_bytes_field("key", BytesOptions::from(INDEXED)),
+                k: KEY_WORDS.map(|n| b.add_u64_field(n, NumericOptions::default().set_fast())),
+                stamp: b.add_u64_field("stamp", NumericOptions::default().set_fast()),
+            }
+        };
         IndexSchema {
             schema: b.build(),
             text,
@@ -150,9 +203,7 @@ impl IndexSchema {
             flag,
             kind,
             date,
-            key,
-            k,
-            stamp,
+            ids,
         }
     }
 
@@ -189,13 +240,17 @@ impl IndexSchema {
         Term::from_field_text(self.kind, kind.name())
     }
 
-    /// The term that names a record, for deleting or replacing it.
-    pub fn key_term(&self, key: &DocKey) -> Term {
-        Term::from_field_bytes(self.key, &key.mac())
+    /// The term that names a record, for deleting or replacing it: by its
+    /// key, or, in an index by document number, by `stamp` (its number).
+    pub fn id_term(&self, key: &DocKey, stamp: u64) -> Term {
+        match self.ids {
+            Ids::Keys { key: field, .. } => Term::from_field_bytes(field, &key.mac()),
+            Ids::Docnos { docno } => Term::from_field_u64(docno, stamp),
+        }
     }
 
     /// The document indexed for `record`, stored under `key` with the
-    /// envelope stamp `stamp`.
+    /// envelope stamp `stamp` (in an index by document number, its number).
     pub fn document(&self, key: &DocKey, stamp: u64, record: &Record) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         for f in Field::ALL {
@@ -219,12 +274,21 @@ impl IndexSchema {
         }
         doc.add_text(self.kind, record.kind.name());
         doc.add_i64(self.date, record.timestamp.unwrap_or(UNDATED));
-        let mac = key.mac();
-        doc.add_bytes(self.key, &mac[..]);
-        for (i, field) in self.k.iter().enumerate() {
-            doc.add_u64(*field, key_word(&mac, i));
+        match self.ids {
+            Ids::Keys {
+                key: key_field,
+                k,
+                stamp: stamp_field,
+            } => {
+                let mac = key.mac();
+                doc.add_bytes(key_field, &mac[..]);
+                for (i, field) in k.iter().enumerate() {
+                    doc.add_u64(*field, key_word(&mac, i));
+                }
+                doc.add_u64(stamp_field, stamp);
+            }
+            Ids::Docnos { docno } => doc.add_u64(docno, stamp),
         }
-        doc.add_u64(self.stamp, stamp);
         doc
     }
 }

@@ -164,15 +164,13 @@ impl Reader {
         request: u64,
         per_chunk: usize,
     ) -> SyncResult<Reader> {
-        let mut keys = Vec::new();
-        for item in index.store().sealed_documents() {
-            let (k, _) = item.map_err(index_err)?;
-            if k.as_ref() > after
-                && let Some(key) = DocKey::from_bytes(&k)
-            {
-                keys.push(key);
-            }
-        }
+        let keys: Vec<DocKey> = index
+            .store()
+            .keys()
+            .map_err(index_err)?
+            .into_iter()
+            .filter(|k| k.as_bytes() > after)
+            .collect();
         Ok(Reader {
             index,
             keys: keys.into_iter(),
