@@ -235,6 +235,11 @@ fn sealed_pairs(name: &str) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
             (k.to_vec(), v.to_vec())
         })
         .collect();
+    assert!(
+        !pairs.is_empty(),
+        "store format 4 keeps its records in sealed blocks, not sled values: \
+         this measures the sled layout of formats 1 to 3 (bench-notes/disk.md)"
+    );
     // A fixed shuffle (xorshift), so every configuration sees one order.
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     for i in (1..pairs.len()).rev() {
@@ -501,6 +506,11 @@ fn packed_layout(name: &str) {
             (k.to_vec(), record)
         })
         .collect();
+    assert!(
+        !records.is_empty(),
+        "store format 4 keeps its records in sealed blocks, not sled values: \
+         this measures the sled layout of formats 1 to 3 (bench-notes/disk.md)"
+    );
     records.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     let text: u64 = records.iter().map(|(_, r)| text_bytes(r)).sum();
     println!("\n== {name}: {} records, text {}", records.len(), mb(text));
