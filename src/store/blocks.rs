@@ -257,6 +257,8 @@ pub(super) struct Slot {
     first: u64,
     pos: Position,
     index: usize,
+    /// The key (MAC prefix) the block's directory gives the record.
+    pub(super) mac: Mac16,
 }
 
 impl Blocks {
@@ -415,9 +417,7 @@ impl Blocks {
     /// The key (MAC) of a document number, live or dead, while its block
     /// holds it.
     pub(super) fn mac_of(&self, docno: u64) -> Option<Mac16> {
-        let (_, b) = self.block_of(docno)?;
-        let i = b.docnos.binary_search(&docno).ok()?;
-        b.macs.get(i).copied()
+        self.slot(docno).map(|s| s.mac)
     }
 
     /// Every live `(mac, docno)`, in document-number order.
@@ -440,6 +440,7 @@ impl Blocks {
             first,
             pos: b.pos,
             index,
+            mac: *b.macs.get(index)?,
         })
     }
 

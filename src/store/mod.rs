@@ -694,11 +694,10 @@ impl Store {
             kind: RecordKind::Block.name(),
             detail: format!("no block holds document {docno}"),
         })?;
-        let mac = b.mac_of(docno).unwrap_or_default();
         let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
         drop(b);
-        self.check_mac(&record, &mac)?;
-        Ok((record, mac))
+        self.check_mac(&record, &slot.mac)?;
+        Ok((record, slot.mac))
     }
 
     fn check_mac(&self, record: &Record, mac: &blocks::Mac16) -> Result<()> {
