@@ -3,8 +3,8 @@
 //! ```text
 //! stream SDX_Q     subject sdx.q.{DGID hex}.{device hex}: one message per envelope and recipient,
 //!                  payload sender u64 LE ‖ time u64 LE ‖ envelope; its stream sequence is the position
-//! KV sdx-dev       {DGID hex} → the group's devices, each device id u64 LE ‖ last seen u64 LE ‖
-//!                  info length u32 LE ‖ sealed info; changed only by revision-checked updates
+//! KV sdx-dev       {DGID hex} → the group's devices, postcard-encoded `Vec<DeviceRecord>` (device id,
+//!                  sealed info, last seen); changed only by revision-checked updates
 //! KV sdx-leader    {DGID hex} → "{device hex}:{node hex}:{conn}"; the bucket's max age is the lease
 //! KV sdx-txn       {DGID hex} → holder u64 LE ‖ expiry ms u64 LE ‖ sealed scope
 //! subject sdx.ev   core NATS (not stored): wake-ups and group events between nodes
@@ -100,40 +100,21 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
         .map(u64::from_le_bytes)
 }
 
-/// Encodes a group's device list (the `sdx-dev` value).
+/// Encodes a group's device list (the `sdx-dev` value), with postcard.
 fn encode_devices(list: &[DeviceRecord]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(list.iter().map(|d| 20 + d.encrypted_info.len()).sum());
-    for d in list {
-        v.extend_from_slice(&d.device_id.to_le_bytes());
-        v.extend_from_slice(&d.last_seen_ms.to_le_bytes());
-        let len = u32::try_from(d.encrypted_info.len()).unwrap_or(u32::MAX);
-        v.extend_from_slice(&len.to_le_bytes());
-        v.extend_from_slice(&d.encrypted_info[..len as usize]);
-    }
-    v
+    postcard::to_allocvec(list).expect("serialising integers and bytes cannot fail")
 }
 
-/// Decodes a group's device list; a truncated or overlong value is an error.
-fn decode_devices(mut b: &[u8]) -> SyncResult<Vec<DeviceRecord>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let (Some(device_id), Some(last_seen_ms)) = (u64_at(b, 0), u64_at(b, 8)) else {
-            return Err(corrupt("device list"));
-        };
-        let len = b
-            .get(16..20)
-            .and_then(|s| s.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| corrupt("device list"))? as usize;
-        let info = b.get(20..20 + len).ok_or_else(|| corrupt("device list"))?;
-        out.push(DeviceRecord {
-            device_id,
-            encrypted_info: info.to_vec(),
-            last_seen_ms,
-        });
-        b = &b[20 + len..];
+/// Decodes a group's device list; a truncated, overlong or otherwise
+/// malformed value is an error.
+fn decode_devices(b: &[u8]) -> SyncResult<Vec<DeviceRecord>> {
+    if b.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    match postcard::take_from_bytes::<Vec<DeviceRecord>>(b) {
+        Ok((list, [])) => Ok(list),
+        _ => Err(corrupt("device list")),
+    }
 }
 
 /// Opens a KV bucket, creating it (one value per key) if no node has yet.
@@ -784,10 +765,9 @@ mod tests {
         let bytes = encode_devices(&list);
         assert_eq!(decode_devices(&bytes).unwrap(), list);
         assert!(decode_devices(&[]).unwrap().is_empty());
+        // The list's length comes first: every cut is an error, the
+        // boundary between the two records too.
         for cut in 1..bytes.len() {
-            if cut == 26 {
-                continue; // the boundary between the two records
-            }
             assert!(decode_devices(&bytes[..cut]).is_err(), "cut at {cut}");
         }
     }

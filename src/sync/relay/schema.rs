@@ -20,7 +20,7 @@ pub struct Entry {
 }
 
 /// One device of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRecord {
     /// Random device id.
     pub device_id: u64,
