@@ -184,6 +184,18 @@ const QUERIES: [&str; 10] = [
     "hotel is:unread",
 ];
 
+/// Every hit of `q` in one mode and order, without snippets.
+fn all_hits(index: &Index, q: &str, mode: SearchMode, order: Order) -> sealdex::SearchResults {
+    let opts = SearchOptions {
+        limit: None,
+        mode,
+        order,
+        snippet_bytes: 0,
+        ..SearchOptions::default()
+    };
+    index.search(q, &opts).unwrap()
+}
+
 /// Every query's total and ids in order, in the orders `orders`, in the
 /// forward scan and the inverted index.
 ///
@@ -203,18 +215,7 @@ fn answers_to(
     for &q in queries {
         for mode in [SearchMode::Forward, SearchMode::Inverted] {
             for &order in orders {
-                let r = index
-                    .search(
-                        q,
-                        &SearchOptions {
-                            limit: None,
-                            mode,
-                            order,
-                            snippet_bytes: 0,
-                            ..SearchOptions::default()
-                        },
-                    )
-                    .unwrap();
+                let r = all_hits(index, q, mode, order);
                 let ids = r.hits.into_iter().map(|h| h.id).collect();
                 out.push((format!("{q} {mode:?} {order:?}"), r.total, ids));
             }
@@ -703,18 +704,7 @@ fn corpus_answers(index: &Index, queries: &[&str]) -> Vec<(String, usize, Vec<St
     for &q in queries {
         for mode in [SearchMode::Forward, SearchMode::Inverted] {
             for order in [Order::Newest, Order::Relevance] {
-                let r = index
-                    .search(
-                        q,
-                        &SearchOptions {
-                            limit: None,
-                            mode,
-                            order,
-                            snippet_bytes: 0,
-                            ..SearchOptions::default()
-                        },
-                    )
-                    .unwrap();
+                let r = all_hits(index, q, mode, order);
                 let mut hits: Vec<(std::cmp::Reverse<Option<i64>>, String)> = r
                     .hits
                     .into_iter()
