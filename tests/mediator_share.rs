@@ -374,8 +374,8 @@ async fn three_devices_share_one_crawl_and_local_changes() {
         })
         .await;
     }
-    converge(&a.index, &b.index).await;
-    converge(&a.index, &c.index).await;
+    converge_in(&a.index, &b.index, &[Order::Newest]).await;
+    converge_in(&a.index, &c.index, &[Order::Newest]).await;
     assert_eq!(mail_ids(&c.index), 299);
 
     // A malformed message from a group member is refused and never
@@ -393,7 +393,7 @@ async fn three_devices_share_one_crawl_and_local_changes() {
     for d in [&mut a, &mut b, &mut c, &mut w] {
         d.handle.take().unwrap().stop().await.unwrap();
     }
-    converge(&a.index, &b.index).await;
+    converge_in(&a.index, &b.index, &[Order::Newest]).await;
     // The canary is in the indexes (searchable) and on no disk in clear.
     assert_eq!(
         a.index
@@ -528,7 +528,7 @@ async fn an_offline_device_catches_up_with_flags_moves_deletes_and_new_mail() {
     .await;
     let before = b.fetched.load(Ordering::SeqCst);
     b.handle = Some(start(&url, 42, &b.index, &b.dir, b.id, &mail, &b.fetched, |_| {}).await);
-    converge(&a.index, &b.index).await;
+    converge_in(&a.index, &b.index, &[Order::Newest]).await;
     assert_eq!(b.fetched.load(Ordering::SeqCst), before);
     assert_eq!(before, 0);
     for d in [&mut a, &mut b] {
@@ -604,7 +604,7 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
         unreachable!()
     };
     assert!((299..=300).contains(&records), "{st:?}");
-    converge(&a.index, &n.index).await;
+    converge_in(&a.index, &n.index, &[Order::Newest]).await;
     assert_eq!(
         n.fetched.load(Ordering::SeqCst),
         0,

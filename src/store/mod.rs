@@ -811,9 +811,20 @@ impl Store {
         flush(&mut batch)
     }
 
+    /// The first document numbers of the store's blocks, in order
+    /// (format 4; `None` before). Blocks hold disjoint ranges of numbers
+    /// and a compacted block keeps its first number, so reading the blocks
+    /// in this order reads the records in document-number order, one
+    /// decryption per block.
+    pub(crate) fn block_firsts(&self) -> Option<Vec<u64>> {
+        self.blocks()
+            .map(|b| b.positions().into_iter().map(|(f, _)| f).collect())
+    }
+
     /// The live records of one block (format 4), each checked against its
-    /// key.
-    fn live_in_block(&self, first: u64) -> Result<Vec<(DocKey, u64, Record)>> {
+    /// key, in document-number order; none when the block is gone (a
+    /// compaction drops only blocks left without a live record).
+    pub(crate) fn live_in_block(&self, first: u64) -> Result<Vec<(DocKey, u64, Record)>> {
         let b = self
             .blocks()
             .ok_or_else(|| Error::Corrupt("blocks need a format-4 store".into()))?;

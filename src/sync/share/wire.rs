@@ -126,7 +126,9 @@ pub struct SnapshotRequest {
 pub struct Resume {
     /// The serving device.
     pub server: u64,
-    /// Its position (an opaque store key of the server's).
+    /// Its position, opaque to every other device: the last store key
+    /// sent (a server whose store is in format 1 to 3) or the last
+    /// document number sent, 8 bytes big-endian (format 4).
     pub after: Vec<u8>,
 }
 
