@@ -59,6 +59,7 @@ pub mod decrypt;
 mod error;
 #[cfg(feature = "drive")]
 pub mod extract;
+mod fsio;
 mod index;
 pub mod jsonl;
 pub mod keys;

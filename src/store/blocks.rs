@@ -65,7 +65,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -238,7 +238,8 @@ pub(super) struct Blocks {
     /// The last segment and its length: where the next block goes.
     segment: u32,
     segment_len: u64,
-    files: Mutex<HashMap<u32, File>>,
+    /// Open segment files, for positional reads.
+    files: Mutex<HashMap<u32, Arc<File>>>,
     bodies: Mutex<Bodies>,
 }
 
@@ -449,23 +450,28 @@ impl Blocks {
         self.blocks.iter().map(|(f, b)| (*f, b.pos)).collect()
     }
 
+    /// Reads `len` bytes of a segment at `offset`. Positional reads, so
+    /// threads (the directories at open, a page's blocks) read at once: the
+    /// lock covers only finding the segment's open file.
     fn read_at(&self, segment: u32, offset: u64, len: usize) -> Result<Vec<u8>> {
         let path = self.root.join(segment_name(segment));
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if let std::collections::hash_map::Entry::Vacant(v) = files.entry(segment) {
-            let f = File::open(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => tampered(format!("segment {segment} is missing")),
-                _ => Error::io(&path, e),
-            })?;
-            v.insert(f);
-        }
-        let f = files
-            .get_mut(&segment)
-            .ok_or_else(|| tampered(format!("segment {segment} is missing")))?;
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match files.entry(segment) {
+                std::collections::hash_map::Entry::Occupied(o) => Arc::clone(o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let f = File::open(&path).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => {
+                            tampered(format!("segment {segment} is missing"))
+                        }
+                        _ => Error::io(&path, e),
+                    })?;
+                    Arc::clone(v.insert(Arc::new(f)))
+                }
+            }
+        };
         let mut buf = vec![0u8; len];
-        f.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io(&path, e))?;
-        f.read_exact(&mut buf).map_err(|e| match e.kind() {
+        crate::fsio::read_exact_at(&file, &mut buf, offset).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => tampered(format!(
                 "segment {segment} ends inside a block at {offset}: it was truncated"
             )),

@@ -317,27 +317,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn sync_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -454,7 +433,8 @@ impl EncryptedDirectory {
             )));
         }
         let mut sealed = [0u8; HEADER_SEALED_LEN];
-        read_exact_at(&file, &mut sealed, disk_len - HEADER_SEALED_LEN as u64).map_err(io_err)?;
+        crate::fsio::read_exact_at(&file, &mut sealed, disk_len - HEADER_SEALED_LEN as u64)
+            .map_err(io_err)?;
         let plain = self
             .inner
             .sealer
@@ -601,7 +581,7 @@ impl EncryptedFileHandle {
         let count = layout::chunk_count(self.header.len, cs);
         let plain_len = layout::chunk_plain_len(self.header.len, cs, i);
         let mut sealed = vec![0u8; plain_len + OVERHEAD];
-        read_exact_at(&self.file, &mut sealed, layout::chunk_offset(cs, i))?;
+        crate::fsio::read_exact_at(&self.file, &mut sealed, layout::chunk_offset(cs, i))?;
         let aad = chunk_aad(
             name_bytes(&self.name),
             self.header.generation,
