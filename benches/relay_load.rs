@@ -38,6 +38,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn relay_main(args: &[String]) {
     let backend = args.get(2).cloned().unwrap_or_default();
+    // SEALDEX_BENCH_RELAY_LOG: a tracing filter for the relay's log on
+    // stderr, e.g. "sealdex::sync::relay=trace" for each flush's time and
+    // each reflection's wait for it.
+    if let Ok(filter) = std::env::var("SEALDEX_BENCH_RELAY_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -135,6 +135,7 @@ struct Conn<'a, S> {
 /// A reflection waiting for its group commit.
 struct Pending {
     ticket: u64,
+    logged: std::time::Instant,
     reflect_id: u32,
     timestamp_ms: u64,
     recipients: Vec<u64>,
@@ -234,6 +235,10 @@ impl<S: Transport> Conn<'_, S> {
         let done = *rx.borrow_and_update();
         while self.pending.front().is_some_and(|p| p.ticket <= done) {
             if let Some(p) = self.pending.pop_front() {
+                tracing::trace!(
+                    waited_us = p.logged.elapsed().as_micros() as u64,
+                    "reflection durable: acknowledged, recipients woken"
+                );
                 self.inner.hub.wake(&self.group, &p.recipients);
                 machine.reflect_acked(p.reflect_id, p.timestamp_ms);
             }
@@ -321,6 +326,7 @@ impl<S: Transport> Conn<'_, S> {
                         match ticket {
                             Some(ticket) => self.pending.push_back(Pending {
                                 ticket,
+                                logged: std::time::Instant::now(),
                                 reflect_id,
                                 timestamp_ms: now,
                                 recipients,

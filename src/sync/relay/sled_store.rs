@@ -207,7 +207,8 @@ impl SledStore {
                 let r = fdb.flush_async().await;
                 // Every acknowledgement waits for this: its time is the
                 // floor of the reflect-to-delivery latency.
-                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), "relay store flushed");
+                let covered = target.saturating_sub(*f.done.borrow());
+                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), covered, "relay store flushed");
                 if let Err(e) = r {
                     tracing::error!(error = %e, "relay store flush failed");
                     continue;
