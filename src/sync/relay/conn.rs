@@ -403,17 +403,18 @@ impl<S: Transport> Conn<'_, S> {
         let room = machine.window_room();
         if self.wake && room > 0 {
             let entries = store.read(&g, dev, self.cursor, room).await?;
-            for e in &entries {
+            let read = entries.len();
+            for e in entries {
+                self.cursor = e.seq;
                 machine.deliver(&Reflected {
                     reflected_id: e.seq,
                     sender_device_id: e.sender,
                     timestamp_ms: e.timestamp_ms,
                     ephemeral: false,
-                    envelope: e.envelope.clone(),
+                    envelope: e.envelope,
                 });
-                self.cursor = e.seq;
             }
-            if entries.len() < room {
+            if read < room {
                 self.wake = false;
                 if !machine.is_dry() {
                     machine.queue_dry();

@@ -12,13 +12,34 @@
 //! a reflection is one write however many devices it goes to, and an
 //! acknowledgement moves a cursor instead of deleting a key, so sled does a
 //! third of the work per delivered envelope (the profile in BENCHMARKS.md,
-//! round 7). Entries below every device's cursor are deleted in batches.
+//! round 7). Entries below every device's cursor are deleted, 64 or more at
+//! a time.
 //!
 //! Keys are big-endian so a prefix scan walks a log in order. Positions
 //! come from sled's `generate_id`, which is monotonic across restarts.
-//! An envelope is acknowledged to its sender only after the batch that
-//! logs it is flushed to disk; concurrent reflections share one flush
-//! (group commit), which is what makes a durable relay fast on one disk.
+//!
+//! Group commit. An envelope is acknowledged to its sender only after the
+//! write that logs it is flushed to disk, and concurrent reflections share
+//! one flush, which is what makes a durable relay fast on one disk. The
+//! write and the wait are split: `SledStore::append_nowait` logs and
+//! returns a flush ticket; one background task runs sled's `flush` (one at
+//! a time), each covering every write made before it started, and
+//! publishes the last ticket it covered on a `watch` channel
+//! (`SledStore::flushed`). A connection keeps its reflections pending
+//! until their ticket is reached and meanwhile goes on reading and
+//! delivering, so one flush carries every connection's reflections of the
+//! moment (hundreds to two thousand under the load benchmark) and a device
+//! with several reflections in flight waits for one flush, not one each.
+//! A reflection is one `Tree::insert`; only a transaction's commit (all or
+//! none) is a `sled::Batch`, because sled's `apply_batch` locks the whole
+//! database and writes its I/O buffer out twice, each with its own
+//! `sync_file_range` (bench-notes/relay-profile.md).
+//!
+//! What "flushed" means is sled's: its log buffers are written with
+//! `pwrite` and `sync_file_range`, which survive the relay process dying
+//! (the tests SIGKILL it) but, as sled's own issue 1452 says, do not flush
+//! a drive's volatile write cache; sled's background thread `fsync`s the
+//! file every 500 ms.
 //!
 //! A cursor means "every entry before this position that names the device
 //! was acknowledged"; it is written lazily (every 16
