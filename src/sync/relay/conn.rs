@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{
 
 use super::Inner;
 use super::hub::Signal;
+use super::sled_store::FLUSH_TIMEOUT;
 use super::store::{Admission, Registration};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::{GroupId, RelayChallenge};
@@ -255,6 +256,15 @@ impl<S: Transport> Conn<'_, S> {
         machine: &mut RelayConnection,
         tx: &mut Option<mpsc::UnboundedSender<Signal>>,
     ) -> SyncResult<()> {
+        // A flush that never completes (the disk failed) fails the
+        // connection, as a write that cannot be made durable does.
+        if self
+            .pending
+            .front()
+            .is_some_and(|p| p.logged.elapsed() > FLUSH_TIMEOUT)
+        {
+            return Err(SyncError::Store("the store did not flush to disk".into()));
+        }
         let (store, hub, cfg) = (&self.inner.store, &self.inner.hub, &self.inner.config);
         let g = self.group;
         // Acknowledgements are applied together after the events at hand.
