@@ -11,6 +11,8 @@
 //! cargo bench --features mediator --bench relay_load
 //! SEALDEX_BENCH_SECONDS=5 SEALDEX_BENCH_DEVICES=1000 SEALDEX_BENCH_GROUPS=300 ...
 //! SEALDEX_BENCH_ENGINES=nats,sled   # which engines, in this order (default sled,redis,nats)
+//! SEALDEX_BENCH_PACED_RATE=10000    # the paced phase's rate (default: half the full load)
+//! SEALDEX_BENCH_RELAY_LOG=sealdex::sync::relay=trace   # the relay's log, on stderr
 //! ```
 //!
 //! The relay runs in a child process (this executable re-run with
@@ -38,6 +40,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn relay_main(args: &[String]) {
     let backend = args.get(2).cloned().unwrap_or_default();
+    // SEALDEX_BENCH_RELAY_LOG: a tracing filter for the relay's log on
+    // stderr, e.g. "sealdex::sync::relay=trace" for each flush's time and
+    // each reflection's wait for it.
+    if let Ok(filter) = std::env::var("SEALDEX_BENCH_RELAY_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -262,7 +273,14 @@ async fn run(label: &str, backend: String) {
 
     // Phase 2: half that load, paced, with latencies recorded.
     let fanout = (devices as f64 / groups as f64 - 1.0).max(1.0);
-    let per_device_f = (full / 2.0) / fanout / devices as f64;
+    // SEALDEX_BENCH_PACED_RATE: deliveries/s for the paced phase instead of
+    // half the full load (to compare builds at the same rate, e.g. 10000,
+    // half of issue 14's 20,000/s target).
+    let paced = std::env::var("SEALDEX_BENCH_PACED_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(full / 2.0);
+    let per_device_f = paced / fanout / devices as f64;
     // Paced in microseconds between reflections per device.
     let gap_us = (1_000_000.0 / per_device_f.max(0.01)) as u64;
     rate_per_device.store(gap_us, Ordering::Relaxed);

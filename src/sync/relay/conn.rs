@@ -2,12 +2,13 @@
 //! the loop that feeds the protocol machine and carries out its events
 //! against the store and the hub.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -18,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::{
 
 use super::Inner;
 use super::hub::Signal;
+use super::sled_store::FLUSH_TIMEOUT;
 use super::store::{Admission, Registration};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::{GroupId, RelayChallenge};
@@ -86,10 +88,22 @@ pub(super) async fn handle<S: Transport>(inner: Arc<Inner>, stream: S) {
         wake: false,
         leading: false,
         try_lead: false,
+        pending: VecDeque::new(),
+        flushed: inner.store.flushed(),
     };
     let result = c.run().await;
     if let Err(e) = &result {
         tracing::warn!(group = %group, error = %e, "connection ended with an error");
+    }
+    // Reflections logged but not yet acknowledged: their sender will send
+    // them again, but the recipients connected now get them once they are
+    // on disk.
+    if let Some(last) = c.pending.back().map(|p| p.ticket)
+        && inner.store.wait_flushed(last).await.is_ok()
+    {
+        for p in c.pending.drain(..) {
+            inner.hub.wake(&group, &p.recipients);
+        }
     }
     if let Some(d) = c.device_id {
         inner.hub.disconnect(&group, d, c.conn_id).await;
@@ -111,6 +125,32 @@ struct Conn<'a, S> {
     leading: bool,
     /// Redis mode: the leader lease was freed; try to take it.
     try_lead: bool,
+    /// Reflections logged in the embedded store whose flush has not
+    /// completed, in the order they came: each is acknowledged to this
+    /// device, and its recipients woken, once its flush ticket is reached.
+    pending: VecDeque<Pending>,
+    /// The embedded store's completed flush tickets.
+    flushed: Option<watch::Receiver<u64>>,
+}
+
+/// A reflection waiting for its group commit.
+struct Pending {
+    ticket: u64,
+    logged: std::time::Instant,
+    reflect_id: u32,
+    timestamp_ms: u64,
+    recipients: Vec<u64>,
+}
+
+/// Resolves when the embedded store completes another flush (never when
+/// there is no embedded store).
+async fn next_flush(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 impl<S: Transport> Conn<'_, S> {
@@ -149,6 +189,7 @@ impl<S: Transport> Conn<'_, S> {
                     }
                 },
                 Some(sig) = rx.recv() => self.on_signal(&mut machine, sig),
+                () = next_flush(&mut self.flushed), if !self.pending.is_empty() => {}
                 _ = ticker.tick() => {
                     machine.tick(now_ms());
                     if let Some(d) = self.device_id.filter(|_| machine.is_dry() && self.inner.store.is_distributed()) {
@@ -186,6 +227,25 @@ impl<S: Transport> Conn<'_, S> {
 }
 
 impl<S: Transport> Conn<'_, S> {
+    /// Acknowledges the pending reflections whose flush completed (in
+    /// order) and wakes their recipients.
+    fn settle(&mut self, machine: &mut RelayConnection) {
+        let Some(rx) = self.flushed.as_mut() else {
+            return;
+        };
+        let done = *rx.borrow_and_update();
+        while self.pending.front().is_some_and(|p| p.ticket <= done) {
+            if let Some(p) = self.pending.pop_front() {
+                tracing::trace!(
+                    waited_us = p.logged.elapsed().as_micros() as u64,
+                    "reflection durable: acknowledged, recipients woken"
+                );
+                self.inner.hub.wake(&self.group, &p.recipients);
+                machine.reflect_acked(p.reflect_id, p.timestamp_ms);
+            }
+        }
+    }
+
     fn device(&self) -> SyncResult<u64> {
         self.device_id
             .ok_or_else(|| SyncError::Protocol("no device on this connection".into()))
@@ -196,6 +256,15 @@ impl<S: Transport> Conn<'_, S> {
         machine: &mut RelayConnection,
         tx: &mut Option<mpsc::UnboundedSender<Signal>>,
     ) -> SyncResult<()> {
+        // A flush that never completes (the disk failed) fails the
+        // connection, as a write that cannot be made durable does.
+        if self
+            .pending
+            .front()
+            .is_some_and(|p| p.logged.elapsed() > FLUSH_TIMEOUT)
+        {
+            return Err(SyncError::Store("the store did not flush to disk".into()));
+        }
         let (store, hub, cfg) = (&self.inner.store, &self.inner.hub, &self.inner.config);
         let g = self.group;
         // Acknowledgements are applied together after the events at hand.
@@ -260,9 +329,23 @@ impl<S: Transport> Conn<'_, S> {
                         )
                         .await?;
                     } else {
-                        let recipients = store.enqueue(&g, dev, &[&envelope], now).await?;
-                        hub.wake(&g, &recipients);
-                        machine.reflect_acked(reflect_id, now);
+                        // Acknowledged once durable (`settle`), without
+                        // holding up this connection meanwhile.
+                        let (recipients, ticket) =
+                            store.enqueue_deferred(&g, dev, &[&envelope], now).await?;
+                        match ticket {
+                            Some(ticket) => self.pending.push_back(Pending {
+                                ticket,
+                                logged: std::time::Instant::now(),
+                                reflect_id,
+                                timestamp_ms: now,
+                                recipients,
+                            }),
+                            None => {
+                                hub.wake(&g, &recipients);
+                                machine.reflect_acked(reflect_id, now);
+                            }
+                        }
                     }
                 }
                 RelayEvent::ReflectedAck { reflected_id } => acks.push(reflected_id),
@@ -309,6 +392,9 @@ impl<S: Transport> Conn<'_, S> {
                     let now = now_ms();
                     let envs: Vec<&[u8]> = staged.iter().map(|(_, e)| e.as_slice()).collect();
                     let recipients = store.enqueue(&g, dev, &envs, now).await?;
+                    // Durable now, and so is every reflection before it:
+                    // their acks go first.
+                    self.settle(machine);
                     hub.commit(&g, dev).await?;
                     hub.wake(&g, &recipients);
                     let ids: Vec<u32> = staged.iter().map(|(id, _)| *id).collect();
@@ -316,6 +402,7 @@ impl<S: Transport> Conn<'_, S> {
                 }
             }
         }
+        self.settle(machine);
         let Some(dev) = self.device_id else {
             return Ok(());
         };
@@ -326,17 +413,18 @@ impl<S: Transport> Conn<'_, S> {
         let room = machine.window_room();
         if self.wake && room > 0 {
             let entries = store.read(&g, dev, self.cursor, room).await?;
-            for e in &entries {
+            let read = entries.len();
+            for e in entries {
+                self.cursor = e.seq;
                 machine.deliver(&Reflected {
                     reflected_id: e.seq,
                     sender_device_id: e.sender,
                     timestamp_ms: e.timestamp_ms,
                     ephemeral: false,
-                    envelope: e.envelope.clone(),
+                    envelope: e.envelope,
                 });
-                self.cursor = e.seq;
             }
-            if entries.len() < room {
+            if read < room {
                 self.wake = false;
                 if !machine.is_dry() {
                     machine.queue_dry();

@@ -12,13 +12,34 @@
 //! a reflection is one write however many devices it goes to, and an
 //! acknowledgement moves a cursor instead of deleting a key, so sled does a
 //! third of the work per delivered envelope (the profile in BENCHMARKS.md,
-//! round 7). Entries below every device's cursor are deleted in batches.
+//! round 7). Entries below every device's cursor are deleted, 64 or more at
+//! a time.
 //!
 //! Keys are big-endian so a prefix scan walks a log in order. Positions
 //! come from sled's `generate_id`, which is monotonic across restarts.
-//! An envelope is acknowledged to its sender only after the batch that
-//! logs it is flushed to disk; concurrent reflections share one flush
-//! (group commit), which is what makes a durable relay fast on one disk.
+//!
+//! Group commit. An envelope is acknowledged to its sender only after the
+//! write that logs it is flushed to disk, and concurrent reflections share
+//! one flush, which is what makes a durable relay fast on one disk. The
+//! write and the wait are split: `SledStore::append_nowait` logs and
+//! returns a flush ticket; one background task runs sled's `flush` (one at
+//! a time), each covering every write made before it started, and
+//! publishes the last ticket it covered on a `watch` channel
+//! (`SledStore::flushed`). A connection keeps its reflections pending
+//! until their ticket is reached and meanwhile goes on reading and
+//! delivering, so one flush carries every connection's reflections of the
+//! moment (hundreds to two thousand under the load benchmark) and a device
+//! with several reflections in flight waits for one flush, not one each.
+//! A reflection is one `Tree::insert`; only a transaction's commit (all or
+//! none) is a `sled::Batch`, because sled's `apply_batch` locks the whole
+//! database and writes its I/O buffer out twice, each with its own
+//! `sync_file_range` (bench-notes/relay-profile.md).
+//!
+//! What "flushed" means is sled's: its log buffers are written with
+//! `pwrite` and `sync_file_range`, which survive the relay process dying
+//! (the tests SIGKILL it) but, as sled's own issue 1452 says, do not flush
+//! a drive's volatile write cache; sled's background thread `fsync`s the
+//! file every 500 ms.
 //!
 //! A cursor means "every entry before this position that names the device
 //! was acknowledged"; it is written lazily (every 16
@@ -60,6 +81,10 @@ const GC_BATCH: u64 = 64;
 /// when its device disconnects): a crash redelivers at most this many
 /// processed entries per device, which it refuses as replays.
 const CURSOR_EVERY: u32 = 16;
+
+/// How long an acknowledgement may wait for its flush before the
+/// connection fails with an error (the disk is gone or stalled).
+pub(crate) const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The sled-backed store.
 pub struct SledStore {
@@ -203,7 +228,8 @@ impl SledStore {
                 let r = fdb.flush_async().await;
                 // Every acknowledgement waits for this: its time is the
                 // floor of the reflect-to-delivery latency.
-                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), "relay store flushed");
+                let covered = target.saturating_sub(*f.done.borrow());
+                tracing::trace!(elapsed_us = t.elapsed().as_micros() as u64, bytes = ?r.as_ref().ok(), covered, "relay store flushed");
                 if let Err(e) = r {
                     tracing::error!(error = %e, "relay store flush failed");
                     continue;
@@ -227,20 +253,36 @@ impl SledStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until everything written so far is on disk.
-    async fn durable(&self) -> SyncResult<()> {
+    /// Asks the group-commit task for a flush of everything written so
+    /// far, without waiting: returns the ticket that
+    /// [`SledStore::flushed`] reaches once that flush is on disk.
+    pub(crate) fn request_flush(&self) -> u64 {
         let mine = self.flush.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut rx = self.flush.done.subscribe();
         self.flush.wake.notify_one();
-        let r = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            rx.wait_for(|d| *d >= mine),
-        )
-        .await;
+        mine
+    }
+
+    /// The ticket of the latest completed flush: every write made before a
+    /// [`SledStore::request_flush`] that returned a ticket at or below it is
+    /// on disk.
+    pub(crate) fn flushed(&self) -> watch::Receiver<u64> {
+        self.flush.done.subscribe()
+    }
+
+    /// Waits until the flush of `ticket` is on disk.
+    pub(crate) async fn wait_flushed(&self, ticket: u64) -> SyncResult<()> {
+        let mut rx = self.flushed();
+        let r = tokio::time::timeout(FLUSH_TIMEOUT, rx.wait_for(|d| *d >= ticket)).await;
         match r {
             Ok(Ok(_)) => Ok(()),
             _ => Err(SyncError::Store("the store did not flush to disk".into())),
         }
+    }
+
+    /// Waits until everything written so far is on disk.
+    async fn durable(&self) -> SyncResult<()> {
+        let mine = self.request_flush();
+        self.wait_flushed(mine).await
     }
 
     /// A device's cursor (read from the tree on first use).
@@ -385,7 +427,8 @@ impl SledStore {
         Ok(existed)
     }
 
-    /// Logs `envelopes` for `recipients` in one atomic batch, durably.
+    /// Logs `envelopes` for `recipients` (several in one atomic batch, as a
+    /// transaction's commit), durably.
     pub(crate) async fn append(
         &self,
         group: &GroupId,
@@ -394,12 +437,36 @@ impl SledStore {
         envelopes: &[&[u8]],
         now_ms: u64,
     ) -> SyncResult<()> {
+        let ticket = self.append_nowait(group, sender, recipients, envelopes, now_ms)?;
+        self.wait_flushed(ticket).await
+    }
+
+    /// Logs `envelopes` for `recipients` and asks for a flush without
+    /// waiting for it: returns the flush ticket (see
+    /// [`SledStore::flushed`]). Nothing may be acknowledged to the sender
+    /// before that ticket is flushed.
+    ///
+    /// One envelope is one `insert`. Several (a transaction's commit) are one
+    /// `apply_batch`, so a crash keeps all or none of them; a batch is not
+    /// used for one envelope because sled's `apply_batch` takes a lock over
+    /// the whole database and writes out its I/O buffer twice (with a
+    /// `sync_file_range` each), which under a thousand writers was most of
+    /// the relay's latency (bench-notes/relay-profile.md).
+    pub(crate) fn append_nowait(
+        &self,
+        group: &GroupId,
+        sender: u64,
+        recipients: &[u64],
+        envelopes: &[&[u8]],
+        now_ms: u64,
+    ) -> SyncResult<u64> {
         {
-            // Positions are drawn and the tail extended under the lock, so
-            // both are in position order.
+            // Positions are drawn, the entries written and the tail
+            // extended under the lock, so all three are in position order.
             let mut groups = self.groups();
             let mem = groups.entry(*group).or_default();
             let mut batch = sled::Batch::default();
+            let mut entries = Vec::with_capacity(envelopes.len());
             for env in envelopes {
                 // Positions start at 1: 0 means "nothing delivered yet".
                 let e = LogEntry {
@@ -409,7 +476,18 @@ impl SledStore {
                     recipients: recipients.to_vec(),
                     envelope: env.to_vec(),
                 };
-                batch.insert(&log_key(group, e.seq)[..], e.encode());
+                let (key, value) = (log_key(group, e.seq), e.encode());
+                if envelopes.len() == 1 {
+                    self.log.insert(key, value).map_err(store_err)?;
+                } else {
+                    batch.insert(&key[..], value);
+                }
+                entries.push(e);
+            }
+            if envelopes.len() > 1 {
+                self.log.apply_batch(batch).map_err(store_err)?;
+            }
+            for e in entries {
                 mem.tail_from.get_or_insert(e.seq);
                 mem.tail.push_back(Arc::new(e));
             }
@@ -417,9 +495,8 @@ impl SledStore {
                 mem.tail.pop_front();
                 mem.tail_from = mem.tail.front().map(|e| e.seq);
             }
-            self.log.apply_batch(batch).map_err(store_err)?;
         }
-        self.durable().await
+        Ok(self.request_flush())
     }
 
     pub(crate) async fn read(
@@ -491,15 +568,18 @@ impl SledStore {
         if low < mem.gc_done.saturating_add(GC_BATCH) || low == u64::MAX {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
-        for k in self
+        // Key by key, not in a `sled::Batch`: these entries were delivered
+        // and acknowledged everywhere, so a crash halfway loses nothing, and
+        // a batch would lock the whole database (see `append_nowait`).
+        let keys = self
             .log
             .range(log_key(group, mem.gc_done)..log_key(group, low))
             .keys()
-        {
-            batch.remove(k.map_err(store_err)?);
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(store_err)?;
+        for k in keys {
+            self.log.remove(k).map_err(store_err)?;
         }
-        self.log.apply_batch(batch).map_err(store_err)?;
         mem.gc_done = low;
         Ok(())
     }

@@ -134,6 +134,48 @@ impl Store {
         Ok(to)
     }
 
+    /// Queues `envelopes` as [`Store::enqueue`] does, but with the embedded
+    /// store does not wait for the disk: it returns the recipients and the
+    /// flush ticket after which the envelopes are durable (see
+    /// [`Store::flushed`]), so a connection keeps reading and delivering
+    /// while the flush runs and many reflections share it. The distributed
+    /// engines are durable when this returns (ticket `None`).
+    pub async fn enqueue_deferred(
+        &self,
+        group: &GroupId,
+        sender: u64,
+        envelopes: &[&[u8]],
+        now_ms: u64,
+    ) -> SyncResult<(Vec<u64>, Option<u64>)> {
+        let Store::Sled(s) = self else {
+            return Ok((self.enqueue(group, sender, envelopes, now_ms).await?, None));
+        };
+        let to = recipients(&s.device_ids(group).await?, sender);
+        if envelopes.is_empty() || to.is_empty() {
+            return Ok((to, None));
+        }
+        let ticket = s.append_nowait(group, sender, &to, envelopes, now_ms)?;
+        Ok((to, Some(ticket)))
+    }
+
+    /// The embedded store's completed flushes (tickets from
+    /// [`Store::enqueue_deferred`]); `None` for the distributed engines.
+    pub fn flushed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Store::Sled(s) => Some(s.flushed()),
+            Store::Redis(_) | Store::Nats(_) => None,
+        }
+    }
+
+    /// Waits (at most 30 s, then an error) for the embedded store's flush
+    /// `ticket`.
+    pub async fn wait_flushed(&self, ticket: u64) -> SyncResult<()> {
+        match self {
+            Store::Sled(s) => s.wait_flushed(ticket).await,
+            Store::Redis(_) | Store::Nats(_) => Ok(()),
+        }
+    }
+
     /// Up to `limit` entries of a device's queue after position `after`.
     pub async fn read(
         &self,
