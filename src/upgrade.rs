@@ -105,8 +105,10 @@ use crate::store::{DocKey, FORMAT_VERSION, Store, TokenSlot, WriteBatch};
 /// Dropping it instead abandons the upgrade; what it built is removed at
 /// the next open or upgrade.
 pub struct PreparedUpgrade {
-    /// Where the index is (and stays).
+    /// Where the index is (and stays), as the caller named it.
     target: PathBuf,
+    /// The same, with symbolic links resolved: the directory swapped.
+    real: PathBuf,
     /// Where the new index is built.
     temp: PathBuf,
     cred: Credential,
@@ -260,8 +262,11 @@ impl Index {
         old.check_credential(cred)?;
         let target = old.path().to_owned();
         let running = Running::start(&target)?;
-        let temp = crate::store::upgrade_dir(&target)
-            .ok_or_else(|| Error::Upgrade(format!("{} has no directory name", target.display())))?;
+        // Beside the directory itself, not beside a symbolic link to it:
+        // the swap then replaces the directory the link points to.
+        let real = std::fs::canonicalize(&target).map_err(|e| Error::io(&target, e))?;
+        let temp = crate::store::upgrade_dir(&real)
+            .ok_or_else(|| Error::Upgrade(format!("{} has no directory name", real.display())))?;
         if temp.exists() {
             std::fs::remove_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
         }
@@ -298,6 +303,7 @@ impl Index {
         }
         let mut prepared = PreparedUpgrade {
             target,
+            real,
             temp,
             cred: cred.clone(),
             config,
@@ -324,6 +330,10 @@ impl PreparedUpgrade {
     /// can write to it from here on. It takes about as long as a batch of
     /// the writes made since [`Index::prepare_upgrade`] returned, plus
     /// flushing the new index and opening it.
+    ///
+    /// An error before the swap leaves the index as it was (open it
+    /// again); an error from opening the new index after the swap (another
+    /// process opened it first: [`Error::InUse`]) leaves it upgraded.
     pub fn finish(mut self, old: Index) -> Result<(Index, UpgradeReport)> {
         if old.path() != self.target {
             return Err(Error::Upgrade(format!(
@@ -355,6 +365,7 @@ impl PreparedUpgrade {
         point("caught-up");
         let PreparedUpgrade {
             target,
+            real,
             temp,
             cred,
             config,
@@ -372,8 +383,8 @@ impl PreparedUpgrade {
         let new_lock = lock_retrying(&temp)?;
         let old_lock = old.store().lock_handle()?;
         drop(old);
-        exchange(&target, &temp)?;
-        sync_parent(&target);
+        exchange(&real, &temp)?;
+        sync_parent(&real);
         point("swapped");
         // The old index, now at the hidden path.
         remove_old(&temp);

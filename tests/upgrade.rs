@@ -4,6 +4,7 @@
 //! checkpoint and sync token kept, the same answers to the same queries in
 //! both search modes, search and writes going on during the rebuild, and a
 //! complete index left by a SIGKILL at every step.
+#![cfg(unix)]
 
 mod common;
 
@@ -558,4 +559,27 @@ fn cli_upgrade() {
     sealdex(&["--dir", p, "verify"]);
     let out = sealdex(&["--dir", p, "count", "bravo"]);
     assert_eq!(out.trim(), "1");
+}
+
+/// An index opened through a symbolic link is upgraded in the directory
+/// the link points to; the link stays a link.
+#[test]
+fn upgrade_through_a_symbolic_link() {
+    let _serial = serial();
+    let (dir, path) = fixture("store-format-1");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let config = both_modes_config();
+    let index = Index::open(&link, &cred1(), config.clone()).unwrap();
+    let index = index.upgrade(&cred1(), config.clone()).unwrap();
+    assert_eq!(index.len(), 2);
+    drop(index);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    let index = Index::open(&path, &cred1(), config).unwrap();
+    assert_upgraded(&index, &path);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }
