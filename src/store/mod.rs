@@ -554,7 +554,10 @@ impl Store {
         store.load_dictionary()?;
         remove_upgrade_leftover(path);
         if format < FORMAT_VERSION {
-            info!(
+            // A warning, so that the CLI shows it at its default level: the
+            // user has something to do. Not started here (see
+            // `crate::upgrade`, "Why not automatically at open").
+            tracing::warn!(
                 path = %path.display(),
                 format,
                 "this index is in store format {format}; an upgrade to format {FORMAT_VERSION} \
