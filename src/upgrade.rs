@@ -223,7 +223,9 @@ impl Index {
     ///
     /// This is [`Index::prepare_upgrade`] then [`PreparedUpgrade::finish`];
     /// an application that searches while the index is rebuilt calls the
-    /// two itself, searching on the index between them.
+    /// two itself, searching on the index between them. On an error the
+    /// index is closed: open it again (it is as it was, unless the error
+    /// came from opening it after the swap, when it is upgraded).
     pub fn upgrade(self, cred: &Credential, config: IndexConfig) -> Result<Index> {
         if !self.upgrade_available() {
             return Ok(self);
