@@ -139,6 +139,12 @@ pub enum Error {
     /// A search query could not be parsed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
+
+    /// A format upgrade (`Index::upgrade`) could not run or finish. The
+    /// index is left as it was before the upgrade, complete; what the
+    /// upgrade built is removed at the next open or upgrade.
+    #[error("cannot upgrade the index: {0}")]
+    Upgrade(String),
 }
 
 /// Shorthand for results in this crate.

@@ -76,6 +76,7 @@ pub mod source;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod upgrade;
 mod write;
 
 pub use config::IndexConfig;

@@ -115,4 +115,39 @@ impl Store {
         info!("credential changed; data key re-wrapped");
         Ok(())
     }
+
+    /// The key-derivation parameters the index's credential is stretched
+    /// with (the default for an app key, which is not stretched): a
+    /// rebuilt index (`crate::upgrade`) wraps its key the same way.
+    pub(crate) fn kdf_params(&self) -> Result<KdfParams> {
+        Ok(match Keyring::read(&self.path)?.kek {
+            KekSpec::Argon2id { params, .. } => params,
+            KekSpec::AppKey => KdfParams::default(),
+        })
+    }
+
+    /// Checks that `cred` unlocks this index ([`Error::WrongKey`] if not):
+    /// an upgrade wraps the new index's key with it, and must not hand the
+    /// index to a credential that could not open it before.
+    pub(crate) fn check_credential(&self, cred: &Credential) -> Result<()> {
+        // The wrap is authenticated: unwrapping succeeds only with the
+        // credential the keyring was written for.
+        let keyring = Keyring::read(&self.path)?;
+        keyring.kek.unwrap(cred, &keyring.wrapped).map(drop)
+    }
+
+    /// A second handle on the file that holds the index's lock: the lock
+    /// is held until both it and the store are dropped (an upgrade keeps
+    /// it across closing the old store and swapping it out).
+    pub(crate) fn lock_handle(&self) -> Result<File> {
+        self._lock
+            .try_clone()
+            .map_err(|e| Error::io(self.path.join(LOCK_FILE), e))
+    }
+}
+
+/// Takes the lock of the index directory at `path` (for `crate::upgrade`,
+/// which holds the rebuilt index's lock while it swaps it in).
+pub(crate) fn lock_index_dir(path: &Path) -> Result<File> {
+    lock_dir(path)
 }

@@ -81,6 +81,7 @@ use crate::record::{Dictionary, Record};
 use crate::seal::RecordKind;
 use crate::source::{Cursor, MessageRef, SyncToken};
 pub(crate) use batch::WriteBatch;
+pub(crate) use keyring::lock_index_dir;
 use keyring::{Keyring, is_index_dir, lock_dir, write_atomic};
 pub use verify::VerifyReport;
 
@@ -551,6 +552,18 @@ impl Store {
         };
         store.check_commit_file()?;
         store.load_dictionary()?;
+        remove_upgrade_leftover(path);
+        if format < FORMAT_VERSION {
+            // A warning, so that the CLI shows it at its default level: the
+            // user has something to do. Not started here (see
+            // `crate::upgrade`, "Why not automatically at open").
+            tracing::warn!(
+                path = %path.display(),
+                format,
+                "this index is in store format {format}; an upgrade to format {FORMAT_VERSION} \
+                 (smaller and faster) is available: `sealdex upgrade` or `Index::upgrade`"
+            );
+        }
         let mut store = store;
         if format > LAST_KEYED_FORMAT {
             // Read in order, opened in parallel (one per block: a million
@@ -977,6 +990,18 @@ impl Store {
         }
     }
 
+    /// How many tombstones, and how many checkpoints and sync tokens, the
+    /// store holds, without opening them: an upgrade (`crate::upgrade`)
+    /// compares them with what it could carry.
+    pub(crate) fn state_counts(&self) -> (u64, u64) {
+        let tombstones = self.tombstones.load(std::sync::atomic::Ordering::Acquire);
+        let mut state = self.sealed.scan_prefix([P_CHECKPOINT]).count() as u64;
+        if let Some(t) = &self.tokens_tree {
+            state += t.len() as u64;
+        }
+        (tombstones, state)
+    }
+
     /// The failure recorded for a message, if any.
     pub fn failure(&self, key: &DocKey) -> Result<Option<Failure>> {
         let fk = key.failure_key();
@@ -1329,6 +1354,42 @@ impl Store {
     /// [`Store::derive_local_auth_key`] for the open store.
     pub fn local_auth_key(&self) -> zeroize::Zeroizing<[u8; crate::keys::KEY_LEN]> {
         zeroize::Zeroizing::new(*self.keys.data.derive(LOCAL_AUTH_LABEL).expose())
+    }
+}
+
+/// Where an upgrade of the index at `path` builds its new index: a hidden
+/// sibling directory (`.NAME.sealdex-upgrade`), on the same file system so
+/// that the two can be swapped in one rename (see `crate::upgrade`).
+/// `None` for a path without a directory name (`/`, `..`).
+pub(crate) fn upgrade_dir(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut sibling = std::ffi::OsString::from(".");
+    sibling.push(name);
+    sibling.push(".sealdex-upgrade");
+    Some(parent.join(sibling))
+}
+
+/// Removes what an interrupted upgrade left beside the index at `path`:
+/// a half-built new index, or the old one after the swap. Called with the
+/// index's lock held, which an upgrade holds from its start to its swap,
+/// so no upgrade is running. Both are sealed, so a failure here only
+/// leaves disk space taken, and is logged.
+fn remove_upgrade_leftover(path: &Path) {
+    let Some(dir) = upgrade_dir(path) else { return };
+    if !dir.exists() {
+        return;
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => info!(path = %dir.display(), "removed what an interrupted upgrade left"),
+        Err(e) => tracing::warn!(
+            path = %dir.display(),
+            error = %e,
+            "cannot remove what an interrupted upgrade left; remove it by hand"
+        ),
     }
 }
 

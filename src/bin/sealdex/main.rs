@@ -35,6 +35,7 @@ mod stats;
 #[cfg(feature = "mediator")]
 mod sync;
 mod term;
+mod upgrade;
 
 use fail::Fail;
 
@@ -79,6 +80,13 @@ enum Command {
     Failures(stats::JsonArg),
     /// Authenticate every record; exits 1 if any fails.
     Verify,
+    /// Convert an index in an older store format to the current one: it
+    /// is rebuilt beside itself, then swapped in (a crash at any point
+    /// leaves the old index or the new one, complete).
+    Upgrade {
+        /// The index directory (default: --dir).
+        path: Option<PathBuf>,
+    },
     /// Apply ops from JSON Lines (one op per line; README.md, "Importing
     /// ops"), creating the index if there is none. A bad line is reported
     /// with its number and skipped; the exit code is 2 if any line failed.
@@ -190,6 +198,7 @@ fn run(cli: Cli) -> Result<ExitCode, Fail> {
         Command::Stats(args) => stats::stats(args, &dir, cred),
         Command::Failures(args) => stats::failures(args, &dir, cred),
         Command::Verify => stats::verify(&dir, cred),
+        Command::Upgrade { path } => upgrade::run(path.as_deref().unwrap_or(&dir), cred),
         Command::Passwd { new_key_file } => stats::passwd(&dir, cred, new_key_file.as_deref()),
         Command::Index(_)
         | Command::Import { .. }
