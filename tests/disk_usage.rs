@@ -742,7 +742,11 @@ fn measure_indexing_profile() {
         }
         started = std::time::Instant::now();
         index
-            .index(&mut source, &chitchat::ChatDecryptor, &IndexOptions::default())
+            .index(
+                &mut source,
+                &chitchat::ChatDecryptor,
+                &IndexOptions::default(),
+            )
             .unwrap()
     };
     index.commit().unwrap();
