@@ -429,8 +429,6 @@ impl Index {
         #[cfg(feature = "tantivy")]
         let bulk = self.inverted.as_ref().map(|inv| inv.bulk());
         let report = pipeline::run(self, source, decryptor, options, control, on_progress);
-        #[cfg(feature = "tantivy")]
-        drop(bulk);
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.remove(&name);
@@ -446,6 +444,8 @@ impl Index {
             warn!(error = %e, "the inverted index could not catch up; it will be rebuilt");
             self.start_background(true);
         }
+        #[cfg(feature = "tantivy")]
+        drop(bulk);
         report
     }
 

@@ -93,6 +93,14 @@ pub const BULK_COMMIT_DOCS: usize = 100_000;
 /// [`RECORD_OVERHEAD`] each), which the tail keeps until the commit.
 pub const BULK_COMMIT_BYTES: usize = 64 << 20;
 
+/// A run that leaves at least this many segments of its own merges them
+/// into one when it ends (see [`Inverted::bulk`]).
+const BULK_MERGE_MIN_SEGMENTS: usize = 4;
+
+/// ... unless they hold more records than this: a merge that large is left
+/// to tantivy's merge policy.
+const BULK_MERGE_MAX_DOCS: u64 = 1_000_000;
+
 /// What a pending record costs in memory beyond its text (the record's
 /// struct, its allocations, the tail's entry), for [`BULK_COMMIT_BYTES`].
 const RECORD_OVERHEAD: usize = 256;
@@ -222,6 +230,8 @@ pub(crate) struct Inverted {
     threads: SearchThreads,
     /// Indexing runs in progress (see [`bulk`](Self::bulk)).
     bulk: std::sync::atomic::AtomicUsize,
+    /// The committed segments when the first of them began.
+    bulk_base: Mutex<Option<std::collections::HashSet<tantivy::index::SegmentId>>>,
 }
 
 /// Marks an indexing run in progress while it lives (see [`Inverted::bulk`]).
@@ -229,7 +239,9 @@ pub(crate) struct Bulk<'a>(&'a Inverted);
 
 impl Drop for Bulk<'_> {
     fn drop(&mut self) {
-        self.0.bulk.fetch_sub(1, Ordering::AcqRel);
+        if self.0.bulk.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.end_bulk();
+        }
     }
 }
 
@@ -385,6 +397,7 @@ impl Inverted {
             columns: ColumnCache::new(docnos),
             threads: SearchThreads::new(options.search_threads, SPLIT_MIN_DOCS),
             bulk: std::sync::atomic::AtomicUsize::new(0),
+            bulk_base: Mutex::new(None),
             options,
         })
     }
@@ -472,9 +485,50 @@ impl Inverted {
     /// and merges) follow the machine's speed: a slow or loaded device
     /// committed more often, and paid more for it. The run's end commits
     /// (`Index::index_with` waits for the index).
+    ///
+    /// With fewer commits, tantivy's merge policy (which merges eight
+    /// segments of a size) leaves a run's few large segments unmerged, and
+    /// each keeps its own term dictionary: ChitChat's index grew by 4.5%.
+    /// So when the last run ends, the segments it made are merged into one,
+    /// in the background, once they are [`BULK_MERGE_MIN_SEGMENTS`] or more
+    /// (a short sync run makes one or two and merges nothing). Drop the
+    /// guard after the run's last commit.
     pub(crate) fn bulk(&self) -> Bulk<'_> {
-        self.bulk.fetch_add(1, Ordering::AcqRel);
+        if self.bulk.fetch_add(1, Ordering::AcqRel) == 0 {
+            let base = self.index.searchable_segment_ids().ok();
+            *self.bulk_base.lock().unwrap_or_else(|p| p.into_inner()) =
+                base.map(|ids| ids.into_iter().collect());
+        }
         Bulk(self)
+    }
+
+    /// Merges the segments the bulk runs made (see [`bulk`](Self::bulk)).
+    fn end_bulk(&self) {
+        let Some(base) = self
+            .bulk_base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = guard.as_mut() else { return };
+        let Ok(metas) = self.index.searchable_segment_metas() else {
+            return;
+        };
+        let made: Vec<_> = metas.iter().filter(|m| !base.contains(&m.id())).collect();
+        let docs: u64 = made.iter().map(|m| u64::from(m.num_docs())).sum();
+        if made.len() >= BULK_MERGE_MIN_SEGMENTS && docs <= BULK_MERGE_MAX_DOCS {
+            let ids: Vec<_> = made.iter().map(|m| m.id()).collect();
+            debug!(
+                segments = ids.len(),
+                docs, "merging the segments of an indexing run"
+            );
+            // Runs on tantivy's merge thread; the writer's close waits for
+            // it. A segment already in a merge makes it fail, harmlessly.
+            drop(w.writer.merge(&ids));
+        }
     }
 
     /// Adds one committed store batch (store generation `generation`);
