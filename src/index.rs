@@ -258,6 +258,7 @@ impl Index {
     /// returns, in both modes: the inverted index answers for what it has
     /// committed and a scan of the batches applied since answers for the
     /// rest (the inverted index commits every 20,000 records or 2 seconds,
+    /// during an indexing run every 100,000 records or 64 MiB,
     /// at [`Index::commit`], and when the index is dropped; after a crash
     /// it catches up from the store).
     ///
@@ -424,6 +425,9 @@ impl Index {
             }
             running.insert(name.clone());
         }
+        // Fewer, larger inverted commits while the run lasts.
+        #[cfg(feature = "tantivy")]
+        let bulk = self.inverted.as_ref().map(|inv| inv.bulk());
         let report = pipeline::run(self, source, decryptor, options, control, on_progress);
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -440,6 +444,8 @@ impl Index {
             warn!(error = %e, "the inverted index could not catch up; it will be rebuilt");
             self.start_background(true);
         }
+        #[cfg(feature = "tantivy")]
+        drop(bulk);
         report
     }
 

@@ -702,3 +702,58 @@ fn first_page(dir: &Path, config: &IndexConfig) {
         times.iter().sum::<u64>()
     );
 }
+
+/// Indexing alone, with the inverted index, committed, and the time it
+/// took: what `bench-notes/indexing-profile.md` profiles under callgrind.
+/// `SEALDEX_PROFILE` picks the corpus: `mail` (SpamAssassin, whole) or
+/// `chat:N` (the first N ChitChat messages; `chat` for all of them).
+#[test]
+#[ignore = "a measurement (needs SEALDEX_CORPORA): run by hand, see the module doc"]
+fn measure_indexing_profile() {
+    let which = std::env::var("SEALDEX_PROFILE").unwrap_or_else(|_| "chat:40000".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = IndexConfig {
+        kdf: KdfParams::insecure_fast(),
+        inverted: true,
+        ..IndexConfig::default()
+    };
+    let index = Index::create(&tmp.path().join("index"), &cred(), config).unwrap();
+    let started;
+    let report = if which == "mail" {
+        let Some(path) = common::corpora("spamassassin") else {
+            return;
+        };
+        let mut source = sealdex::backends::open_path(&path).unwrap();
+        started = std::time::Instant::now();
+        index
+            .index(
+                source.as_mut(),
+                &sealdex::decrypt::PassThrough::default(),
+                &IndexOptions::default(),
+            )
+            .unwrap()
+    } else {
+        let Some(path) = common::corpora("chitchat") else {
+            return;
+        };
+        let mut source = chitchat::ChitChat::open(path.join("dataset.json")).unwrap();
+        if let Some(n) = which.strip_prefix("chat:") {
+            source.truncate(n.parse().expect("SEALDEX_PROFILE=chat:N"));
+        }
+        started = std::time::Instant::now();
+        index
+            .index(
+                &mut source,
+                &chitchat::ChatDecryptor,
+                &IndexOptions::default(),
+            )
+            .unwrap()
+    };
+    index.commit().unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "  {which}: indexed {} records in {elapsed:.2?}: {:.0} records/s",
+        report.stored,
+        report.stored as f64 / elapsed.as_secs_f64()
+    );
+}

@@ -180,6 +180,12 @@ impl ChitChat {
         self.messages.is_empty()
     }
 
+    /// Keeps the first `n` messages in listing order (a subset for
+    /// profiling runs); the conversations keep their full participant lists.
+    pub fn truncate(&mut self, n: usize) {
+        self.messages.truncate(n);
+    }
+
     /// The id of message `m`: `"{conv_id}/{turn}/{n}"`.
     fn id(&self, m: &ChatMessage) -> String {
         format!(

@@ -13,8 +13,9 @@
 //!
 //! The pipeline's commit observer hands every committed batch to
 //! [`Inverted::apply`]; tantivy commits are batched (every
-//! [`COMMIT_DOCS`] records or [`COMMIT_INTERVAL`], whichever comes first,
-//! and at the end of a run), and each one is durable (the encrypted
+//! [`COMMIT_DOCS`] records or [`COMMIT_INTERVAL`], whichever comes first;
+//! during an indexing run, [`BULK_COMMIT_DOCS`] records or
+//! [`BULK_COMMIT_BYTES`]; and at the end of a run), and each one is durable (the encrypted
 //! directory fsyncs files and renames `meta.json` atomically).
 //!
 //! After a crash, the index is some commits behind. [`Inverted::catch_up`]
@@ -83,6 +84,27 @@ pub const COMMIT_DOCS: usize = 20_000;
 /// Longest time a committed store batch waits for its inverted commit.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Records buffered before a commit while an indexing run is in progress
+/// (see [`Inverted::bulk`]).
+pub const BULK_COMMIT_DOCS: usize = 100_000;
+
+/// Bytes buffered before a commit while an indexing run is in progress:
+/// an estimate of what the pending records hold in memory (their text and
+/// [`RECORD_OVERHEAD`] each), which the tail keeps until the commit.
+pub const BULK_COMMIT_BYTES: usize = 64 << 20;
+
+/// A run that leaves at least this many segments of its own merges them
+/// into one when it ends (see [`Inverted::bulk`]).
+const BULK_MERGE_MIN_SEGMENTS: usize = 4;
+
+/// ... unless they hold more records than this: a merge that large is left
+/// to tantivy's merge policy.
+const BULK_MERGE_MAX_DOCS: u64 = 1_000_000;
+
+/// What a pending record costs in memory beyond its text (the record's
+/// struct, its allocations, the tail's entry), for [`BULK_COMMIT_BYTES`].
+const RECORD_OVERHEAD: usize = 256;
+
 /// Sentinel for "reflects no known store generation".
 const NO_GENERATION: u64 = u64::MAX;
 
@@ -144,6 +166,8 @@ pub struct CatchUp {
 struct Writing {
     writer: IndexWriter<TantivyDocument>,
     pending: usize,
+    /// Estimated memory of the records pending (see [`BULK_COMMIT_BYTES`]).
+    pending_bytes: usize,
     since: Instant,
     /// Store generation of the last applied batch.
     generation: u64,
@@ -204,6 +228,21 @@ pub(crate) struct Inverted {
     columns: ColumnCache,
     /// Threads a search may split its segments over.
     threads: SearchThreads,
+    /// Indexing runs in progress (see [`bulk`](Self::bulk)).
+    bulk: std::sync::atomic::AtomicUsize,
+    /// The committed segments when the first of them began.
+    bulk_base: Mutex<Option<std::collections::HashSet<tantivy::index::SegmentId>>>,
+}
+
+/// Marks an indexing run in progress while it lives (see [`Inverted::bulk`]).
+pub(crate) struct Bulk<'a>(&'a Inverted);
+
+impl Drop for Bulk<'_> {
+    fn drop(&mut self) {
+        if self.0.bulk.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.end_bulk();
+        }
+    }
 }
 
 impl std::fmt::Debug for Inverted {
@@ -357,6 +396,8 @@ impl Inverted {
             in_step: AtomicBool::new(false),
             columns: ColumnCache::new(docnos),
             threads: SearchThreads::new(options.search_threads, SPLIT_MIN_DOCS),
+            bulk: std::sync::atomic::AtomicUsize::new(0),
+            bulk_base: Mutex::new(None),
             options,
         })
     }
@@ -418,12 +459,76 @@ impl Inverted {
             *guard = Some(Writing {
                 writer,
                 pending: 0,
+                pending_bytes: 0,
                 since: Instant::now(),
                 generation: self.committed.load(Ordering::Acquire),
                 uncommitted: std::collections::HashSet::new(),
             });
         }
         Ok(WritingGuard(guard))
+    }
+
+    /// Marks an indexing run in progress until the returned guard drops:
+    /// meanwhile, commits wait for [`BULK_COMMIT_DOCS`] records or
+    /// [`BULK_COMMIT_BYTES`], not for [`COMMIT_DOCS`] or
+    /// [`COMMIT_INTERVAL`].
+    ///
+    /// Why: every commit ends each indexing thread's segment, and tantivy's
+    /// merge policy then merges the small segments again and again as
+    /// more arrive; in a bulk run that is most of the index's work
+    /// (`bench-notes/indexing-profile.md`). Nothing is weakened: the store
+    /// is durable batch by batch whatever the inverted index does,
+    /// searches read the uncommitted batches from the tail, and a crash
+    /// costs a catch-up of at most one commit's records. The bounds keep
+    /// the tail's memory and a search's scan of it in check; the time
+    /// bound is left out because it made the commits (and so the segments
+    /// and merges) follow the machine's speed: a slow or loaded device
+    /// committed more often, and paid more for it. The run's end commits
+    /// (`Index::index_with` waits for the index).
+    ///
+    /// With fewer commits, tantivy's merge policy (which merges eight
+    /// segments of a size) leaves a run's few large segments unmerged, and
+    /// each keeps its own term dictionary: ChitChat's index grew by 4.5%.
+    /// So when the last run ends, the segments it made are merged into one,
+    /// in the background, once they are [`BULK_MERGE_MIN_SEGMENTS`] or more
+    /// (a short sync run makes one or two and merges nothing). Drop the
+    /// guard after the run's last commit.
+    pub(crate) fn bulk(&self) -> Bulk<'_> {
+        if self.bulk.fetch_add(1, Ordering::AcqRel) == 0 {
+            let base = self.index.searchable_segment_ids().ok();
+            *self.bulk_base.lock().unwrap_or_else(|p| p.into_inner()) =
+                base.map(|ids| ids.into_iter().collect());
+        }
+        Bulk(self)
+    }
+
+    /// Merges the segments the bulk runs made (see [`bulk`](Self::bulk)).
+    fn end_bulk(&self) {
+        let Some(base) = self
+            .bulk_base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = guard.as_mut() else { return };
+        let Ok(metas) = self.index.searchable_segment_metas() else {
+            return;
+        };
+        let made: Vec<_> = metas.iter().filter(|m| !base.contains(&m.id())).collect();
+        let docs: u64 = made.iter().map(|m| u64::from(m.num_docs())).sum();
+        if made.len() >= BULK_MERGE_MIN_SEGMENTS && docs <= BULK_MERGE_MAX_DOCS {
+            let ids: Vec<_> = made.iter().map(|m| m.id()).collect();
+            debug!(
+                segments = ids.len(),
+                docs, "merging the segments of an indexing run"
+            );
+            // Runs on tantivy's merge thread; the writer's close waits for
+            // it. A segment already in a merge makes it fail, harmlessly.
+            drop(w.writer.merge(&ids));
+        }
     }
 
     /// Adds one committed store batch (store generation `generation`);
@@ -477,6 +582,10 @@ impl Inverted {
                 .map_err(|e| tantivy_err("adding to the inverted index", e))?;
         }
         w.pending += stored.len() + deleted.len();
+        w.pending_bytes += stored
+            .iter()
+            .map(|c| c.record.text_len() + RECORD_OVERHEAD)
+            .sum::<usize>();
         w.generation = generation;
         if !stored.is_empty() || !deleted.is_empty() {
             let batch = Arc::new(TailBatch::new(stored, deleted, deleted_stamps));
@@ -488,7 +597,12 @@ impl Inverted {
         if in_step {
             self.applied.store(generation, Ordering::Release);
         }
-        if w.pending >= COMMIT_DOCS || w.since.elapsed() >= COMMIT_INTERVAL {
+        let due = if self.bulk.load(Ordering::Acquire) > 0 {
+            w.pending >= BULK_COMMIT_DOCS || w.pending_bytes >= BULK_COMMIT_BYTES
+        } else {
+            w.pending >= COMMIT_DOCS || w.since.elapsed() >= COMMIT_INTERVAL
+        };
+        if due {
             self.commit_locked(w)?;
         }
         Ok(())
@@ -596,6 +710,7 @@ impl Inverted {
             "inverted index committed"
         );
         w.pending = 0;
+        w.pending_bytes = 0;
         w.uncommitted.clear();
         w.since = Instant::now();
         self.committed.store(w.generation, Ordering::Release);
