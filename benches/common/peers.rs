@@ -30,10 +30,11 @@ use tantivy::{DocAddress, DocId, IndexReader, ReloadPolicy, Score, SegmentReader
 // Plaintext tantivy
 // ---------------------------------------------------------------------------
 
-/// Records per tantivy commit while loading: sealdex's inverted index
-/// commits every 20,000 records (`inverted::engine::COMMIT_DOCS`) or every
-/// two seconds, whichever comes first; the peer commits on the count only.
-pub const TANTIVY_COMMIT_DOCS: usize = 20_000;
+/// Records per tantivy commit while loading: during an indexing run
+/// sealdex's inverted index commits every 100,000 records or 64 MiB of
+/// pending records (`inverted::engine::BULK_COMMIT_DOCS`), whichever comes
+/// first; the peer commits on the count only.
+pub const TANTIVY_COMMIT_DOCS: usize = 100_000;
 
 /// tantivy on a plain `MmapDirectory`, with sealdex's schema
 /// ([`IndexSchema`]: the same fields, the sealdex tokenizer) plus what an
