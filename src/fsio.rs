@@ -1,11 +1,28 @@
-//! Positional file reads: what the store's segment files and the inverted
-//! index's encrypted files both need, the same on every platform.
+//! File-system steps every on-disk part of the crate needs, the same on
+//! every platform: positional reads and durable directory entries.
 //!
 //! A positional read (`pread`) takes `&File` and moves no shared cursor, so
 //! threads read one file at once without a lock around a seek and a read.
+//! A new file or a rename is durable only once its directory is synced.
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
+
+/// Makes the entries of directory `path` (files created or renamed in it)
+/// durable. Where a directory cannot be opened as a file (not Unix), there
+/// is nothing to sync and this does nothing.
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(path)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
 
 /// Reads exactly `buf.len()` bytes of `file` at `offset`; a file that ends
 /// first gives [`io::ErrorKind::UnexpectedEof`].

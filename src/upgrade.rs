@@ -553,9 +553,7 @@ fn sync_parent(path: &Path) {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if let Ok(d) = std::fs::File::open(parent) {
-        let _ = d.sync_all();
-    }
+    let _ = crate::fsio::sync_dir(parent);
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

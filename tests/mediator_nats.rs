@@ -166,24 +166,17 @@ async fn two_nodes_over_nats_share_queues_locks_and_the_lease() {
     assert_eq!(receive(&mut x, 1).await, vec![b"other group".to_vec()]);
 
     // One lock for the group, whichever node a device is on.
-    b.begin_transaction(b"bootstrap", Duration::from_secs(30))
-        .await
-        .unwrap();
-    match c.begin_transaction(b"other", Duration::from_secs(30)).await {
-        Err(SyncError::TransactionRejected { holder, .. }) => assert_eq!(holder, 2),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-    b.commit_transaction().await.unwrap();
+    one_lock_for_the_group(&mut b, &mut c).await;
 
     // Exactly one leader: the lease names one of the four devices.
-    let mut lead = None;
-    for _ in 0..100 {
-        lead = leader(&nats, &k).await;
-        if lead.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (server, keys) = (&nats, &k);
+    let lead = poll(
+        100,
+        Duration::from_millis(100),
+        move || leader(server, keys),
+        Option::is_some,
+    )
+    .await;
     let (lead, lead_at) = lead.expect("a leader within 10 s");
     assert!((1..=4).contains(&lead));
 
@@ -198,14 +191,13 @@ async fn two_nodes_over_nats_share_queues_locks_and_the_lease() {
     assert_eq!(receive_unacked(&mut d, 3).await, pending);
     d.close().await.unwrap();
     // Node 2 purges what d acknowledged when it sees d go: three remain.
-    let mut left = 0;
-    for _ in 0..100 {
-        left = queued(&nats, &k, 4).await;
-        if left == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = poll(
+        100,
+        Duration::from_millis(100),
+        move || queued(server, keys, 4),
+        |n| *n == 3,
+    )
+    .await;
     assert_eq!(left, 3, "the acknowledged entries were not purged");
     let mut d = connect(&url1, &k, 4, None).await;
     assert_eq!(announced_queue(&mut d).await, 3);

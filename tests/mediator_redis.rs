@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediator_util::*;
-use sealdex::sync::SyncError;
 use sealdex::sync::client::{Device, DeviceConfig};
 use sealdex::sync::keys::{GroupKey, GroupKeys};
 
@@ -75,24 +74,17 @@ async fn two_nodes_over_redis_share_queues_locks_and_the_lease() {
     assert_eq!(receive(&mut d, 10).await, first);
 
     // One lock for the group, whichever node a device is on.
-    b.begin_transaction(b"bootstrap", Duration::from_secs(30))
-        .await
-        .unwrap();
-    match c.begin_transaction(b"other", Duration::from_secs(30)).await {
-        Err(SyncError::TransactionRejected { holder, .. }) => assert_eq!(holder, 2),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-    b.commit_transaction().await.unwrap();
+    one_lock_for_the_group(&mut b, &mut c).await;
 
     // Exactly one leader: the lease names one of the four devices.
-    let mut lead = None;
-    for _ in 0..100 {
-        lead = leader(&redis, &k).await;
-        if lead.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (server, keys) = (&redis, &k);
+    let lead = poll(
+        100,
+        Duration::from_millis(100),
+        move || leader(server, keys),
+        Option::is_some,
+    )
+    .await;
     let (lead, lead_at) = lead.expect("a leader within 10 s");
     assert!((1..=4).contains(&lead));
 

@@ -160,6 +160,19 @@ pub(super) struct NewBlock {
     macs: Vec<Mac16>,
 }
 
+impl NewBlock {
+    /// Its entry in the maps once sled references it, `live` of its
+    /// records being their key's live record.
+    fn into_block(self, live: u32) -> Block {
+        Block {
+            pos: self.pos,
+            docnos: self.docnos,
+            macs: self.macs,
+            live,
+        }
+    }
+}
+
 /// What sled must hold once a batch's blocks are written: `(key, position)`.
 pub(super) fn block_key(first: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -812,15 +825,7 @@ impl Blocks {
                 .count() as u32;
             let moved = nb.first;
             bodies.map.retain(|k, _| k.0 != moved);
-            self.blocks.insert(
-                nb.first,
-                Block {
-                    pos: nb.pos,
-                    docnos: nb.docnos,
-                    macs: nb.macs,
-                    live,
-                },
-            );
+            self.blocks.insert(moved, nb.into_block(live));
         }
     }
 
@@ -849,8 +854,8 @@ impl Blocks {
                 i += 1;
             }
             f.sync_data().map_err(|e| Error::io(&path, e))?;
-            if new_file && let Ok(d) = File::open(&self.root) {
-                let _ = d.sync_all();
+            if new_file {
+                let _ = crate::fsio::sync_dir(&self.root);
             }
         }
         Ok(())
@@ -882,15 +887,7 @@ impl Blocks {
                 }
                 live += 1;
             }
-            self.blocks.insert(
-                nb.first,
-                Block {
-                    pos: nb.pos,
-                    docnos: nb.docnos,
-                    macs: nb.macs,
-                    live,
-                },
-            );
+            self.blocks.insert(nb.first, nb.into_block(live));
         }
     }
 

@@ -93,10 +93,9 @@ pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-    if let Ok(d) = File::open(dir) {
-        // Make the rename itself durable; not every platform allows this.
-        let _ = d.sync_all();
-    }
+    // Make the rename itself durable (best effort: the keyring is written
+    // and complete either way).
+    let _ = crate::fsio::sync_dir(dir);
     Ok(())
 }
 

@@ -512,7 +512,7 @@ impl ReplayGuard {
         std::fs::rename(&tmp, &path).map_err(io)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // The rename is durable once the directory is.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            crate::fsio::sync_dir(dir).map_err(io)?;
         }
         let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
         self.file = Some(GuardFile {

@@ -185,3 +185,40 @@ pub fn all_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Calls `f` until `done` holds of what it gives, at most `tries` times,
+/// `every` apart; returns the last value (the caller asserts on it).
+pub async fn poll<T, Fut: std::future::Future<Output = T>>(
+    tries: usize,
+    every: Duration,
+    mut f: impl FnMut() -> Fut,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let mut value = f().await;
+    for _ in 1..tries {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(every).await;
+        value = f().await;
+    }
+    value
+}
+
+/// One transaction lock for the group, whichever relay node its devices
+/// are connected to: `holder` (device 2) takes it, `other` is refused with
+/// the holder named, and `holder` commits.
+pub async fn one_lock_for_the_group(holder: &mut Device, other: &mut Device) {
+    holder
+        .begin_transaction(b"bootstrap", Duration::from_secs(30))
+        .await
+        .unwrap();
+    match other
+        .begin_transaction(b"other", Duration::from_secs(30))
+        .await
+    {
+        Err(sealdex::sync::SyncError::TransactionRejected { holder: h, .. }) => assert_eq!(h, 2),
+        r => panic!("expected a rejection, got {r:?}"),
+    }
+    holder.commit_transaction().await.unwrap();
+}

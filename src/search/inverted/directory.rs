@@ -317,18 +317,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(path)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        Ok(())
-    }
-}
-
 impl EncryptedDirectory {
     /// Opens (creating if needed) an encrypted directory at `root` with
     /// default options. `key` is the index-files sub-key
@@ -738,7 +726,7 @@ impl EncryptedWriter {
             .root
             .join(format!("{}.{FILE_EXT}", self.inner.mac_hex(&self.name)));
         fs::rename(&self.tmp, &dest)?;
-        sync_dir(&self.inner.root)?;
+        crate::fsio::sync_dir(&self.inner.root)?;
         self.done = true;
         lock(&self.inner.known).insert(self.name.clone(), Known::Expected(self.generation));
         if self.registered {
@@ -864,7 +852,7 @@ impl Directory for EncryptedDirectory {
     }
 
     fn sync_directory(&self) -> io::Result<()> {
-        sync_dir(&self.inner.root)
+        crate::fsio::sync_dir(&self.inner.root)
     }
 
     fn acquire_lock(&self, l: &Lock) -> Result<DirectoryLock, LockError> {
