@@ -95,16 +95,9 @@ pub(super) async fn handle<S: Transport>(inner: Arc<Inner>, stream: S) {
     if let Err(e) = &result {
         tracing::warn!(group = %group, error = %e, "connection ended with an error");
     }
-    // Reflections logged but not yet acknowledged: their sender will send
-    // them again, but the recipients connected now get them once they are
-    // on disk.
-    if let Some(last) = c.pending.back().map(|p| p.ticket)
-        && inner.store.wait_flushed(last).await.is_ok()
-    {
-        for p in c.pending.drain(..) {
-            inner.hub.wake(&group, &p.recipients);
-        }
-    }
+    // Reflections logged but not yet acknowledged: their recipients were
+    // woken when they were logged, and their sender will send them again
+    // (the copies are refused as replays), so nothing is left to do.
     if let Some(d) = c.device_id {
         inner.hub.disconnect(&group, d, c.conn_id).await;
         let _ = inner.store.touch(&group, d, now_ms()).await;
@@ -127,7 +120,7 @@ struct Conn<'a, S> {
     try_lead: bool,
     /// Reflections logged in the embedded store whose flush has not
     /// completed, in the order they came: each is acknowledged to this
-    /// device, and its recipients woken, once its flush ticket is reached.
+    /// device once its flush ticket is reached.
     pending: VecDeque<Pending>,
     /// The embedded store's completed flush tickets.
     flushed: Option<watch::Receiver<u64>>,
@@ -139,7 +132,6 @@ struct Pending {
     logged: std::time::Instant,
     reflect_id: u32,
     timestamp_ms: u64,
-    recipients: Vec<u64>,
 }
 
 /// Resolves when the embedded store completes another flush (never when
@@ -228,7 +220,7 @@ impl<S: Transport> Conn<'_, S> {
 
 impl<S: Transport> Conn<'_, S> {
     /// Acknowledges the pending reflections whose flush completed (in
-    /// order) and wakes their recipients.
+    /// order). Their recipients were woken when they were logged.
     fn settle(&mut self, machine: &mut RelayConnection) {
         let Some(rx) = self.flushed.as_mut() else {
             return;
@@ -238,9 +230,8 @@ impl<S: Transport> Conn<'_, S> {
             if let Some(p) = self.pending.pop_front() {
                 tracing::trace!(
                     waited_us = p.logged.elapsed().as_micros() as u64,
-                    "reflection durable: acknowledged, recipients woken"
+                    "reflection durable: acknowledged"
                 );
-                self.inner.hub.wake(&self.group, &p.recipients);
                 machine.reflect_acked(p.reflect_id, p.timestamp_ms);
             }
         }
@@ -330,17 +321,24 @@ impl<S: Transport> Conn<'_, S> {
                         .await?;
                     } else {
                         // Acknowledged once durable (`settle`), without
-                        // holding up this connection meanwhile.
+                        // holding up this connection meanwhile. The
+                        // recipients are woken now, not at the flush:
+                        // delivery before durability is safe (the
+                        // protocol's §4, "Visibility before durability")
+                        // and keeps the flush's time out of the
+                        // reflect-to-delivery latency.
                         let (recipients, ticket) =
                             store.enqueue_deferred(&g, dev, &[&envelope], now).await?;
                         match ticket {
-                            Some(ticket) => self.pending.push_back(Pending {
-                                ticket,
-                                logged: std::time::Instant::now(),
-                                reflect_id,
-                                timestamp_ms: now,
-                                recipients,
-                            }),
+                            Some(ticket) => {
+                                hub.wake(&g, &recipients);
+                                self.pending.push_back(Pending {
+                                    ticket,
+                                    logged: std::time::Instant::now(),
+                                    reflect_id,
+                                    timestamp_ms: now,
+                                });
+                            }
                             None => {
                                 hub.wake(&g, &recipients);
                                 machine.reflect_acked(reflect_id, now);

@@ -51,10 +51,13 @@
 //!
 //! The most recent entries of each group are also kept in memory (a tail of
 //! [`TAIL`] entries), so a device that keeps up is served without reading
-//! sled. An entry may be read (from the tail or the tree) before its flush
-//! completes; if the relay crashes before the flush, the sender never got
-//! its ack and sends it again, and a device that had it already refuses the
-//! copy as a replay: nothing is lost, nothing applied twice.
+//! sled. Recipients are woken as soon as an entry is logged, so an entry is
+//! usually delivered before its flush completes (docs/protocol.md §4,
+//! "Visibility before durability"): the flush's time is then in the
+//! sender's acknowledgement only, not in the reflect-to-delivery latency.
+//! If the relay crashes before the flush, the sender never got its ack and
+//! sends it again, and a device that had it already refuses the copy as a
+//! replay: nothing is lost, nothing applied twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -66,6 +69,10 @@ use tokio::sync::{Notify, watch};
 use super::schema::{DeviceRecord, Entry};
 use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupId;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn store_err(e: impl std::fmt::Display) -> SyncError {
     SyncError::Store(e.to_string())
@@ -94,9 +101,14 @@ pub struct SledStore {
     cursors: sled::Tree,
     flush: Arc<Flusher>,
     /// What is known of each group in memory. This process is the only
-    /// writer of the trees, so this is a cache that cannot go stale; it is
-    /// filled and changed under this lock.
-    groups: Mutex<HashMap<GroupId, GroupMem>>,
+    /// writer of the trees, so this is a cache that cannot go stale; a
+    /// group's part is filled and changed under that group's own lock. One
+    /// lock per group, not one for all: a worker thread that holds a
+    /// group's lock across a sled call (which may wait for I/O) then stalls
+    /// only the connections of that group, not the whole relay (an
+    /// off-CPU profile at 10,000 envelopes/s showed both tokio workers
+    /// waiting on a single lock, bench-notes/relay-profile.md §7).
+    groups: Mutex<HashMap<GroupId, Arc<Mutex<GroupMem>>>>,
 }
 
 #[derive(Default)]
@@ -253,10 +265,9 @@ impl SledStore {
         })
     }
 
-    fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, GroupMem>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The group's in-memory state, created empty on first use.
+    fn group(&self, group: &GroupId) -> Arc<Mutex<GroupMem>> {
+        Arc::clone(lock(&self.groups).entry(*group).or_default())
     }
 
     /// Asks the group-commit task for a flush of everything written so
@@ -325,8 +336,8 @@ impl SledStore {
         let mut v = now_ms.to_le_bytes().to_vec();
         v.extend_from_slice(encrypted_info);
         let from = {
-            let mut groups = self.groups();
-            let mem = groups.entry(*group).or_default();
+            let mem = self.group(group);
+            let mut mem = lock(&mem);
             if self.devices.insert(key, v).map_err(store_err)?.is_none() {
                 let start = self.db.generate_id().map_err(store_err)? + 1;
                 self.cursors
@@ -335,7 +346,7 @@ impl SledStore {
                 mem.cursors.insert(device_id, start);
             }
             mem.ids = None;
-            self.cursor(mem, group, device_id)?
+            self.cursor(&mut mem, group, device_id)?
         };
         self.durable().await?;
         let mut n = 0;
@@ -361,9 +372,9 @@ impl SledStore {
     ) -> SyncResult<()> {
         let key = device_key(group, device_id);
         {
-            let mut groups = self.groups();
-            if let Some(mem) = groups.get_mut(group)
-                && mem.unsaved.remove(&device_id).is_some()
+            let mem = self.group(group);
+            let mut mem = lock(&mem);
+            if mem.unsaved.remove(&device_id).is_some()
                 && let Some(c) = mem.cursors.get(&device_id)
             {
                 self.cursors
@@ -398,8 +409,8 @@ impl SledStore {
 
     /// The group's device ids (cached).
     pub(crate) async fn device_ids(&self, group: &GroupId) -> SyncResult<Arc<[u64]>> {
-        let mut groups = self.groups();
-        let mem = groups.entry(*group).or_default();
+        let mem = self.group(group);
+        let mut mem = lock(&mem);
         if let Some(v) = &mem.ids {
             return Ok(v.clone());
         }
@@ -420,8 +431,8 @@ impl SledStore {
     pub(crate) async fn drop_device(&self, group: &GroupId, device_id: u64) -> SyncResult<bool> {
         let key = device_key(group, device_id);
         let existed = {
-            let mut groups = self.groups();
-            let mem = groups.entry(*group).or_default();
+            let mem = self.group(group);
+            let mut mem = lock(&mem);
             let existed = self.devices.remove(key).map_err(store_err)?.is_some();
             self.cursors.remove(key).map_err(store_err)?;
             mem.ids = None;
@@ -469,8 +480,8 @@ impl SledStore {
         {
             // Positions are drawn, the entries written and the tail
             // extended under the lock, so all three are in position order.
-            let mut groups = self.groups();
-            let mem = groups.entry(*group).or_default();
+            let mem = self.group(group);
+            let mut mem = lock(&mem);
             let mut batch = sled::Batch::default();
             let mut entries = Vec::with_capacity(envelopes.len());
             for env in envelopes {
@@ -512,11 +523,11 @@ impl SledStore {
         after: u64,
         limit: usize,
     ) -> SyncResult<Vec<Entry>> {
-        let mut groups = self.groups();
-        let mem = groups.entry(*group).or_default();
+        let mem = self.group(group);
+        let mut mem = lock(&mem);
         let start = after
             .saturating_add(1)
-            .max(self.cursor(mem, group, device_id)?);
+            .max(self.cursor(&mut mem, group, device_id)?);
         let mine = |e: &&Arc<LogEntry>| e.seq >= start && e.recipients.contains(&device_id);
         if mem.tail_from.is_some_and(|from| from <= start) {
             return Ok(mem
@@ -527,7 +538,7 @@ impl SledStore {
                 .map(|e| e.entry())
                 .collect());
         }
-        drop(groups);
+        drop(mem);
         let mut out = Vec::new();
         for kv in self
             .log
@@ -549,9 +560,9 @@ impl SledStore {
     /// its cursor moves there (never back). Not flushed. Entries behind
     /// every device's cursor are deleted, [`GC_BATCH`] or more at a time.
     pub(crate) async fn ack(&self, group: &GroupId, device_id: u64, below: u64) -> SyncResult<()> {
-        let mut groups = self.groups();
-        let mem = groups.entry(*group).or_default();
-        if below <= self.cursor(mem, group, device_id)? {
+        let mem = self.group(group);
+        let mut mem = lock(&mem);
+        if below <= self.cursor(&mut mem, group, device_id)? {
             return Ok(());
         }
         mem.cursors.insert(device_id, below);
@@ -569,7 +580,7 @@ impl SledStore {
         };
         let mut low = u64::MAX;
         for &d in ids.iter() {
-            low = low.min(self.cursor(mem, group, d)?);
+            low = low.min(self.cursor(&mut mem, group, d)?);
         }
         if low < mem.gc_done.saturating_add(GC_BATCH) || low == u64::MAX {
             return Ok(());
