@@ -145,6 +145,7 @@ const PAUSED: u64 = u64::MAX;
 struct Stats {
     delivered: AtomicU64,
     latencies_us: std::sync::Mutex<Vec<u64>>,
+    ack_latencies_us: std::sync::Mutex<Vec<u64>>,
     record: AtomicBool,
 }
 
@@ -177,6 +178,7 @@ async fn run(label: &str, backend: String) {
     let stats = Arc::new(Stats {
         delivered: AtomicU64::new(0),
         latencies_us: std::sync::Mutex::new(Vec::new()),
+        ack_latencies_us: std::sync::Mutex::new(Vec::new()),
         record: AtomicBool::new(false),
     });
     let group_keys: Vec<Arc<GroupKeys>> = (0..groups)
@@ -204,7 +206,7 @@ async fn run(label: &str, backend: String) {
     for mut dev in handles {
         let mut events = dev.take_events();
         let dev = Arc::new(dev);
-        let (stats, rx_dev) = (stats.clone(), dev.clone());
+        let (rx_stats, rx_dev) = (stats.clone(), dev.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(ev) = events.next().await {
                 match ev {
@@ -216,9 +218,9 @@ async fn run(label: &str, backend: String) {
                         let sent = u64::from_le_bytes(plaintext[..8].try_into().unwrap());
                         let lat = (epoch.elapsed().as_micros() as u64).saturating_sub(sent);
                         let _ = rx_dev.ack(reflected_id).await;
-                        stats.delivered.fetch_add(1, Ordering::Relaxed);
-                        if stats.record.load(Ordering::Relaxed) {
-                            stats.latencies_us.lock().unwrap().push(lat);
+                        rx_stats.delivered.fetch_add(1, Ordering::Relaxed);
+                        if rx_stats.record.load(Ordering::Relaxed) {
+                            rx_stats.latencies_us.lock().unwrap().push(lat);
                         }
                     }
                     Event::Closed { .. } => break,
@@ -226,7 +228,7 @@ async fn run(label: &str, backend: String) {
                 }
             }
         }));
-        let (stop, rate) = (stop.clone(), rate_per_device.clone());
+        let (stop, rate, stats) = (stop.clone(), rate_per_device.clone(), stats.clone());
         tasks.push(tokio::spawn(async move {
             let mut inflight = std::collections::VecDeque::new();
             let mut next_send = Instant::now();
@@ -254,12 +256,26 @@ async fn run(label: &str, backend: String) {
                 let mut payload = now_us.to_le_bytes().to_vec();
                 payload.resize(200, 0x5a);
                 match dev.reflect(&payload) {
-                    Ok(ack) => inflight.push_back(ack),
+                    // The ack is awaited in a task of its own, so its
+                    // latency (reflect to the relay's durable ack) is
+                    // measured apart from the delivery's.
+                    Ok(ack) => {
+                        let stats = stats.clone();
+                        inflight.push_back(tokio::spawn(async move {
+                            let r = ack.await;
+                            if stats.record.load(Ordering::Relaxed) {
+                                let lat =
+                                    (epoch.elapsed().as_micros() as u64).saturating_sub(now_us);
+                                stats.ack_latencies_us.lock().unwrap().push(lat);
+                            }
+                            r
+                        }))
+                    }
                     Err(_) => break,
                 }
                 if inflight.len() >= 4
                     && let Some(a) = inflight.pop_front()
-                    && a.await.is_err()
+                    && !matches!(a.await, Ok(Ok(_)))
                 {
                     break;
                 }
@@ -329,17 +345,20 @@ async fn run(label: &str, backend: String) {
     }
     let mut lats = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
     lats.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lats.is_empty() {
+    let mut acks = std::mem::take(&mut *stats.ack_latencies_us.lock().unwrap());
+    acks.sort_unstable();
+    let at = |v: &[u64], p: f64| -> f64 {
+        if v.is_empty() {
             return f64::NAN;
         }
-        lats[((lats.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
     };
+    let pct = |p: f64| at(&lats, p);
     println!(
         "{label}: {devices} devices in {groups} groups (connected in {connect_secs:.1} s)\n  \
          full load: {full:.0} envelopes delivered/s; CPU relay {:.2} + load generator {:.2} + engine {:.2} cores\n  \
          drained in {drain_secs:.1} s\n  \
-         half load ({per_device_f:.2}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); CPU relay {:.2} + generator {:.2} + engine {:.2} cores\n  \
+         half load ({per_device_f:.2}/s per device): {half:.0} delivered/s, reflect->delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); reflect->ack p50 {:.1} ms, p99 {:.1} ms; CPU relay {:.2} + generator {:.2} + engine {:.2} cores\n  \
          relay RSS: idle {rss_idle:.0} MiB, {devices} connected {rss_connected:.0} MiB, under load {rss_load:.0} MiB",
         (rc1 - rc0) / el0,
         (lc1 - lc0) / el0,
@@ -348,6 +367,8 @@ async fn run(label: &str, backend: String) {
         pct(0.99),
         pct(1.0),
         lats.len(),
+        at(&acks, 0.50),
+        at(&acks, 0.99),
         (rc3 - rc2) / el1,
         (lc3 - lc2) / el1,
         (ec3 - ec2) / el1,
