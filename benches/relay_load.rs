@@ -13,7 +13,7 @@
 //! SEALDEX_BENCH_ENGINES=nats,sled   # which engines, in this order (default sled,redis,nats)
 //! SEALDEX_BENCH_PACED_RATE=10000    # the paced phase's rate (default: half the full load)
 //! SEALDEX_BENCH_RELAY_LOG=sealdex::sync::relay=trace   # the relay's log, on stderr
-//! SEALDEX_BENCH_STALLS=1            # the relay's runtime stalls, each second, on stderr
+//! SEALDEX_BENCH_STALLS=1            # each second, how late the relay's and the generator's runtimes wake (stderr)
 //! ```
 //!
 //! The relay runs in a child process (this executable re-run with
@@ -39,6 +39,37 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// SEALDEX_BENCH_STALLS: a task in this runtime that asks to wake every
+/// millisecond and prints, each second, how late its wake-ups were (p50,
+/// p99, max in µs): a blocked or starved worker thread shows as lateness.
+fn stall_probe(who: &'static str) {
+    if std::env::var_os("SEALDEX_BENCH_STALLS").is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut late = Vec::new();
+        let mut since = Instant::now();
+        loop {
+            let want = Instant::now() + Duration::from_millis(1);
+            tokio::time::sleep_until(want.into()).await;
+            late.push(Instant::now().saturating_duration_since(want).as_micros() as u64);
+            if since.elapsed() >= Duration::from_secs(1) {
+                late.sort_unstable();
+                let at = |q: f64| late[((late.len() - 1) as f64 * q) as usize];
+                eprintln!(
+                    "{who} wake-up lateness µs: p50 {} p99 {} max {} ({} wake-ups)",
+                    at(0.5),
+                    at(0.99),
+                    at(1.0),
+                    late.len()
+                );
+                late.clear();
+                since = Instant::now();
+            }
+        }
+    });
+}
+
 fn relay_main(args: &[String]) {
     let backend = args.get(2).cloned().unwrap_or_default();
     // SEALDEX_BENCH_RELAY_LOG: a tracing filter for the relay's log on
@@ -60,34 +91,7 @@ fn relay_main(args: &[String]) {
             None => RelayConfig::embedded(backend.into()),
         };
         cfg.window = 64;
-        // SEALDEX_BENCH_STALLS: a task in the relay's runtime that asks to
-        // wake every millisecond and prints, each second, how late its
-        // wake-ups were (p50, p99, max in µs): a blocked worker thread
-        // shows as lateness.
-        if std::env::var_os("SEALDEX_BENCH_STALLS").is_some() {
-            tokio::spawn(async {
-                let mut late = Vec::new();
-                let mut since = Instant::now();
-                loop {
-                    let want = Instant::now() + Duration::from_millis(1);
-                    tokio::time::sleep_until(want.into()).await;
-                    late.push(Instant::now().saturating_duration_since(want).as_micros() as u64);
-                    if since.elapsed() >= Duration::from_secs(1) {
-                        late.sort_unstable();
-                        let at = |q: f64| late[((late.len() - 1) as f64 * q) as usize];
-                        eprintln!(
-                            "relay wake-up lateness µs: p50 {} p99 {} max {} ({} wake-ups)",
-                            at(0.5),
-                            at(0.99),
-                            at(1.0),
-                            late.len()
-                        );
-                        late.clear();
-                        since = Instant::now();
-                    }
-                }
-            });
-        }
+        stall_probe("relay");
         let relay = Relay::start(cfg).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
@@ -401,6 +405,7 @@ fn main() {
         .unwrap();
     let deadline = Duration::from_secs(120);
     rt.block_on(async {
+        stall_probe("generator");
         let dir = tempfile::tempdir().unwrap();
         let embedded = dir.path().join("relay").display().to_string();
         let order =
