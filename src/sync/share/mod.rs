@@ -257,6 +257,13 @@ pub struct Status {
     pub served_chunks: u64,
     /// The bootstrap, if this device joined empty.
     pub bootstrap: Bootstrap,
+    /// Records the bootstrap stored under the serving device's document
+    /// numbers (a snapshot of the index, not of records: see
+    /// `snapshot`), since sharing started.
+    pub adopted: u64,
+    /// The bootstrap put the serving device's inverted index in place of
+    /// this one's (rather than indexing the records itself).
+    pub index_installed: bool,
     /// Queue drained, bootstrap finished, nothing left to reflect, and, if
     /// leading, the sources ingested: what `sealdex sync --until-idle`
     /// waits for.
@@ -1281,7 +1288,7 @@ impl Node {
         } else {
             None
         };
-        let (still_absent, adopted_now) = blocking(move || {
+        let (still_absent, adopted_now, took, installed) = blocking(move || {
             let store = index.store();
             let own_clear = store.docnos_free(end_before, docno_end.saturating_sub(1));
             let adopt = may_adopt && own_clear && !records.is_empty();
@@ -1317,11 +1324,13 @@ impl Node {
                     })
                     .collect()
             };
+            let given = records.len();
             let (rest, state) = if adopt {
                 index.adopt(records, state, !deferred.is_empty())?
             } else {
                 (records.into_iter().map(|(_, r)| r).collect(), Some(state))
             };
+            let rest_len = rest.len();
             if let Some(state) = state {
                 let mut ops = upserts(rest);
                 ops.extend(deferred.iter().cloned());
@@ -1336,10 +1345,13 @@ impl Node {
                     },
                 )?;
             }
+            let took = if adopt { given - rest_len } else { 0 };
+            let mut installed = false;
             if last {
                 match install {
                     Some((meta, files)) if next.adopted == Adopted::From => {
                         index.install_inverted(&meta, &files)?;
+                        installed = true;
                     }
                     _ if next.adopted != Adopted::Nothing => index.reconcile_inverted()?,
                     _ => {}
@@ -1353,11 +1365,15 @@ impl Node {
                     }
                 }
             }
-            Ok((absent, next))
+            Ok((absent, next, took as u64, installed))
         })
         .await?;
         self.deferred = still_absent;
         self.boot = adopted_now;
+        self.shared.modify(|s| {
+            s.adopted += took;
+            s.index_installed |= installed;
+        });
         let records = self.boot.records;
         if last {
             info!(records, "bootstrap finished");

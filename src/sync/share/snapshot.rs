@@ -272,10 +272,10 @@ impl BootState {
             .as_ref()
             .and_then(|r| postcard::to_allocvec(r).ok())
             .map(|mut c| {
-                if self.adopted != Adopted::Nothing {
-                    if let Ok(tail) = postcard::to_allocvec(&(self.adopted.byte(), self.end)) {
-                        c.extend_from_slice(&tail);
-                    }
+                if self.adopted != Adopted::Nothing
+                    && let Ok(tail) = postcard::to_allocvec(&(self.adopted.byte(), self.end))
+                {
+                    c.extend_from_slice(&tail);
                 }
                 Cursor(c)
             });
@@ -495,6 +495,7 @@ pub(crate) struct IndexReader {
     #[cfg(feature = "tantivy")]
     export: Option<crate::search::inverted::engine::InvertedExport>,
     /// The next file piece: file index and offset.
+    #[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
     file: (usize, u64),
     sources: Vec<String>,
     to: u64,
@@ -551,6 +552,40 @@ impl IndexReader {
         false
     }
 
+    /// Pieces of the index files, after `bytes` of the chunk are taken,
+    /// up to about [`super::wire::PART_BYTES`].
+    #[cfg(feature = "tantivy")]
+    fn file_pieces(&mut self, mut bytes: usize) -> SyncResult<Vec<FilePiece>> {
+        let mut files = Vec::new();
+        let Some(export) = &self.export else {
+            return Ok(files);
+        };
+        while bytes < super::wire::PART_BYTES {
+            let Some((name, len)) = export.files().get(self.file.0) else {
+                break;
+            };
+            let take = (super::wire::PART_BYTES - bytes).min((len - self.file.1) as usize);
+            let piece = export.read(name, self.file.1, take).map_err(index_err)?;
+            bytes += piece.len() + 64;
+            files.push(FilePiece {
+                name: name.clone(),
+                offset: self.file.1,
+                len: *len,
+                bytes: piece,
+            });
+            self.file.1 += take as u64;
+            if self.file.1 >= *len {
+                self.file = (self.file.0 + 1, 0);
+            }
+        }
+        Ok(files)
+    }
+
+    #[cfg(not(feature = "tantivy"))]
+    fn file_pieces(&mut self, _bytes: usize) -> SyncResult<Vec<FilePiece>> {
+        Ok(Vec::new())
+    }
+
     /// The next chunk: blocks while there are any (whole blocks, about
     /// [`super::wire::PART_BYTES`] of records or `per_chunk` records at
     /// most), then file pieces; the last one carries the metadata and the
@@ -558,7 +593,6 @@ impl IndexReader {
     pub fn next_chunk(&mut self) -> SyncResult<IndexChunk> {
         let mut blocks = Vec::new();
         let (mut bytes, mut records) = (0usize, 0usize);
-        let mut files = Vec::new();
         while bytes < super::wire::PART_BYTES && records < self.per_chunk {
             let Some((first, last)) = self.blocks.next() else {
                 break;
@@ -581,29 +615,11 @@ impl IndexReader {
                 });
             }
         }
-        #[cfg(feature = "tantivy")]
-        if self.blocks.len() == 0
-            && let Some(export) = &self.export
-        {
-            while bytes < super::wire::PART_BYTES {
-                let Some((name, len)) = export.files().get(self.file.0) else {
-                    break;
-                };
-                let take = (super::wire::PART_BYTES - bytes).min((len - self.file.1) as usize);
-                let piece = export.read(name, self.file.1, take).map_err(index_err)?;
-                bytes += piece.len() + 64;
-                files.push(FilePiece {
-                    name: name.clone(),
-                    offset: self.file.1,
-                    len: *len,
-                    bytes: piece,
-                });
-                self.file.1 += take as u64;
-                if self.file.1 >= *len {
-                    self.file = (self.file.0 + 1, 0);
-                }
-            }
-        }
+        let files = if self.blocks.len() == 0 {
+            self.file_pieces(bytes)?
+        } else {
+            Vec::new()
+        };
         let last = self.blocks.len() == 0 && !self.files_left();
         #[cfg(feature = "tantivy")]
         let meta = match (&self.export, last) {
