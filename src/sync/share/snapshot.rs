@@ -944,6 +944,74 @@ mod tests {
         assert_same(&answers(&new, &queries), &answers(&server, &queries));
     }
 
+    /// A peer's index that is not what it should be (a file that is no
+    /// segment file, a meta of another schema, a segment file missing) is
+    /// never put in place as it is: the install is refused before it
+    /// writes, or its index fails to open, and the new device's inverted
+    /// index is rebuilt from its own store instead, answering rightly.
+    #[test]
+    fn a_bad_peer_index_is_rebuilt_from_the_store_not_installed() {
+        let (_dir, server) = index_with(120);
+        let queries = ["record", "padding", "record 2"];
+        let want = answers(&server, &queries);
+        let take = |server: &Arc<Index>| {
+            let mut reader = IndexReader::new(Arc::clone(server), &[], vec![], 9, 1, 1000)
+                .unwrap()
+                .unwrap();
+            let (mut records, mut files, mut meta) =
+                (Vec::new(), Vec::<(String, Vec<u8>)>::new(), None);
+            loop {
+                let c = reader.next_chunk().unwrap();
+                records.extend(
+                    c.blocks
+                        .into_iter()
+                        .flat_map(|b| b.docnos.into_iter().zip(b.records)),
+                );
+                for p in c.files {
+                    match files.last_mut() {
+                        Some((n, b)) if *n == p.name => b.extend_from_slice(&p.bytes),
+                        _ => files.push((p.name, p.bytes)),
+                    }
+                }
+                if c.last {
+                    meta = c.meta;
+                    break;
+                }
+            }
+            (records, files, meta.unwrap())
+        };
+        type Spoil = fn(&mut Vec<(String, Vec<u8>)>, &mut Vec<u8>);
+        let spoils: [Spoil; 3] = [
+            |files, _| files[0].0 = "meta.json".into(),
+            |_, meta| {
+                let mut m: serde_json::Value = serde_json::from_slice(meta).unwrap();
+                m["schema"] = serde_json::json!([]);
+                *meta = serde_json::to_vec(&m).unwrap();
+            },
+            |files, _| {
+                let i = files.iter().position(|f| f.0.ends_with(".idx")).unwrap();
+                files.remove(i);
+            },
+        ];
+        for spoil in spoils {
+            let dir = tempfile::tempdir().unwrap();
+            let new = Index::create(
+                &dir.path().join("n"),
+                &Credential::AppKey(SecretKey::from_bytes([9; 32])),
+                config_fast(),
+            )
+            .unwrap();
+            let (records, mut files, mut meta) = take(&server);
+            spoil(&mut files, &mut meta);
+            let (rest, state) = new
+                .adopt(records, crate::write::State::default(), false)
+                .unwrap();
+            assert!(rest.is_empty() && state.is_none());
+            new.install_inverted(&meta, &files).unwrap();
+            assert_same(&answers(&new, &queries), &want);
+        }
+    }
+
     fn config_fast() -> IndexConfig {
         IndexConfig {
             kdf: KdfParams::insecure_fast(),
