@@ -958,9 +958,8 @@ mod tests {
             let mut reader = IndexReader::new(Arc::clone(server), &[], vec![], 9, 1, 1000)
                 .unwrap()
                 .unwrap();
-            let (mut records, mut files, mut meta) =
-                (Vec::new(), Vec::<(String, Vec<u8>)>::new(), None);
-            loop {
+            let (mut records, mut files) = (Vec::new(), Vec::<(String, Vec<u8>)>::new());
+            let meta = loop {
                 let c = reader.next_chunk().unwrap();
                 records.extend(
                     c.blocks
@@ -974,10 +973,9 @@ mod tests {
                     }
                 }
                 if c.last {
-                    meta = c.meta;
-                    break;
+                    break c.meta;
                 }
-            }
+            };
             (records, files, meta.unwrap())
         };
         type Spoil = fn(&mut Vec<(String, Vec<u8>)>, &mut Vec<u8>);
