@@ -1276,6 +1276,20 @@ impl Node {
         for p in c.files {
             self.staged.add(p);
         }
+        if records.is_empty()
+            && !c.last
+            && c.checkpoints.is_empty()
+            && self.deferred.is_empty()
+            && next.resume == self.boot.resume
+            && next.adopted == self.boot.adopted
+        {
+            // Only file pieces, and nothing to write: the position stays
+            // (an interruption now sends the files again anyway).
+            if let Some((_, at)) = self.request.as_mut() {
+                *at = tokio::time::Instant::now();
+            }
+            return Ok(());
+        }
         let index = Arc::clone(&self.index);
         let deferred = std::mem::take(&mut self.deferred);
         let (checkpoints, tokens, last, docno_end) = (c.checkpoints, c.tokens, c.last, c.docno_end);
