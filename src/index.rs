@@ -56,6 +56,9 @@ use crate::store::{DocKey, Store};
 #[cfg(feature = "tantivy")]
 use crate::search::inverted::{InvertedOptions, engine::Inverted};
 
+#[cfg(feature = "mediator")]
+pub(crate) mod snapshot;
+
 /// An open index: a store, its cache and its search modes.
 pub struct Index {
     store: Arc<Store>,

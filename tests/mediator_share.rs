@@ -604,6 +604,9 @@ async fn a_new_device_bootstraps_from_a_snapshot_interrupted_once() {
         unreachable!()
     };
     assert!((299..=300).contains(&records), "{st:?}");
+    // The index's form: records under the leader's document numbers, and
+    // the leader's inverted index put in place (answers compared below).
+    assert!(st.adopted > 0 && st.index_installed, "{st:?}");
     converge_in(&a.index, &n.index, &[Order::Newest]).await;
     assert_eq!(
         n.fetched.load(Ordering::SeqCst),

@@ -14,6 +14,10 @@ pub(crate) struct WriteBatch {
     pub(super) failures: Vec<(DocKey, Failure)>,
     pub(super) checkpoint: Option<(String, Checkpoint)>,
     pub(super) tokens: Vec<(String, TokenSlot, Option<SyncToken>)>,
+    /// Format 4: the document numbers of the puts, in order, when they are
+    /// not the store's next ones (a snapshot adopted from a peer); empty
+    /// for the usual numbering.
+    pub(super) docnos: Vec<u64>,
 }
 
 /// One sealed record to store, and what the writer knows of its key.
@@ -55,6 +59,13 @@ impl WriteBatch {
     /// Stores (or with `None`, removes) a sync token of a source with this batch.
     pub(crate) fn token(&mut self, source: &str, slot: TokenSlot, token: Option<SyncToken>) {
         self.tokens.push((source.to_owned(), slot, token));
+    }
+    /// Gives the puts these document numbers (format 4; one per put,
+    /// strictly increasing, none held by a block of the store) instead of
+    /// the next ones: see `Store::apply`.
+    #[cfg_attr(not(feature = "mediator"), allow(dead_code))]
+    pub(crate) fn number(&mut self, docnos: Vec<u64>) {
+        self.docnos = docnos;
     }
     /// Whether nothing would change.
     pub(crate) fn is_empty(&self) -> bool {

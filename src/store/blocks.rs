@@ -664,6 +664,71 @@ impl Blocks {
         self.pack(sealer, dict, runs, self.segment, self.segment_len)
     }
 
+    /// Packs `puts` like [`Blocks::build`], but under the document numbers
+    /// `docnos` (one per put, strictly increasing) instead of the next
+    /// ones: a device that bootstraps from a peer's snapshot keeps the
+    /// numbers the peer's inverted index names (see `sync::share`). A block
+    /// ends where [`BLOCK_TARGET`] is reached; the caller has checked that
+    /// no block of this store holds a number in the range.
+    pub(super) fn build_numbered(
+        &self,
+        sealer: &Sealer,
+        dict: Option<&Dictionary>,
+        puts: &[(Mac16, Vec<u8>)],
+        docnos: &[u64],
+    ) -> Vec<NewBlock> {
+        let mut runs: Vec<Run<'_>> = Vec::new();
+        let mut run = Run::default();
+        let mut bytes = 0;
+        for ((mac, raw), d) in puts.iter().zip(docnos) {
+            run.docnos.push(*d);
+            run.macs.push(*mac);
+            run.raws.push(raw);
+            bytes += raw.len();
+            if bytes >= BLOCK_TARGET {
+                runs.push(std::mem::take(&mut run));
+                bytes = 0;
+            }
+        }
+        if !run.docnos.is_empty() {
+            runs.push(run);
+        }
+        for r in &mut runs {
+            r.first = r.docnos[0];
+            r.last = r.docnos[r.docnos.len() - 1];
+        }
+        self.pack(sealer, dict, runs, self.segment, self.segment_len)
+    }
+
+    /// Whether no block holds a number in `lo..=hi`.
+    pub(super) fn range_free(&self, lo: u64, hi: u64) -> bool {
+        if lo > hi {
+            return true;
+        }
+        // The last block starting at or below `hi` is the only one that can
+        // reach into the range from below or start inside it.
+        self.blocks
+            .range(..=hi)
+            .next_back()
+            .is_none_or(|(_, b)| b.pos.last < lo)
+    }
+
+    /// Raises the next document number to at least `floor` (in memory: the
+    /// blocks written from then on carry it).
+    pub(super) fn reserve(&mut self, floor: u64) {
+        self.next_docno = self.next_docno.max(floor);
+    }
+
+    /// The number the next stored record gets.
+    pub(super) fn next_docno(&self) -> u64 {
+        self.next_docno
+    }
+
+    /// Every block's first and last document numbers, in order.
+    pub(super) fn spans(&self) -> Vec<(u64, u64)> {
+        self.blocks.iter().map(|(f, b)| (*f, b.pos.last)).collect()
+    }
+
     /// Compressed, sealed and placed blocks of `runs`, the first at
     /// `(segment, offset)`.
     fn pack(

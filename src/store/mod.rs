@@ -846,6 +846,34 @@ impl Store {
             .map(|b| b.positions().into_iter().map(|(f, _)| f).collect())
     }
 
+    /// Every block's first and last document numbers, in order (format 4;
+    /// `None` before): what a snapshot by blocks lists at its cut.
+    pub(crate) fn block_spans(&self) -> Option<Vec<(u64, u64)>> {
+        self.blocks().map(|b| b.spans())
+    }
+
+    /// The number the next stored record gets (format 4): every number in
+    /// use is below it.
+    pub(crate) fn next_docno(&self) -> Option<u64> {
+        self.blocks().map(|b| b.next_docno())
+    }
+
+    /// Whether no block holds a document number in `lo..=hi` (format 4;
+    /// `false` before, where nothing can be adopted).
+    pub(crate) fn docnos_free(&self, lo: u64, hi: u64) -> bool {
+        self.blocks().is_some_and(|b| b.range_free(lo, hi))
+    }
+
+    /// Raises the next document number to at least `floor` (format 4;
+    /// nothing before). Not stored: the blocks written from then on carry
+    /// it, and a device that needs the floor after a restart sets it again
+    /// (see `sync::share::snapshot`).
+    pub(crate) fn reserve_docnos(&self, floor: u64) {
+        if let Some(b) = &self.blocks {
+            b.write().unwrap_or_else(|p| p.into_inner()).reserve(floor);
+        }
+    }
+
     /// The live records of one block (format 4), each checked against its
     /// key, in document-number order; none when the block is gone (a
     /// compaction drops only blocks left without a live record).
@@ -1057,6 +1085,7 @@ impl Store {
         // whose record the batch deletes.
         let mut packed: Vec<(blocks::Mac16, Vec<u8>)> = Vec::new();
         let mut unlinked: Vec<blocks::Mac16> = Vec::new();
+        let numbered = batch.docnos;
         for put in batch.puts {
             if !put.existed {
                 manifest.documents += 1;
@@ -1185,7 +1214,26 @@ impl Store {
         // batch that references them.
         let new_blocks = match self.blocks() {
             Some(bl) if !packed.is_empty() => {
-                let new = bl.build(&self.keys.documents, self.dictionary.get(), &packed);
+                let new = if numbered.is_empty() {
+                    bl.build(&self.keys.documents, self.dictionary.get(), &packed)
+                } else {
+                    if numbered.len() != packed.len()
+                        || numbered.windows(2).any(|w| w[0] >= w[1])
+                        || !bl.range_free(numbered[0], numbered[numbered.len() - 1])
+                    {
+                        return Err(Error::Corrupt(
+                            "adopted document numbers that are out of order, miscounted, or \
+                             already used by this store"
+                                .into(),
+                        ));
+                    }
+                    bl.build_numbered(
+                        &self.keys.documents,
+                        self.dictionary.get(),
+                        &packed,
+                        &numbered,
+                    )
+                };
                 bl.write(&new)?;
                 new
             }

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use tantivy::HasLen as _;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::query::Query as TQuery;
@@ -950,6 +951,201 @@ impl Inverted {
                 Err(Error::Inverted("tantivy panicked during a search".into()))
             }
         }
+    }
+}
+
+/// The committed state of an inverted index at one moment, for a snapshot
+/// (see `sync::share`): its `meta.json` and its segment files, readable
+/// piece by piece in plaintext.
+///
+/// Holding it keeps the files: tantivy's garbage collection spares the
+/// files of every segment whose meta is alive, so a merge or a commit
+/// after the cut does not delete what is still to be read.
+pub(crate) struct InvertedExport {
+    index: tantivy::Index,
+    meta: tantivy::IndexMeta,
+    /// The files, with their lengths.
+    files: Vec<(String, u64)>,
+}
+
+impl std::fmt::Debug for InvertedExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvertedExport")
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InvertedExport {
+    /// The files (tantivy's names) and their lengths.
+    pub(crate) fn files(&self) -> &[(String, u64)] {
+        &self.files
+    }
+
+    /// The index's `meta.json`, without this device's commit payload.
+    pub(crate) fn meta_json(&self) -> Result<Vec<u8>> {
+        let mut meta = self.meta.clone();
+        meta.payload = None;
+        serde_json::to_vec(&meta).map_err(|e| tantivy_err("encoding the index's metadata", e))
+    }
+
+    /// `len` bytes of file `name` from `offset`, decrypted.
+    pub(crate) fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        use tantivy::directory::Directory as _;
+        let slice = self
+            .index
+            .directory()
+            .open_read(Path::new(name))
+            .map_err(|e| tantivy_err("opening an index file to send", e))?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len).min(slice.len());
+        let bytes = slice
+            .read_bytes_slice(start.min(end)..end)
+            .map_err(|e| tantivy_err("reading an index file to send", e))?;
+        Ok(bytes.as_slice().to_vec())
+    }
+}
+
+/// Whether `name` is the name of a segment file (`<32 hex>.<ext>` or
+/// `<32 hex>.<opstamp>.del`): what an installed snapshot may write, never
+/// `meta.json`, the managed list or a lock.
+fn is_segment_file(name: &str) -> bool {
+    let Some((stem, ext)) = name.split_once('.') else {
+        return false;
+    };
+    let stem_ok = stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit());
+    let ext_ok = match ext.strip_suffix(".del") {
+        Some(opstamp) => !opstamp.is_empty() && opstamp.bytes().all(|b| b.is_ascii_digit()),
+        None => !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_lowercase()),
+    };
+    stem_ok && ext_ok
+}
+
+impl Inverted {
+    /// The committed index as it is now, for a snapshot. The caller makes
+    /// sure the last commit holds what it wants to send (the index writer
+    /// lock held, the index flushed).
+    pub(crate) fn export(&self) -> Result<InvertedExport> {
+        use tantivy::directory::Directory as _;
+        let meta = self
+            .index
+            .load_metas()
+            .map_err(|e| tantivy_err("reading the inverted index's metadata", e))?;
+        let mut names: Vec<std::path::PathBuf> = meta.list_segment_files().into_iter().collect();
+        names.sort();
+        let mut files = Vec::with_capacity(names.len());
+        for path in names {
+            // The list names every component a segment may have (a
+            // segment without deletes has no `.del` file).
+            let Ok(slice) = self.index.directory().open_read(&path) else {
+                continue;
+            };
+            let Some(name) = path.to_str() else { continue };
+            files.push((name.to_owned(), slice.len() as u64));
+        }
+        Ok(InvertedExport {
+            index: self.index.clone(),
+            meta,
+            files,
+        })
+    }
+
+    /// Replaces the whole index with a peer's (`meta_json` and its segment
+    /// files, in plaintext), written through this device's encrypted
+    /// directory, so under this device's key. The new index claims no
+    /// store generation: the caller catches it up with the store at once
+    /// (the peer's segments may hold records this store does not, and
+    /// miss some it does), and a crash before that catches up at open.
+    ///
+    /// Refuses (before writing anything) a meta of another schema, and
+    /// file names that are not a segment's.
+    pub(crate) fn install(&self, meta_json: &[u8], files: &[(String, Vec<u8>)]) -> Result<()> {
+        use std::io::Write as _;
+        use tantivy::directory::{Directory as _, TerminatingWrite as _};
+        let mut meta: serde_json::Value = serde_json::from_slice(meta_json)
+            .map_err(|e| tantivy_err("reading a peer's index metadata", e))?;
+        let ours = serde_json::to_value(self.schema.schema())
+            .map_err(|e| tantivy_err("encoding the schema", e))?;
+        if meta.get("schema") != Some(&ours) {
+            return Err(Error::Inverted(
+                "a peer's inverted index has another schema; it is rebuilt from the store instead"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = files.iter().find(|(n, _)| !is_segment_file(n)) {
+            return Err(Error::Inverted(format!(
+                "a peer's inverted index names a file {:?} that is no segment file",
+                bad.0
+            )));
+        }
+        let payload = serde_json::to_string(&Payload {
+            format: format_of(&self.schema),
+            generation: NO_GENERATION,
+        })
+        .map_err(|e| tantivy_err("encoding the commit payload", e))?;
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("payload".into(), serde_json::Value::String(payload));
+        }
+        let meta_bytes =
+            serde_json::to_vec_pretty(&meta).map_err(|e| tantivy_err("encoding metadata", e))?;
+        let mut guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        // The writer goes first: it holds the lock file, and its merges
+        // must not commit over the new meta.
+        if let Some(w) = guard.take()
+            && let Err(e) = w.writer.wait_merging_threads()
+        {
+            warn!(error = %e, "a merge of the inverted index failed while installing a peer's");
+        }
+        self.in_step.store(false, Ordering::Release);
+        self.applied.store(NO_GENERATION, Ordering::Release);
+        self.committed.store(NO_GENERATION, Ordering::Release);
+        let directory = self.index.directory();
+        for (name, bytes) in files {
+            let path = Path::new(name);
+            // Written through the managed directory, so that tantivy
+            // deletes them once a merge makes them obsolete.
+            let mut w = directory
+                .open_write(path)
+                .map_err(|e| tantivy_err("writing a peer's index file", e))?;
+            w.write_all(bytes)
+                .map_err(|e| tantivy_err("writing a peer's index file", e))?;
+            w.flush()
+                .map_err(|e| tantivy_err("writing a peer's index file", e))?;
+            w.terminate()
+                .map_err(|e| tantivy_err("writing a peer's index file", e))?;
+        }
+        directory
+            .atomic_write(Path::new("meta.json"), &meta_bytes)
+            .map_err(|e| tantivy_err("writing the index's metadata", e))?;
+        {
+            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            let reloaded = catch_unwind(AssertUnwindSafe(|| self.reader.reload()));
+            match reloaded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.mark_broken();
+                    return Err(tantivy_err("opening a peer's inverted index", e));
+                }
+                Err(_) => {
+                    self.mark_broken();
+                    return Err(Error::Inverted(
+                        "tantivy panicked opening a peer's inverted index".into(),
+                    ));
+                }
+            }
+            tail.clear();
+        }
+        let live = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.columns.retain(&live);
+        self.broken.store(false, Ordering::Release);
+        info!(files = files.len(), "installed a peer's inverted index");
+        Ok(())
     }
 }
 

@@ -85,8 +85,11 @@ use crate::sync::error::{SyncError, SyncResult};
 use crate::sync::keys::GroupKeys;
 use crate::write::State;
 
-use snapshot::{BootState, Reader, index_err};
-use wire::{Batch, Msg, Reassembly, Received, Resume, SnapshotChunk, SnapshotRequest, TokenEntry};
+use snapshot::{Adopted, BootState, IndexReader, Reader, index_err};
+use wire::{
+    Batch, IndexChunk, Msg, Reassembly, Received, Resume, SnapshotChunk, SnapshotRequest,
+    TokenEntry,
+};
 
 /// How a device takes part in sharing its index.
 pub struct ShareConfig {
@@ -254,6 +257,13 @@ pub struct Status {
     pub served_chunks: u64,
     /// The bootstrap, if this device joined empty.
     pub bootstrap: Bootstrap,
+    /// Records the bootstrap stored under the serving device's document
+    /// numbers (a snapshot of the index, not of records: see
+    /// `snapshot`), since sharing started.
+    pub adopted: u64,
+    /// The bootstrap put the serving device's inverted index in place of
+    /// this one's (rather than indexing the records itself).
+    pub index_installed: bool,
     /// Queue drained, bootstrap finished, nothing left to reflect, and, if
     /// leading, the sources ingested: what `sealdex sync --until-idle`
     /// waits for.
@@ -535,6 +545,8 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
         boot,
         request: None,
         deferred: Vec::new(),
+        staged: Staged::default(),
+        answered: VecDeque::new(),
         crawl: None,
         serving: HashMap::new(),
         txn,
@@ -651,6 +663,46 @@ async fn reflect_loop(
     }
 }
 
+/// The inverted index files of a snapshot being received, kept until its
+/// last chunk (they are installed whole, or not at all).
+#[derive(Default)]
+struct Staged {
+    request: u64,
+    server: u64,
+    /// Each file's name, announced length and bytes so far, in the order
+    /// they came.
+    files: Vec<(String, u64, Vec<u8>)>,
+    /// A piece came out of order.
+    spoiled: bool,
+}
+
+impl Staged {
+    fn add(&mut self, p: wire::FilePiece) {
+        match self.files.last_mut() {
+            Some((name, len, bytes))
+                if *name == p.name && *len == p.len && bytes.len() as u64 == p.offset =>
+            {
+                bytes.extend_from_slice(&p.bytes);
+            }
+            _ if p.offset == 0 => self.files.push((p.name, p.len, p.bytes)),
+            _ => self.spoiled = true,
+        }
+    }
+
+    /// The files, if every one came whole.
+    fn complete(self) -> Option<Vec<(String, Vec<u8>)>> {
+        if self.spoiled
+            || self
+                .files
+                .iter()
+                .any(|(_, len, bytes)| bytes.len() as u64 != *len)
+        {
+            return None;
+        }
+        Some(self.files.into_iter().map(|(n, _, b)| (n, b)).collect())
+    }
+}
+
 /// A crawl running on its own thread while this device leads.
 struct Crawl {
     control: Control,
@@ -680,6 +732,11 @@ struct Node {
     request: Option<(u64, tokio::time::Instant)>,
     /// Patches received during the bootstrap for records not there yet.
     deferred: Vec<Op>,
+    /// The inverted index files of the snapshot being received.
+    staged: Staged,
+    /// Requests answered in the index's form (device, request): their
+    /// twins in the records' form are not answered again.
+    answered: VecDeque<(u64, u64)>,
     crawl: Option<Crawl>,
     serving: HashMap<u64, JoinHandle<()>>,
     txn: Arc<Txn>,
@@ -871,6 +928,7 @@ impl Node {
                     // left: this device crawls, and needs no snapshot.
                     self.boot.done = true;
                     let (index, cp) = (Arc::clone(&self.index), self.boot.checkpoint());
+                    let reconcile = self.boot.adopted != Adopted::Nothing;
                     blocking(move || {
                         index.apply_reflected(
                             Vec::new(),
@@ -878,7 +936,13 @@ impl Node {
                                 checkpoint: Some(cp),
                                 ..State::default()
                             },
-                        )
+                        )?;
+                        if reconcile {
+                            // Records adopted from a server that went away
+                            // are not in this device's inverted index yet.
+                            index.reconcile_inverted()?;
+                        }
+                        Ok(())
                     })
                     .await?;
                     let records = self.boot.records;
@@ -935,14 +999,31 @@ impl Node {
         match msg {
             Msg::Batch(b) => self.apply_batch(b).await,
             Msg::SnapshotRequest(r) => {
+                let twin = self.answered.contains(&(r.device, r.request));
+                if self.status().role == Role::Leader && r.device != self.me && !twin {
+                    self.serve(r, false);
+                }
+                Ok(())
+            }
+            Msg::IndexRequest(r) => {
                 if self.status().role == Role::Leader && r.device != self.me {
-                    self.serve(r);
+                    if self.answered.len() >= 64 {
+                        self.answered.pop_front();
+                    }
+                    self.answered.push_back((r.device, r.request));
+                    self.serve(r, true);
                 }
                 Ok(())
             }
             Msg::SnapshotChunk(c) => {
                 if c.to == self.me && self.request.map(|(r, _)| r) == Some(c.request) {
                     self.apply_chunk(c, sender).await?;
+                }
+                Ok(())
+            }
+            Msg::IndexChunk(c) => {
+                if c.to == self.me && self.request.map(|(r, _)| r) == Some(c.request) {
+                    self.apply_index_chunk(c, sender).await?;
                 }
                 Ok(())
             }
@@ -1013,14 +1094,17 @@ impl Node {
         self.request = Some((request, tokio::time::Instant::now()));
         let resume = self.boot.resume.clone();
         info!(resume = resume.is_some(), "asking a peer for a snapshot");
-        self.shared.add_outbox(1);
-        let _ = self
-            .out
-            .send(Outgoing::Msg(Msg::SnapshotRequest(SnapshotRequest {
-                device: self.me,
-                request,
-                resume,
-            })));
+        self.staged = Staged::default();
+        let r = SnapshotRequest {
+            device: self.me,
+            request,
+            resume,
+        };
+        // The index's form first; a build that does not know it answers
+        // the records' form that follows, which a build that does ignores.
+        self.shared.add_outbox(2);
+        let _ = self.out.send(Outgoing::Msg(Msg::IndexRequest(r.clone())));
+        let _ = self.out.send(Outgoing::Msg(Msg::SnapshotRequest(r)));
         let records = self.boot.records;
         self.shared.modify(|s| {
             s.role = Role::Bootstrapping;
@@ -1042,7 +1126,10 @@ impl Node {
             records: self.boot.records + c.ops.len() as u64,
             done: c.last,
             needed: true,
+            adopted: self.adoption_with(sender),
+            end: self.boot.end,
         };
+        let reconcile = c.last && next.adopted != Adopted::Nothing;
         let mut ops = c.ops;
         ops.extend(self.deferred.iter().cloned());
         let index = Arc::clone(&self.index);
@@ -1079,11 +1166,228 @@ impl Node {
                     }
                 }
             }
+            if reconcile {
+                // Records adopted from an earlier server's blocks are not
+                // in this device's inverted index yet.
+                index.reconcile_inverted()?;
+            }
             Ok(absent)
         })
         .await?;
         self.deferred = still_absent;
         self.boot = next;
+        let records = self.boot.records;
+        if last {
+            info!(records, "bootstrap finished");
+            self.request = None;
+            self.deferred.clear();
+            self.shared.modify(|s| {
+                s.bootstrap = Bootstrap::Done { records };
+                if s.role == Role::Bootstrapping {
+                    s.role = Role::Follower;
+                }
+            });
+        } else {
+            if let Some((_, at)) = self.request.as_mut() {
+                *at = tokio::time::Instant::now();
+            }
+            self.shared
+                .modify(|s| s.bootstrap = Bootstrap::Running { records });
+        }
+        Ok(())
+    }
+
+    /// What this device's adoption becomes once a chunk from `sender` is
+    /// applied: adopted records stay installable only while every chunk
+    /// comes from the server they were adopted from.
+    fn adoption_with(&self, sender: u64) -> Adopted {
+        match self.boot.adopted {
+            Adopted::From if self.boot.resume.as_ref().map(|r| r.server) != Some(sender) => {
+                Adopted::Mixed
+            }
+            a => a,
+        }
+    }
+
+    /// Applies a chunk of a snapshot of the index: its records stored
+    /// under the server's document numbers where they can be (in one
+    /// atomic batch with the new position, or, when some must go through
+    /// the usual write path, just before it), its file pieces kept for
+    /// the end, and at the end the server's inverted index installed and
+    /// caught up with the store. See `snapshot` for why nothing is lost
+    /// or doubled.
+    async fn apply_index_chunk(&mut self, c: IndexChunk, sender: u64) -> SyncResult<()> {
+        let mut records: Vec<(u64, crate::Record)> = Vec::new();
+        let mut previous = 0u64;
+        for b in c.blocks {
+            if b.docnos.len() != b.records.len() {
+                return Err(SyncError::Malformed {
+                    what: "a snapshot chunk",
+                    detail: "a block's numbers and records differ in count".into(),
+                });
+            }
+            for (d, r) in b.docnos.into_iter().zip(b.records) {
+                if d <= previous || d >= c.docno_end {
+                    return Err(SyncError::Malformed {
+                        what: "a snapshot chunk",
+                        detail: "document numbers out of order or out of range".into(),
+                    });
+                }
+                previous = d;
+                records.push((d, r));
+            }
+        }
+        // Adopt from this server if nothing was adopted yet, or only from
+        // it; and only into numbers this device has not used itself (its
+        // own start at the reserved floor, or at the end of the server's
+        // range once adopted from: see `snapshot::OWN_DOCNOS_FROM`).
+        let adopted = self.adoption_with(sender);
+        let may_adopt = match adopted {
+            Adopted::Nothing => true,
+            Adopted::From => true,
+            Adopted::Mixed => false,
+        };
+        let end_before = match adopted {
+            Adopted::From => self.boot.end.max(1),
+            _ => 1,
+        };
+        let n = records.len() as u64;
+        let mut next = BootState {
+            resume: Some(Resume {
+                server: sender,
+                after: c.after.clone(),
+            }),
+            records: self.boot.records + n,
+            done: c.last,
+            needed: true,
+            adopted,
+            end: self.boot.end,
+        };
+        // File pieces: kept in memory until the last chunk; a piece out of
+        // order (a lost chunk) spoils them, and the bootstrap ends with a
+        // catch-up instead.
+        if self.staged.request != c.request || self.staged.server != sender {
+            self.staged = Staged {
+                request: c.request,
+                server: sender,
+                ..Staged::default()
+            };
+        }
+        for p in c.files {
+            self.staged.add(p);
+        }
+        if records.is_empty()
+            && !c.last
+            && c.checkpoints.is_empty()
+            && self.deferred.is_empty()
+            && next.resume == self.boot.resume
+            && next.adopted == self.boot.adopted
+        {
+            // Only file pieces, and nothing to write: the position stays
+            // (an interruption now sends the files again anyway).
+            if let Some((_, at)) = self.request.as_mut() {
+                *at = tokio::time::Instant::now();
+            }
+            return Ok(());
+        }
+        let index = Arc::clone(&self.index);
+        let deferred = std::mem::take(&mut self.deferred);
+        let (checkpoints, tokens, last, docno_end) = (c.checkpoints, c.tokens, c.last, c.docno_end);
+        let install = if last {
+            let staged = std::mem::take(&mut self.staged);
+            match (c.meta, staged.complete()) {
+                (Some(meta), Some(files)) => Some((meta, files)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let (still_absent, adopted_now, took, installed) = blocking(move || {
+            let store = index.store();
+            let own_clear = store.docnos_free(end_before, docno_end.saturating_sub(1));
+            let adopt = may_adopt && own_clear && !records.is_empty();
+            if adopt {
+                next.adopted = Adopted::From;
+                next.end = next.end.max(docno_end);
+                // Before anything is written: what reaches this device
+                // live from now on is numbered above the server's range.
+                store.reserve_docnos(next.end);
+            } else if next.adopted == Adopted::From && !records.is_empty() {
+                // Records this device cannot adopt: the server's inverted
+                // index would name numbers this device gave its own.
+                next.adopted = Adopted::Mixed;
+            }
+            let mut state = State {
+                checkpoint: Some(next.checkpoint()),
+                ..State::default()
+            };
+            if last {
+                state.tokens = tokens
+                    .into_iter()
+                    .map(|t| (t.source.clone(), t.slot(), t.token))
+                    .collect();
+            }
+            let upserts = |rs: Vec<crate::Record>| -> Vec<Op> {
+                rs.into_iter()
+                    .map(|r| {
+                        let version = r.revision.max(1);
+                        Op::Upsert(crate::ops::Upsert {
+                            version,
+                            record: Arc::new(r),
+                        })
+                    })
+                    .collect()
+            };
+            let given = records.len();
+            let (rest, state) = if adopt {
+                index.adopt(records, state, !deferred.is_empty())?
+            } else {
+                (records.into_iter().map(|(_, r)| r).collect(), Some(state))
+            };
+            let rest_len = rest.len();
+            if let Some(state) = state {
+                let mut ops = upserts(rest);
+                ops.extend(deferred.iter().cloned());
+                index.apply_reflected(ops, state)?;
+            }
+            for (source, checkpoint) in checkpoints {
+                index.apply_reflected(
+                    Vec::new(),
+                    State {
+                        checkpoint: Some((source, checkpoint)),
+                        ..State::default()
+                    },
+                )?;
+            }
+            let took = if adopt { given - rest_len } else { 0 };
+            let mut installed = false;
+            if last {
+                match install {
+                    Some((meta, files)) if next.adopted == Adopted::From => {
+                        index.install_inverted(&meta, &files)?;
+                        installed = true;
+                    }
+                    _ if next.adopted != Adopted::Nothing => index.reconcile_inverted()?,
+                    _ => {}
+                }
+            }
+            let mut absent = Vec::new();
+            if !last {
+                for p in deferred {
+                    if index.get_by_id(p.source(), p.id())?.is_none() {
+                        absent.push(p);
+                    }
+                }
+            }
+            Ok((absent, next, took as u64, installed))
+        })
+        .await?;
+        self.deferred = still_absent;
+        self.boot = adopted_now;
+        self.shared.modify(|s| {
+            s.adopted += took;
+            s.index_installed |= installed;
+        });
         let records = self.boot.records;
         if last {
             info!(records, "bootstrap finished");
@@ -1163,8 +1467,9 @@ impl Node {
         }
     }
 
-    /// Serves a snapshot to the device that asked.
-    fn serve(&mut self, r: SnapshotRequest) {
+    /// Serves a snapshot to the device that asked: with `index`, in the
+    /// index's form when this store can (format 4).
+    fn serve(&mut self, r: SnapshotRequest, index: bool) {
         if let Some(old) = self.serving.remove(&r.device) {
             old.abort();
         }
@@ -1182,6 +1487,7 @@ impl Node {
             sources: self.source_names.clone(),
             chunk_records: self.chunk_records,
             pace: self.pace,
+            index,
         };
         let to = r.device;
         self.serving.insert(
@@ -1257,14 +1563,54 @@ struct Server {
     sources: Vec<String>,
     chunk_records: usize,
     pace: Option<Duration>,
+    /// Asked in the index's form.
+    index: bool,
+}
+
+/// What a snapshot is read with: records, or the index (blocks and
+/// inverted index files).
+enum Serving {
+    Records(Reader),
+    Index(Box<IndexReader>),
+}
+
+impl Serving {
+    /// The next chunk as a message, and whether it is the last.
+    fn next_chunk(&mut self) -> SyncResult<(Msg, bool)> {
+        match self {
+            Serving::Records(r) => {
+                let c = r.next_chunk()?;
+                let last = c.last;
+                Ok((Msg::SnapshotChunk(c), last))
+            }
+            Serving::Index(r) => {
+                let c = r.next_chunk()?;
+                let last = c.last;
+                Ok((Msg::IndexChunk(c), last))
+            }
+        }
+    }
 }
 
 impl Server {
     async fn run(self, r: SnapshotRequest, after: Vec<u8>) -> SyncResult<()> {
         let (index, sources) = (Arc::clone(&self.txn.index), self.sources.clone());
         let (to, request, per) = (r.device, r.request, self.chunk_records);
+        let by_index = self.index;
         let reader = tokio::task::spawn_blocking(move || {
-            Reader::new(index, &after, sources, to, request, per)
+            if by_index
+                && let Some(r) = IndexReader::new(
+                    Arc::clone(&index),
+                    &after,
+                    sources.clone(),
+                    to,
+                    request,
+                    per,
+                )?
+            {
+                return Ok(Serving::Index(Box::new(r)));
+            }
+            Reader::new(index, &after, sources, to, request, per).map(Serving::Records)
         })
         .await
         .map_err(|_| SyncError::Protocol("reading the snapshot panicked".into()))??;
@@ -1284,9 +1630,9 @@ impl Server {
                 .await
                 .map_err(|_| SyncError::Protocol("reading the snapshot panicked".into()))?;
                 reader = Some(rd);
-                let chunk = chunk?;
-                last = chunk.last;
-                for p in wire::encode(&Msg::SnapshotChunk(chunk))? {
+                let (chunk, is_last) = chunk?;
+                last = is_last;
+                for p in wire::encode(&chunk)? {
                     let bytes = sealed_len(p.len());
                     acks.push(self.txn.device.reflect(&p)?);
                     self.txn.shared.modify(|s| s.reflected_bytes += bytes);

@@ -42,6 +42,77 @@
 //!
 //! Records travel at their revision, so N ends with the same versions as S,
 //! and later ops compare the same way on both.
+//!
+//! # The index's form (a format-4 server)
+//!
+//! Sending records makes N do what S did when it indexed them, minus the
+//! parse: seal them into blocks and build an inverted index (measured on
+//! the 258k-message ChitChat corpus, most of a bootstrap was that
+//! indexing: `bench-notes/share-run10.md`). So N asks first in the index's
+//! form ([`super::wire::Msg::IndexRequest`]), and S, when its store keeps
+//! document numbers (format 4), sends:
+//!
+//! 1. its blocks' live records, block by block, **under S's document
+//!    numbers**; N stores them under the same numbers (adopts them), in
+//!    blocks sealed under its own data key, unless it holds something
+//!    under the record's key already (then the record goes through the
+//!    usual write path, which compares versions);
+//! 2. then the plaintext of its inverted index's segment files and (in the
+//!    last chunk) its `meta.json`. N writes them through its own encrypted
+//!    directory, under its own key, in place of its own inverted index, and
+//!    catches that up with its store at once.
+//!
+//! Everything travels sealed under the group's reflect key, like every
+//! chunk; no device key leaves its device.
+//!
+//! ## Why the cut is consistent
+//!
+//! S takes the cut under its index's writer lock ([`Index::snapshot_cut`]):
+//! it brings its inverted index to follow the store, commits it at the
+//! store's generation, and reads the list of its blocks and the index's
+//! metadata, with no batch in between. So the segments hold exactly the
+//! live records of the blocks listed. The export keeps the segment files
+//! from tantivy's garbage collection while it is read, without the lock.
+//! The blocks are read later, chunk by chunk, each block's records that
+//! are live *then*: a record rewritten or deleted after the cut is not
+//! sent (its new version, or its delete, reaches N live, as above), but
+//! the segments still hold it under its old number.
+//!
+//! ## Why N's inverted index ends right
+//!
+//! A document number names one record forever on S (a rewrite takes a new
+//! number; compaction keeps numbers and contents). N's own records (what
+//! reaches it live while it bootstraps, and whatever goes through the
+//! usual write path) are numbered from [`OWN_DOCNOS_FROM`] until N knows
+//! S's range, then from the end of S's range (`docno_end` of the cut),
+//! and N adopts S's numbers only into a range where it numbered nothing
+//! of its own (checked at every chunk). So every number in S's segments
+//! is, on N, either the very record S indexed under it, or not live at
+//! all. The catch-up after the install compares numbers only: it deletes
+//! from the installed index every number N does not hold live (records
+//! rewritten or deleted after the cut, copies N kept a newer version of),
+//! and indexes every live record of N's the segments lack (what came
+//! live). Neither lost nor doubled: the catch-up leaves the inverted index
+//! holding exactly N's live records, each once, whatever the timing.
+//!
+//! Adopted numbers are only installable with the index of the server they
+//! came from. A bootstrap resumed with another server (the first went
+//! away) takes that one's records through the usual write path and ends
+//! with a catch-up of N's own inverted index instead (it indexes the
+//! adopted records); so does a bootstrap that ends because N was promoted
+//! to leader. Until the install, N's inverted index lacks the adopted
+//! records: a search during a bootstrap sees part of the index anyway.
+//!
+//! Resuming works as with records: N's position is the last document
+//! number S sent or covered, written with each chunk's records in one
+//! atomic batch; a new request makes a new cut, whose blocks after the
+//! position and whose whole index files are sent. File pieces are kept in
+//! memory until the last chunk; an interruption during them sends them
+//! again.
+//!
+//! A server of an earlier build does not know the index's form and
+//! answers the records' request N sends right after it; a server whose
+//! store is of format 1 to 3 answers the index's form with records.
 
 use std::sync::Arc;
 
@@ -52,7 +123,7 @@ use crate::source::Cursor;
 use crate::store::{Checkpoint, DocKey};
 use crate::sync::error::{SyncError, SyncResult};
 
-use super::wire::{Resume, SnapshotChunk, TokenEntry};
+use super::wire::{FilePiece, IndexChunk, Resume, ShippedBlock, SnapshotChunk, TokenEntry};
 
 /// The checkpoint slot (a source name no backend produces) under which a
 /// device keeps where its bootstrap stands, sealed in its own store.
@@ -70,7 +141,56 @@ pub(crate) struct BootState {
     /// This device started sharing with an empty index, so it needs a
     /// snapshot (stored: the state exists in the store).
     pub needed: bool,
+    /// Whose document numbers this device's store holds (see [`Adopted`]).
+    pub adopted: Adopted,
+    /// While [`Adopted::From`]: every number the server used at the cuts
+    /// adopted from is below this; this device numbers its own records
+    /// from here up.
+    pub end: u64,
 }
+
+/// Whether a bootstrap stored records under a server's document numbers,
+/// and so whether that server's inverted index may be installed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Adopted {
+    /// No record was adopted.
+    #[default]
+    Nothing,
+    /// Records were adopted from the server of the stored position, and
+    /// from no other: its inverted index names them rightly.
+    From,
+    /// Records were adopted from a server other than the one the position
+    /// is now with (the first went away): no server's inverted index may be
+    /// installed, since the numbers of two servers would mix; the
+    /// bootstrap ends with a catch-up of this device's own index instead.
+    Mixed,
+}
+
+impl Adopted {
+    fn byte(self) -> u8 {
+        match self {
+            Adopted::Nothing => 0,
+            Adopted::From => 1,
+            Adopted::Mixed => 2,
+        }
+    }
+
+    fn from_byte(b: u8) -> Adopted {
+        match b {
+            0 => Adopted::Nothing,
+            1 => Adopted::From,
+            _ => Adopted::Mixed,
+        }
+    }
+}
+
+/// Where a device that joins empty numbers its own records (those that
+/// reach it live while it bootstraps) until it knows the server's range:
+/// far above any store's numbers, so that the server's numbers, adopted
+/// with its blocks, do not collide with them. A server whose numbers reach
+/// this high (it bootstrapped itself and then stored more) is adopted from
+/// only if this device stored nothing of its own in the server's range.
+pub(crate) const OWN_DOCNOS_FROM: u64 = 1 << 40;
 
 pub(crate) fn index_err(e: crate::Error) -> SyncError {
     SyncError::Index(Box::new(e))
@@ -82,21 +202,43 @@ impl BootState {
         let Some(cp) = index.store().checkpoint(BOOT).map_err(index_err)? else {
             return Ok(BootState::default());
         };
-        let resume = match cp.cursor {
-            Some(c) => Some(
-                postcard::from_bytes(&c.0).map_err(|e| SyncError::Malformed {
-                    what: "the stored bootstrap position",
-                    detail: e.to_string(),
-                })?,
-            ),
-            None => None,
+        let malformed = |e: postcard::Error| SyncError::Malformed {
+            what: "the stored bootstrap position",
+            detail: e.to_string(),
+        };
+        // The position, then (since blocks are adopted) the adoption and
+        // its range; a position stored by an earlier build has neither.
+        let (resume, adopted, end) = match cp.cursor {
+            Some(c) => {
+                let (resume, rest): (Resume, &[u8]) =
+                    postcard::take_from_bytes(&c.0).map_err(malformed)?;
+                let (adopted, end) = if rest.is_empty() {
+                    (Adopted::Nothing, 0)
+                } else {
+                    let (b, end): (u8, u64) = postcard::from_bytes(rest).map_err(malformed)?;
+                    (Adopted::from_byte(b), end)
+                };
+                (Some(resume), adopted, end)
+            }
+            None => (None, Adopted::Nothing, 0),
         };
         Ok(BootState {
             resume,
             records: cp.done,
             done: cp.synced,
             needed: true,
+            adopted,
+            end,
         })
+    }
+
+    /// Keeps this device's own document numbers clear of the server's while
+    /// a bootstrap runs (see [`OWN_DOCNOS_FROM`]): called when sharing
+    /// starts and with every chunk, before anything else is written.
+    pub fn reserve(&self, index: &Index) {
+        if self.needed && !self.done {
+            index.store().reserve_docnos(OWN_DOCNOS_FROM.max(self.end));
+        }
     }
 
     /// Reads it, and if this index is empty and has never bootstrapped,
@@ -119,6 +261,7 @@ impl BootState {
                 )
                 .map_err(index_err)?;
         }
+        state.reserve(index);
         Ok(state)
     }
 
@@ -128,7 +271,14 @@ impl BootState {
             .resume
             .as_ref()
             .and_then(|r| postcard::to_allocvec(r).ok())
-            .map(Cursor);
+            .map(|mut c| {
+                if self.adopted != Adopted::Nothing
+                    && let Ok(tail) = postcard::to_allocvec(&(self.adopted.byte(), self.end))
+                {
+                    c.extend_from_slice(&tail);
+                }
+                Cursor(c)
+            });
         (
             BOOT.to_owned(),
             Checkpoint {
@@ -328,24 +478,197 @@ impl Reader {
     /// records: never behind them (what was written since reaches the new
     /// device live, with its own checkpoint).
     fn source_state(&self) -> SyncResult<SourceState> {
-        let store = self.index.store();
-        let (mut checkpoints, mut tokens) = (Vec::new(), Vec::new());
-        for s in &self.sources {
-            if let Some(cp) = store.checkpoint(s).map_err(index_err)? {
-                checkpoints.push((s.clone(), cp));
-            }
-            for listing_start in [true, false] {
-                let entry = TokenEntry {
-                    source: s.clone(),
-                    listing_start,
-                    token: None,
-                };
-                let token = store.token(s, entry.slot()).map_err(index_err)?;
-                tokens.push(TokenEntry { token, ..entry });
+        source_state(&self.index, &self.sources)
+    }
+}
+
+/// The server's side of a snapshot of the index (a format-4 store): its
+/// blocks' live records under their document numbers, then its inverted
+/// index's files, all from one cut ([`Index::snapshot_cut`]).
+pub(crate) struct IndexReader {
+    index: Arc<Index>,
+    /// Blocks still to read: first and last numbers.
+    blocks: std::vec::IntoIter<(u64, u64)>,
+    /// Numbers up to this one were sent before (a resume) or now.
+    after: u64,
+    docno_end: u64,
+    #[cfg(feature = "tantivy")]
+    export: Option<crate::search::inverted::engine::InvertedExport>,
+    /// The next file piece: file index and offset.
+    #[cfg_attr(not(feature = "tantivy"), allow(dead_code))]
+    file: (usize, u64),
+    sources: Vec<String>,
+    to: u64,
+    request: u64,
+    per_chunk: usize,
+}
+
+impl IndexReader {
+    /// The cut of `index` after position `after` (empty for all); `None`
+    /// for a store of format 1 to 3, which is served by records.
+    pub fn new(
+        index: Arc<Index>,
+        after: &[u8],
+        sources: Vec<String>,
+        to: u64,
+        request: u64,
+        per_chunk: usize,
+    ) -> SyncResult<Option<IndexReader>> {
+        let after = match after {
+            [] => 0,
+            b => u64::from_be_bytes(b.try_into().map_err(|_| SyncError::Malformed {
+                what: "a snapshot position",
+                detail: format!("{} bytes where a document number takes 8", b.len()),
+            })?),
+        };
+        let Some(cut) = index.snapshot_cut().map_err(index_err)? else {
+            return Ok(None);
+        };
+        let blocks: Vec<(u64, u64)> = cut.spans.into_iter().filter(|s| s.1 > after).collect();
+        Ok(Some(IndexReader {
+            index,
+            blocks: blocks.into_iter(),
+            after,
+            docno_end: cut.docno_end,
+            #[cfg(feature = "tantivy")]
+            export: cut.inverted,
+            file: (0, 0),
+            sources,
+            to,
+            request,
+            per_chunk,
+        }))
+    }
+
+    #[cfg(feature = "tantivy")]
+    fn files_left(&self) -> bool {
+        self.export
+            .as_ref()
+            .is_some_and(|e| self.file.0 < e.files().len())
+    }
+
+    #[cfg(not(feature = "tantivy"))]
+    fn files_left(&self) -> bool {
+        false
+    }
+
+    /// Pieces of the index files, after `bytes` of the chunk are taken,
+    /// up to about [`super::wire::PART_BYTES`].
+    #[cfg(feature = "tantivy")]
+    fn file_pieces(&mut self, mut bytes: usize) -> SyncResult<Vec<FilePiece>> {
+        let mut files = Vec::new();
+        let Some(export) = &self.export else {
+            return Ok(files);
+        };
+        while bytes < super::wire::PART_BYTES {
+            let Some((name, len)) = export.files().get(self.file.0) else {
+                break;
+            };
+            let take = (super::wire::PART_BYTES - bytes).min((len - self.file.1) as usize);
+            let piece = export.read(name, self.file.1, take).map_err(index_err)?;
+            bytes += piece.len() + 64;
+            files.push(FilePiece {
+                name: name.clone(),
+                offset: self.file.1,
+                len: *len,
+                bytes: piece,
+            });
+            self.file.1 += take as u64;
+            if self.file.1 >= *len {
+                self.file = (self.file.0 + 1, 0);
             }
         }
-        Ok((checkpoints, tokens))
+        Ok(files)
     }
+
+    #[cfg(not(feature = "tantivy"))]
+    fn file_pieces(&mut self, _bytes: usize) -> SyncResult<Vec<FilePiece>> {
+        Ok(Vec::new())
+    }
+
+    /// The next chunk: blocks while there are any (whole blocks, about
+    /// [`super::wire::PART_BYTES`] of records or `per_chunk` records at
+    /// most), then file pieces; the last one carries the metadata and the
+    /// server's source state.
+    pub fn next_chunk(&mut self) -> SyncResult<IndexChunk> {
+        let mut blocks = Vec::new();
+        let (mut bytes, mut records) = (0usize, 0usize);
+        while bytes < super::wire::PART_BYTES && records < self.per_chunk {
+            let Some((first, last)) = self.blocks.next() else {
+                break;
+            };
+            let live = self.index.store().live_in_block(first).map_err(index_err)?;
+            let (mut docnos, mut recs) = (Vec::new(), Vec::new());
+            for (_, d, r) in live {
+                if d > self.after {
+                    bytes += r.text_len() + 64;
+                    docnos.push(d);
+                    recs.push(r);
+                }
+            }
+            self.after = self.after.max(last);
+            records += recs.len();
+            if !recs.is_empty() {
+                blocks.push(ShippedBlock {
+                    docnos,
+                    records: recs,
+                });
+            }
+        }
+        let files = if self.blocks.len() == 0 {
+            self.file_pieces(bytes)?
+        } else {
+            Vec::new()
+        };
+        let last = self.blocks.len() == 0 && !self.files_left();
+        #[cfg(feature = "tantivy")]
+        let meta = match (&self.export, last) {
+            (Some(e), true) => Some(e.meta_json().map_err(index_err)?),
+            _ => None,
+        };
+        #[cfg(not(feature = "tantivy"))]
+        let meta = None;
+        let (checkpoints, tokens) = if last {
+            source_state(&self.index, &self.sources)?
+        } else {
+            Default::default()
+        };
+        Ok(IndexChunk {
+            to: self.to,
+            request: self.request,
+            docno_end: self.docno_end,
+            blocks,
+            files,
+            meta,
+            after: self.after.to_be_bytes().to_vec(),
+            last,
+            checkpoints,
+            tokens,
+        })
+    }
+}
+
+/// The checkpoints and tokens of the server's sources, read after its
+/// records: never behind them (what was written since reaches the new
+/// device live, with its own checkpoint).
+fn source_state(index: &Index, sources: &[String]) -> SyncResult<SourceState> {
+    let store = index.store();
+    let (mut checkpoints, mut tokens) = (Vec::new(), Vec::new());
+    for s in sources {
+        if let Some(cp) = store.checkpoint(s).map_err(index_err)? {
+            checkpoints.push((s.clone(), cp));
+        }
+        for listing_start in [true, false] {
+            let entry = TokenEntry {
+                source: s.clone(),
+                listing_start,
+                token: None,
+            };
+            let token = store.token(s, entry.slot()).map_err(index_err)?;
+            tokens.push(TokenEntry { token, ..entry });
+        }
+    }
+    Ok((checkpoints, tokens))
 }
 
 #[cfg(test)]
@@ -369,6 +692,7 @@ mod tests {
                         source: "push".into(),
                         id: format!("{b}/{i}"),
                         body: format!("record {b} {i} {}", "padding ".repeat(40)),
+                        timestamp: Some(1_700_000_000 + (b * 1000 + i) as i64),
                         ..Record::default()
                     })
                 })
@@ -438,6 +762,259 @@ mod tests {
         assert!(rest.last);
         assert_eq!(rest.ops.len(), 31);
         assert!(ids(&rest).contains(&patched));
+    }
+
+    /// What a search answers in both modes: newest first, and by relevance
+    /// (as a set: equal scores tie, and ties break by key, which differs
+    /// between devices).
+    fn answers(index: &Index, queries: &[&str]) -> Vec<(String, usize, Vec<String>)> {
+        use crate::search::{Order, SearchMode, SearchOptions};
+        index.wait_for_inverted().unwrap();
+        let mut out = Vec::new();
+        for q in queries {
+            for mode in [SearchMode::Forward, SearchMode::Inverted] {
+                for order in [Order::Newest, Order::Relevance] {
+                    let r = index
+                        .search(
+                            q,
+                            &SearchOptions {
+                                mode,
+                                order,
+                                limit: None,
+                                snippet_bytes: 0,
+                                ..SearchOptions::default()
+                            },
+                        )
+                        .unwrap();
+                    let mut ids: Vec<String> = r.hits.into_iter().map(|h| h.id).collect();
+                    if order == Order::Relevance {
+                        ids.sort();
+                    }
+                    out.push((format!("{q} {mode:?} {order:?}"), r.total, ids));
+                }
+            }
+        }
+        out
+    }
+
+    fn assert_same(a: &[(String, usize, Vec<String>)], b: &[(String, usize, Vec<String>)]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                x == y,
+                "{}: {} hits against {} ({:?}…)",
+                x.0,
+                x.1,
+                y.1,
+                &x.2[..x.2.len().min(5)]
+            );
+        }
+    }
+
+    /// A new device takes a server's index (blocks under its numbers, then
+    /// its inverted index) while ops reach it live before, between and
+    /// after the chunks, as the sharing applies them; it ends answering
+    /// exactly as the server, in both modes, with every record once.
+    #[test]
+    fn an_index_snapshot_with_live_ops_ends_with_the_servers_answers() {
+        let (_dir, server) = index_with(400);
+        // Dead records on the server: rewritten and deleted ones.
+        let before_cut = server
+            .apply(vec![
+                Op::patch(
+                    "push",
+                    "0/3",
+                    crate::source::Metadata {
+                        flagged: Some(true),
+                        ..Default::default()
+                    },
+                ),
+                Op::delete("push", "1/4"),
+            ])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = IndexConfig {
+            kdf: KdfParams::insecure_fast(),
+            ..IndexConfig::default()
+        };
+        let cred = Credential::AppKey(SecretKey::from_bytes([8; 32]));
+        let new = Index::create(&dir.path().join("n"), &cred, config).unwrap();
+        let boot = BootState::load_or_mark(&new).unwrap();
+        assert!(boot.needed);
+        // Live, before the snapshot: what the server did before the new
+        // device's request also reaches it (the two ops above), and a
+        // record of another device.
+        new.apply_reflected(before_cut.ops.clone(), crate::write::State::default())
+            .unwrap();
+        let other = server
+            .apply(vec![Op::upsert(Record {
+                source: "push".into(),
+                id: "live/1".into(),
+                body: "record live arrived first".into(),
+                ..Record::default()
+            })])
+            .unwrap();
+        new.apply_reflected(other.ops.clone(), crate::write::State::default())
+            .unwrap();
+
+        let mut reader = IndexReader::new(Arc::clone(&server), &[], vec![], 9, 1, 60)
+            .unwrap()
+            .unwrap();
+        // After the cut, on the server: a delete of a record in a later
+        // block, and a patch; both reach the new device live.
+        let after_cut = server
+            .apply(vec![
+                Op::delete("push", "3/7"),
+                Op::patch(
+                    "push",
+                    "2/9",
+                    crate::source::Metadata {
+                        unread: Some(false),
+                        ..Default::default()
+                    },
+                ),
+            ])
+            .unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut adopted_any = false;
+        let mut chunks = 0;
+        let mut end = 1u64;
+        loop {
+            let c = reader.next_chunk().unwrap();
+            chunks += 1;
+            let records: Vec<(u64, Record)> = c
+                .blocks
+                .into_iter()
+                .flat_map(|b| b.docnos.into_iter().zip(b.records))
+                .collect();
+            if !records.is_empty() {
+                assert!(new.store().docnos_free(end, c.docno_end - 1));
+                end = end.max(c.docno_end);
+                new.store().reserve_docnos(end);
+                let (rest, state) = new
+                    .adopt(records, crate::write::State::default(), false)
+                    .unwrap();
+                adopted_any = true;
+                if let Some(state) = state {
+                    let ops = rest
+                        .into_iter()
+                        .map(|r| Op::upsert(r.clone()).with_version(r.revision.max(1)))
+                        .collect();
+                    new.apply_reflected(ops, state).unwrap();
+                }
+            }
+            if chunks == 2 {
+                new.apply_reflected(after_cut.ops.clone(), crate::write::State::default())
+                    .unwrap();
+            }
+            for p in c.files {
+                match files.last_mut() {
+                    Some((n, b)) if *n == p.name => b.extend_from_slice(&p.bytes),
+                    _ => files.push((p.name, p.bytes)),
+                }
+            }
+            if c.last {
+                new.install_inverted(&c.meta.expect("the metadata"), &files)
+                    .unwrap();
+                break;
+            }
+        }
+        assert!(adopted_any && chunks > 3, "{chunks} chunks");
+        assert!(!files.is_empty());
+        assert_eq!(new.len(), server.len());
+        assert!(new.verify().is_ok());
+        let queries = [
+            "record",
+            "padding",
+            "live",
+            "is:flagged",
+            "is:unread",
+            "record 2",
+        ];
+        assert_same(&answers(&new, &queries), &answers(&server, &queries));
+        // Its files are its own: sealed under its key, and it opens again
+        // (no catch-up needed: the install committed at the store's
+        // generation).
+        drop(new);
+        let new = Index::open(&dir.path().join("n"), &cred, config_fast()).unwrap();
+        assert!(matches!(
+            new.inverted_status().unwrap(),
+            crate::search::InvertedStatus::Current { .. }
+        ));
+        assert_same(&answers(&new, &queries), &answers(&server, &queries));
+    }
+
+    /// A peer's index that is not what it should be (a file that is no
+    /// segment file, a meta of another schema, a segment file missing) is
+    /// never put in place as it is: the install is refused before it
+    /// writes, or its index fails to open, and the new device's inverted
+    /// index is rebuilt from its own store instead, answering rightly.
+    #[test]
+    fn a_bad_peer_index_is_rebuilt_from_the_store_not_installed() {
+        let (_dir, server) = index_with(120);
+        let queries = ["record", "padding", "record 2"];
+        let want = answers(&server, &queries);
+        let take = |server: &Arc<Index>| {
+            let mut reader = IndexReader::new(Arc::clone(server), &[], vec![], 9, 1, 1000)
+                .unwrap()
+                .unwrap();
+            let (mut records, mut files) = (Vec::new(), Vec::<(String, Vec<u8>)>::new());
+            let meta = loop {
+                let c = reader.next_chunk().unwrap();
+                records.extend(
+                    c.blocks
+                        .into_iter()
+                        .flat_map(|b| b.docnos.into_iter().zip(b.records)),
+                );
+                for p in c.files {
+                    match files.last_mut() {
+                        Some((n, b)) if *n == p.name => b.extend_from_slice(&p.bytes),
+                        _ => files.push((p.name, p.bytes)),
+                    }
+                }
+                if c.last {
+                    break c.meta;
+                }
+            };
+            (records, files, meta.unwrap())
+        };
+        type Spoil = fn(&mut Vec<(String, Vec<u8>)>, &mut Vec<u8>);
+        let spoils: [Spoil; 3] = [
+            |files, _| files[0].0 = "meta.json".into(),
+            |_, meta| {
+                let mut m: serde_json::Value = serde_json::from_slice(meta).unwrap();
+                m["schema"] = serde_json::json!([]);
+                *meta = serde_json::to_vec(&m).unwrap();
+            },
+            |files, _| {
+                let i = files.iter().position(|f| f.0.ends_with(".idx")).unwrap();
+                files.remove(i);
+            },
+        ];
+        for spoil in spoils {
+            let dir = tempfile::tempdir().unwrap();
+            let new = Index::create(
+                &dir.path().join("n"),
+                &Credential::AppKey(SecretKey::from_bytes([9; 32])),
+                config_fast(),
+            )
+            .unwrap();
+            let (records, mut files, mut meta) = take(&server);
+            spoil(&mut files, &mut meta);
+            let (rest, state) = new
+                .adopt(records, crate::write::State::default(), false)
+                .unwrap();
+            assert!(rest.is_empty() && state.is_none());
+            new.install_inverted(&meta, &files).unwrap();
+            assert_same(&answers(&new, &queries), &want);
+        }
+    }
+
+    fn config_fast() -> IndexConfig {
+        IndexConfig {
+            kdf: KdfParams::insecure_fast(),
+            ..IndexConfig::default()
+        }
     }
 
     #[test]

@@ -3,6 +3,22 @@
 //! encoding, and their cutting into envelopes that fit the frame limit.
 //!
 //! ```text
+//! Msg::Batch(Batch)                     ops of a committed batch, with state
+//! Msg::SnapshotRequest(SnapshotRequest) a new device asks for records
+//! Msg::SnapshotChunk(SnapshotChunk)     records (upserts) for it
+//! Msg::IndexRequest(SnapshotRequest)    a new device asks for the index (sent
+//!                                       first, its SnapshotRequest twin after)
+//! Msg::IndexChunk(IndexChunk)           blocks' records under the server's
+//!                                       document numbers, then inverted index
+//!                                       file pieces, then meta.json
+//! ```
+//!
+//! Variants are only ever added at the end: a build that does not know one
+//! refuses it as malformed (the envelope is acknowledged and counted in
+//! `Status::refused`), which is how an earlier build ignores
+//! `IndexRequest` and answers its twin.
+//!
+//! ```text
 //! envelope plaintext = postcard(Packet)
 //! Packet::Whole(postcard(Msg))                      one envelope, one message
 //! Packet::Part { id, index, count, bytes }          a message cut in `count` parts
@@ -70,6 +86,66 @@ pub enum Msg {
     SnapshotRequest(SnapshotRequest),
     /// A piece of a snapshot, for one device.
     SnapshotChunk(SnapshotChunk),
+    /// A device that joined empty asks for a snapshot of the index itself
+    /// (blocks and inverted index: see `snapshot`). Sent just before a
+    /// [`Msg::SnapshotRequest`] with the same request id, which a server
+    /// that answered this one ignores, and which a build that does not know
+    /// this message answers instead.
+    IndexRequest(SnapshotRequest),
+    /// A piece of a snapshot of the index, for one device.
+    IndexChunk(IndexChunk),
+}
+
+/// A piece of a snapshot of the index: records grouped as the server's
+/// blocks hold them, under the server's document numbers, then the
+/// server's inverted index files, then (last) its metadata and source
+/// state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexChunk {
+    /// The device it is for.
+    pub to: u64,
+    /// The request it answers.
+    pub request: u64,
+    /// Every document number the server used at its cut is below this.
+    pub docno_end: u64,
+    /// Live records of the server's blocks, in document-number order.
+    pub blocks: Vec<ShippedBlock>,
+    /// Pieces of the server's inverted index files, in order.
+    pub files: Vec<FilePiece>,
+    /// The inverted index's `meta.json` (last chunk only, when the server
+    /// has an inverted index).
+    pub meta: Option<Vec<u8>>,
+    /// The server's position after these blocks (8 bytes big-endian: the
+    /// last document number it sent, or covered).
+    pub after: Vec<u8>,
+    /// The last chunk: it carries the server's source state.
+    pub last: bool,
+    /// The server's source checkpoints (last chunk only).
+    pub checkpoints: Vec<(String, Checkpoint)>,
+    /// The server's sync tokens (last chunk only).
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// The live records of one of the server's blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShippedBlock {
+    /// Their document numbers, increasing.
+    pub docnos: Vec<u64>,
+    /// The records, at their revisions, in the same order.
+    pub records: Vec<crate::Record>,
+}
+
+/// A piece of one inverted index file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePiece {
+    /// tantivy's name of the file.
+    pub name: String,
+    /// Where in the file this piece starts.
+    pub offset: u64,
+    /// The file's length.
+    pub len: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A committed batch: the ops as applied on the sender (with their
