@@ -30,7 +30,7 @@
 //! grows with every write, so its column bit-packs to a few bytes and its
 //! terms share prefixes; and since an upsert gets a new number, the number
 //! is also the record's stamp. The store resolves a number to its key from
-//! memory (`Store::key_of_docno`).
+//! memory (`Store::keys_of_docnos`).
 //!
 //! A hit is resolved through the encrypted store, so snippets and result
 //! lists come from the one source of truth, and the index can be thrown
