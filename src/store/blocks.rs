@@ -486,15 +486,22 @@ impl Blocks {
         docnos
             .iter()
             .map(|&d| {
-                let b = match last {
-                    Some((f, b)) if f <= d && d <= b.pos.last => b,
+                let (first, b) = match last {
+                    Some((f, b)) if f <= d && d <= b.pos.last => (f, b),
                     _ => {
                         let found = self.block_of(d)?;
                         last = Some(found);
-                        found.1
+                        found
                     }
                 };
-                let i = b.docnos.binary_search(&d).ok()?;
+                // A block's numbers are consecutive until a compaction
+                // drops some: try the record's place in that case first.
+                let guess = (d - first) as usize;
+                let i = if b.docnos.get(guess) == Some(&d) {
+                    guess
+                } else {
+                    b.docnos.binary_search(&d).ok()?
+                };
                 b.macs.get(i).copied()
             })
             .collect()

@@ -71,8 +71,9 @@ use crate::write::Committed;
 pub const FORMAT: u32 = 2;
 
 /// The format of an index by document number (stores of format 4; see
-/// `schema`), bumped like [`FORMAT`].
-pub const FORMAT_DOCNOS: u32 = 3;
+/// `schema`), bumped like [`FORMAT`]. 4: `date` is a fast field only (no
+/// terms), so an index of format 3 is rebuilt from the store.
+pub const FORMAT_DOCNOS: u32 = 4;
 
 /// Resolves document numbers to their records' keys (the store's map, in
 /// memory, under one lock for the lot): how an index by document number
@@ -1044,10 +1045,9 @@ impl KeyColumns {
                     .collect()
             }
             KeyColumns::Docno(col, key_of) => {
-                let docnos: Vec<u64> = docs
-                    .iter()
-                    .map(|&doc| col.first(doc).unwrap_or(0))
-                    .collect();
+                let mut read = vec![None; docs.len()];
+                col.first_vals(docs, &mut read);
+                let docnos: Vec<u64> = read.into_iter().map(|d| d.unwrap_or(0)).collect();
                 key_of(&docnos)
                     .into_iter()
                     .zip(docnos)
