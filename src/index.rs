@@ -467,7 +467,7 @@ impl Index {
         let mut hits = Vec::with_capacity(matched.len());
         for m in &matched {
             // Deleted since the scan: skip it.
-            let Some(record) = self.get(&m.key)? else {
+            let Some(record) = self.get_matched(m)? else {
                 continue;
             };
             let snippet = if options.snippet_bytes > 0 {
@@ -523,6 +523,18 @@ impl Index {
         Ok(self.store.get_by_key(key)?.map(Arc::new))
     }
 
+    /// The record of a match, or `None` if it was deleted since: read by
+    /// document number when the inverted index gave one.
+    fn get_matched(&self, m: &Matched) -> Result<Option<Arc<Record>>> {
+        if m.docno == 0 {
+            return self.get(&m.key);
+        }
+        if let Some(e) = self.read().get(&m.key) {
+            return Ok(Some(Arc::clone(&e.record)));
+        }
+        Ok(self.store.get_hit(m.docno, &m.key)?.map(Arc::new))
+    }
+
     /// One page of matches, in order: the page, the total, the next cursor.
     fn page(
         &self,
@@ -565,7 +577,7 @@ impl Index {
         if limit == 0 {
             matched.clear();
         }
-        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
+        crate::search::sort_matched(order, &mut matched);
         let next = if more {
             matched.last().map(|m| PageCursor {
                 order,
@@ -816,7 +828,7 @@ fn open_inverted(store: &Arc<Store>, config: &IndexConfig) -> Option<Arc<Inverte
     // the store resolves to keys from memory.
     let docnos: Option<crate::search::inverted::engine::KeyOf> = store.has_docnos().then(|| {
         let store = Arc::clone(store);
-        Arc::new(move |d: u64| store.key_of_docno(d)) as crate::search::inverted::engine::KeyOf
+        Arc::new(move |d: &[u64]| store.keys_of_docnos(d)) as crate::search::inverted::engine::KeyOf
     });
     match Inverted::open(
         &store.path().join("inverted"),

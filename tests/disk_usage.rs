@@ -757,3 +757,198 @@ fn measure_indexing_profile() {
         report.stored as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// The compare bench's query battery, for [`measure_query_profile`].
+#[path = "../benches/common/battery.rs"]
+mod battery;
+
+/// The three query kinds the comparison times, each query of the battery
+/// `reps` times: every hit's key, count + newest 10 keys, the first page
+/// (count + newest 10 records). Returns a checksum of the answers (hit
+/// counts, and the first page's ids, dates, senders and subjects in
+/// order), so that a change can be shown to keep them.
+#[inline(never)]
+fn run_query_battery(index: &Index, queries: &[sealdex::query::Query], reps: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let all = sealdex::SearchOptions {
+        limit: None,
+        snippet_bytes: 0,
+        mode: sealdex::SearchMode::Inverted,
+        ..Default::default()
+    };
+    let ten = sealdex::SearchOptions {
+        limit: Some(10),
+        ..all.clone()
+    };
+    // Keys are MACs under the store's own key: hashed, they compare runs
+    // on one store; counts and ids compare stores built apart.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for _ in 0..reps {
+        for q in queries {
+            let page = index.search_keys(q, &all).unwrap();
+            page.keys.len().hash(&mut h);
+            let page = index.search_keys(q, &ten).unwrap();
+            (page.total, page.keys.len()).hash(&mut h);
+            let r = index.search_query(q, &ten).unwrap();
+            r.total.hash(&mut h);
+            for hit in &r.hits {
+                (
+                    &hit.id,
+                    hit.record.timestamp,
+                    &hit.record.from,
+                    &hit.record.subject,
+                )
+                    .hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// [`run_query_battery`] after the warm-up: what callgrind collects
+/// (`--toggle-collect='*timed_query_battery*'`).
+#[inline(never)]
+fn timed_query_battery(index: &Index, queries: &[sealdex::query::Query], reps: usize) -> u64 {
+    run_query_battery(index, queries, reps)
+}
+
+/// Query costs for callgrind (`bench-notes/footprint-run10.md`): indexes
+/// `SEALDEX_PROFILE` (`mail`, the default, or `chat`) into
+/// `SEALDEX_QUERY_DIR` unless an index is there already (run it once
+/// natively to build), then opens it, runs the battery once to warm the
+/// caches and `SEALDEX_QUERY_REPS` (default 3) more times through
+/// [`run_query_battery`], and prints the answers' checksum.
+#[test]
+#[ignore = "a measurement (needs SEALDEX_CORPORA and SEALDEX_QUERY_DIR): run by hand"]
+fn measure_query_profile() {
+    let which = std::env::var("SEALDEX_PROFILE").unwrap_or_else(|_| "mail".into());
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("SEALDEX_QUERY_DIR").expect("SEALDEX_QUERY_DIR: where the index is kept"),
+    );
+    let config = IndexConfig {
+        cache_bytes: 1 << 30,
+        kdf: KdfParams::insecure_fast(),
+        inverted: true,
+        ..IndexConfig::default()
+    };
+    if !dir.exists() {
+        let index = Index::create(&dir, &cred(), config.clone()).unwrap();
+        if which == "mail" {
+            let path = common::corpora("spamassassin").unwrap();
+            let mut source = sealdex::backends::open_path(&path).unwrap();
+            index
+                .index(
+                    source.as_mut(),
+                    &sealdex::decrypt::PassThrough::default(),
+                    &IndexOptions::default(),
+                )
+                .unwrap();
+        } else {
+            let path = common::corpora("chitchat").unwrap();
+            let mut source = chitchat::ChitChat::open(path.join("dataset.json")).unwrap();
+            index
+                .index(
+                    &mut source,
+                    &chitchat::ChatDecryptor,
+                    &IndexOptions::default(),
+                )
+                .unwrap();
+        }
+        index.commit().unwrap();
+        println!("  built {} records in {}", index.len(), dir.display());
+    }
+    let index = Index::open(&dir, &cred(), config).unwrap();
+    index.wait_for_inverted().unwrap();
+    let queries: Vec<sealdex::query::Query> = battery::battery(&which)
+        .expect("a battery for mail or chat")
+        .iter()
+        .map(|q| sealdex::query::parse(q.text).unwrap())
+        .collect();
+    let reps: usize = std::env::var("SEALDEX_QUERY_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let warm = run_query_battery(&index, &queries, 1);
+    let started = std::time::Instant::now();
+    let sum = timed_query_battery(&index, &queries, reps);
+    println!(
+        "  {which}: {} queries × 3 kinds × {reps} in {:.2?}; answers {warm:016x} / {sum:016x}",
+        queries.len(),
+        started.elapsed()
+    );
+}
+
+/// Bytes of the inverted index by tantivy file kind and field
+/// (`bench-notes/footprint-run10.md`): the records of the index in
+/// `SEALDEX_QUERY_DIR` (built by [`measure_query_profile`]), numbered in
+/// store order, written with the index's own schema and documents
+/// (`IndexSchema::with_docnos`, `IndexSchema::document`) into one
+/// in-memory tantivy segment, then tantivy's space usage per component
+/// (`.term` term dictionary, `.idx` postings, `.pos` positions, `.fast`,
+/// `.fieldnorm`, `.store`) and per field. The sealed files add 29 bytes
+/// per 64 KiB chunk to these.
+#[cfg(feature = "tantivy")]
+#[test]
+#[ignore = "a measurement (needs SEALDEX_QUERY_DIR): run by hand"]
+fn measure_index_space() {
+    use sealdex::inverted::IndexSchema;
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("SEALDEX_QUERY_DIR").expect("SEALDEX_QUERY_DIR: an index to read"),
+    );
+    let config = IndexConfig {
+        kdf: KdfParams::insecure_fast(),
+        inverted: false,
+        ..IndexConfig::default()
+    };
+    let index = Index::open(&dir, &cred(), config).unwrap();
+    let schema = IndexSchema::with_docnos();
+    let tindex = tantivy::Index::create_in_ram(schema.schema().clone());
+    schema.register_tokenizer(&tindex);
+    let mut writer: tantivy::IndexWriter<tantivy::TantivyDocument> =
+        tindex.writer_with_num_threads(1, 1 << 30).unwrap();
+    let mut text = 0u64;
+    for (i, r) in index.store().records().enumerate() {
+        let r = r.unwrap();
+        text += text_bytes(&r);
+        let key = index.store().doc_key(&r.source, &r.id);
+        writer
+            .add_document(schema.document(&key, i as u64 + 1, &r))
+            .unwrap();
+    }
+    writer.commit().unwrap();
+    let ids = tindex.searchable_segment_ids().unwrap();
+    if ids.len() > 1 {
+        writer.merge(&ids).wait().unwrap();
+    }
+    writer.wait_merging_threads().unwrap();
+    let reader = tindex.reader().unwrap();
+    reader.reload().unwrap();
+    let usage = reader.searcher().space_usage().unwrap();
+    let b = |c: tantivy::ByteCount| c.get_bytes();
+    println!(
+        "== {}: {} segment(s), total {} ({:.3}× text {})",
+        dir.display(),
+        usage.segments().len(),
+        mb(b(usage.total())),
+        b(usage.total()) as f64 / text as f64,
+        mb(text)
+    );
+    for seg in usage.segments() {
+        for (kind, per) in [
+            (".term", seg.termdict()),
+            (".idx", seg.postings()),
+            (".pos", seg.positions()),
+            (".fast", seg.fast_fields()),
+            (".fieldnorm", seg.fieldnorms()),
+        ] {
+            println!("  {kind:<10} {}", mb(b(per.total())));
+            let mut fields: Vec<_> = per.fields().collect();
+            fields.sort_by_key(|f| std::cmp::Reverse(b(f.total())));
+            for f in fields {
+                println!("      {:<18} {:>10} bytes", f.field_name(), b(f.total()));
+            }
+        }
+        println!("  .store     {}", mb(b(seg.store().total())));
+        println!("  deletes    {}", mb(b(seg.deletes())));
+    }
+}

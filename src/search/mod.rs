@@ -152,6 +152,10 @@ pub(crate) struct Matched {
     pub key: DocKey,
     pub timestamp: Option<i64>,
     pub score: f32,
+    /// The record's document number when the inverted index of a
+    /// format-4 store found it (0 otherwise): the store reads the hit by
+    /// number, without finding the key's number again.
+    pub docno: u64,
 }
 
 pub(crate) fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::Ordering {
@@ -159,6 +163,88 @@ pub(crate) fn cmp_matched(order: Order, a: &Matched, b: &Matched) -> std::cmp::O
     match order {
         Order::Newest => by_date,
         Order::Relevance => b.score.total_cmp(&a.score).then(by_date),
+    }
+}
+
+/// Sorts matches in [`cmp_matched`] order.
+///
+/// Newest first, the common order, sorts pairs of a date rank and an index
+/// instead of the matches: a broad query's every hit (thousands) was sorted
+/// by comparing dates as options and moving 64-byte matches, an eighth of
+/// a query battery's instructions (`bench-notes/footprint-run10.md`).
+/// Equal dates are then put in key order, and undated matches last in key
+/// order, exactly as `cmp_matched` orders them.
+pub(crate) fn sort_matched(order: Order, matched: &mut Vec<Matched>) {
+    if order == Order::Relevance || matched.len() < 32 {
+        matched.sort_unstable_by(|a, b| cmp_matched(order, a, b));
+        return;
+    }
+    let by_key = |a: &u32, b: &u32| matched[*a as usize].key.cmp(&matched[*b as usize].key);
+    let mut dated: Vec<(u64, u32)> = Vec::with_capacity(matched.len());
+    let mut undated: Vec<u32> = Vec::new();
+    for (i, m) in matched.iter().enumerate() {
+        match m.timestamp {
+            // Newest first: the rank falls as the date grows (a bijection
+            // from i64, so equal ranks are equal dates).
+            Some(t) => dated.push((!((t as u64) ^ (1 << 63)), i as u32)),
+            None => undated.push(i as u32),
+        }
+    }
+    sort_ranks(&mut dated);
+    let mut out: Vec<u32> = Vec::with_capacity(matched.len());
+    let mut at = 0;
+    while at < dated.len() {
+        let rank = dated[at].0;
+        let end = at + dated[at..].iter().take_while(|e| e.0 == rank).count();
+        let start = out.len();
+        out.extend(dated[at..end].iter().map(|e| e.1));
+        if end - at > 1 {
+            out[start..].sort_unstable_by(by_key);
+        }
+        at = end;
+    }
+    undated.sort_unstable_by(by_key);
+    out.extend(undated);
+    *matched = out.into_iter().map(|i| matched[i as usize]).collect();
+}
+
+/// Below this many, [`sort_ranks`] compares; from it on, it sorts by radix.
+const RADIX_MIN: usize = 256;
+
+/// Sorts `(rank, index)` pairs by rank (equal ranks in any order).
+///
+/// A broad query's all-hits list is hundreds of thousands of pairs on a
+/// chat history: a least-significant-digit radix sort on 16-bit digits
+/// makes four counting passes at most, and skips a digit every rank
+/// shares (the high digits of dates a few years apart), where a
+/// comparison sort made twenty passes' worth of comparisons.
+fn sort_ranks(v: &mut Vec<(u64, u32)>) {
+    if v.len() < RADIX_MIN {
+        v.sort_unstable_by_key(|e| e.0);
+        return;
+    }
+    let mut buf = vec![(0u64, 0u32); v.len()];
+    let mut counts = vec![0usize; 1 << 16];
+    for shift in [0u32, 16, 32, 48] {
+        counts.fill(0);
+        for e in v.iter() {
+            counts[((e.0 >> shift) & 0xffff) as usize] += 1;
+        }
+        if counts.contains(&v.len()) {
+            continue;
+        }
+        let mut sum = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = sum;
+            sum += n;
+        }
+        for e in v.iter() {
+            let d = ((e.0 >> shift) & 0xffff) as usize;
+            buf[counts[d]] = *e;
+            counts[d] += 1;
+        }
+        std::mem::swap(v, &mut buf);
     }
 }
 
@@ -170,6 +256,67 @@ pub(crate) fn page_bounds(options: &SearchOptions) -> (usize, Option<Matched>) {
         key: c.key,
         timestamp: c.timestamp,
         score: c.score,
+        docno: 0,
     });
     (k, cursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn matched(ts: Option<i64>, key: u8, score: f32) -> Matched {
+        let mut bytes = [0u8; 33];
+        bytes[0] = b'D';
+        bytes[32] = key;
+        Matched {
+            key: DocKey::from_bytes(&bytes).expect("a document key"),
+            timestamp: ts,
+            score,
+            docno: 0,
+        }
+    }
+
+    proptest! {
+        /// The fast newest-first sort orders exactly as `cmp_matched`,
+        /// with equal dates, undated matches and the extreme dates.
+        #[test]
+        fn sort_matched_orders_as_cmp_matched(
+            items in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just(None),
+                        Just(Some(i64::MIN)),
+                        Just(Some(i64::MIN + 1)),
+                        Just(Some(i64::MAX)),
+                        Just(Some(-1i64)),
+                        Just(Some(0i64)),
+                        (0i64..50).prop_map(Some),
+                        (1_500_000_000i64..1_500_100_000).prop_map(Some),
+                        any::<i64>().prop_map(Some),
+                    ],
+                    0u8..40,
+                    0u8..4,
+                ),
+                0..700,
+            ),
+            relevance in any::<bool>(),
+        ) {
+            let order = if relevance { Order::Relevance } else { Order::Newest };
+            let mut fast: Vec<Matched> =
+                items.iter().map(|&(t, k, s)| matched(t, k, f32::from(s))).collect();
+            let mut slow = fast.clone();
+            sort_matched(order, &mut fast);
+            slow.sort_by(|a, b| cmp_matched(order, a, b));
+            // Newest first ignores scores: matches equal in date and key
+            // may come in either order.
+            let view = |v: &[Matched]| -> Vec<(Option<i64>, DocKey, u32)> {
+                v.iter()
+                    .map(|m| (m.timestamp, m.key, if relevance { m.score.to_bits() } else { 0 }))
+                    .collect()
+            };
+            prop_assert_eq!(view(&fast), view(&slow));
+        }
+    }
 }

@@ -73,6 +73,7 @@ pub(crate) fn offer_shard(
             key,
             timestamp,
             score,
+            docno: 0,
         };
         if cursor.is_some_and(|c| cmp_matched(order, &m, c).is_le())
             || best

@@ -204,8 +204,58 @@ fn segment_name(n: u32) -> String {
     format!("{n:08}.seg")
 }
 
-/// A block's decoded body: its record encodings, in directory order.
-type Body = Arc<Vec<Vec<u8>>>;
+/// A block's decoded body: its record encodings, in directory order, as
+/// spans of the one decompressed buffer.
+///
+/// Why spans: decoding the body as a list of owned byte vectors made
+/// postcard copy every record byte by byte (serde's `Vec<u8>` is a
+/// sequence): a fifth of a query battery's instructions went there
+/// (`bench-notes/footprint-run10.md`). The wire format is the same list of
+/// byte strings; here they are borrowed and kept as offsets.
+#[derive(Debug)]
+pub(super) struct Decoded {
+    raw: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Decoded {
+    /// Decodes the postcard list of byte strings in `raw` without copying
+    /// them.
+    fn new(raw: Vec<u8>) -> Result<Decoded> {
+        let parts: Vec<&[u8]> = postcard::from_bytes(&raw)
+            .map_err(|_| Error::Corrupt("an undecodable block".into()))?;
+        let base = raw.as_ptr() as usize;
+        let spans = parts
+            .iter()
+            .map(|p| {
+                // Borrowed from `raw`: the offset is the pointers' distance.
+                let start = p.as_ptr() as usize - base;
+                (start as u32, (start + p.len()) as u32)
+            })
+            .collect();
+        Ok(Decoded { raw, spans })
+    }
+
+    /// How many records the block holds.
+    pub(super) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The encoding of record `i`.
+    pub(super) fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(a, b) = self.spans.get(i)?;
+        self.raw.get(a as usize..b as usize)
+    }
+
+    /// Every record's encoding, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans
+            .iter()
+            .map(|&(a, b)| &self.raw[a as usize..b as usize])
+    }
+}
+
+type Body = Arc<Decoded>;
 
 /// Which block a cached body is: its first document number and where it
 /// is (a compacted block keeps its first number but moves).
@@ -428,10 +478,33 @@ impl Blocks {
         self.live.len()
     }
 
-    /// The key (MAC) of a document number, live or dead, while its block
-    /// holds it.
-    pub(super) fn mac_of(&self, docno: u64) -> Option<Mac16> {
-        self.slot(docno).map(|s| s.mac)
+    /// The keys (MACs) of many document numbers at once, live or dead,
+    /// `None` for a number no block holds. Numbers of one block in a row
+    /// (a segment's hits come in document order) find their block once.
+    pub(super) fn macs_of(&self, docnos: &[u64]) -> Vec<Option<Mac16>> {
+        let mut last: Option<(u64, &Block)> = None;
+        docnos
+            .iter()
+            .map(|&d| {
+                let (first, b) = match last {
+                    Some((f, b)) if f <= d && d <= b.pos.last => (f, b),
+                    _ => {
+                        let found = self.block_of(d)?;
+                        last = Some(found);
+                        found
+                    }
+                };
+                // A block's numbers are consecutive until a compaction
+                // drops some: try the record's place in that case first.
+                let guess = (d - first) as usize;
+                let i = if b.docnos.get(guess) == Some(&d) {
+                    guess
+                } else {
+                    b.docnos.binary_search(&d).ok()?
+                };
+                b.macs.get(i).copied()
+            })
+            .collect()
     }
 
     /// Every live `(mac, docno)`, in document-number order.
@@ -534,7 +607,7 @@ impl Blocks {
         dict: Option<&Dictionary>,
         first: u64,
         pos: &Position,
-    ) -> Result<Arc<Vec<Vec<u8>>>> {
+    ) -> Result<Body> {
         let key = (first, pos.segment, pos.offset);
         if let Some(b) = self
             .bodies
@@ -558,7 +631,7 @@ impl Blocks {
         dict: Option<&Dictionary>,
         first: u64,
         pos: &Position,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Decoded> {
         let sealed = self.read_at(pos.segment, pos.offset, pos.body_len as usize)?;
         let plain = sealer
             .open(
@@ -583,7 +656,7 @@ impl Blocks {
         }
         let raw = record::decompress(rest, dict)
             .map_err(|what| Error::Corrupt(format!("an undecodable block ({what})")))?;
-        postcard::from_bytes(&raw).map_err(|_| Error::Corrupt("an undecodable block".into()))
+        Decoded::new(raw)
     }
 
     /// Decodes the record in `slot`.
@@ -620,8 +693,8 @@ impl Blocks {
         Ok(b.docnos
             .iter()
             .zip(&b.macs)
-            .zip(body)
-            .map(|((d, m), raw)| (*d, *m, raw))
+            .zip(body.iter())
+            .map(|((d, m), raw)| (*d, *m, raw.to_vec()))
             .collect())
     }
 

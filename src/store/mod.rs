@@ -735,9 +735,48 @@ impl Store {
         Ok(())
     }
 
-    /// The key of document number `docno` (format 4), from memory.
-    pub(crate) fn key_of_docno(&self, docno: u64) -> Option<DocKey> {
-        self.blocks()?.mac_of(docno).map(|m| DocKey::from_mac16(&m))
+    /// The keys of many document numbers (format 4), from memory under
+    /// one lock: what a search's hits resolve through.
+    pub(crate) fn keys_of_docnos(&self, docnos: &[u64]) -> Vec<Option<DocKey>> {
+        match self.blocks() {
+            Some(b) => b
+                .macs_of(docnos)
+                .into_iter()
+                .map(|m| m.map(|m| DocKey::from_mac16(&m)))
+                .collect(),
+            None => vec![None; docnos.len()],
+        }
+    }
+
+    /// The live record of `key` when `docno` (a search hit's number) is
+    /// still its live record: read by number, without finding the key's
+    /// number again. If the record was replaced or deleted since the
+    /// search, what [`Store::get_by_key`] reads now.
+    pub(crate) fn get_hit(&self, docno: u64, key: &DocKey) -> Result<Option<Record>> {
+        let mac = key.mac16();
+        let Some(b) = self.blocks() else {
+            return self.get_by_key(key);
+        };
+        if !b.is_live(docno, &mac) {
+            drop(b);
+            return self.get_by_key(key);
+        }
+        // One read guard from finding the block to reading it, as in
+        // `read_docno`.
+        let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
+            kind: RecordKind::Block.name(),
+            detail: format!("no block holds document {docno}"),
+        })?;
+        let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
+        drop(b);
+        if slot.mac != mac {
+            return Err(Error::Tampered {
+                kind: RecordKind::Block.name(),
+                detail: "a record was found under another key".into(),
+            });
+        }
+        self.check_mac(&record, &slot.mac)?;
+        Ok(Some(record))
     }
 
     /// Whether this store keeps records in blocks (format 4), and refers

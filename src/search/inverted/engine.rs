@@ -72,12 +72,14 @@ use crate::write::Committed;
 pub const FORMAT: u32 = 2;
 
 /// The format of an index by document number (stores of format 4; see
-/// `schema`), bumped like [`FORMAT`].
-pub const FORMAT_DOCNOS: u32 = 3;
+/// `schema`), bumped like [`FORMAT`]. 4: `date` is a fast field only (no
+/// terms), so an index of format 3 is rebuilt from the store.
+pub const FORMAT_DOCNOS: u32 = 4;
 
-/// Resolves a document number to its record's key (the store's map, in
-/// memory): how an index by document number turns hits into keys.
-pub(crate) type KeyOf = Arc<dyn Fn(u64) -> Option<DocKey> + Send + Sync>;
+/// Resolves document numbers to their records' keys (the store's map, in
+/// memory, under one lock for the lot): how an index by document number
+/// turns hits into keys.
+pub(crate) type KeyOf = Arc<dyn Fn(&[u64]) -> Vec<Option<DocKey>> + Send + Sync>;
 
 /// Records buffered before a commit.
 pub const COMMIT_DOCS: usize = 20_000;
@@ -1213,17 +1215,41 @@ impl KeyColumns {
     }
 
     fn key(&self, doc: DocId) -> Option<DocKey> {
+        self.keys(&[doc]).pop().flatten().map(|(k, _)| k)
+    }
+
+    /// The keys of `docs`, with their document numbers (0 in an index by
+    /// key): resolved together, so that an index by document number takes
+    /// the store's lock once per segment and finds each block once, not
+    /// once per hit.
+    fn keys(&self, docs: &[DocId]) -> Vec<Option<(DocKey, u64)>> {
         match self {
             KeyColumns::Words(words) => {
                 let [a, b, c, d] = &**words;
-                Some(key_from_words([
-                    a.first(doc)?,
-                    b.first(doc)?,
-                    c.first(doc)?,
-                    d.first(doc)?,
-                ]))
+                docs.iter()
+                    .map(|&doc| {
+                        Some((
+                            key_from_words([
+                                a.first(doc)?,
+                                b.first(doc)?,
+                                c.first(doc)?,
+                                d.first(doc)?,
+                            ]),
+                            0,
+                        ))
+                    })
+                    .collect()
             }
-            KeyColumns::Docno(col, key_of) => key_of(col.first(doc)?),
+            KeyColumns::Docno(col, key_of) => {
+                let mut read = vec![None; docs.len()];
+                col.first_vals(docs, &mut read);
+                let docnos: Vec<u64> = read.into_iter().map(|d| d.unwrap_or(0)).collect();
+                key_of(&docnos)
+                    .into_iter()
+                    .zip(docnos)
+                    .map(|(k, d)| k.map(|k| (k, d)))
+                    .collect()
+            }
         }
     }
 }
@@ -1342,14 +1368,18 @@ impl SegmentCollector for NewestSegment {
 
     fn harvest(mut self) -> (usize, Vec<Matched>) {
         keep_page(&mut self.candidates, self.window.limit, |c| c.0);
+        let docs: Vec<DocId> = self.candidates.iter().map(|c| c.1).collect();
         let found = self
             .candidates
             .iter()
-            .filter_map(|&(timestamp, doc)| {
+            .zip(self.keys.keys(&docs))
+            .filter_map(|(&(timestamp, _), k)| {
+                let (key, docno) = k?;
                 Some(Matched {
-                    key: self.keys.key(doc)?,
+                    key,
                     timestamp,
                     score: 0.0,
+                    docno,
                 })
             })
             .collect();
@@ -1499,7 +1529,10 @@ struct AllFound<'a> {
 struct AllFoundSegment {
     keys: KeyColumns,
     date: Column<i64>,
-    out: Vec<Matched>,
+    /// Each match's document and score; keys and dates are read at the
+    /// end, together.
+    docs: Vec<DocId>,
+    scores: Vec<Score>,
 }
 
 impl Collector for AllFound<'_> {
@@ -1511,7 +1544,8 @@ impl Collector for AllFound<'_> {
         Ok(AllFoundSegment {
             keys,
             date,
-            out: Vec::new(),
+            docs: Vec::new(),
+            scores: Vec::new(),
         })
     }
 
@@ -1532,17 +1566,33 @@ impl SegmentCollector for AllFoundSegment {
     type Fruit = Vec<Matched>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        if let Some(key) = self.keys.key(doc) {
-            self.out.push(Matched {
-                key,
-                timestamp: self.date.first(doc).filter(|&t| t != UNDATED),
-                score,
-            });
-        }
+        self.docs.push(doc);
+        self.scores.push(score);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        self.docs.extend_from_slice(docs);
+        self.scores.resize(self.docs.len(), 0.0);
     }
 
     fn harvest(self) -> Vec<Matched> {
-        self.out
+        let mut dates = vec![None; self.docs.len()];
+        self.date.first_vals(&self.docs, &mut dates);
+        self.keys
+            .keys(&self.docs)
+            .into_iter()
+            .zip(dates)
+            .zip(self.scores)
+            .filter_map(|((k, date), score)| {
+                let (key, docno) = k?;
+                Some(Matched {
+                    key,
+                    timestamp: date.filter(|&t| t != UNDATED),
+                    score,
+                    docno,
+                })
+            })
+            .collect()
     }
 }
 

@@ -13,7 +13,7 @@
 //! | `folder`                       | raw string, one value per folder or label, case-folded | `in:` `label:` |
 //! | `flag`                         | raw string: `unread` `flagged` `attachment` | `is:` `has:` |
 //! | `kind`                         | raw string: the [`ContentKind`]'s name (`mail` `chat` `event` `file`) | `kind:` |
-//! | `date`                         | i64, indexed and fast; [`UNDATED`] when undated | `after:` `before:`, newest-first order |
+//! | `date`                         | i64 fast (and indexed before store format 4); [`UNDATED`] when undated | `after:` `before:` (range queries on the column), newest-first order |
 //!
 //! and how it names the record, which depends on the store's format:
 //!
@@ -30,7 +30,7 @@
 //! grows with every write, so its column bit-packs to a few bytes and its
 //! terms share prefixes; and since an upsert gets a new number, the number
 //! is also the record's stamp. The store resolves a number to its key from
-//! memory (`Store::key_of_docno`).
+//! memory (`Store::keys_of_docnos`).
 //!
 //! A hit is resolved through the encrypted store, so snippets and result
 //! lists come from the one source of truth, and the index can be thrown
@@ -183,7 +183,17 @@ impl IndexSchema {
         let folder = b.add_text_field("folder", STRING);
         let flag = b.add_text_field("flag", STRING);
         let kind = b.add_text_field("kind", STRING);
-        let date = b.add_i64_field("date", NumericOptions::default().set_indexed().set_fast());
+        // An index by document number keeps dates as a fast column only:
+        // `after:` and `before:` are range queries, which tantivy runs on
+        // the column of a fast field; date terms (one per distinct date,
+        // nearly one per chat message) cost 2.6 of ChitChat's 25.7 MB and
+        // were never read (`bench-notes/footprint-run10.md`).
+        let date_options = if docnos {
+            NumericOptions::default().set_fast()
+        } else {
+            NumericOptions::default().set_indexed().set_fast()
+        };
+        let date = b.add_i64_field("date", date_options);
         let ids = if docnos {
             Ids::Docnos {
                 docno: b.add_u64_field(DOCNO, NumericOptions::default().set_indexed().set_fast()),
