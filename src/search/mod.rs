@@ -209,7 +209,11 @@ pub(crate) fn sort_matched(order: Order, matched: &mut Vec<Matched>) {
 }
 
 /// Below this many, [`sort_ranks`] compares; from it on, it sorts by radix.
-const RADIX_MIN: usize = 256;
+/// A radix pass clears, scans and sums 65,536 counters whatever the list's
+/// length, so it pays off only once the list is about as long: at 256, the
+/// SpamAssassin battery's all-hits median (lists of a few thousand) went
+/// from 97 to 168 µs in one comparison run.
+const RADIX_MIN: usize = 1 << 16;
 
 /// Sorts `(rank, index)` pairs by rank (equal ranks in any order).
 ///
@@ -219,7 +223,13 @@ const RADIX_MIN: usize = 256;
 /// shares (the high digits of dates a few years apart), where a
 /// comparison sort made twenty passes' worth of comparisons.
 fn sort_ranks(v: &mut Vec<(u64, u32)>) {
-    if v.len() < RADIX_MIN {
+    sort_ranks_from(v, RADIX_MIN);
+}
+
+/// [`sort_ranks`] with the threshold given (the tests sort short lists by
+/// radix too).
+fn sort_ranks_from(v: &mut Vec<(u64, u32)>, radix_min: usize) {
+    if v.len() < radix_min {
         v.sort_unstable_by_key(|e| e.0);
         return;
     }
@@ -317,6 +327,33 @@ mod tests {
                     .collect()
             };
             prop_assert_eq!(view(&fast), view(&slow));
+        }
+
+        /// The radix sort orders ranks as a comparison sort does, on lists
+        /// of any length (large lists alone take it in production).
+        #[test]
+        fn radix_sort_orders_ranks(
+            ranks in proptest::collection::vec(
+                prop_oneof![
+                    any::<u64>(),
+                    0u64..70_000,
+                    (1u64 << 40)..(1u64 << 40) + 100_000,
+                    Just(u64::MAX),
+                    Just(0u64),
+                ],
+                0..700,
+            ),
+        ) {
+            let mut radix: Vec<(u64, u32)> =
+                ranks.iter().enumerate().map(|(i, &r)| (r, i as u32)).collect();
+            let mut cmp = radix.clone();
+            sort_ranks_from(&mut radix, 0);
+            cmp.sort_unstable_by_key(|e| e.0);
+            let keys = |v: &[(u64, u32)]| v.iter().map(|e| e.0).collect::<Vec<_>>();
+            prop_assert_eq!(keys(&radix), keys(&cmp));
+            let mut idx: Vec<u32> = radix.iter().map(|e| e.1).collect();
+            idx.sort_unstable();
+            prop_assert_eq!(idx, (0..ranks.len() as u32).collect::<Vec<_>>());
         }
     }
 }
