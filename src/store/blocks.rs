@@ -106,6 +106,32 @@ struct Run<'a> {
     raws: Vec<&'a [u8]>,
 }
 
+/// Groups `puts` into runs of about [`BLOCK_TARGET`] bytes, the `i`-th put
+/// under the `i`-th of `docnos`: one run is one block.
+fn runs<'a>(puts: &'a [(Mac16, Vec<u8>)], docnos: impl Iterator<Item = u64>) -> Vec<Run<'a>> {
+    let mut runs: Vec<Run<'_>> = Vec::new();
+    let mut run = Run::default();
+    let mut bytes = 0;
+    for ((mac, raw), d) in puts.iter().zip(docnos) {
+        run.docnos.push(d);
+        run.macs.push(*mac);
+        run.raws.push(raw);
+        bytes += raw.len();
+        if bytes >= BLOCK_TARGET {
+            runs.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
+    }
+    if !run.docnos.is_empty() {
+        runs.push(run);
+    }
+    for r in &mut runs {
+        r.first = r.docnos[0];
+        r.last = r.docnos[r.docnos.len() - 1];
+    }
+    runs
+}
+
 /// Decoded block bodies kept in memory for random access.
 const BODY_CACHE: usize = 64;
 
@@ -712,28 +738,8 @@ impl Blocks {
         dict: Option<&Dictionary>,
         puts: &[(Mac16, Vec<u8>)],
     ) -> Vec<NewBlock> {
-        // Group into runs of about BLOCK_TARGET bytes.
         let base = self.next_docno;
-        let mut runs: Vec<Run<'_>> = Vec::new();
-        let mut run = Run::default();
-        let mut bytes = 0;
-        for (i, (mac, raw)) in puts.iter().enumerate() {
-            run.docnos.push(base + i as u64);
-            run.macs.push(*mac);
-            run.raws.push(raw);
-            bytes += raw.len();
-            if bytes >= BLOCK_TARGET {
-                runs.push(std::mem::take(&mut run));
-                bytes = 0;
-            }
-        }
-        if !run.docnos.is_empty() {
-            runs.push(run);
-        }
-        for r in &mut runs {
-            r.first = r.docnos[0];
-            r.last = r.docnos[r.docnos.len() - 1];
-        }
+        let runs = runs(puts, (0..).map(|i| base + i));
         self.pack(sealer, dict, runs, self.segment, self.segment_len)
     }
 
@@ -750,26 +756,7 @@ impl Blocks {
         puts: &[(Mac16, Vec<u8>)],
         docnos: &[u64],
     ) -> Vec<NewBlock> {
-        let mut runs: Vec<Run<'_>> = Vec::new();
-        let mut run = Run::default();
-        let mut bytes = 0;
-        for ((mac, raw), d) in puts.iter().zip(docnos) {
-            run.docnos.push(*d);
-            run.macs.push(*mac);
-            run.raws.push(raw);
-            bytes += raw.len();
-            if bytes >= BLOCK_TARGET {
-                runs.push(std::mem::take(&mut run));
-                bytes = 0;
-            }
-        }
-        if !run.docnos.is_empty() {
-            runs.push(run);
-        }
-        for r in &mut runs {
-            r.first = r.docnos[0];
-            r.last = r.docnos[r.docnos.len() - 1];
-        }
+        let runs = runs(puts, docnos.iter().copied());
         self.pack(sealer, dict, runs, self.segment, self.segment_len)
     }
 

@@ -1176,24 +1176,7 @@ impl Node {
         .await?;
         self.deferred = still_absent;
         self.boot = next;
-        let records = self.boot.records;
-        if last {
-            info!(records, "bootstrap finished");
-            self.request = None;
-            self.deferred.clear();
-            self.shared.modify(|s| {
-                s.bootstrap = Bootstrap::Done { records };
-                if s.role == Role::Bootstrapping {
-                    s.role = Role::Follower;
-                }
-            });
-        } else {
-            if let Some((_, at)) = self.request.as_mut() {
-                *at = tokio::time::Instant::now();
-            }
-            self.shared
-                .modify(|s| s.bootstrap = Bootstrap::Running { records });
-        }
+        self.chunk_applied(last);
         Ok(())
     }
 
@@ -1388,6 +1371,14 @@ impl Node {
             s.adopted += took;
             s.index_installed |= installed;
         });
+        self.chunk_applied(last);
+        Ok(())
+    }
+
+    /// Where the bootstrap stands after a chunk was applied: done after
+    /// the last one, still running otherwise (the request's clock, which
+    /// detects a server gone quiet, restarts).
+    fn chunk_applied(&mut self, last: bool) {
         let records = self.boot.records;
         if last {
             info!(records, "bootstrap finished");
@@ -1406,7 +1397,6 @@ impl Node {
             self.shared
                 .modify(|s| s.bootstrap = Bootstrap::Running { records });
         }
-        Ok(())
     }
 
     /// Starts the crawl of every source on its own thread.
