@@ -715,13 +715,22 @@ impl Store {
         let b = self
             .blocks()
             .ok_or_else(|| Error::Corrupt("document numbers need a format-4 store".into()))?;
+        let (record, mac) = self.record_in(&b, docno)?;
+        drop(b);
+        self.check_mac(&record, &mac)?;
+        Ok((record, mac))
+    }
+
+    /// The record numbered `docno` and the key its block's directory gives
+    /// it, read under the caller's guard (so a compaction cannot move the
+    /// block between finding and reading it). Not checked against the key:
+    /// that is [`Store::check_mac`]'s.
+    fn record_in(&self, b: &blocks::Blocks, docno: u64) -> Result<(Record, blocks::Mac16)> {
         let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
             kind: RecordKind::Block.name(),
             detail: format!("no block holds document {docno}"),
         })?;
         let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
-        drop(b);
-        self.check_mac(&record, &slot.mac)?;
         Ok((record, slot.mac))
     }
 
@@ -761,21 +770,15 @@ impl Store {
             drop(b);
             return self.get_by_key(key);
         }
-        // One read guard from finding the block to reading it, as in
-        // `read_docno`.
-        let slot = b.slot(docno).ok_or_else(|| Error::Tampered {
-            kind: RecordKind::Block.name(),
-            detail: format!("no block holds document {docno}"),
-        })?;
-        let record = b.record(&self.keys.documents, self.dictionary.get(), &slot)?;
+        let (record, found) = self.record_in(&b, docno)?;
         drop(b);
-        if slot.mac != mac {
+        if found != mac {
             return Err(Error::Tampered {
                 kind: RecordKind::Block.name(),
                 detail: "a record was found under another key".into(),
             });
         }
-        self.check_mac(&record, &slot.mac)?;
+        self.check_mac(&record, &found)?;
         Ok(Some(record))
     }
 

@@ -695,14 +695,7 @@ impl Inverted {
                 .map_err(|e| tantivy_err("reloading the inverted index", e))?;
             tail.clear();
         }
-        let live = self
-            .reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|s| s.segment_id())
-            .collect();
-        self.columns.retain(&live);
+        self.forget_dead_columns();
         // The writer just dropped its in-memory segment, and merges since
         // the last commit freed theirs: give that back now, while the
         // resident size still tracks what is in use (see `allocator`).
@@ -1024,6 +1017,19 @@ fn is_segment_file(name: &str) -> bool {
 }
 
 impl Inverted {
+    /// Drops the cached columns of segments the reader no longer has
+    /// (merged away, or replaced by a peer's index).
+    fn forget_dead_columns(&self) {
+        let live = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.columns.retain(&live);
+    }
+
     /// The committed index as it is now, for a snapshot. The caller makes
     /// sure the last commit holds what it wants to send (the index writer
     /// lock held, the index flushed).
@@ -1137,14 +1143,7 @@ impl Inverted {
             }
             tail.clear();
         }
-        let live = self
-            .reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|s| s.segment_id())
-            .collect();
-        self.columns.retain(&live);
+        self.forget_dead_columns();
         self.broken.store(false, Ordering::Release);
         info!(files = files.len(), "installed a peer's inverted index");
         Ok(())

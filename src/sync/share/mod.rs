@@ -743,6 +743,24 @@ struct Node {
 }
 
 /// The size of the envelope that carries a plaintext of `len` bytes.
+/// Writes a server's source checkpoints (a snapshot's last chunk), each
+/// in its own batch as [`Index::apply_reflected`] takes one per state.
+fn apply_checkpoints(
+    index: &Index,
+    checkpoints: Vec<(String, crate::store::Checkpoint)>,
+) -> crate::Result<()> {
+    for (source, checkpoint) in checkpoints {
+        index.apply_reflected(
+            Vec::new(),
+            State {
+                checkpoint: Some((source, checkpoint)),
+                ..State::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn sealed_len(len: usize) -> u64 {
     (crate::sync::envelope::bucket_for(len) + crate::sync::envelope::ENVELOPE_OVERHEAD) as u64
 }
@@ -1149,15 +1167,7 @@ impl Node {
                     .collect();
             }
             index.apply_reflected(ops, state)?;
-            for (source, checkpoint) in checkpoints {
-                index.apply_reflected(
-                    Vec::new(),
-                    State {
-                        checkpoint: Some((source, checkpoint)),
-                        ..State::default()
-                    },
-                )?;
-            }
+            apply_checkpoints(&index, checkpoints)?;
             let mut absent = Vec::new();
             if !last {
                 for p in deferred {
@@ -1333,15 +1343,7 @@ impl Node {
                 ops.extend(deferred.iter().cloned());
                 index.apply_reflected(ops, state)?;
             }
-            for (source, checkpoint) in checkpoints {
-                index.apply_reflected(
-                    Vec::new(),
-                    State {
-                        checkpoint: Some((source, checkpoint)),
-                        ..State::default()
-                    },
-                )?;
-            }
+            apply_checkpoints(&index, checkpoints)?;
             let took = if adopt { given - rest_len } else { 0 };
             let mut installed = false;
             if last {

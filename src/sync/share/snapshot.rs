@@ -329,6 +329,21 @@ enum Order {
     },
 }
 
+/// A format-4 server's resume position: the last document number sent
+/// (8 bytes, big-endian), or nothing yet (empty).
+fn docno_position(after: &[u8]) -> SyncResult<Option<u64>> {
+    match after {
+        [] => Ok(None),
+        b => b
+            .try_into()
+            .map(|b| Some(u64::from_be_bytes(b)))
+            .map_err(|_| SyncError::Malformed {
+                what: "a snapshot position",
+                detail: format!("{} bytes where a document number takes 8", b.len()),
+            }),
+    }
+}
+
 impl Reader {
     /// The records of `index` after `after` (a position from an earlier
     /// chunk of this server; empty for all), for device `to`'s request
@@ -344,15 +359,7 @@ impl Reader {
     ) -> SyncResult<Reader> {
         let order = match index.store().block_firsts() {
             Some(firsts) => {
-                let after = match after {
-                    [] => None,
-                    b => Some(u64::from_be_bytes(b.try_into().map_err(|_| {
-                        SyncError::Malformed {
-                            what: "a snapshot position",
-                            detail: format!("{} bytes where a document number takes 8", b.len()),
-                        }
-                    })?)),
-                };
+                let after = docno_position(after)?;
                 // A block whose successor starts at or below `after + 1`
                 // holds only numbers already sent.
                 let blocks: Vec<u64> = match after {
@@ -514,13 +521,7 @@ impl IndexReader {
         request: u64,
         per_chunk: usize,
     ) -> SyncResult<Option<IndexReader>> {
-        let after = match after {
-            [] => 0,
-            b => u64::from_be_bytes(b.try_into().map_err(|_| SyncError::Malformed {
-                what: "a snapshot position",
-                detail: format!("{} bytes where a document number takes 8", b.len()),
-            })?),
-        };
+        let after = docno_position(after)?.unwrap_or(0);
         let Some(cut) = index.snapshot_cut().map_err(index_err)? else {
             return Ok(None);
         };
