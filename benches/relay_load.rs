@@ -207,7 +207,7 @@ async fn run(label: &str, backend: String) {
     // between one device's reflections, in microseconds.
     let rate_per_device = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for mut dev in handles {
+    for (index, mut dev) in handles.into_iter().enumerate() {
         let mut events = dev.take_events();
         let dev = Arc::new(dev);
         let (rx_stats, rx_dev) = (stats.clone(), dev.clone());
@@ -236,20 +236,28 @@ async fn run(label: &str, backend: String) {
         tasks.push(tokio::spawn(async move {
             let mut inflight = std::collections::VecDeque::new();
             let mut next_send = Instant::now();
-            // Devices start their paced phase spread over one gap, not all
-            // at once.
-            let spread = dev.device_id() % 1000;
+            // Each device starts its paced phase at its own offset within
+            // one gap (its index's share of the devices), so that the load
+            // arrives evenly. Without the offset every device, released
+            // from the pause within the same few milliseconds, sends at the
+            // same moment once per gap: the relay then sees bursts of one
+            // reflection from every device, and the latencies measure the
+            // time to drain a burst, not the relay at the paced rate.
+            let offset_permille = (index as u64 * 1000) / devices as u64;
+            let mut phased = false;
             while !stop.load(Ordering::Relaxed) {
                 match rate.load(Ordering::Relaxed) {
                     0 => {}
                     PAUSED => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        next_send = Instant::now();
+                        phased = false;
                         continue;
                     }
                     gap => {
-                        if next_send <= Instant::now() && inflight.is_empty() {
-                            next_send = Instant::now() + Duration::from_micros(gap * spread / 1000);
+                        if !phased {
+                            next_send = Instant::now()
+                                + Duration::from_micros(gap * offset_permille / 1000);
+                            phased = true;
                         }
                         tokio::time::sleep_until(next_send.into()).await;
                         next_send = next_send.max(Instant::now() - Duration::from_secs(1))
