@@ -1173,3 +1173,51 @@ impl Blocks {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Runs of numbered puts placed among given bodies: every put is
+        /// in exactly one run, in order, and no run spans the first number
+        /// of a given body (so no run's range overlaps a body's).
+        #[test]
+        fn runs_never_span_a_break(
+            gaps in proptest::collection::vec(1u64..5, 1..200),
+            sizes in proptest::collection::vec(1usize..6000, 200),
+            every in 2usize..40,
+        ) {
+            let docnos: Vec<u64> = gaps
+                .iter()
+                .scan(0u64, |n, g| {
+                    *n += g;
+                    Some(*n)
+                })
+                .collect();
+            // A break wherever two puts leave a gap of at least 3 numbers,
+            // and every `every`-th put onwards is past one.
+            let breaks: Vec<u64> = docnos
+                .windows(2)
+                .enumerate()
+                .filter(|(i, w)| w[1] - w[0] >= 3 || i % every == 0)
+                .map(|(_, w)| w[1] - 1)
+                .filter(|b| !docnos.contains(b))
+                .collect();
+            let puts: Vec<(Mac16, Vec<u8>)> = docnos
+                .iter()
+                .zip(&sizes)
+                .map(|(d, s)| ([*d as u8; 16], vec![0u8; *s]))
+                .collect();
+            let out = runs(&puts, docnos.iter().copied(), &breaks);
+            let flat: Vec<u64> = out.iter().flat_map(|r| r.docnos.iter().copied()).collect();
+            prop_assert_eq!(&flat, &docnos);
+            for r in &out {
+                prop_assert_eq!(r.first, r.docnos[0]);
+                prop_assert_eq!(r.last, *r.docnos.last().unwrap());
+                prop_assert!(breaks.iter().all(|&b| b < r.first || b > r.last));
+            }
+        }
+    }
+}
