@@ -745,7 +745,8 @@ struct Node {
     /// for without them from then on.
     bodies_refused: bool,
     crawl: Option<Crawl>,
-    serving: HashMap<u64, JoinHandle<()>>,
+    /// Snapshots being served, per device: the task, and its stop flag.
+    serving: HashMap<u64, (JoinHandle<()>, Arc<AtomicBool>)>,
     txn: Arc<Txn>,
 }
 
@@ -847,7 +848,7 @@ impl Node {
     async fn shutdown(mut self, reflector: JoinHandle<()>) {
         self.index.set_on_commit(None);
         self.stop_crawl(true).await;
-        for (_, t) in self.serving.drain() {
+        for (_, (t, _)) in self.serving.drain() {
             t.abort();
             let _ = t.await;
         }
@@ -885,7 +886,7 @@ impl Node {
             info!("no snapshot chunk for a while; asking again");
             self.request_snapshot()?;
         }
-        self.serving.retain(|_, t| !t.is_finished());
+        self.serving.retain(|_, (t, _)| !t.is_finished());
         if peers_at.elapsed() > Duration::from_secs(2) && self.status().connected {
             *peers_at = tokio::time::Instant::now();
             let device = Arc::clone(&self.device);
@@ -1573,8 +1574,12 @@ impl Node {
     }
 
     fn serve(&mut self, r: SnapshotRequest, form: Form) {
-        if let Some(old) = self.serving.remove(&r.device) {
-            old.abort();
+        // The snapshot served to this device before stops after its
+        // current transaction (aborted inside one, it would leave the
+        // group's lock held until its time to live ran out, and this one
+        // would wait for it); this one takes the lock after it.
+        if let Some((_, stop)) = self.serving.remove(&r.device) {
+            stop.store(true, Ordering::Release);
         }
         let after = match &r.resume {
             Some(res) if res.server == self.me => res.after.clone(),
@@ -1591,15 +1596,20 @@ impl Node {
             chunk_records: self.chunk_records,
             pace: self.pace,
             form,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         let to = r.device;
+        let stop = Arc::clone(&task.stop);
         self.serving.insert(
             to,
-            tokio::spawn(async move {
-                if let Err(e) = task.run(r, after).await {
-                    warn!(error = %e, to = format_args!("{to:016x}"), "serving a snapshot failed; the device will ask again");
-                }
-            }),
+            (
+                tokio::spawn(async move {
+                    if let Err(e) = task.run(r, after).await {
+                        warn!(error = %e, to = format_args!("{to:016x}"), "serving a snapshot failed; the device will ask again");
+                    }
+                }),
+                stop,
+            ),
         );
     }
 }
@@ -1668,6 +1678,9 @@ struct Server {
     pace: Option<Duration>,
     /// The form asked for.
     form: Form,
+    /// Set when the device asked again: stop after the current
+    /// transaction.
+    stop: Arc<AtomicBool>,
 }
 
 /// The form a snapshot was asked in (the newest the new device knows,
@@ -1745,6 +1758,9 @@ impl Server {
         let mut last = false;
         while !last {
             let mine = self.txn.mine.lock().await;
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
             // Sealed by the device client under the transaction-scope key.
             self.txn.begin(b"sealdex/share/snapshot").await?;
             let mut acks = Vec::new();
