@@ -537,6 +537,24 @@ fn zstd_size(frame: &[u8]) -> std::result::Result<usize, String> {
     }
 }
 
+/// How many bytes [`decompress`] would make of `bytes` (a codec byte and
+/// what follows), as its header states; `None` when it states nothing
+/// readable. Lets a caller bound what a peer's bytes may allocate below
+/// the general limit.
+pub(crate) fn decompressed_size(bytes: &[u8]) -> Option<u64> {
+    let (&codec, rest) = bytes.split_first()?;
+    match codec {
+        CODEC_RAW => Some(rest.len() as u64),
+        CODEC_LZ4 => rest
+            .get(..4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        CODEC_ZSTD | CODEC_ZSTD_DICT => {
+            zstd::zstd_safe::get_frame_content_size(rest).ok().flatten()
+        }
+        _ => None,
+    }
+}
+
 /// Undoes [`compress`] and [`compress_with`] (`dict`: the store's
 /// dictionary, if it has one). The error names what was wrong, for the
 /// caller's message.

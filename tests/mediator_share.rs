@@ -1008,3 +1008,86 @@ async fn a_mass_relabel_runs_in_group_transactions() {
         d.handle.take().unwrap().stop().await.unwrap();
     }
 }
+
+/// A group member whose answer in the bodies' form does not check out (a
+/// block body that is not one) is refused by the new device, which asks
+/// again without bodies and ends with the leader's answers, having fetched
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_asks_again_without_bodies_when_a_peers_do_not_check_out() {
+    use sealdex::sync::client::Event;
+    use sealdex::sync::share::wire::{
+        self, BodiesChunk, IndexChunk, Msg, Reassembly, Received, ShippedBody,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let url = relay(&tmp.path().join("relay"), 16).await;
+    let mail = tmp.path().join("mail");
+    maildir(&mail, 0..60);
+    let mut a = dev(&url, 44, tmp.path(), "a", 1, &mail, |c| {
+        c.snapshot_chunk_records = 5;
+        c.snapshot_pace = Some(Duration::from_millis(300));
+    })
+    .await;
+    a.h()
+        .wait_for_within(|s| s.role == Role::Leader)
+        .await
+        .unwrap();
+    a.h().wait_for_within(|s| s.idle).await.unwrap();
+    let mut rogue = device(&url, &keys(44), 0xee).await;
+    let mut n = dev(&url, 44, tmp.path(), "n", 9, &mail, |_| {}).await;
+    // The rogue answers the new device's request for bodies at once, with
+    // a body that is no block body.
+    let mut reassembly = Reassembly::default();
+    let request = loop {
+        if let Event::Reflected {
+            reflected_id,
+            plaintext,
+            ..
+        } = next(&mut rogue).await
+            && let Ok(Received::Msg(msg, _)) = reassembly.receive(reflected_id, &plaintext)
+            && let Msg::BodiesRequest(r) = *msg
+        {
+            break r;
+        }
+    };
+    let bad = Msg::BodiesChunk(BodiesChunk {
+        index: IndexChunk {
+            to: request.device,
+            request: request.request,
+            docno_end: 1000,
+            blocks: Vec::new(),
+            files: Vec::new(),
+            meta: None,
+            after: 500u64.to_be_bytes().to_vec(),
+            last: false,
+            checkpoints: Vec::new(),
+            tokens: Vec::new(),
+        },
+        bodies: vec![ShippedBody {
+            docnos: vec![400, 401],
+            body: vec![1, 0x0e, 1, 2, 3],
+        }],
+        dictionary: None,
+    });
+    for p in wire::encode(&bad).unwrap() {
+        rogue.reflect(&p).unwrap().await.unwrap();
+    }
+    let st = n
+        .h()
+        .wait_for_within(|s| s.refused > 0 && matches!(s.bootstrap, Bootstrap::Done { .. }))
+        .await
+        .unwrap();
+    assert!(st.adopted > 0, "{st:?}");
+    converge_in(&a.index, &n.index, &[Order::Newest]).await;
+    assert_eq!(mail_ids(&n.index), 60);
+    assert_eq!(
+        n.fetched.load(Ordering::SeqCst),
+        0,
+        "the new device fetched"
+    );
+    assert!(n.index.verify().is_ok());
+    rogue.close().await.unwrap();
+    for d in [&mut a, &mut n] {
+        d.handle.take().unwrap().stop().await.unwrap();
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use super::Index;
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Dictionary, Record};
 use crate::store::{DocKey, WriteBatch};
 use crate::write::State;
 
@@ -30,6 +30,21 @@ pub(crate) struct SnapshotCut {
     /// the store's live records then (`None` without an inverted index).
     #[cfg(feature = "tantivy")]
     pub inverted: Option<crate::search::inverted::engine::InvertedExport>,
+}
+
+/// One block of a peer's snapshot, as it travelled.
+#[derive(Debug)]
+pub(crate) enum PeerBlock {
+    /// Its live records, under the peer's document numbers.
+    Records(Vec<(u64, Record)>),
+    /// Its body as the peer's store sealed it (every record in it live):
+    /// see `Store::open_peer_body`.
+    Body {
+        /// The peer's numbers of its records.
+        docnos: Vec<u64>,
+        /// The body: layout byte, then the compressed frame.
+        body: Vec<u8>,
+    },
 }
 
 impl Index {
@@ -77,11 +92,17 @@ impl Index {
         }))
     }
 
-    /// Stores a peer's records under the peer's document numbers (format
-    /// 4), those whose key this store holds nothing under (no record, no
-    /// tombstone); returns the others, to be applied as upserts, which
-    /// compare versions. The numbers must increase and lie in a range no
-    /// block of this store holds ([`Error::Corrupt`] otherwise).
+    /// Stores a peer's blocks under the peer's document numbers (format
+    /// 4): the records whose key this store holds nothing under (no
+    /// record, no tombstone); returns the others, to be applied as upserts,
+    /// which compare versions. A block that came as its body
+    /// ([`PeerBlock::Body`]) is stored as it is, sealed under this store's
+    /// key, when every record in it can be adopted and this store reads it
+    /// with its own dictionary; otherwise its records are decoded and
+    /// taken one by one, like a block of records. The numbers must
+    /// increase and lie in a range no block of this store holds
+    /// ([`Error::Corrupt`] otherwise, as for a body that does not decode:
+    /// nothing is written then).
     ///
     /// With `state` and nothing returned, the state is written in the same
     /// atomic batch and `None` comes back; otherwise the state comes back,
@@ -95,31 +116,63 @@ impl Index {
     /// the store's other batches as usual.
     pub(crate) fn adopt(
         &self,
-        records: Vec<(u64, Record)>,
+        blocks: Vec<PeerBlock>,
+        peer_dict: Option<&Dictionary>,
         state: State,
         more: bool,
     ) -> Result<(Vec<Record>, Option<State>)> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = WriteBatch::default();
-        let mut docnos = Vec::with_capacity(records.len());
+        let mut docnos = Vec::new();
         let mut rest = Vec::new();
-        let mut adopted: Vec<(DocKey, Arc<Record>)> = Vec::with_capacity(records.len());
-        let mut seen = std::collections::HashSet::with_capacity(records.len());
-        for (docno, mut record) in records {
-            let key = self.store.doc_key(&record.source, &record.id);
-            if !seen.insert(key)
-                || self.store.locate(&key)?.is_some()
-                || self.store.tombstone(&key)?.is_some()
-            {
-                rest.push(record);
-                continue;
+        let mut adopted: Vec<(DocKey, Arc<Record>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Bodies stored as they are: decoded for the cache only if it is
+        // filled once they are stored.
+        let mut bodies = Vec::new();
+        for block in blocks {
+            let records = match block {
+                PeerBlock::Records(records) => records,
+                PeerBlock::Body {
+                    docnos: numbers,
+                    body,
+                } => {
+                    let opened = self.store.open_peer_body(&numbers, &body, peer_dict)?;
+                    let mut free = opened.as_is;
+                    let mut own = std::collections::HashSet::with_capacity(opened.keys.len());
+                    for key in &opened.keys {
+                        free = free
+                            && own.insert(*key)
+                            && !seen.contains(key)
+                            && self.store.locate(key)?.is_none()
+                            && self.store.tombstone(key)?.is_none();
+                    }
+                    if free {
+                        seen.extend(opened.keys.iter().copied());
+                        batch.put_body(numbers, &opened.keys, body);
+                        bodies.push(opened);
+                        continue;
+                    }
+                    // Not as it is: its records one by one.
+                    numbers.into_iter().zip(opened.records).collect()
+                }
+            };
+            for (docno, mut record) in records {
+                let key = self.store.doc_key(&record.source, &record.id);
+                if !seen.insert(key)
+                    || self.store.locate(&key)?.is_some()
+                    || self.store.tombstone(&key)?.is_some()
+                {
+                    rest.push(record);
+                    continue;
+                }
+                // A record from before versions has revision 0; 1 keeps the
+                // index from assigning it a new one (as a snapshot's upsert).
+                record.revision = record.revision.max(1);
+                batch.put(key, self.store.seal_record_at(&key, &record), false, false);
+                docnos.push(docno);
+                adopted.push((key, Arc::new(record)));
             }
-            // A record from before versions has revision 0; 1 keeps the
-            // index from assigning it a new one (as a snapshot's upsert).
-            record.revision = record.revision.max(1);
-            batch.put(key, self.store.seal_record_at(&key, &record), false, false);
-            docnos.push(docno);
-            adopted.push((key, Arc::new(record)));
         }
         let state = if rest.is_empty() && !more {
             if let Some(cp) = state.checkpoint {
@@ -132,7 +185,7 @@ impl Index {
         } else {
             Some(state)
         };
-        if docnos.is_empty() && batch.is_empty() {
+        if batch.is_empty() {
             return Ok((rest, state));
         }
         if docnos.windows(2).any(|w| w[0] >= w[1]) {
@@ -149,6 +202,11 @@ impl Index {
             let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
             for (key, record) in adopted {
                 c.upsert(key, record);
+            }
+            for body in bodies {
+                for (key, record) in body.keys.into_iter().zip(body.records) {
+                    c.upsert(key, Arc::new(record));
+                }
             }
         }
         #[cfg(feature = "tantivy")]

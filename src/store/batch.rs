@@ -18,6 +18,9 @@ pub(crate) struct WriteBatch {
     /// not the store's next ones (a snapshot adopted from a peer); empty
     /// for the usual numbering.
     pub(super) docnos: Vec<u64>,
+    /// Format 4: block bodies made by a peer's store, sealed as they are
+    /// (a snapshot adopted from the peer: see `blocks::GivenBody`).
+    pub(super) given: Vec<super::blocks::GivenBody>,
 }
 
 /// One sealed record to store, and what the writer knows of its key.
@@ -67,9 +70,23 @@ impl WriteBatch {
     pub(crate) fn number(&mut self, docnos: Vec<u64>) {
         self.docnos = docnos;
     }
+    /// Stores a block body a peer's store made, as it is, under its
+    /// numbers (format 4; as [`WriteBatch::number`], no block of the store
+    /// may hold them) and under these keys of this store, one per record
+    /// the body holds, none held by the store now (no record, no
+    /// tombstone): see `Store::open_peer_body`.
+    #[cfg_attr(not(feature = "mediator"), allow(dead_code))]
+    pub(crate) fn put_body(&mut self, docnos: Vec<u64>, keys: &[DocKey], body: Vec<u8>) {
+        self.given.push(super::blocks::GivenBody {
+            docnos,
+            macs: keys.iter().map(DocKey::mac16).collect(),
+            body,
+        });
+    }
     /// Whether nothing would change.
     pub(crate) fn is_empty(&self) -> bool {
         self.puts.is_empty()
+            && self.given.is_empty()
             && self.deletes.is_empty()
             && self.failures.is_empty()
             && self.checkpoint.is_none()

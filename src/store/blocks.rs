@@ -104,15 +104,49 @@ struct Run<'a> {
     docnos: Vec<u64>,
     macs: Vec<Mac16>,
     raws: Vec<&'a [u8]>,
+    /// A body made by another store (a snapshot's: see [`GivenBody`]),
+    /// sealed as it is instead of being made from `raws`.
+    given: Option<&'a [u8]>,
+}
+
+/// A block body as a peer's store made it (layout byte, then its
+/// codec-tagged zstd frame), which a device bootstrapping from that peer
+/// seals as it is under its own key, beside a directory of its own: the
+/// records' document numbers (the peer's) and their keys under this
+/// store's key. Nothing is decompressed or compressed again to store it.
+///
+/// The caller has checked that the body decodes with this store's
+/// dictionary into exactly these records ([`decode_body`]).
+#[derive(Debug)]
+pub(crate) struct GivenBody {
+    pub(crate) docnos: Vec<u64>,
+    pub(crate) macs: Vec<Mac16>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Groups `puts` into runs of about [`BLOCK_TARGET`] bytes, the `i`-th put
-/// under the `i`-th of `docnos`: one run is one block.
-fn runs<'a>(puts: &'a [(Mac16, Vec<u8>)], docnos: impl Iterator<Item = u64>) -> Vec<Run<'a>> {
+/// under the `i`-th of `docnos`: one run is one block. A run also ends
+/// before a number that lies past one of `breaks` (increasing: the first
+/// numbers of given bodies placed among the puts), so that no run spans
+/// another block's range.
+fn runs<'a>(
+    puts: &'a [(Mac16, Vec<u8>)],
+    docnos: impl Iterator<Item = u64>,
+    breaks: &[u64],
+) -> Vec<Run<'a>> {
     let mut runs: Vec<Run<'_>> = Vec::new();
     let mut run = Run::default();
     let mut bytes = 0;
+    let mut next_break = breaks.iter().peekable();
     for ((mac, raw), d) in puts.iter().zip(docnos) {
+        let mut crossed = false;
+        while next_break.next_if(|&&b| b < d).is_some() {
+            crossed = true;
+        }
+        if crossed && !run.docnos.is_empty() {
+            runs.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
         run.docnos.push(d);
         run.macs.push(*mac);
         run.raws.push(raw);
@@ -282,6 +316,44 @@ impl Decoded {
 }
 
 type Body = Arc<Decoded>;
+
+/// Why a block body does not decode.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// It is compressed against a dictionary, and none was given.
+    NeedsDictionary,
+    /// It is malformed: what is wrong.
+    Corrupt(String),
+}
+
+/// Decodes a block body (layout byte, then the codec-tagged frame) into
+/// its record encodings: a stored block's, or one a peer sent.
+/// Decompression is bounded (see [`record::decompress`]).
+pub(super) fn decode_body(
+    plain: &[u8],
+    dict: Option<&Dictionary>,
+) -> std::result::Result<Decoded, BodyError> {
+    let (&layout, rest) = plain
+        .split_first()
+        .ok_or_else(|| BodyError::Corrupt("an empty block".into()))?;
+    if layout != BODY_LAYOUT {
+        return Err(BodyError::Corrupt(format!(
+            "a block of an unknown layout {layout}"
+        )));
+    }
+    if dict.is_none() && record::needs_dictionary(rest) {
+        return Err(BodyError::NeedsDictionary);
+    }
+    let raw = record::decompress(rest, dict)
+        .map_err(|what| BodyError::Corrupt(format!("an undecodable block ({what})")))?;
+    Decoded::new(raw).map_err(|_| BodyError::Corrupt("an undecodable block".into()))
+}
+
+/// Whether a block body (as [`decode_body`] takes it) is compressed
+/// against a dictionary.
+pub(crate) fn body_needs_dictionary(plain: &[u8]) -> bool {
+    plain.get(1..).is_some_and(record::needs_dictionary)
+}
 
 /// Which block a cached body is: its first document number and where it
 /// is (a compacted block keeps its first number but moves).
@@ -658,31 +730,53 @@ impl Blocks {
         first: u64,
         pos: &Position,
     ) -> Result<Decoded> {
+        let plain = self.open_body(sealer, first, pos)?;
+        decode_body(&plain, dict).map_err(|e| match e {
+            BodyError::NeedsDictionary => Error::Tampered {
+                kind: RecordKind::Dictionary.name(),
+                detail: "a block needs the store's dictionary, which is missing".into(),
+            },
+            BodyError::Corrupt(what) => Error::Corrupt(what),
+        })
+    }
+
+    /// A block's body as sealed: authenticated, not decompressed.
+    fn open_body(&self, sealer: &Sealer, first: u64, pos: &Position) -> Result<Vec<u8>> {
         let sealed = self.read_at(pos.segment, pos.offset, pos.body_len as usize)?;
-        let plain = sealer
+        sealer
             .open(
                 RecordKind::Block,
                 &aad(b'b', self.format, first, pos),
                 &sealed,
             )
-            .map_err(|e| tampered(format!("block at {first}: {e}")))?;
-        let (&layout, rest) = plain
-            .split_first()
-            .ok_or_else(|| Error::Corrupt("an empty block".into()))?;
-        if layout != BODY_LAYOUT {
-            return Err(Error::Corrupt(format!(
-                "a block of an unknown layout {layout}"
-            )));
+            .map_err(|e| tampered(format!("block at {first}: {e}")))
+    }
+
+    /// The body of block `first` as it is sealed (layout byte and
+    /// compressed frame: what a snapshot ships, see [`GivenBody`]) and its
+    /// document numbers, if every record in it is its key's live record
+    /// and numbered above `after`; `None` otherwise (the block is gone,
+    /// holds dead records, or was partly sent), and the caller sends its
+    /// live records instead.
+    pub(super) fn live_body(
+        &self,
+        sealer: &Sealer,
+        first: u64,
+        after: u64,
+    ) -> Result<Option<(Vec<u64>, Vec<u8>)>> {
+        let Some(b) = self.blocks.get(&first) else {
+            return Ok(None);
+        };
+        let whole = b.docnos.first().is_some_and(|&d| d > after)
+            && b.docnos
+                .iter()
+                .zip(&b.macs)
+                .all(|(d, m)| self.is_live(*d, m));
+        if !whole {
+            return Ok(None);
         }
-        if dict.is_none() && record::needs_dictionary(rest) {
-            return Err(Error::Tampered {
-                kind: RecordKind::Dictionary.name(),
-                detail: "a block needs the store's dictionary, which is missing".into(),
-            });
-        }
-        let raw = record::decompress(rest, dict)
-            .map_err(|what| Error::Corrupt(format!("an undecodable block ({what})")))?;
-        Decoded::new(raw)
+        let body = self.open_body(sealer, first, &b.pos)?;
+        Ok(Some((b.docnos.clone(), body)))
     }
 
     /// Decodes the record in `slot`.
@@ -739,7 +833,7 @@ impl Blocks {
         puts: &[(Mac16, Vec<u8>)],
     ) -> Vec<NewBlock> {
         let base = self.next_docno;
-        let runs = runs(puts, (0..).map(|i| base + i));
+        let runs = runs(puts, (0..).map(|i| base + i), &[]);
         self.pack(sealer, dict, runs, self.segment, self.segment_len)
     }
 
@@ -747,17 +841,47 @@ impl Blocks {
     /// `docnos` (one per put, strictly increasing) instead of the next
     /// ones: a device that bootstraps from a peer's snapshot keeps the
     /// numbers the peer's inverted index names (see `sync::share`). A block
-    /// ends where [`BLOCK_TARGET`] is reached; the caller has checked that
-    /// no block of this store holds a number in the range.
+    /// ends where [`BLOCK_TARGET`] is reached, or where one of `given`
+    /// (bodies sealed as they are, placed among the puts by their numbers)
+    /// lies between two puts. Refused with [`Error::Corrupt`] when two of
+    /// the new blocks overlap in numbers, or one overlaps a block of this
+    /// store.
     pub(super) fn build_numbered(
         &self,
         sealer: &Sealer,
         dict: Option<&Dictionary>,
         puts: &[(Mac16, Vec<u8>)],
         docnos: &[u64],
-    ) -> Vec<NewBlock> {
-        let runs = runs(puts, docnos.iter().copied());
-        self.pack(sealer, dict, runs, self.segment, self.segment_len)
+        given: &[GivenBody],
+    ) -> Result<Vec<NewBlock>> {
+        let mut given: Vec<&GivenBody> = given.iter().filter(|g| !g.docnos.is_empty()).collect();
+        given.sort_by_key(|g| g.docnos[0]);
+        let breaks: Vec<u64> = given.iter().map(|g| g.docnos[0]).collect();
+        let mut all = runs(puts, docnos.iter().copied(), &breaks);
+        for g in given {
+            if g.docnos.len() != g.macs.len() || g.docnos.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Error::Corrupt(
+                    "a given block's numbers are out of order or miscounted".into(),
+                ));
+            }
+            all.push(Run {
+                first: g.docnos[0],
+                last: g.docnos[g.docnos.len() - 1],
+                docnos: g.docnos.clone(),
+                macs: g.macs.clone(),
+                raws: Vec::new(),
+                given: Some(&g.body),
+            });
+        }
+        all.sort_by_key(|r| r.first);
+        let overlap = all.windows(2).any(|w| w[0].last >= w[1].first)
+            || all.iter().any(|r| !self.range_free(r.first, r.last));
+        if overlap {
+            return Err(Error::Corrupt(
+                "adopted document numbers that overlap each other or this store's".into(),
+            ));
+        }
+        Ok(self.pack(sealer, dict, all, self.segment, self.segment_len))
     }
 
     /// Whether no block holds a number in `lo..=hi`.
@@ -803,13 +927,19 @@ impl Blocks {
         let plains: Vec<(Vec<u8>, Vec<u8>)> = runs
             .par_iter()
             .map(|r| {
-                let encoded =
-                    postcard::to_allocvec(&r.raws).expect("serialising bytes cannot fail");
-                let mut body = vec![BODY_LAYOUT];
-                body.extend_from_slice(&match dict {
-                    Some(d) => record::compress_with(encoded, d),
-                    None => record::compress(encoded),
-                });
+                let body = match r.given {
+                    Some(given) => given.to_vec(),
+                    None => {
+                        let encoded =
+                            postcard::to_allocvec(&r.raws).expect("serialising bytes cannot fail");
+                        let mut body = vec![BODY_LAYOUT];
+                        body.extend_from_slice(&match dict {
+                            Some(d) => record::compress_with(encoded, d),
+                            None => record::compress(encoded),
+                        });
+                        body
+                    }
+                };
                 let dir = Directory {
                     deltas: r.docnos.iter().map(|d| d - r.first).collect(),
                     macs: r.macs.clone(),
@@ -921,6 +1051,7 @@ impl Blocks {
                 docnos: live.iter().map(|l| l.0).collect(),
                 macs: live.iter().map(|l| l.1).collect(),
                 raws: live.iter().map(|l| &l.2[..]).collect(),
+                given: None,
             })
             .collect();
         let (segment, offset) = if segments.contains(&self.segment) {
@@ -1040,5 +1171,53 @@ impl Blocks {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Runs of numbered puts placed among given bodies: every put is
+        /// in exactly one run, in order, and no run spans the first number
+        /// of a given body (so no run's range overlaps a body's).
+        #[test]
+        fn runs_never_span_a_break(
+            gaps in proptest::collection::vec(1u64..5, 1..200),
+            sizes in proptest::collection::vec(1usize..6000, 200),
+            every in 2usize..40,
+        ) {
+            let docnos: Vec<u64> = gaps
+                .iter()
+                .scan(0u64, |n, g| {
+                    *n += g;
+                    Some(*n)
+                })
+                .collect();
+            // A break wherever two puts leave a gap of at least 3 numbers,
+            // and every `every`-th put onwards is past one.
+            let breaks: Vec<u64> = docnos
+                .windows(2)
+                .enumerate()
+                .filter(|(i, w)| w[1] - w[0] >= 3 || i % every == 0)
+                .map(|(_, w)| w[1] - 1)
+                .filter(|b| !docnos.contains(b))
+                .collect();
+            let puts: Vec<(Mac16, Vec<u8>)> = docnos
+                .iter()
+                .zip(&sizes)
+                .map(|(d, s)| ([*d as u8; 16], vec![0u8; *s]))
+                .collect();
+            let out = runs(&puts, docnos.iter().copied(), &breaks);
+            let flat: Vec<u64> = out.iter().flat_map(|r| r.docnos.iter().copied()).collect();
+            prop_assert_eq!(&flat, &docnos);
+            for r in &out {
+                prop_assert_eq!(r.first, r.docnos[0]);
+                prop_assert_eq!(r.last, *r.docnos.last().unwrap());
+                prop_assert!(breaks.iter().all(|&b| b < r.first || b > r.last));
+            }
+        }
     }
 }

@@ -81,6 +81,7 @@ use crate::record::{Dictionary, Record};
 use crate::seal::RecordKind;
 use crate::source::{Cursor, MessageRef, SyncToken};
 pub(crate) use batch::WriteBatch;
+pub(crate) use blocks::body_needs_dictionary;
 pub(crate) use keyring::lock_index_dir;
 use keyring::{Keyring, is_index_dir, lock_dir, write_atomic};
 pub use verify::VerifyReport;
@@ -135,6 +136,23 @@ const MANIFEST_KEY: &[u8] = b"Mmanifest";
 const P_DICTIONARY: u8 = b'Z';
 const DICTIONARY_KEY: &[u8] = b"Zdictionary";
 const P_BLOCK: u8 = b'B';
+/// The most bytes of record encodings a block body from a peer may decode
+/// to: a block closes once it reaches `blocks::BLOCK_TARGET`, so only a
+/// single record larger than that makes it bigger, and no record larger
+/// than a message between devices travels (48 MiB).
+pub(crate) const PEER_BODY_MAX: u64 = 64 << 20;
+
+/// A block body from a peer's snapshot, checked ([`Store::open_peer_body`]).
+#[derive(Debug)]
+pub(crate) struct PeerBody {
+    /// Each record's key in this store, in the body's order.
+    pub(crate) keys: Vec<DocKey>,
+    /// The records it holds, decoded, in the same order.
+    pub(crate) records: Vec<Record>,
+    /// It can be stored as it is.
+    pub(crate) as_is: bool,
+}
+
 /// Format 4: the sled tree of the dictionary (see `apply`).
 const DICTIONARY_TREE: &str = "dictionary";
 /// Format 4: the sled tree of the sync tokens (see `apply`).
@@ -916,6 +934,97 @@ impl Store {
         }
     }
 
+    /// The body of block `first` as sealed (not decompressed) and its
+    /// document numbers, when every record in it is live and numbered
+    /// above `after` (format 4): what a snapshot ships so that the new
+    /// device seals it as it is. `None` when it cannot go whole (gone,
+    /// holding dead records, or partly sent already).
+    pub(crate) fn live_body(&self, first: u64, after: u64) -> Result<Option<(Vec<u64>, Vec<u8>)>> {
+        match self.blocks() {
+            Some(b) => b.live_body(&self.keys.documents, first, after),
+            None => Ok(None),
+        }
+    }
+
+    /// The plaintext of this store's compression dictionary, if it has one
+    /// (what a peer needs to read the block bodies [`Store::live_body`]
+    /// gives).
+    pub(crate) fn dictionary_bytes(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.dictionary
+            .get()
+            .map(|d| zeroize::Zeroizing::new(d.as_bytes().to_vec()))
+    }
+
+    /// Makes a peer's dictionary this store's, if this store has none yet
+    /// (it is written with the next batch, before the blocks that use it).
+    /// Returns whether this store's dictionary is now the peer's, so that
+    /// the peer's block bodies can be stored as they are.
+    pub(crate) fn adopt_dictionary(&self, peer: &Dictionary) -> bool {
+        if self.format >= 2
+            && self.dictionary.get().is_none()
+            && let Some(d) = Dictionary::from_bytes(peer.as_bytes().to_vec())
+        {
+            let _ = self.dictionary.set(d);
+        }
+        self.dictionary
+            .get()
+            .is_some_and(|d| d.as_bytes() == peer.as_bytes())
+    }
+
+    /// Checks a block body a peer's snapshot carried (see
+    /// [`Store::live_body`]) for the records numbered `docnos`: it must
+    /// decode, with the peer's dictionary `peer_dict` if it needs one, to
+    /// exactly as many record encodings, at most [`PEER_BODY_MAX`] bytes
+    /// of them. Returns each record's key in this store (from its source
+    /// and id, under this store's key), and whether the body can be stored
+    /// as it is (it needs no dictionary, or this store's is the peer's).
+    /// A body that does not check out is [`Error::Corrupt`]: never stored.
+    pub(crate) fn open_peer_body(
+        &self,
+        docnos: &[u64],
+        body: &[u8],
+        peer_dict: Option<&Dictionary>,
+    ) -> Result<PeerBody> {
+        let bad = |what: &str| Error::Corrupt(format!("a peer's block body: {what}"));
+        if self.blocks.is_none() {
+            return Err(bad("this store keeps no blocks (format 1 to 3)"));
+        }
+        let size = body
+            .get(1..)
+            .and_then(crate::record::decompressed_size)
+            .ok_or_else(|| bad("no readable size"))?;
+        if size > PEER_BODY_MAX {
+            return Err(bad("larger than a block may be"));
+        }
+        let decoded = blocks::decode_body(body, peer_dict).map_err(|e| match e {
+            blocks::BodyError::NeedsDictionary => bad("needs the peer's dictionary, not sent"),
+            blocks::BodyError::Corrupt(what) => bad(&what),
+        })?;
+        if decoded.len() != docnos.len() || docnos.is_empty() {
+            return Err(bad("another number of records than of document numbers"));
+        }
+        // Every record decodes (nothing undecodable is stored), and its
+        // key here is made from its own source and id.
+        let mut keys = Vec::with_capacity(docnos.len());
+        let mut records = Vec::with_capacity(docnos.len());
+        for raw in decoded.iter() {
+            let record =
+                crate::record::decode_raw(raw).map_err(|_| bad("an undecodable record"))?;
+            keys.push(self.doc_key(&record.source, &record.id));
+            records.push(record);
+        }
+        let as_is = !blocks::body_needs_dictionary(body)
+            || match (self.dictionary.get(), peer_dict) {
+                (Some(mine), Some(theirs)) => mine.as_bytes() == theirs.as_bytes(),
+                _ => false,
+            };
+        Ok(PeerBody {
+            keys,
+            records,
+            as_is,
+        })
+    }
+
     /// The live records of one block (format 4), each checked against its
     /// key, in document-number order; none when the block is gone (a
     /// compaction drops only blocks left without a live record).
@@ -1128,6 +1237,15 @@ impl Store {
         let mut packed: Vec<(blocks::Mac16, Vec<u8>)> = Vec::new();
         let mut unlinked: Vec<blocks::Mac16> = Vec::new();
         let numbered = batch.docnos;
+        let given = batch.given;
+        if !given.is_empty() && !blocked {
+            return Err(Error::Corrupt(
+                "a peer's blocks need a format-4 store".into(),
+            ));
+        }
+        for g in &given {
+            manifest.documents += g.docnos.len() as u64;
+        }
         for put in batch.puts {
             if !put.existed {
                 manifest.documents += 1;
@@ -1255,26 +1373,24 @@ impl Store {
         // Format 4: the blocks are written and made durable before the
         // batch that references them.
         let new_blocks = match self.blocks() {
-            Some(bl) if !packed.is_empty() => {
-                let new = if numbered.is_empty() {
+            Some(bl) if !packed.is_empty() || !given.is_empty() => {
+                let new = if numbered.is_empty() && given.is_empty() {
                     bl.build(&self.keys.documents, self.dictionary.get(), &packed)
                 } else {
-                    if numbered.len() != packed.len()
-                        || numbered.windows(2).any(|w| w[0] >= w[1])
-                        || !bl.range_free(numbered[0], numbered[numbered.len() - 1])
-                    {
+                    if numbered.len() != packed.len() || numbered.windows(2).any(|w| w[0] >= w[1]) {
                         return Err(Error::Corrupt(
-                            "adopted document numbers that are out of order, miscounted, or \
-                             already used by this store"
-                                .into(),
+                            "adopted document numbers that are out of order or miscounted".into(),
                         ));
                     }
+                    // Checks that no new block overlaps another or one of
+                    // this store's.
                     bl.build_numbered(
                         &self.keys.documents,
                         self.dictionary.get(),
                         &packed,
                         &numbered,
-                    )
+                        &given,
+                    )?
                 };
                 bl.write(&new)?;
                 new

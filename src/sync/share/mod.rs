@@ -76,6 +76,7 @@ use tracing::{debug, info, warn};
 
 use crate::Index;
 use crate::decrypt::{Decryptor, PassThrough};
+use crate::index::snapshot::PeerBlock;
 use crate::ops::{Applied, Op};
 use crate::pipeline::{Control, IndexOptions, Progress};
 use crate::source::Source;
@@ -87,8 +88,8 @@ use crate::write::State;
 
 use snapshot::{Adopted, BootState, IndexReader, Reader, index_err};
 use wire::{
-    Batch, IndexChunk, Msg, Reassembly, Received, Resume, SnapshotChunk, SnapshotRequest,
-    TokenEntry,
+    Batch, BodiesChunk, IndexChunk, Msg, Reassembly, Received, Resume, ShippedBody, SnapshotChunk,
+    SnapshotRequest, TokenEntry,
 };
 
 /// How a device takes part in sharing its index.
@@ -547,6 +548,7 @@ pub async fn start(index: Arc<Index>, mut config: ShareConfig) -> SyncResult<Syn
         deferred: Vec::new(),
         staged: Staged::default(),
         answered: VecDeque::new(),
+        bodies_refused: false,
         crawl: None,
         serving: HashMap::new(),
         txn,
@@ -674,6 +676,8 @@ struct Staged {
     files: Vec<(String, u64, Vec<u8>)>,
     /// A piece came out of order.
     spoiled: bool,
+    /// The server's compression dictionary, for its block bodies.
+    dictionary: Option<Arc<crate::record::Dictionary>>,
 }
 
 impl Staged {
@@ -737,9 +741,24 @@ struct Node {
     /// Requests answered in the index's form (device, request): their
     /// twins in the records' form are not answered again.
     answered: VecDeque<(u64, u64)>,
+    /// A server's block bodies did not check out here: snapshots are asked
+    /// for without them from then on.
+    bodies_refused: bool,
     crawl: Option<Crawl>,
-    serving: HashMap<u64, JoinHandle<()>>,
+    /// Snapshots being served, per device: the task, and its stop flag.
+    serving: HashMap<u64, (JoinHandle<()>, Arc<AtomicBool>)>,
     txn: Arc<Txn>,
+}
+
+/// Whether an error applying a snapshot chunk came from what the peer
+/// sent (malformed, or refused by the store as corrupt), rather than from
+/// this device (its disk, its connection).
+fn is_peer_data(e: &SyncError) -> bool {
+    match e {
+        SyncError::Malformed { .. } => true,
+        SyncError::Index(e) => matches!(**e, crate::Error::Corrupt(_)),
+        _ => false,
+    }
 }
 
 /// The size of the envelope that carries a plaintext of `len` bytes.
@@ -829,7 +848,7 @@ impl Node {
     async fn shutdown(mut self, reflector: JoinHandle<()>) {
         self.index.set_on_commit(None);
         self.stop_crawl(true).await;
-        for (_, t) in self.serving.drain() {
+        for (_, (t, _)) in self.serving.drain() {
             t.abort();
             let _ = t.await;
         }
@@ -867,7 +886,7 @@ impl Node {
             info!("no snapshot chunk for a while; asking again");
             self.request_snapshot()?;
         }
-        self.serving.retain(|_, t| !t.is_finished());
+        self.serving.retain(|_, (t, _)| !t.is_finished());
         if peers_at.elapsed() > Duration::from_secs(2) && self.status().connected {
             *peers_at = tokio::time::Instant::now();
             let device = Arc::clone(&self.device);
@@ -1019,18 +1038,16 @@ impl Node {
             Msg::SnapshotRequest(r) => {
                 let twin = self.answered.contains(&(r.device, r.request));
                 if self.status().role == Role::Leader && r.device != self.me && !twin {
-                    self.serve(r, false);
+                    self.serve(r, Form::Records);
                 }
                 Ok(())
             }
             Msg::IndexRequest(r) => {
-                if self.status().role == Role::Leader && r.device != self.me {
-                    if self.answered.len() >= 64 {
-                        self.answered.pop_front();
-                    }
-                    self.answered.push_back((r.device, r.request));
-                    self.serve(r, true);
-                }
+                self.serve_newest(r, Form::Index);
+                Ok(())
+            }
+            Msg::BodiesRequest(r) => {
+                self.serve_newest(r, Form::Bodies);
                 Ok(())
             }
             Msg::SnapshotChunk(c) => {
@@ -1041,9 +1058,34 @@ impl Node {
             }
             Msg::IndexChunk(c) => {
                 if c.to == self.me && self.request.map(|(r, _)| r) == Some(c.request) {
-                    self.apply_index_chunk(c, sender).await?;
+                    self.apply_index_chunk(c, Vec::new(), None, sender).await?;
                 }
                 Ok(())
+            }
+            Msg::BodiesChunk(c) => {
+                let BodiesChunk {
+                    index,
+                    bodies,
+                    dictionary,
+                } = c;
+                if index.to != self.me || self.request.map(|(r, _)| r) != Some(index.request) {
+                    return Ok(());
+                }
+                match self
+                    .apply_index_chunk(index, bodies, dictionary, sender)
+                    .await
+                {
+                    Err(e) if is_peer_data(&e) => {
+                        // Nothing of the chunk was written (its batch is
+                        // atomic): ask again from the stored position, in
+                        // the forms before bodies.
+                        warn!(error = %e, "a snapshot chunk's block bodies did not check out; asking again without them");
+                        self.shared.modify(|s| s.refused += 1);
+                        self.bodies_refused = true;
+                        self.request_snapshot()
+                    }
+                    r => r,
+                }
             }
         }
     }
@@ -1118,9 +1160,16 @@ impl Node {
             request,
             resume,
         };
-        // The index's form first; a build that does not know it answers
-        // the records' form that follows, which a build that does ignores.
-        self.shared.add_outbox(2);
+        // The newest form first; a build that does not know it answers a
+        // twin in an older form that follows, which a build that does
+        // ignores. Bodies are not asked for again once a server's did not
+        // check out here (see `apply_index_chunk`).
+        if self.bodies_refused {
+            self.shared.add_outbox(2);
+        } else {
+            self.shared.add_outbox(3);
+            let _ = self.out.send(Outgoing::Msg(Msg::BodiesRequest(r.clone())));
+        }
         let _ = self.out.send(Outgoing::Msg(Msg::IndexRequest(r.clone())));
         let _ = self.out.send(Outgoing::Msg(Msg::SnapshotRequest(r)));
         let records = self.boot.records;
@@ -1209,25 +1258,52 @@ impl Node {
     /// the end, and at the end the server's inverted index installed and
     /// caught up with the store. See `snapshot` for why nothing is lost
     /// or doubled.
-    async fn apply_index_chunk(&mut self, c: IndexChunk, sender: u64) -> SyncResult<()> {
-        let mut records: Vec<(u64, crate::Record)> = Vec::new();
-        let mut previous = 0u64;
+    async fn apply_index_chunk(
+        &mut self,
+        c: IndexChunk,
+        bodies: Vec<ShippedBody>,
+        dictionary: Option<Vec<u8>>,
+        sender: u64,
+    ) -> SyncResult<()> {
+        let malformed = |detail: &str| SyncError::Malformed {
+            what: "a snapshot chunk",
+            detail: detail.into(),
+        };
+        // Blocks of records and blocks as bodies, in document-number
+        // order, each number above the last and below the cut's end.
+        let mut blocks: Vec<PeerBlock> = Vec::with_capacity(c.blocks.len() + bodies.len());
+        let mut n = 0u64;
         for b in c.blocks {
             if b.docnos.len() != b.records.len() {
-                return Err(SyncError::Malformed {
-                    what: "a snapshot chunk",
-                    detail: "a block's numbers and records differ in count".into(),
-                });
+                return Err(malformed("a block's numbers and records differ in count"));
             }
-            for (d, r) in b.docnos.into_iter().zip(b.records) {
+            n += b.docnos.len() as u64;
+            blocks.push(PeerBlock::Records(
+                b.docnos.into_iter().zip(b.records).collect(),
+            ));
+        }
+        for b in bodies {
+            n += b.docnos.len() as u64;
+            blocks.push(PeerBlock::Body {
+                docnos: b.docnos,
+                body: b.body,
+            });
+        }
+        let numbers = |b: &PeerBlock| -> Vec<u64> {
+            match b {
+                PeerBlock::Records(r) => r.iter().map(|(d, _)| *d).collect(),
+                PeerBlock::Body { docnos, .. } => docnos.clone(),
+            }
+        };
+        blocks.retain(|b| !numbers(b).is_empty());
+        blocks.sort_by_key(|b| numbers(b)[0]);
+        let mut previous = 0u64;
+        for b in &blocks {
+            for d in numbers(b) {
                 if d <= previous || d >= c.docno_end {
-                    return Err(SyncError::Malformed {
-                        what: "a snapshot chunk",
-                        detail: "document numbers out of order or out of range".into(),
-                    });
+                    return Err(malformed("document numbers out of order or out of range"));
                 }
                 previous = d;
-                records.push((d, r));
             }
         }
         // Adopt from this server if nothing was adopted yet, or only from
@@ -1244,7 +1320,6 @@ impl Node {
             Adopted::From => self.boot.end.max(1),
             _ => 1,
         };
-        let n = records.len() as u64;
         let mut next = BootState {
             resume: Some(Resume {
                 server: sender,
@@ -1269,7 +1344,13 @@ impl Node {
         for p in c.files {
             self.staged.add(p);
         }
-        if records.is_empty()
+        if let Some(d) = dictionary {
+            let d = crate::record::Dictionary::from_bytes(d)
+                .ok_or_else(|| malformed("a malformed dictionary"))?;
+            self.staged.dictionary = Some(Arc::new(d));
+        }
+        let peer_dict = self.staged.dictionary.clone();
+        if blocks.is_empty()
             && !c.last
             && c.checkpoints.is_empty()
             && self.deferred.is_empty()
@@ -1298,14 +1379,20 @@ impl Node {
         let (still_absent, adopted_now, took, installed) = blocking(move || {
             let store = index.store();
             let own_clear = store.docnos_free(end_before, docno_end.saturating_sub(1));
-            let adopt = may_adopt && own_clear && !records.is_empty();
+            let adopt = may_adopt && own_clear && !blocks.is_empty();
             if adopt {
                 next.adopted = Adopted::From;
                 next.end = next.end.max(docno_end);
                 // Before anything is written: what reaches this device
                 // live from now on is numbered above the server's range.
                 store.reserve_docnos(next.end);
-            } else if next.adopted == Adopted::From && !records.is_empty() {
+                // The server's bodies are stored as they are only if this
+                // store compresses with the server's dictionary: taken if
+                // this store has none yet (see `Index::adopt`).
+                if let Some(d) = &peer_dict {
+                    store.adopt_dictionary(d);
+                }
+            } else if next.adopted == Adopted::From && !blocks.is_empty() {
                 // Records this device cannot adopt: the server's inverted
                 // index would name numbers this device gave its own.
                 next.adopted = Adopted::Mixed;
@@ -1331,11 +1418,22 @@ impl Node {
                     })
                     .collect()
             };
-            let given = records.len();
+            let given = n as usize;
             let (rest, state) = if adopt {
-                index.adopt(records, state, !deferred.is_empty())?
+                index.adopt(blocks, peer_dict.as_deref(), state, !deferred.is_empty())?
             } else {
-                (records.into_iter().map(|(_, r)| r).collect(), Some(state))
+                let mut records = Vec::with_capacity(given);
+                for b in blocks {
+                    match b {
+                        PeerBlock::Records(r) => records.extend(r.into_iter().map(|(_, r)| r)),
+                        PeerBlock::Body { docnos, body } => records.extend(
+                            store
+                                .open_peer_body(&docnos, &body, peer_dict.as_deref())?
+                                .records,
+                        ),
+                    }
+                }
+                (records, Some(state))
             };
             let rest_len = rest.len();
             if let Some(state) = state {
@@ -1461,9 +1559,27 @@ impl Node {
 
     /// Serves a snapshot to the device that asked: with `index`, in the
     /// index's form when this store can (format 4).
-    fn serve(&mut self, r: SnapshotRequest, index: bool) {
-        if let Some(old) = self.serving.remove(&r.device) {
-            old.abort();
+    /// Serves a request in the index's forms, unless this device does not
+    /// lead, or answered a twin of it already (the same request in a newer
+    /// form: its older twins follow it).
+    fn serve_newest(&mut self, r: SnapshotRequest, form: Form) {
+        let twin = self.answered.contains(&(r.device, r.request));
+        if self.status().role == Role::Leader && r.device != self.me && !twin {
+            if self.answered.len() >= 64 {
+                self.answered.pop_front();
+            }
+            self.answered.push_back((r.device, r.request));
+            self.serve(r, form);
+        }
+    }
+
+    fn serve(&mut self, r: SnapshotRequest, form: Form) {
+        // The snapshot served to this device before stops after its
+        // current transaction (aborted inside one, it would leave the
+        // group's lock held until its time to live ran out, and this one
+        // would wait for it); this one takes the lock after it.
+        if let Some((_, stop)) = self.serving.remove(&r.device) {
+            stop.store(true, Ordering::Release);
         }
         let after = match &r.resume {
             Some(res) if res.server == self.me => res.after.clone(),
@@ -1479,16 +1595,21 @@ impl Node {
             sources: self.source_names.clone(),
             chunk_records: self.chunk_records,
             pace: self.pace,
-            index,
+            form,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         let to = r.device;
+        let stop = Arc::clone(&task.stop);
         self.serving.insert(
             to,
-            tokio::spawn(async move {
-                if let Err(e) = task.run(r, after).await {
-                    warn!(error = %e, to = format_args!("{to:016x}"), "serving a snapshot failed; the device will ask again");
-                }
-            }),
+            (
+                tokio::spawn(async move {
+                    if let Err(e) = task.run(r, after).await {
+                        warn!(error = %e, to = format_args!("{to:016x}"), "serving a snapshot failed; the device will ask again");
+                    }
+                }),
+                stop,
+            ),
         );
     }
 }
@@ -1555,8 +1676,25 @@ struct Server {
     sources: Vec<String>,
     chunk_records: usize,
     pace: Option<Duration>,
-    /// Asked in the index's form.
-    index: bool,
+    /// The form asked for.
+    form: Form,
+    /// Set when the device asked again: stop after the current
+    /// transaction.
+    stop: Arc<AtomicBool>,
+}
+
+/// The form a snapshot was asked in (the newest the new device knows,
+/// see `wire::Msg`): a server answers in it, or in an older one its store
+/// can give (records, for a store of format 1 to 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// [`Msg::SnapshotRequest`]: records.
+    Records,
+    /// [`Msg::IndexRequest`]: blocks' records and the inverted index.
+    Index,
+    /// [`Msg::BodiesRequest`]: blocks' bodies where they can go whole,
+    /// and the inverted index.
+    Bodies,
 }
 
 /// What a snapshot is read with: records, or the index (blocks and
@@ -1564,6 +1702,8 @@ struct Server {
 enum Serving {
     Records(Reader),
     Index(Box<IndexReader>),
+    /// The index, blocks as bodies where they can go whole.
+    Bodies(Box<IndexReader>),
 }
 
 impl Serving {
@@ -1580,6 +1720,11 @@ impl Serving {
                 let last = c.last;
                 Ok((Msg::IndexChunk(c), last))
             }
+            Serving::Bodies(r) => {
+                let c = r.next_bodies_chunk()?;
+                let last = c.index.last;
+                Ok((Msg::BodiesChunk(c), last))
+            }
         }
     }
 }
@@ -1588,9 +1733,9 @@ impl Server {
     async fn run(self, r: SnapshotRequest, after: Vec<u8>) -> SyncResult<()> {
         let (index, sources) = (Arc::clone(&self.txn.index), self.sources.clone());
         let (to, request, per) = (r.device, r.request, self.chunk_records);
-        let by_index = self.index;
+        let form = self.form;
         let reader = tokio::task::spawn_blocking(move || {
-            if by_index
+            if form != Form::Records
                 && let Some(r) = IndexReader::new(
                     Arc::clone(&index),
                     &after,
@@ -1600,7 +1745,10 @@ impl Server {
                     per,
                 )?
             {
-                return Ok(Serving::Index(Box::new(r)));
+                return Ok(match form {
+                    Form::Bodies => Serving::Bodies(Box::new(r.with_bodies())),
+                    _ => Serving::Index(Box::new(r)),
+                });
             }
             Reader::new(index, &after, sources, to, request, per).map(Serving::Records)
         })
@@ -1610,6 +1758,9 @@ impl Server {
         let mut last = false;
         while !last {
             let mine = self.txn.mine.lock().await;
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
             // Sealed by the device client under the transaction-scope key.
             self.txn.begin(b"sealdex/share/snapshot").await?;
             let mut acks = Vec::new();

@@ -113,6 +113,48 @@
 //! A server of an earlier build does not know the index's form and
 //! answers the records' request N sends right after it; a server whose
 //! store is of format 1 to 3 answers the index's form with records.
+//!
+//! # Blocks as their bodies
+//!
+//! Sent as records, every block is decompressed and decoded on S, encoded
+//! and compressed again (in the envelope), then decompressed, decoded,
+//! encoded and compressed again on N, to end as the very bytes S had
+//! before sealing. N now asks first with [`super::wire::Msg::BodiesRequest`]
+//! and S answers with [`super::wire::BodiesChunk`]s: a block whose records
+//! are all live on S (and above the position) travels as its body, the
+//! layout byte and the zstd frame S's store sealed, decrypted from S's
+//! data key and sealed in the envelope under the group's key. N checks it
+//! (it decompresses, within a bound, to exactly as many records as
+//! numbers, every record decodes) and makes each record's key under its
+//! own keys from the record's source and id, then seals the body as it is
+//! under its own data key, beside a directory of its own (the numbers,
+//! its own keys), with its own position in the associated data. Nothing
+//! is compressed again.
+//!
+//! - **Dead records.** A block holding a record that is not live on S
+//!   (rewritten or deleted since) is not sent whole: its live records go
+//!   as records, as before, and N packs them in blocks of its own. So a
+//!   body N stores holds only records live on S when read; each is then
+//!   live on N too unless N holds something under its key (a copy that
+//!   came live, or a delete): then the whole block goes through the
+//!   records' path, which compares versions.
+//! - **The dictionary.** Bodies are compressed against S's dictionary; S
+//!   sends it once per response, with the first chunk whose bodies need
+//!   it. N, having none yet (it joined empty), makes it its own, written
+//!   with the first batch that uses it. An N that has made its own
+//!   already decodes S's bodies with S's dictionary and takes their
+//!   records one by one.
+//! - **Revisions** stay as S stored them (the records' path raises a
+//!   revision 0, from before versions, to 1).
+//! - **Bad bytes.** A body that does not check out makes the chunk fail
+//!   before anything of it is written (its batch is atomic); N counts it
+//!   refused and asks again from its stored position without bodies (in
+//!   the index's form), so a peer whose bodies N cannot read still serves
+//!   it. Everything was authenticated by the envelope's AEAD before.
+//! - **Older builds.** A server of round 10 refuses `BodiesRequest` as
+//!   malformed and answers its `IndexRequest` twin; one of before, the
+//!   `SnapshotRequest` twin. A server of this build answers the first it
+//!   gets and ignores the twins.
 
 use std::sync::Arc;
 
@@ -123,7 +165,10 @@ use crate::source::Cursor;
 use crate::store::{Checkpoint, DocKey};
 use crate::sync::error::{SyncError, SyncResult};
 
-use super::wire::{FilePiece, IndexChunk, Resume, ShippedBlock, SnapshotChunk, TokenEntry};
+use super::wire::{
+    BodiesChunk, FilePiece, IndexChunk, Resume, ShippedBlock, ShippedBody, SnapshotChunk,
+    TokenEntry,
+};
 
 /// The checkpoint slot (a source name no backend produces) under which a
 /// device keeps where its bootstrap stands, sealed in its own store.
@@ -508,6 +553,10 @@ pub(crate) struct IndexReader {
     to: u64,
     request: u64,
     per_chunk: usize,
+    /// Blocks travel as their bodies where they can ([`BodiesChunk`]).
+    bodies: bool,
+    /// The store's dictionary went with an earlier chunk.
+    dictionary_sent: bool,
 }
 
 impl IndexReader {
@@ -538,7 +587,17 @@ impl IndexReader {
             to,
             request,
             per_chunk,
+            bodies: false,
+            dictionary_sent: false,
         }))
+    }
+
+    /// Sends blocks as their bodies where they can go whole (the new
+    /// device asked with [`super::wire::Msg::BodiesRequest`]): read with
+    /// [`IndexReader::next_bodies_chunk`].
+    pub fn with_bodies(mut self) -> IndexReader {
+        self.bodies = true;
+        self
     }
 
     #[cfg(feature = "tantivy")]
@@ -592,12 +651,60 @@ impl IndexReader {
     /// most), then file pieces; the last one carries the metadata and the
     /// server's source state.
     pub fn next_chunk(&mut self) -> SyncResult<IndexChunk> {
+        self.read_chunk(&mut Vec::new())
+    }
+
+    /// The next chunk with blocks as bodies where they can go whole (see
+    /// [`BodiesChunk`]): a block whose records are all live and above the
+    /// position travels as its body, decrypted but still compressed;
+    /// another (holding dead records, or partly sent before a resume)
+    /// travels as its live records. The store's dictionary goes with the
+    /// first chunk whose bodies need it.
+    pub fn next_bodies_chunk(&mut self) -> SyncResult<BodiesChunk> {
+        let mut bodies = Vec::new();
+        let index = self.read_chunk(&mut bodies)?;
+        let dictionary = if !self.dictionary_sent
+            && bodies
+                .iter()
+                .any(|b| crate::store::body_needs_dictionary(&b.body))
+        {
+            self.dictionary_sent = true;
+            self.index
+                .store()
+                .dictionary_bytes()
+                .map(|d| d.as_slice().to_vec())
+        } else {
+            None
+        };
+        Ok(BodiesChunk {
+            index,
+            bodies,
+            dictionary,
+        })
+    }
+
+    /// [`IndexReader::next_chunk`], with blocks as bodies into `bodies`
+    /// when they are asked for.
+    fn read_chunk(&mut self, bodies: &mut Vec<ShippedBody>) -> SyncResult<IndexChunk> {
         let mut blocks = Vec::new();
         let (mut bytes, mut records) = (0usize, 0usize);
         while bytes < super::wire::PART_BYTES && records < self.per_chunk {
             let Some((first, last)) = self.blocks.next() else {
                 break;
             };
+            if self.bodies
+                && let Some((docnos, body)) = self
+                    .index
+                    .store()
+                    .live_body(first, self.after)
+                    .map_err(index_err)?
+            {
+                bytes += body.len() + 8 * docnos.len();
+                records += docnos.len();
+                self.after = self.after.max(last);
+                bodies.push(ShippedBody { docnos, body });
+                continue;
+            }
             let live = self.index.store().live_in_block(first).map_err(index_err)?;
             let (mut docnos, mut recs) = (Vec::new(), Vec::new());
             for (_, d, r) in live {
@@ -812,13 +919,78 @@ mod tests {
         }
     }
 
+    /// A chunk's blocks as the new device adopts them, and the server's
+    /// dictionary if the chunk carried it.
+    fn peer_blocks(
+        blocks: Vec<ShippedBlock>,
+        bodies: Vec<ShippedBody>,
+    ) -> Vec<crate::index::snapshot::PeerBlock> {
+        use crate::index::snapshot::PeerBlock;
+        let mut out: Vec<(u64, PeerBlock)> = blocks
+            .into_iter()
+            .map(|b| {
+                (
+                    b.docnos[0],
+                    PeerBlock::Records(b.docnos.into_iter().zip(b.records).collect()),
+                )
+            })
+            .chain(bodies.into_iter().map(|b| {
+                (
+                    b.docnos[0],
+                    PeerBlock::Body {
+                        docnos: b.docnos,
+                        body: b.body,
+                    },
+                )
+            }))
+            .collect();
+        out.sort_by_key(|b| b.0);
+        out.into_iter().map(|b| b.1).collect()
+    }
+
+    /// The next chunk in the index's form, or with bodies: its blocks, the
+    /// chunk, and how many blocks went as bodies.
+    fn next_of(
+        reader: &mut IndexReader,
+        bodies: bool,
+        dict: &mut Option<Arc<crate::record::Dictionary>>,
+    ) -> (Vec<crate::index::snapshot::PeerBlock>, IndexChunk, usize) {
+        if bodies {
+            let mut c = reader.next_bodies_chunk().unwrap();
+            if let Some(d) = c.dictionary.take() {
+                *dict = Some(Arc::new(crate::record::Dictionary::from_bytes(d).unwrap()));
+            }
+            let n = c.bodies.len();
+            let blocks = peer_blocks(std::mem::take(&mut c.index.blocks), c.bodies);
+            (blocks, c.index, n)
+        } else {
+            let mut c = reader.next_chunk().unwrap();
+            let blocks = peer_blocks(std::mem::take(&mut c.blocks), Vec::new());
+            (blocks, c, 0)
+        }
+    }
+
     /// A new device takes a server's index (blocks under its numbers, then
     /// its inverted index) while ops reach it live before, between and
     /// after the chunks, as the sharing applies them; it ends answering
     /// exactly as the server, in both modes, with every record once.
     #[test]
     fn an_index_snapshot_with_live_ops_ends_with_the_servers_answers() {
-        let (_dir, server) = index_with(400);
+        index_snapshot_with_live_ops(false);
+    }
+
+    /// The same with blocks as their bodies: most blocks go whole (sealed
+    /// as they are on the new device), those holding dead records go as
+    /// records, and the answers are the server's.
+    #[test]
+    fn a_bodies_snapshot_with_live_ops_ends_with_the_servers_answers() {
+        index_snapshot_with_live_ops(true);
+    }
+
+    fn index_snapshot_with_live_ops(bodies: bool) {
+        // With bodies, enough records that the server's store makes its
+        // dictionary (256 KiB of samples), so that bodies need it.
+        let (_dir, server) = index_with(if bodies { 1000 } else { 400 });
         // Dead records on the server: rewritten and deleted ones.
         let before_cut = server
             .apply(vec![
@@ -861,6 +1033,9 @@ mod tests {
         let mut reader = IndexReader::new(Arc::clone(&server), &[], vec![], 9, 1, 60)
             .unwrap()
             .unwrap();
+        if bodies {
+            reader = reader.with_bodies();
+        }
         // After the cut, on the server: a delete of a record in a later
         // block, and a patch; both reach the new device live.
         let after_cut = server
@@ -880,20 +1055,25 @@ mod tests {
         let mut adopted_any = false;
         let mut chunks = 0;
         let mut end = 1u64;
+        let (mut dict, mut shipped_bodies) = (None, 0);
         loop {
-            let c = reader.next_chunk().unwrap();
+            let (blocks, c, n) = next_of(&mut reader, bodies, &mut dict);
+            shipped_bodies += n;
             chunks += 1;
-            let records: Vec<(u64, Record)> = c
-                .blocks
-                .into_iter()
-                .flat_map(|b| b.docnos.into_iter().zip(b.records))
-                .collect();
-            if !records.is_empty() {
+            if !blocks.is_empty() {
                 assert!(new.store().docnos_free(end, c.docno_end - 1));
                 end = end.max(c.docno_end);
                 new.store().reserve_docnos(end);
+                if let Some(d) = &dict {
+                    new.store().adopt_dictionary(d);
+                }
                 let (rest, state) = new
-                    .adopt(records, crate::write::State::default(), false)
+                    .adopt(
+                        blocks,
+                        dict.as_deref(),
+                        crate::write::State::default(),
+                        false,
+                    )
                     .unwrap();
                 adopted_any = true;
                 if let Some(state) = state {
@@ -922,6 +1102,10 @@ mod tests {
         }
         assert!(adopted_any && chunks > 3, "{chunks} chunks");
         assert!(!files.is_empty());
+        if bodies {
+            assert!(shipped_bodies > 3, "{shipped_bodies} blocks as bodies");
+            assert!(dict.is_some(), "the server's dictionary was sent");
+        }
         assert_eq!(new.len(), server.len());
         assert!(new.verify().is_ok());
         let queries = [
@@ -1003,7 +1187,12 @@ mod tests {
             let (records, mut files, mut meta) = take(&server);
             spoil(&mut files, &mut meta);
             let (rest, state) = new
-                .adopt(records, crate::write::State::default(), false)
+                .adopt(
+                    vec![crate::index::snapshot::PeerBlock::Records(records)],
+                    None,
+                    crate::write::State::default(),
+                    false,
+                )
                 .unwrap();
             assert!(rest.is_empty() && state.is_none());
             new.install_inverted(&meta, &files).unwrap();
@@ -1016,6 +1205,169 @@ mod tests {
             kdf: KdfParams::insecure_fast(),
             ..IndexConfig::default()
         }
+    }
+
+    /// Every block of a server with bodies (a resumed reader takes the
+    /// rest after the first chunk's position), and the dictionary.
+    fn all_bodies(
+        server: &Arc<Index>,
+        per_chunk: usize,
+    ) -> (
+        Vec<Vec<crate::index::snapshot::PeerBlock>>,
+        Option<Arc<crate::record::Dictionary>>,
+    ) {
+        let mut dict = None;
+        let mut reader = IndexReader::new(Arc::clone(server), &[], vec![], 9, 1, per_chunk)
+            .unwrap()
+            .unwrap()
+            .with_bodies();
+        let (blocks, first, _) = next_of(&mut reader, true, &mut dict);
+        let mut chunks = vec![blocks];
+        // Interrupted after the first chunk: a new request resumes after
+        // its position, from a new cut; the dictionary comes again.
+        let mut again = None;
+        let mut reader =
+            IndexReader::new(Arc::clone(server), &first.after, vec![], 9, 2, per_chunk)
+                .unwrap()
+                .unwrap()
+                .with_bodies();
+        loop {
+            let (blocks, c, _) = next_of(&mut reader, true, &mut again);
+            chunks.push(blocks);
+            if c.last {
+                break;
+            }
+        }
+        (chunks, dict.or(again))
+    }
+
+    /// A body that does not check out (truncated, of an unknown layout or
+    /// codec, its numbers miscounted, read without the dictionary it
+    /// needs) is refused with an error before anything is written; the
+    /// same chunk as sent is then taken, and a bootstrap resumed after the
+    /// first chunk ends with every record once and the server's answers.
+    #[test]
+    fn a_tampered_body_is_refused_and_a_resumed_bodies_snapshot_completes() {
+        use crate::index::snapshot::PeerBlock;
+        let (_dir, server) = index_with(1000);
+        let (chunks, dict) = all_bodies(&server, 200);
+        assert!(chunks.len() > 3);
+        let dir = tempfile::tempdir().unwrap();
+        let new = Index::create(
+            &dir.path().join("n"),
+            &Credential::AppKey(SecretKey::from_bytes([10; 32])),
+            config_fast(),
+        )
+        .unwrap();
+        new.store().reserve_docnos(OWN_DOCNOS_FROM);
+        let dict = dict.expect("the server's dictionary");
+        assert!(new.store().adopt_dictionary(&dict));
+        // The last chunk's bodies hold records made with the dictionary.
+        let (i, j) = chunks
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, c)| {
+                c.iter()
+                    .position(|b| {
+                        matches!(b, PeerBlock::Body { body, .. }
+                        if crate::store::body_needs_dictionary(body))
+                    })
+                    .map(|j| (i, j))
+            })
+            .expect("a body that needs the dictionary");
+        let clone = |b: &PeerBlock| match b {
+            PeerBlock::Body { docnos, body } => PeerBlock::Body {
+                docnos: docnos.clone(),
+                body: body.clone(),
+            },
+            PeerBlock::Records(r) => PeerBlock::Records(r.clone()),
+        };
+        type Spoil = fn(&mut Vec<u64>, &mut Vec<u8>);
+        let spoils: [Spoil; 5] = [
+            |_, body| body.truncate(body.len() / 2),
+            |_, body| body[1] = 0x0e,
+            |docnos, _| {
+                docnos.pop();
+            },
+            |_, body| body[0] = 9,
+            |_, body| body.truncate(1),
+        ];
+        for (k, spoil) in spoils.iter().enumerate() {
+            let mut blocks: Vec<PeerBlock> = chunks[i].iter().map(clone).collect();
+            if let PeerBlock::Body { docnos, body } = &mut blocks[j] {
+                spoil(docnos, body);
+            }
+            let r = new.adopt(blocks, Some(&dict), crate::write::State::default(), false);
+            assert!(
+                matches!(r, Err(crate::Error::Corrupt(_))),
+                "spoil {k}: {:?}",
+                r.map(|_| ())
+            );
+            assert_eq!(new.len(), 0, "spoil {k}: nothing written");
+        }
+        // Without the dictionary it needs.
+        let blocks: Vec<PeerBlock> = chunks[i].iter().map(clone).collect();
+        let r = new.adopt(blocks, None, crate::write::State::default(), false);
+        assert!(matches!(r, Err(crate::Error::Corrupt(_))));
+        assert_eq!(new.len(), 0);
+        // As sent, every chunk: every record once.
+        for blocks in chunks {
+            let (rest, state) = new
+                .adopt(blocks, Some(&dict), crate::write::State::default(), false)
+                .unwrap();
+            assert!(rest.is_empty() && state.is_none());
+        }
+        assert_eq!(new.len(), server.len());
+        assert!(new.verify().is_ok());
+        new.reconcile_inverted().unwrap();
+        let queries = ["record", "padding", "record 2"];
+        assert_same(&answers(&new, &queries), &answers(&server, &queries));
+        // And it opens again, reading the sealed bodies under its own key.
+        drop(new);
+        let new = Index::open(
+            &dir.path().join("n"),
+            &Credential::AppKey(SecretKey::from_bytes([10; 32])),
+            config_fast(),
+        )
+        .unwrap();
+        assert_eq!(new.len(), server.len());
+        assert_same(&answers(&new, &queries), &answers(&server, &queries));
+    }
+
+    /// A body whose records this device holds something of already (a
+    /// copy that came live) is not stored as it is: its records go one by
+    /// one, the one held coming back for the write path.
+    #[test]
+    fn a_body_with_a_record_held_here_goes_record_by_record() {
+        use crate::index::snapshot::PeerBlock;
+        let (_dir, server) = index_with(200);
+        let (chunks, _) = all_bodies(&server, 1000);
+        let dir = tempfile::tempdir().unwrap();
+        let new = Index::create(
+            &dir.path().join("n"),
+            &Credential::AppKey(SecretKey::from_bytes([11; 32])),
+            config_fast(),
+        )
+        .unwrap();
+        new.store().reserve_docnos(OWN_DOCNOS_FROM);
+        let held = server.get_by_id("push", "0/1").unwrap().unwrap();
+        new.apply_reflected(
+            vec![Op::upsert((*held).clone()).with_version(held.revision.max(1))],
+            crate::write::State::default(),
+        )
+        .unwrap();
+        let mut returned = Vec::new();
+        for blocks in chunks {
+            assert!(blocks.iter().all(|b| matches!(b, PeerBlock::Body { .. })));
+            let (rest, _) = new
+                .adopt(blocks, None, crate::write::State::default(), false)
+                .unwrap();
+            returned.extend(rest.into_iter().map(|r| r.id));
+        }
+        assert_eq!(returned, vec!["0/1".to_owned()]);
+        assert_eq!(new.len(), server.len());
+        assert!(new.verify().is_ok());
     }
 
     #[test]

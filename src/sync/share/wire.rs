@@ -11,6 +11,11 @@
 //! Msg::IndexChunk(IndexChunk)           blocks' records under the server's
 //!                                       document numbers, then inverted index
 //!                                       file pieces, then meta.json
+//! Msg::BodiesRequest(SnapshotRequest)   a new device asks for the index with
+//!                                       its blocks' bodies (sent before the
+//!                                       IndexRequest and SnapshotRequest twins)
+//! Msg::BodiesChunk(BodiesChunk)         an IndexChunk whose blocks travel as
+//!                                       their compressed bodies where they can
 //! ```
 //!
 //! Variants are only ever added at the end: a build that does not know one
@@ -94,6 +99,45 @@ pub enum Msg {
     IndexRequest(SnapshotRequest),
     /// A piece of a snapshot of the index, for one device.
     IndexChunk(IndexChunk),
+    /// A device that joined empty asks for a snapshot of the index whose
+    /// blocks travel as their compressed bodies ([`BodiesChunk`]). Sent
+    /// first, before its [`Msg::IndexRequest`] and [`Msg::SnapshotRequest`]
+    /// twins (same request id), which a server that answered this one
+    /// ignores; a build that does not know this message refuses it and
+    /// answers a twin.
+    BodiesRequest(SnapshotRequest),
+    /// A piece of a snapshot of the index, blocks as bodies where they can
+    /// be, for one device.
+    BodiesChunk(BodiesChunk),
+}
+
+/// A piece of a snapshot of the index in which each of the server's
+/// blocks whose records are all live (and none sent before) travels as
+/// its body: the layout byte and the zstd frame its store compressed,
+/// decrypted from the server's key and sealed in the envelope under the
+/// group's, so that the new device only checks it and seals it under its
+/// own key. The other blocks travel as records, in `index.blocks`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BodiesChunk {
+    /// Everything an [`IndexChunk`] carries; its `blocks` are those that
+    /// travel as records.
+    pub index: IndexChunk,
+    /// The blocks that travel as their bodies, in document-number order
+    /// (their ranges lie between those of `index.blocks`).
+    pub bodies: Vec<ShippedBody>,
+    /// The server store's compression dictionary, in the first chunk of a
+    /// response whose bodies need it.
+    pub dictionary: Option<Vec<u8>>,
+}
+
+/// One of the server's blocks as its body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippedBody {
+    /// The document numbers of every record it holds, increasing.
+    pub docnos: Vec<u64>,
+    /// The body: a layout byte, then the codec-tagged zstd frame of the
+    /// records' encodings.
+    pub body: Vec<u8>,
 }
 
 /// A piece of a snapshot of the index: records grouped as the server's
