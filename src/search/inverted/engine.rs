@@ -94,7 +94,17 @@ pub const BULK_COMMIT_DOCS: usize = 100_000;
 /// Bytes buffered before a commit while an indexing run is in progress:
 /// an estimate of what the pending records hold in memory (their text and
 /// [`RECORD_OVERHEAD`] each), which the tail keeps until the commit.
-pub const BULK_COMMIT_BYTES: usize = 64 << 20;
+///
+/// Between two commits the process holds these records *and* tantivy's
+/// in-memory segments of the same records (up to
+/// [`InvertedOptions::writer_bytes`]); both are freed at the commit. So
+/// the indexing peak is the resident size after a commit plus about twice
+/// this bound: with 64 MiB, a million synthetic messages peaked at
+/// 449 MiB, the memory in use rising by 110–150 MiB between commits
+/// (`bench-notes/rss-run11.md`). 32 MiB halves that rise, while a run
+/// still commits about three times less often than outside runs
+/// ([`COMMIT_DOCS`] and [`COMMIT_INTERVAL`]).
+pub const BULK_COMMIT_BYTES: usize = 32 << 20;
 
 /// A run that leaves at least this many segments of its own merges them
 /// into one when it ends (see [`Inverted::bulk`]).
