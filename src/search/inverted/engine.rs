@@ -101,10 +101,14 @@ pub const BULK_COMMIT_DOCS: usize = 100_000;
 /// the indexing peak is the resident size after a commit plus about twice
 /// this bound: with 64 MiB, a million synthetic messages peaked at
 /// 449 MiB, the memory in use rising by 110–150 MiB between commits
-/// (`bench-notes/rss-run11.md`). 32 MiB halves that rise, while a run
-/// still commits about three times less often than outside runs
-/// ([`COMMIT_DOCS`] and [`COMMIT_INTERVAL`]).
-pub const BULK_COMMIT_BYTES: usize = 32 << 20;
+/// (`bench-notes/rss-run11.md`). 32 MiB halved that rise (1M: 383 MiB)
+/// at the same CPU time on synthetic mail, but made ChitChat's indexing
+/// 10–20 % slower in alternated runs on an idle machine (source 2.94 and
+/// 2.99 s at 64 MiB against 3.30 and 3.65 s at 32 MiB): its short
+/// messages reach 32 MiB before [`BULK_COMMIT_DOCS`], so a run commits
+/// and merges more often. The bound stays at 64 MiB until the floor
+/// under the saw-tooth is smaller.
+pub const BULK_COMMIT_BYTES: usize = 64 << 20;
 
 /// A run that leaves at least this many segments of its own merges them
 /// into one when it ends (see [`Inverted::bulk`]).
