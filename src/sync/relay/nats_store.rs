@@ -166,7 +166,7 @@ impl NatsStore {
     pub async fn connect(url: &str) -> SyncResult<Self> {
         let client = async_nats::connect(url).await.map_err(store_err)?;
         let js = jetstream::new(client.clone());
-        let queues = js
+        let created = js
             .get_or_create_stream(stream::Config {
                 name: QUEUE_STREAM.into(),
                 subjects: vec!["sdx.q.>".into()],
@@ -175,8 +175,18 @@ impl NatsStore {
                 allow_direct: true,
                 ..Default::default()
             })
-            .await
-            .map_err(store_err)?;
+            .await;
+        // Two nodes starting together on a fresh server both find no
+        // stream and both create it; the server refuses the second
+        // ("subjects overlap with an existing stream"), so an error may be
+        // another node's creation in between: look again, as `bucket` does.
+        let queues = match created {
+            Ok(s) => s,
+            Err(c) => js
+                .get_stream(QUEUE_STREAM)
+                .await
+                .map_err(|_| store_err(format!("creating the queue stream: {c}")))?,
+        };
         let devices = bucket(&js, DEVICE_BUCKET, Duration::ZERO).await?;
         let leader = bucket(&js, LEADER_BUCKET, Duration::from_millis(LEADER_LEASE_MS)).await?;
         let txn = bucket(&js, TXN_BUCKET, Duration::from_secs(MAX_TXN_SECS + 60)).await?;
