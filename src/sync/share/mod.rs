@@ -780,6 +780,39 @@ fn apply_checkpoints(
     Ok(())
 }
 
+/// A reflected batch's or a snapshot's sync tokens as the write path takes
+/// them.
+fn token_slots(
+    tokens: Vec<wire::TokenEntry>,
+) -> Vec<(
+    String,
+    crate::store::TokenSlot,
+    Option<crate::source::SyncToken>,
+)> {
+    tokens
+        .into_iter()
+        .map(|t| (t.source.clone(), t.slot(), t.token))
+        .collect()
+}
+
+/// The state a snapshot chunk lands with: the bootstrap's resume position,
+/// and on the last chunk the server's sync tokens.
+fn chunk_state(
+    checkpoint: (String, crate::store::Checkpoint),
+    last: bool,
+    tokens: Vec<wire::TokenEntry>,
+) -> State {
+    State {
+        checkpoint: Some(checkpoint),
+        tokens: if last {
+            token_slots(tokens)
+        } else {
+            Vec::new()
+        },
+        ..State::default()
+    }
+}
+
 fn sealed_len(len: usize) -> u64 {
     (crate::sync::envelope::bucket_for(len) + crate::sync::envelope::ENVELOPE_OVERHEAD) as u64
 }
@@ -1117,11 +1150,7 @@ impl Node {
                         .map(|f| (store.doc_key(&f.source, &f.message.id), f))
                         .collect(),
                     checkpoint: b.checkpoint,
-                    tokens: b
-                        .tokens
-                        .into_iter()
-                        .map(|t| (t.source.clone(), t.slot(), t.token))
-                        .collect(),
+                    tokens: token_slots(b.tokens),
                     ..State::default()
                 }
             };
@@ -1205,16 +1234,7 @@ impl Node {
         let tokens = c.tokens;
         let deferred = std::mem::take(&mut self.deferred);
         let still_absent = blocking(move || {
-            let mut state = State {
-                checkpoint: Some(cp.clone()),
-                ..State::default()
-            };
-            if last {
-                state.tokens = tokens
-                    .into_iter()
-                    .map(|t| (t.source.clone(), t.slot(), t.token))
-                    .collect();
-            }
+            let state = chunk_state(cp.clone(), last, tokens);
             index.apply_reflected(ops, state)?;
             apply_checkpoints(&index, checkpoints)?;
             let mut absent = Vec::new();
@@ -1397,16 +1417,7 @@ impl Node {
                 // index would name numbers this device gave its own.
                 next.adopted = Adopted::Mixed;
             }
-            let mut state = State {
-                checkpoint: Some(next.checkpoint()),
-                ..State::default()
-            };
-            if last {
-                state.tokens = tokens
-                    .into_iter()
-                    .map(|t| (t.source.clone(), t.slot(), t.token))
-                    .collect();
-            }
+            let state = chunk_state(next.checkpoint(), last, tokens);
             let upserts = |rs: Vec<crate::Record>| -> Vec<Op> {
                 rs.into_iter()
                     .map(|r| {

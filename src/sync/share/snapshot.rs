@@ -784,6 +784,16 @@ mod tests {
     use super::*;
     use crate::{Credential, IndexConfig, KdfParams, SecretKey};
 
+    /// A new device's empty index in `dir`, under an app key made of `seed`.
+    fn new_device(dir: &std::path::Path, seed: u8) -> Index {
+        Index::create(
+            &dir.join("n"),
+            &Credential::AppKey(SecretKey::from_bytes([seed; 32])),
+            config_fast(),
+        )
+        .unwrap()
+    }
+
     fn index_with(n: usize) -> (tempfile::TempDir, Arc<Index>) {
         let dir = tempfile::tempdir().unwrap();
         let config = IndexConfig {
@@ -1178,12 +1188,7 @@ mod tests {
         ];
         for spoil in spoils {
             let dir = tempfile::tempdir().unwrap();
-            let new = Index::create(
-                &dir.path().join("n"),
-                &Credential::AppKey(SecretKey::from_bytes([9; 32])),
-                config_fast(),
-            )
-            .unwrap();
+            let new = new_device(dir.path(), 9);
             let (records, mut files, mut meta) = take(&server);
             spoil(&mut files, &mut meta);
             let (rest, state) = new
@@ -1253,12 +1258,7 @@ mod tests {
         let (chunks, dict) = all_bodies(&server, 200);
         assert!(chunks.len() > 3);
         let dir = tempfile::tempdir().unwrap();
-        let new = Index::create(
-            &dir.path().join("n"),
-            &Credential::AppKey(SecretKey::from_bytes([10; 32])),
-            config_fast(),
-        )
-        .unwrap();
+        let new = new_device(dir.path(), 10);
         new.store().reserve_docnos(OWN_DOCNOS_FROM);
         let dict = dict.expect("the server's dictionary");
         assert!(new.store().adopt_dictionary(&dict));
@@ -1344,12 +1344,7 @@ mod tests {
         let (_dir, server) = index_with(200);
         let (chunks, _) = all_bodies(&server, 1000);
         let dir = tempfile::tempdir().unwrap();
-        let new = Index::create(
-            &dir.path().join("n"),
-            &Credential::AppKey(SecretKey::from_bytes([11; 32])),
-            config_fast(),
-        )
-        .unwrap();
+        let new = new_device(dir.path(), 11);
         new.store().reserve_docnos(OWN_DOCNOS_FROM);
         let held = server.get_by_id("push", "0/1").unwrap().unwrap();
         new.apply_reflected(
