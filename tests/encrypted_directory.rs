@@ -38,6 +38,23 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Bytes no compressor shrinks (SHA-256 in counter mode), so that every
+/// chunk is stored as it is and lies at `i·(CHUNK + OVERHEAD)`.
+fn noise(len: usize, seed: u8) -> Vec<u8> {
+    use sha2::Digest;
+    let mut out = Vec::with_capacity(len + 32);
+    let mut i = 0u64;
+    while out.len() < len {
+        let mut h = sha2::Sha256::new();
+        h.update([seed]);
+        h.update(i.to_le_bytes());
+        out.extend_from_slice(&h.finalize());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
 fn write(d: &EncryptedDirectory, name: &str, bytes: &[u8]) {
     let mut w = d.open_write(Path::new(name)).unwrap();
     // Odd-sized writes so chunk boundaries fall inside write calls.
@@ -238,8 +255,11 @@ fn real_index_matches_ram_directory_and_leaks_nothing() {
 fn tampering_is_detected() {
     let t = tempfile::tempdir().unwrap();
     let d = open(t.path(), 0);
-    let a = data(4 * CHUNK + 100, 1);
-    let b = data(4 * CHUNK + 100, 2);
+    // Incompressible, so that the chunks lie at fixed offsets; compressed
+    // chunks are broken byte by byte in
+    // `every_byte_of_a_compressed_file_is_authenticated`.
+    let a = noise(4 * CHUNK + 100, 1);
+    let b = noise(4 * CHUNK + 100, 2);
     write(&d, "a", &a);
     write(&d, "b", &b);
     let pa = d.disk_path(Path::new("a"));
@@ -338,6 +358,78 @@ fn tampering_is_detected() {
         let d4 = open(t.path(), 0);
         let _ = read_all(&d4, "b");
     }
+}
+
+#[test]
+fn every_byte_of_a_compressed_file_is_authenticated() {
+    // Compressible chunks (zstd frames of varying sizes, placed by the
+    // sealed table) and an incompressible one in the middle.
+    let t = tempfile::tempdir().unwrap();
+    let d = open(t.path(), 0);
+    let mut a = data(2 * CHUNK, 1);
+    a.extend(noise(CHUNK, 3));
+    a.extend(data(CHUNK + 77, 4));
+    write(&d, "a", &a);
+    assert_eq!(read_all(&d, "a").unwrap(), a);
+    let pa = d.disk_path(Path::new("a"));
+    let orig = fs::read(&pa).unwrap();
+    assert!(
+        orig.len() < a.len(),
+        "compressible chunks were stored compressed ({} on disk for {})",
+        orig.len(),
+        a.len()
+    );
+    // Any one byte flipped, anywhere: the file does not read back.
+    for at in 0..orig.len() {
+        let mut x = orig.clone();
+        x[at] ^= 0x20;
+        fs::write(&pa, &x).unwrap();
+        let d2 = open(t.path(), 0);
+        match d2.get_file_handle(Path::new("a")) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(h) => assert!(
+                h.read_bytes(0..h.len()).is_err(),
+                "byte {at} flipped and the file read back"
+            ),
+        }
+    }
+    // Cut anywhere, or grown by a byte: refused at open.
+    for cut in 0..orig.len() {
+        fs::write(&pa, &orig[..cut]).unwrap();
+        assert!(open(t.path(), 0).get_file_handle(Path::new("a")).is_err());
+    }
+    let mut longer = orig.clone();
+    longer.push(0);
+    fs::write(&pa, &longer).unwrap();
+    assert!(open(t.path(), 0).get_file_handle(Path::new("a")).is_err());
+    fs::write(&pa, &orig).unwrap();
+    assert_eq!(read_all(&open(t.path(), 0), "a").unwrap(), a);
+}
+
+#[test]
+fn files_of_format_1_still_read() {
+    // `tests/data/index-format1.sdx`: the file "legacy", `data(3 * CHUNK +
+    // 5, 9)` under `key()`, as the directory wrote it before chunks were
+    // compressed (fixed-size chunks, no table).
+    let t = tempfile::tempdir().unwrap();
+    let d = open(t.path(), 0);
+    let fixture =
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/index-format1.sdx"))
+            .unwrap();
+    let p = d.disk_path(Path::new("legacy"));
+    fs::write(&p, &fixture).unwrap();
+    let want = data(3 * CHUNK + 5, 9);
+    assert_eq!(read_all(&d, "legacy").unwrap(), want);
+    let h = d.get_file_handle(Path::new("legacy")).unwrap();
+    assert_eq!(
+        h.read_bytes(CHUNK - 3..2 * CHUNK + 4).unwrap().as_slice(),
+        &want[CHUNK - 3..2 * CHUNK + 4]
+    );
+    // Still authenticated: a flipped byte in chunk 1 fails its read.
+    let mut x = fixture.clone();
+    x[CHUNK + sealdex::seal::OVERHEAD + 9] ^= 1;
+    fs::write(&p, &x).unwrap();
+    assert_unreadable(&open(t.path(), 0), "legacy", &want);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! [`EncryptedDirectory`]: owns the inverted index's files on disk, each one
-//! stored as sealed fixed-size chunks under the index-files key, readable at
-//! random offsets without decrypting whole files.
+//! stored as sealed chunks of a fixed plaintext size, compressed where that
+//! pays, under the index-files key, readable at random offsets without
+//! decrypting whole files.
 //!
 //! # On-disk layout
 //!
@@ -10,20 +11,52 @@
 //! neither segment ids nor which file is `meta.json`:
 //!
 //! ```text
-//!   <hex(MAC(name))>.sdx = chunk 0 ‖ chunk 1 ‖ … ‖ chunk n-1 ‖ header
-//!   chunk i  = seal(IndexChunk, aad_chunk(name, generation, i, is_last), plaintext[i·C .. ])
+//!   <hex(MAC(name))>.sdx = chunk 0 ‖ chunk 1 ‖ … ‖ chunk n-1 ‖ table ‖ header
+//!   chunk i  = seal(IndexChunk, aad_chunk(name, generation, i, is_last), zstd?(plaintext[i·C .. ]))
+//!   table    = seal(IndexChunk, aad_table(name, generation), place 0 ‖ … ‖ place n-1)
+//!   place i  = u32 LE: the sealed length of chunk i, top bit set if it is zstd
 //!   header   = seal(IndexChunk, aad_header(name), magic ‖ format ‖ length ‖ C ‖ generation)
 //!   aad_chunk  = "chunk" ‖ len(name) u32 LE ‖ name ‖ generation u64 LE ‖ i u64 LE ‖ is_last u8
+//!   aad_table  = "table" ‖ len(name) u32 LE ‖ name ‖ generation u64 LE
 //!   aad_header = "header" ‖ len(name) u32 LE ‖ name
 //! ```
 //!
 //! Every chunk but the last holds exactly `C` plaintext bytes (64 KiB by
-//! default), so the sealed offset of chunk `i` is `i·(C + OVERHEAD)` and a
-//! read of any byte range opens only the chunks it touches. An empty file
-//! still has one (empty, last) chunk, so that it too is authenticated.
-//! The header is fixed-size and sits at the end because it is written last:
-//! a file becomes visible only when `terminate` has sealed the last chunk,
-//! appended the header, fsynced and renamed the temporary file into place.
+//! default), so the chunks a read of any byte range touches are known from
+//! the range alone, and a read opens only those. The table gives where each
+//! chunk lies in the file and whether it is compressed. An empty file still
+//! has one (empty, last) chunk, so that it too is authenticated. The table
+//! and the header sit at the end because they are written last: a file
+//! becomes visible only when `terminate` has sealed the last chunk, appended
+//! the table and the header, fsynced and renamed the temporary file into
+//! place.
+//!
+//! Files of format 1 (written before compression) have no table: every
+//! chunk holds its plaintext as it is, so chunk `i` lies at
+//! `i·(C + OVERHEAD)`. They are still read; new files are written in
+//! format 2.
+//!
+//! # Why compressed chunks
+//!
+//! tantivy's files are compact for searching, not for storage: postings of
+//! rare terms are variable-length integers, fieldnorms are one byte per
+//! document and field (constant for fields a corpus never fills), and the
+//! document store writes a few bytes per document even with nothing
+//! stored. zstd at level 1 over each 64 KiB chunk, measured on one segment
+//! of the whole corpus (`measure_index_space` in `tests/disk_usage.rs`):
+//! ChitChat's index 23.1 → 14.0 MB (fieldnorms 2.32 → 0.17, postings
+//! 15.2 → 10.8, positions 2.75 → 1.68), SpamAssassin's 6.58 → 5.30 MB.
+//! Level 1 compressed at 400–470 MB/s and decompressed at 1.0–1.3 GB/s
+//! (a 64 KiB chunk in about 60 µs, on a cache miss only); levels 2 and 3
+//! saved under 1 % more, and zstd's fast negative levels, which skip the
+//! entropy coder, saved half as much. A chunk that does not shrink by at
+//! least 1/64 is stored as it is, so incompressible data (tantivy's
+//! bit-packed fast columns) costs no decompression.
+//!
+//! Compression comes before sealing, and the table that says which chunks
+//! are compressed is itself sealed and bound to the file's name and
+//! generation; the sizes of compressed chunks are visible on disk, as the
+//! file sizes always were.
 //!
 //! The **generation** is a random 64-bit number drawn for every write of a
 //! file. Binding it, the file name, the chunk number and the last-chunk flag
@@ -110,7 +143,16 @@ const FILE_EXT: &str = "sdx";
 const TMP_EXT: &str = "sdx-tmp";
 const LOCK_EXT: &str = "lock";
 const HEADER_MAGIC: &[u8; 4] = b"SDXF";
-const HEADER_FORMAT: u8 = 1;
+/// Chunks of fixed sealed size, stored as they are: read, no longer written.
+const FORMAT_FIXED: u8 = 1;
+/// Chunks compressed where that pays, placed by a sealed table.
+const FORMAT_TABLE: u8 = 2;
+/// zstd's level for chunks (see "Why compressed chunks").
+const ZSTD_LEVEL: i32 = 1;
+/// A table entry's flag: the chunk is a zstd frame.
+const PLACE_ZSTD: u32 = 1 << 31;
+/// Bytes of one table entry.
+const PLACE_LEN: usize = 4;
 /// magic ‖ format ‖ length u64 ‖ chunk size u32 ‖ generation u64.
 const HEADER_PLAIN_LEN: usize = 4 + 1 + 8 + 4 + 8;
 const HEADER_SEALED_LEN: usize = HEADER_PLAIN_LEN + OVERHEAD;
@@ -193,6 +235,7 @@ enum Known {
 /// The plaintext header of a sealed file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Header {
+    format: u8,
     len: u64,
     chunk_size: u32,
     generation: u64,
@@ -202,7 +245,7 @@ impl Header {
     fn encode(&self) -> [u8; HEADER_PLAIN_LEN] {
         let mut out = [0u8; HEADER_PLAIN_LEN];
         out[..4].copy_from_slice(HEADER_MAGIC);
-        out[4] = HEADER_FORMAT;
+        out[4] = self.format;
         out[5..13].copy_from_slice(&self.len.to_le_bytes());
         out[13..17].copy_from_slice(&self.chunk_size.to_le_bytes());
         out[17..25].copy_from_slice(&self.generation.to_le_bytes());
@@ -210,10 +253,14 @@ impl Header {
     }
 
     fn decode(b: &[u8]) -> Option<Header> {
-        if b.len() != HEADER_PLAIN_LEN || &b[..4] != HEADER_MAGIC || b[4] != HEADER_FORMAT {
+        if b.len() != HEADER_PLAIN_LEN
+            || &b[..4] != HEADER_MAGIC
+            || !matches!(b[4], FORMAT_FIXED | FORMAT_TABLE)
+        {
             return None;
         }
         Some(Header {
+            format: b[4],
             len: u64::from_le_bytes(b[5..13].try_into().ok()?),
             chunk_size: u32::from_le_bytes(b[13..17].try_into().ok()?),
             generation: u64::from_le_bytes(b[17..25].try_into().ok()?),
@@ -270,6 +317,59 @@ fn chunk_aad(name: &[u8], generation: u64, index: u64, last: bool) -> Vec<u8> {
     a.extend_from_slice(&index.to_le_bytes());
     a.push(u8::from(last));
     a
+}
+
+fn table_aad(name: &[u8], generation: u64) -> Vec<u8> {
+    let mut a = Vec::with_capacity(5 + 4 + name.len() + 8);
+    a.extend_from_slice(b"table");
+    a.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    a.extend_from_slice(name);
+    a.extend_from_slice(&generation.to_le_bytes());
+    a
+}
+
+/// Where one chunk of a format-2 file lies, from its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Place {
+    offset: u64,
+    sealed_len: u32,
+    zstd: bool,
+}
+
+/// Where a file's chunks lie.
+#[derive(Debug)]
+enum Places {
+    /// Format 1: chunk `i` at `i·(C + OVERHEAD)`, its plaintext as it is.
+    Fixed,
+    /// Format 2: one place per chunk, from the sealed table.
+    Table(Vec<Place>),
+}
+
+thread_local! {
+    // One decompression context per thread that reads chunks.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a chunk that must hold exactly `len` bytes.
+fn decompress_chunk(frame: &[u8], len: usize) -> io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let Some(d) = d.as_mut() else {
+            return Err(io::Error::other("no zstd context"));
+        };
+        let out = d.decompress(frame, len)?;
+        if out.len() != len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "decompressed to the wrong length",
+            ));
+        }
+        Ok(out)
+    })
 }
 
 fn header_aad(name: &[u8]) -> Vec<u8> {
@@ -438,12 +538,23 @@ impl EncryptedDirectory {
         if chunk == 0 || chunk > MAX_CHUNK_SIZE || usize::try_from(header.len).is_err() {
             return Err(io_err(tampered(path, "header out of range")));
         }
-        if layout::chunks_sealed_len(header.len, chunk) + HEADER_SEALED_LEN as u64 != disk_len {
-            return Err(io_err(tampered(
-                path,
-                "size does not match its header (truncated or extended)",
-            )));
-        }
+        let places = match header.format {
+            FORMAT_FIXED => {
+                if layout::chunks_sealed_len(header.len, chunk) + HEADER_SEALED_LEN as u64
+                    != disk_len
+                {
+                    return Err(io_err(tampered(
+                        path,
+                        "size does not match its header (truncated or extended)",
+                    )));
+                }
+                Places::Fixed
+            }
+            _ => Places::Table(
+                self.read_table(path, &file, &header, disk_len)
+                    .map_err(io_err)?,
+            ),
+        };
         {
             let mut known = lock(&self.inner.known);
             match known.get(path) {
@@ -471,8 +582,68 @@ impl EncryptedDirectory {
             mac: self.inner.mac(path),
             file,
             header,
+            places,
             merge_memo: Mutex::new(None),
         })
+    }
+
+    /// Reads, opens and checks the chunk table of a format-2 file.
+    fn read_table(
+        &self,
+        path: &Path,
+        file: &File,
+        header: &Header,
+        disk_len: u64,
+    ) -> io::Result<Vec<Place>> {
+        let chunk = header.chunk_size as usize;
+        let count = layout::chunk_count(header.len, chunk);
+        // Checked against the file's size before anything is allocated.
+        let table_sealed = count
+            .checked_mul(PLACE_LEN as u64)
+            .and_then(|t| t.checked_add(OVERHEAD as u64))
+            .filter(|t| t + HEADER_SEALED_LEN as u64 <= disk_len)
+            .ok_or_else(|| tampered(path, "shorter than its chunk table (truncated)"))?;
+        let table_at = disk_len - HEADER_SEALED_LEN as u64 - table_sealed;
+        let mut sealed = vec![0u8; table_sealed as usize];
+        crate::fsio::read_exact_at(file, &mut sealed, table_at)?;
+        let plain = self
+            .inner
+            .sealer
+            .open(
+                RecordKind::IndexChunk,
+                &table_aad(name_bytes(path), header.generation),
+                &sealed,
+            )
+            .map_err(|e| tampered(path, format!("chunk table: {e}")))?;
+        let mut places = Vec::with_capacity(count as usize);
+        let mut offset = 0u64;
+        for (i, entry) in plain.chunks_exact(PLACE_LEN).enumerate() {
+            let raw = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+            let zstd = raw & PLACE_ZSTD != 0;
+            let sealed_len = raw & !PLACE_ZSTD;
+            let plain_len = layout::chunk_plain_len(header.len, chunk, i as u64);
+            let fits = if zstd {
+                (OVERHEAD as u32..=(plain_len + OVERHEAD) as u32).contains(&sealed_len)
+            } else {
+                sealed_len as usize == plain_len + OVERHEAD
+            };
+            if !fits {
+                return Err(tampered(path, format!("chunk {i} has an impossible size")));
+            }
+            places.push(Place {
+                offset,
+                sealed_len,
+                zstd,
+            });
+            offset += u64::from(sealed_len);
+        }
+        if places.len() as u64 != count || offset != table_at {
+            return Err(tampered(
+                path,
+                "size does not match its chunk table (truncated or extended)",
+            ));
+        }
+        Ok(places)
     }
 
     /// Writes a whole file in one go: used by `atomic_write`.
@@ -512,6 +683,7 @@ struct EncryptedFileHandle {
     mac: [u8; 32],
     file: File,
     header: Header,
+    places: Places,
     /// The last chunk a merge read through this handle (see
     /// [`chunk`](Self::chunk)).
     merge_memo: Mutex<Option<(u64, Arc<[u8]>)>>,
@@ -568,8 +740,19 @@ impl EncryptedFileHandle {
         let cs = self.header.chunk_size as usize;
         let count = layout::chunk_count(self.header.len, cs);
         let plain_len = layout::chunk_plain_len(self.header.len, cs, i);
-        let mut sealed = vec![0u8; plain_len + OVERHEAD];
-        crate::fsio::read_exact_at(&self.file, &mut sealed, layout::chunk_offset(cs, i))?;
+        let place = match &self.places {
+            Places::Fixed => Place {
+                offset: layout::chunk_offset(cs, i),
+                sealed_len: (plain_len + OVERHEAD) as u32,
+                zstd: false,
+            },
+            Places::Table(places) => *usize::try_from(i)
+                .ok()
+                .and_then(|i| places.get(i))
+                .ok_or_else(|| tampered(&self.name, format!("chunk {i} is not in its table")))?,
+        };
+        let mut sealed = vec![0u8; place.sealed_len as usize];
+        crate::fsio::read_exact_at(&self.file, &mut sealed, place.offset)?;
         let aad = chunk_aad(
             name_bytes(&self.name),
             self.header.generation,
@@ -581,6 +764,12 @@ impl EncryptedFileHandle {
             .sealer
             .open(RecordKind::IndexChunk, &aad, &sealed)
             .map_err(|e| tampered(&self.name, format!("chunk {i}: {e}")))?;
+        let plain = if place.zstd {
+            decompress_chunk(&plain, plain_len)
+                .map_err(|e| tampered(&self.name, format!("chunk {i}: {e}")))?
+        } else {
+            plain
+        };
         if plain.len() != plain_len {
             return Err(tampered(
                 &self.name,
@@ -648,6 +837,10 @@ struct EncryptedWriter {
     next_index: u64,
     len: u64,
     generation: u64,
+    /// One table entry per chunk sealed so far.
+    table: Vec<u8>,
+    /// Made at the first chunk worth trying to compress.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Registered in `Inner::writing` (tantivy writers, not atomic writes).
     registered: bool,
     done: bool,
@@ -672,6 +865,8 @@ impl EncryptedWriter {
             next_index: 0,
             len: 0,
             generation: random_u64()?,
+            table: Vec::new(),
+            compressor: None,
             registered,
             done: false,
         })
@@ -684,10 +879,18 @@ impl EncryptedWriter {
             self.next_index,
             last,
         );
-        let sealed = self
-            .inner
-            .sealer
-            .seal(RecordKind::IndexChunk, &aad, &self.buf);
+        let compressed = self.compressed()?;
+        let (plain, flag) = match &compressed {
+            Some(frame) => (frame.as_slice(), PLACE_ZSTD),
+            None => (self.buf.as_slice(), 0),
+        };
+        let sealed = self.inner.sealer.seal(RecordKind::IndexChunk, &aad, plain);
+        let sealed_len = u32::try_from(sealed.len())
+            .ok()
+            .filter(|l| l & PLACE_ZSTD == 0)
+            .ok_or_else(|| io::Error::other("index chunk too large"))?;
+        self.table
+            .extend_from_slice(&(sealed_len | flag).to_le_bytes());
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("index file writer already finished"))?
@@ -697,13 +900,36 @@ impl EncryptedWriter {
         Ok(())
     }
 
+    /// The buffered chunk as a zstd frame, if that is at least 1/64
+    /// smaller (see "Why compressed chunks").
+    fn compressed(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let n = self.buf.len();
+        if n < 64 {
+            return Ok(None);
+        }
+        let compressor = match &mut self.compressor {
+            Some(c) => c,
+            None => self
+                .compressor
+                .insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        let frame = compressor.compress(&self.buf)?;
+        Ok((frame.len() < n - n / 64).then_some(frame))
+    }
+
     /// Seals the last chunk and the header, then makes the file visible.
     fn finish(&mut self) -> io::Result<()> {
         if self.done {
             return Ok(());
         }
         self.seal_buffered(true)?;
+        let table = self.inner.sealer.seal(
+            RecordKind::IndexChunk,
+            &table_aad(name_bytes(&self.name), self.generation),
+            &self.table,
+        );
         let header = Header {
+            format: FORMAT_TABLE,
             len: self.len,
             chunk_size: self.chunk_size as u32,
             generation: self.generation,
@@ -717,6 +943,7 @@ impl EncryptedWriter {
             .file
             .take()
             .ok_or_else(|| io::Error::other("index file writer already finished"))?;
+        file.write_all(&table)?;
         file.write_all(&sealed)?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
