@@ -8,8 +8,8 @@
 //! and a hit is resolved through the encrypted store. It can be deleted at
 //! any time, and sealdex rebuilds it.
 //!
-//! - [`directory`]: [`EncryptedDirectory`], tantivy's files as sealed
-//!   chunks, read at random offsets through a bounded cache.
+//! - [`directory`]: [`EncryptedDirectory`], tantivy's files as sealed,
+//!   compressed chunks, read at random offsets through a bounded cache.
 //! - [`schema`]: [`IndexSchema`], what each record becomes, and
 //!   [`SealdexTokenizer`], the crate's normaliser as a tantivy tokenizer.
 //! - [`query`](mod@query): [`compile`], the query language in tantivy's queries.
