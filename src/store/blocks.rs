@@ -77,6 +77,8 @@ use crate::error::{Error, Result};
 use crate::record::{self, Dictionary, Record};
 use crate::seal::{RecordKind, Sealer};
 
+use super::live::LiveMap;
+
 /// The directory of the segment files, in the index directory.
 pub(super) const BLOCKS_DIR: &str = "blocks";
 
@@ -394,7 +396,7 @@ pub(super) struct Blocks {
     format: u32,
     blocks: BTreeMap<u64, Block>,
     /// The live document number of every stored key.
-    live: HashMap<Mac16, u64>,
+    live: LiveMap,
     next_docno: u64,
     /// The last segment and its length: where the next block goes.
     segment: u32,
@@ -504,7 +506,7 @@ impl Blocks {
             root,
             format,
             blocks: BTreeMap::new(),
-            live: HashMap::new(),
+            live: LiveMap::default(),
             next_docno: 1,
             segment,
             segment_len,
@@ -541,7 +543,7 @@ impl Blocks {
             );
         }
         blocks.live.retain(|m, _| !deleted.contains(m));
-        let live: Vec<u64> = blocks.live.values().copied().collect();
+        let live: Vec<u64> = blocks.live.iter().map(|(_, d)| d).collect();
         for d in live {
             if let Some(b) = blocks.block_of_mut(d) {
                 b.live += 1;
@@ -568,7 +570,7 @@ impl Blocks {
 
     /// The live document number of a key.
     pub(super) fn docno(&self, mac: &Mac16) -> Option<u64> {
-        self.live.get(mac).copied()
+        self.live.get(mac)
     }
 
     /// Number of live records.
@@ -607,7 +609,7 @@ impl Blocks {
 
     /// Every live `(mac, docno)`, in document-number order.
     pub(super) fn live_docnos(&self) -> Vec<(Mac16, u64)> {
-        let mut v: Vec<(Mac16, u64)> = self.live.iter().map(|(m, d)| (*m, *d)).collect();
+        let mut v: Vec<(Mac16, u64)> = self.live.iter().collect();
         v.sort_unstable_by_key(|e| e.1);
         v
     }
@@ -820,7 +822,7 @@ impl Blocks {
 
     /// Whether a document number is its key's live record.
     pub(super) fn is_live(&self, docno: u64, mac: &Mac16) -> bool {
-        self.live.get(mac) == Some(&docno)
+        self.live.get(mac) == Some(docno)
     }
 
     /// Packs `puts` (key and record encoding, in order) into new blocks
@@ -1077,7 +1079,7 @@ impl Blocks {
                 .docnos
                 .iter()
                 .zip(&nb.macs)
-                .filter(|(d, m)| self.live.get(*m) == Some(*d))
+                .filter(|(d, m)| self.live.get(m) == Some(**d))
                 .count() as u32;
             let moved = nb.first;
             bodies.map.retain(|k, _| k.0 != moved);
