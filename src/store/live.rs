@@ -31,7 +31,7 @@ use super::blocks::Mac16;
 const BUCKET_BITS: u32 = 12;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 /// Most unsorted entries at the back of a bucket before they are merged.
-const TAIL: usize = 32;
+const TAIL: usize = 8;
 
 #[derive(Clone, Debug, Default)]
 struct Bucket {
@@ -43,7 +43,10 @@ struct Bucket {
 impl Bucket {
     fn find(&self, mac: &Mac16) -> Option<usize> {
         let (front, tail) = self.entries.split_at(self.sorted);
-        if let Ok(i) = front.binary_search_by(|e| e.0.cmp(mac)) {
+        // Compared as big-endian integers: the same order as the bytes',
+        // without a call to `memcmp` per step.
+        let key = u128::from_be_bytes(*mac);
+        if let Ok(i) = front.binary_search_by(|e| u128::from_be_bytes(e.0).cmp(&key)) {
             return Some(i);
         }
         tail.iter()
@@ -66,20 +69,22 @@ impl Bucket {
     /// Sorts the tail and merges it into the front, from the back so that
     /// no entry is moved twice and no second buffer holds the front.
     fn merge_tail(&mut self) {
-        let mut tail: Vec<(Mac16, u64)> = self.entries.split_off(self.sorted);
-        tail.sort_unstable_by_key(|e| e.0);
         let front = self.sorted;
-        let total = front + tail.len();
-        self.entries.resize(total, ([0; 16], 0));
-        let (mut i, mut k) = (front, total);
-        while let Some(last) = tail.last() {
+        let total = self.entries.len();
+        let mut tail = [([0u8; 16], 0u64); TAIL];
+        let n = total - front;
+        tail[..n].copy_from_slice(&self.entries[front..]);
+        let tail = &mut tail[..n];
+        tail.sort_unstable_by_key(|e| e.0);
+        let (mut i, mut j, mut k) = (front, n, total);
+        while j > 0 {
             k -= 1;
-            if i > 0 && self.entries[i - 1].0 > last.0 {
+            if i > 0 && self.entries[i - 1].0 > tail[j - 1].0 {
                 i -= 1;
                 self.entries[k] = self.entries[i];
             } else {
-                self.entries[k] = *last;
-                tail.pop();
+                j -= 1;
+                self.entries[k] = tail[j];
             }
         }
         self.sorted = total;
