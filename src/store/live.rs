@@ -25,7 +25,9 @@
 //! at most once in its bucket. A lookup is a binary search of the front
 //! and a scan of the tail: at a million keys, a bucket holds about 250.
 
-use super::blocks::Mac16;
+/// A key: the first 16 bytes of a record's keyed MAC (`blocks::Mac16`,
+/// spelled out here so that this module imports nothing of the store).
+type Mac16 = [u8; 16];
 
 /// Buckets, by the first [`BUCKET_BITS`] bits of the key.
 const BUCKET_BITS: u32 = 12;
