@@ -77,6 +77,8 @@ use crate::error::{Error, Result};
 use crate::record::{self, Dictionary, Record};
 use crate::seal::{RecordKind, Sealer};
 
+use super::live::LiveMap;
+
 /// The directory of the segment files, in the index directory.
 pub(super) const BLOCKS_DIR: &str = "blocks";
 
@@ -201,14 +203,75 @@ struct Directory {
     macs: Vec<Mac16>,
 }
 
-/// One block, as held in memory.
+/// One block, as held in memory: one per about ten mail messages, for as
+/// long as the store is open, so it is kept small (at a million messages
+/// the block list was 40 MiB with two `Vec`s a block; see
+/// `bench-notes/rss-run12.md`).
 #[derive(Debug)]
 struct Block {
     pos: Position,
-    docnos: Vec<u64>,
-    macs: Vec<Mac16>,
+    numbers: Numbers,
+    /// The records' keys, in document-number order.
+    macs: Box<[Mac16]>,
     /// How many of its records are live.
     live: u32,
+}
+
+/// The document numbers of a block's records, increasing.
+#[derive(Debug)]
+enum Numbers {
+    /// Consecutive from this number, one per key: every block a batch
+    /// writes, so no list is kept for them.
+    Dense(u64),
+    /// Any others (a compaction dropped some records).
+    Listed(Box<[u64]>),
+}
+
+impl Numbers {
+    fn new(docnos: Vec<u64>) -> Numbers {
+        match docnos.first() {
+            Some(&f) if docnos.iter().zip(f..).all(|(d, e)| *d == e) => Numbers::Dense(f),
+            _ => Numbers::Listed(docnos.into_boxed_slice()),
+        }
+    }
+}
+
+impl Block {
+    fn new(pos: Position, docnos: Vec<u64>, macs: Vec<Mac16>, live: u32) -> Block {
+        Block {
+            pos,
+            numbers: Numbers::new(docnos),
+            macs: macs.into_boxed_slice(),
+            live,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.macs.len()
+    }
+
+    /// The number of the record at `i`.
+    fn docno(&self, i: usize) -> Option<u64> {
+        match &self.numbers {
+            Numbers::Dense(f) => (i < self.len()).then(|| f + i as u64),
+            Numbers::Listed(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Where the record numbered `d` is.
+    fn index_of(&self, d: u64) -> Option<usize> {
+        match &self.numbers {
+            Numbers::Dense(f) => d
+                .checked_sub(*f)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| *i < self.len()),
+            Numbers::Listed(v) => v.binary_search(&d).ok(),
+        }
+    }
+
+    fn docnos(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len()).filter_map(|i| self.docno(i))
+    }
 }
 
 /// A block made by a batch, before it is written.
@@ -224,12 +287,7 @@ impl NewBlock {
     /// Its entry in the maps once sled references it, `live` of its
     /// records being their key's live record.
     fn into_block(self, live: u32) -> Block {
-        Block {
-            pos: self.pos,
-            docnos: self.docnos,
-            macs: self.macs,
-            live,
-        }
+        Block::new(self.pos, self.docnos, self.macs, live)
     }
 }
 
@@ -394,7 +452,7 @@ pub(super) struct Blocks {
     format: u32,
     blocks: BTreeMap<u64, Block>,
     /// The live document number of every stored key.
-    live: HashMap<Mac16, u64>,
+    live: LiveMap,
     next_docno: u64,
     /// The last segment and its length: where the next block goes.
     segment: u32,
@@ -504,7 +562,7 @@ impl Blocks {
             root,
             format,
             blocks: BTreeMap::new(),
-            live: HashMap::new(),
+            live: LiveMap::default(),
             next_docno: 1,
             segment,
             segment_len,
@@ -530,18 +588,12 @@ impl Blocks {
                 blocks.live.insert(*m, *d);
             }
             blocks.next_docno = blocks.next_docno.max(pos.last + 1);
-            blocks.blocks.insert(
-                first,
-                Block {
-                    pos,
-                    docnos,
-                    macs,
-                    live: 0,
-                },
-            );
+            blocks
+                .blocks
+                .insert(first, Block::new(pos, docnos, macs, 0));
         }
         blocks.live.retain(|m, _| !deleted.contains(m));
-        let live: Vec<u64> = blocks.live.values().copied().collect();
+        let live: Vec<u64> = blocks.live.iter().map(|(_, d)| d).collect();
         for d in live {
             if let Some(b) = blocks.block_of_mut(d) {
                 b.live += 1;
@@ -568,7 +620,7 @@ impl Blocks {
 
     /// The live document number of a key.
     pub(super) fn docno(&self, mac: &Mac16) -> Option<u64> {
-        self.live.get(mac).copied()
+        self.live.get(mac)
     }
 
     /// Number of live records.
@@ -595,10 +647,10 @@ impl Blocks {
                 // A block's numbers are consecutive until a compaction
                 // drops some: try the record's place in that case first.
                 let guess = (d - first) as usize;
-                let i = if b.docnos.get(guess) == Some(&d) {
+                let i = if b.docno(guess) == Some(d) {
                     guess
                 } else {
-                    b.docnos.binary_search(&d).ok()?
+                    b.index_of(d)?
                 };
                 b.macs.get(i).copied()
             })
@@ -607,7 +659,7 @@ impl Blocks {
 
     /// Every live `(mac, docno)`, in document-number order.
     pub(super) fn live_docnos(&self) -> Vec<(Mac16, u64)> {
-        let mut v: Vec<(Mac16, u64)> = self.live.iter().map(|(m, d)| (*m, *d)).collect();
+        let mut v: Vec<(Mac16, u64)> = self.live.iter().collect();
         v.sort_unstable_by_key(|e| e.1);
         v
     }
@@ -620,7 +672,7 @@ impl Blocks {
     /// Where a document number is stored.
     pub(super) fn slot(&self, docno: u64) -> Option<Slot> {
         let (first, b) = self.block_of(docno)?;
-        let index = b.docnos.binary_search(&docno).ok()?;
+        let index = b.index_of(docno)?;
         Some(Slot {
             first,
             pos: b.pos,
@@ -767,16 +819,15 @@ impl Blocks {
         let Some(b) = self.blocks.get(&first) else {
             return Ok(None);
         };
-        let whole = b.docnos.first().is_some_and(|&d| d > after)
-            && b.docnos
-                .iter()
-                .zip(&b.macs)
-                .all(|(d, m)| self.is_live(*d, m));
+        let whole = b.docno(0).is_some_and(|d| d > after)
+            && b.docnos()
+                .zip(b.macs.iter())
+                .all(|(d, m)| self.is_live(d, m));
         if !whole {
             return Ok(None);
         }
         let body = self.open_body(sealer, first, &b.pos)?;
-        Ok(Some((b.docnos.clone(), body)))
+        Ok(Some((b.docnos().collect(), body)))
     }
 
     /// Decodes the record in `slot`.
@@ -805,22 +856,21 @@ impl Blocks {
             .get(&first)
             .ok_or_else(|| Error::Corrupt("no such block".into()))?;
         let body = self.read_body(sealer, dict, first, &b.pos)?;
-        if body.len() != b.docnos.len() {
+        if body.len() != b.len() {
             return Err(tampered(
                 "a block holds another number of records than its directory",
             ));
         }
-        Ok(b.docnos
-            .iter()
-            .zip(&b.macs)
+        Ok(b.docnos()
+            .zip(b.macs.iter())
             .zip(body.iter())
-            .map(|((d, m), raw)| (*d, *m, raw.to_vec()))
+            .map(|((d, m), raw)| (d, *m, raw.to_vec()))
             .collect())
     }
 
     /// Whether a document number is its key's live record.
     pub(super) fn is_live(&self, docno: u64, mac: &Mac16) -> bool {
-        self.live.get(mac) == Some(&docno)
+        self.live.get(mac) == Some(docno)
     }
 
     /// Packs `puts` (key and record encoding, in order) into new blocks
@@ -998,7 +1048,7 @@ impl Blocks {
         let mut per: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
         for b in self.blocks.values() {
             let len = (b.pos.end() - b.pos.offset) as f64;
-            let total = b.docnos.len().max(1) as f64;
+            let total = b.len().max(1) as f64;
             let dead = len * (total - f64::from(b.live)) / total;
             let e = per.entry(b.pos.segment).or_default();
             e.0 += len;
@@ -1077,7 +1127,7 @@ impl Blocks {
                 .docnos
                 .iter()
                 .zip(&nb.macs)
-                .filter(|(d, m)| self.live.get(*m) == Some(*d))
+                .filter(|(d, m)| self.live.get(m) == Some(**d))
                 .count() as u32;
             let moved = nb.first;
             bodies.map.retain(|k, _| k.0 != moved);
@@ -1180,6 +1230,36 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// A block's numbers, kept as a start when they are consecutive
+        /// and listed otherwise, answer as the list they were made from.
+        #[test]
+        fn block_numbers_answer_as_their_list(
+            start in 1u64..1_000_000,
+            gaps in proptest::collection::vec(prop_oneof![3 => Just(1u64), 1 => 2u64..9], 0..40),
+        ) {
+            let mut docnos = vec![start];
+            for g in &gaps {
+                docnos.push(docnos[docnos.len() - 1] + g);
+            }
+            let macs: Vec<Mac16> = (0..docnos.len()).map(|i| [i as u8; 16]).collect();
+            let pos = Position { segment: 0, offset: 0, body_len: 1, dir_len: 1, last: docnos[docnos.len() - 1] };
+            let b = Block::new(pos, docnos.clone(), macs, 0);
+            prop_assert_eq!(
+                matches!(b.numbers, Numbers::Dense(_)),
+                gaps.iter().all(|g| *g == 1)
+            );
+            prop_assert_eq!(b.len(), docnos.len());
+            prop_assert_eq!(b.docnos().collect::<Vec<_>>(), docnos.clone());
+            prop_assert_eq!(b.docno(docnos.len()), None);
+            for (i, d) in docnos.iter().enumerate() {
+                prop_assert_eq!(b.docno(i), Some(*d));
+                prop_assert_eq!(b.index_of(*d), Some(i));
+            }
+            for d in (start.saturating_sub(3))..(docnos[docnos.len() - 1] + 3) {
+                prop_assert_eq!(b.index_of(d), docnos.iter().position(|x| *x == d));
+            }
+        }
+
         /// Runs of numbered puts placed among given bodies: every put is
         /// in exactly one run, in order, and no run spans the first number
         /// of a given body (so no run's range overlaps a body's).

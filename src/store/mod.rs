@@ -74,6 +74,7 @@ mod batch;
 mod blocks;
 mod codec;
 mod keyring;
+mod live;
 mod verify;
 
 use crate::keys::{Credential, DOC_KEY_LEN, KdfParams, KekSpec, Keys, SecretKey};
