@@ -782,13 +782,23 @@ fn run_query_battery(index: &Index, queries: &[sealdex::query::Query], reps: usi
     };
     // Keys are MACs under the store's own key: hashed, they compare runs
     // on one store; counts and ids compare stores built apart.
+    let kinds = std::env::var("SEALDEX_QUERY_KINDS").unwrap_or_else(|_| "all,ten,page".into());
+    let kind = |k: &str| kinds.split(',').any(|x| x == k);
+    let (do_all, do_ten, do_page) = (kind("all"), kind("ten"), kind("page"));
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for _ in 0..reps {
         for q in queries {
-            let page = index.search_keys(q, &all).unwrap();
-            page.keys.len().hash(&mut h);
-            let page = index.search_keys(q, &ten).unwrap();
-            (page.total, page.keys.len()).hash(&mut h);
+            if do_all {
+                let page = index.search_keys(q, &all).unwrap();
+                page.keys.len().hash(&mut h);
+            }
+            if do_ten {
+                let page = index.search_keys(q, &ten).unwrap();
+                (page.total, page.keys.len()).hash(&mut h);
+            }
+            if !do_page {
+                continue;
+            }
             let r = index.search_query(q, &ten).unwrap();
             r.total.hash(&mut h);
             for hit in &r.hits {
@@ -818,6 +828,10 @@ fn timed_query_battery(index: &Index, queries: &[sealdex::query::Query], reps: u
 /// natively to build), then opens it, runs the battery once to warm the
 /// caches and `SEALDEX_QUERY_REPS` (default 3) more times through
 /// [`run_query_battery`], and prints the answers' checksum.
+/// `SEALDEX_QUERY_ONLY` (battery names, comma-separated) and
+/// `SEALDEX_QUERY_KINDS` (`all`, `ten`, `page`, comma-separated) narrow
+/// it to some queries and kinds (`bench-notes/query-run12.md`); the
+/// checksum then covers only those.
 #[test]
 #[ignore = "a measurement (needs SEALDEX_CORPORA and SEALDEX_QUERY_DIR): run by hand"]
 fn measure_query_profile() {
@@ -859,9 +873,11 @@ fn measure_query_profile() {
     }
     let index = Index::open(&dir, &cred(), config).unwrap();
     index.wait_for_inverted().unwrap();
+    let only = std::env::var("SEALDEX_QUERY_ONLY").unwrap_or_default();
     let queries: Vec<sealdex::query::Query> = battery::battery(&which)
         .expect("a battery for mail or chat")
         .iter()
+        .filter(|q| only.is_empty() || only.split(',').any(|n| n == q.name))
         .map(|q| sealdex::query::parse(q.text).unwrap())
         .collect();
     let reps: usize = std::env::var("SEALDEX_QUERY_REPS")

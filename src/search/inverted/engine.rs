@@ -1228,40 +1228,42 @@ impl KeyColumns {
     }
 
     fn key(&self, doc: DocId) -> Option<DocKey> {
-        self.keys(&[doc]).pop().flatten().map(|(k, _)| k)
+        let mut key = None;
+        self.each_key(&[doc], |_, k, _| key = Some(k));
+        key
     }
 
-    /// The keys of `docs`, with their document numbers (0 in an index by
-    /// key): resolved together, so that an index by document number takes
-    /// the store's lock once per segment and finds each block once, not
-    /// once per hit.
-    fn keys(&self, docs: &[DocId]) -> Vec<Option<(DocKey, u64)>> {
+    /// Calls `found(i, key, docno)` for each `docs[i]` whose key resolves,
+    /// in order, with its document number (0 in an index by key):
+    /// resolved together, so that an index by document number takes the
+    /// store's lock once per segment and finds each block once, not once
+    /// per hit.
+    ///
+    /// A callback rather than a list: an all-hits search of a broad chat
+    /// query resolves hundreds of thousands of documents, and every
+    /// intermediate list of them was another pass over fresh memory
+    /// (`bench-notes/query-run12.md`).
+    fn each_key(&self, docs: &[DocId], mut found: impl FnMut(usize, DocKey, u64)) {
         match self {
             KeyColumns::Words(words) => {
                 let [a, b, c, d] = &**words;
-                docs.iter()
-                    .map(|&doc| {
-                        Some((
-                            key_from_words([
-                                a.first(doc)?,
-                                b.first(doc)?,
-                                c.first(doc)?,
-                                d.first(doc)?,
-                            ]),
-                            0,
-                        ))
-                    })
-                    .collect()
+                for (i, &doc) in docs.iter().enumerate() {
+                    let words =
+                        (|| Some([a.first(doc)?, b.first(doc)?, c.first(doc)?, d.first(doc)?]))();
+                    if let Some(w) = words {
+                        found(i, key_from_words(w), 0);
+                    }
+                }
             }
             KeyColumns::Docno(col, key_of) => {
-                let mut read = vec![None; docs.len()];
-                col.first_vals(docs, &mut read);
-                let docnos: Vec<u64> = read.into_iter().map(|d| d.unwrap_or(0)).collect();
-                key_of(&docnos)
-                    .into_iter()
-                    .zip(docnos)
-                    .map(|(k, d)| k.map(|k| (k, d)))
-                    .collect()
+                let mut docnos = vec![None; docs.len()];
+                col.first_vals(docs, &mut docnos);
+                let docnos: Vec<u64> = docnos.into_iter().map(|d| d.unwrap_or(0)).collect();
+                for (i, (k, d)) in key_of(&docnos).into_iter().zip(&docnos).enumerate() {
+                    if let Some(k) = k {
+                        found(i, k, *d);
+                    }
+                }
             }
         }
     }
@@ -1382,20 +1384,16 @@ impl SegmentCollector for NewestSegment {
     fn harvest(mut self) -> (usize, Vec<Matched>) {
         keep_page(&mut self.candidates, self.window.limit, |c| c.0);
         let docs: Vec<DocId> = self.candidates.iter().map(|c| c.1).collect();
-        let found = self
-            .candidates
-            .iter()
-            .zip(self.keys.keys(&docs))
-            .filter_map(|(&(timestamp, _), k)| {
-                let (key, docno) = k?;
-                Some(Matched {
-                    key,
-                    timestamp,
-                    score: 0.0,
-                    docno,
-                })
-            })
-            .collect();
+        let mut found = Vec::with_capacity(docs.len());
+        let candidates = &self.candidates;
+        self.keys.each_key(&docs, |i, key, docno| {
+            found.push(Matched {
+                key,
+                timestamp: candidates[i].0,
+                score: 0.0,
+                docno,
+            });
+        });
         (self.total, found)
     }
 }
@@ -1542,6 +1540,9 @@ struct AllFound<'a> {
 struct AllFoundSegment {
     keys: KeyColumns,
     date: Column<i64>,
+    /// Whether scores are kept (relevance order); unscored, `scores`
+    /// stays empty and every match scores 0.
+    scored: bool,
     /// Each match's document and score; keys and dates are read at the
     /// end, together.
     docs: Vec<DocId>,
@@ -1557,6 +1558,7 @@ impl Collector for AllFound<'_> {
         Ok(AllFoundSegment {
             keys,
             date,
+            scored: self.scored,
             docs: Vec::new(),
             scores: Vec::new(),
         })
@@ -1567,7 +1569,12 @@ impl Collector for AllFound<'_> {
     }
 
     fn merge_fruits(&self, fruits: Vec<Vec<Matched>>) -> tantivy::Result<Vec<Matched>> {
-        let mut all = Vec::with_capacity(fruits.iter().map(Vec::len).sum());
+        // The first segment's list is grown rather than copied: a broad
+        // query's lists are megabytes.
+        let total: usize = fruits.iter().map(Vec::len).sum();
+        let mut fruits = fruits.into_iter();
+        let mut all = fruits.next().unwrap_or_default();
+        all.reserve(total - all.len());
         for f in fruits {
             all.extend(f);
         }
@@ -1580,32 +1587,32 @@ impl SegmentCollector for AllFoundSegment {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         self.docs.push(doc);
-        self.scores.push(score);
+        if self.scored {
+            self.scores.push(score);
+        }
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
         self.docs.extend_from_slice(docs);
-        self.scores.resize(self.docs.len(), 0.0);
+        if self.scored {
+            self.scores.resize(self.docs.len(), 0.0);
+        }
     }
 
     fn harvest(self) -> Vec<Matched> {
         let mut dates = vec![None; self.docs.len()];
         self.date.first_vals(&self.docs, &mut dates);
-        self.keys
-            .keys(&self.docs)
-            .into_iter()
-            .zip(dates)
-            .zip(self.scores)
-            .filter_map(|((k, date), score)| {
-                let (key, docno) = k?;
-                Some(Matched {
-                    key,
-                    timestamp: date.filter(|&t| t != UNDATED),
-                    score,
-                    docno,
-                })
-            })
-            .collect()
+        let mut found = Vec::with_capacity(self.docs.len());
+        let scores = &self.scores;
+        self.keys.each_key(&self.docs, |i, key, docno| {
+            found.push(Matched {
+                key,
+                timestamp: dates[i].filter(|&t| t != UNDATED),
+                score: scores.get(i).copied().unwrap_or(0.0),
+                docno,
+            });
+        });
+        found
     }
 }
 
