@@ -636,23 +636,17 @@ impl Blocks {
         docnos
             .iter()
             .map(|&d| {
-                let (first, b) = match last {
-                    Some((f, b)) if f <= d && d <= b.pos.last => (f, b),
+                let b = match last {
+                    Some((f, b)) if f <= d && d <= b.pos.last => b,
                     _ => {
                         let found = self.block_of(d)?;
                         last = Some(found);
-                        found
+                        found.1
                     }
                 };
-                // A block's numbers are consecutive until a compaction
-                // drops some: try the record's place in that case first.
-                let guess = (d - first) as usize;
-                let i = if b.docno(guess) == Some(d) {
-                    guess
-                } else {
-                    b.index_of(d)?
-                };
-                b.macs.get(i).copied()
+                // Computed, not searched, in a block whose numbers are
+                // consecutive (`Numbers::Dense`).
+                b.macs.get(b.index_of(d)?).copied()
             })
             .collect()
     }

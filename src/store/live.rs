@@ -176,8 +176,8 @@ impl LiveMap {
     }
 
     /// Bytes of heap this map holds.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(super) fn heap_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * std::mem::size_of::<Bucket>()
             + self
                 .buckets

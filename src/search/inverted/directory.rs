@@ -153,6 +153,9 @@ const ZSTD_LEVEL: i32 = 1;
 const PLACE_ZSTD: u32 = 1 << 31;
 /// Bytes of one table entry.
 const PLACE_LEN: usize = 4;
+/// Chunks shorter than this (the last of a small file, `meta.json`) are
+/// stored as they are: a zstd frame's header would eat what it saves.
+const COMPRESS_MIN: usize = 64;
 /// magic ‖ format ‖ length u64 ‖ chunk size u32 ‖ generation u64.
 const HEADER_PLAIN_LEN: usize = 4 + 1 + 8 + 4 + 8;
 const HEADER_SEALED_LEN: usize = HEADER_PLAIN_LEN + OVERHEAD;
@@ -904,7 +907,7 @@ impl EncryptedWriter {
     /// smaller (see "Why compressed chunks").
     fn compressed(&mut self) -> io::Result<Option<Vec<u8>>> {
         let n = self.buf.len();
-        if n < 64 {
+        if n < COMPRESS_MIN {
             return Ok(None);
         }
         let compressor = match &mut self.compressor {

@@ -1248,10 +1248,10 @@ impl KeyColumns {
             KeyColumns::Words(words) => {
                 let [a, b, c, d] = &**words;
                 for (i, &doc) in docs.iter().enumerate() {
-                    let words =
-                        (|| Some([a.first(doc)?, b.first(doc)?, c.first(doc)?, d.first(doc)?]))();
-                    if let Some(w) = words {
-                        found(i, key_from_words(w), 0);
+                    if let [Some(w0), Some(w1), Some(w2), Some(w3)] =
+                        [a.first(doc), b.first(doc), c.first(doc), d.first(doc)]
+                    {
+                        found(i, key_from_words([w0, w1, w2, w3]), 0);
                     }
                 }
             }
